@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Integration tests start real processes; two cores means running files in parallel only causes timeouts.
+    fileParallelism: false,
+  },
+});
