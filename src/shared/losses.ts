@@ -1,0 +1,148 @@
+/**
+ * The epoch loss (MODEL.md section 4) as pure functions of per-neuron summaries, each returning its value and the
+ * coefficients of its gradient with respect to the spikes S[b,t,j] and voltages V[b,t,j] of the epoch:
+ *   dL/dS[b,t,j] = spikeGrad[j]                                  (rates pool all trials and steps)
+ *   dL/dV[b,t,j] = devCoef[b,j] · (V[b,t,j] − mean[b,j]) + meanCoef[b,j]   (membrane variance)
+ * Engines add these to their adjoints; the tfjs engine recomputes the same expressions with autodiff (the oracle).
+ */
+
+export interface LossWeights {
+  firing_rate: number;
+  cv: number;
+  silent_penalty: number;
+  membrane_variance: number;
+}
+
+export interface LossTerms {
+  firing_rate: number;
+  cv: number;
+  silent_penalty: number;
+  membrane_variance: number;
+  total: number;
+}
+
+export const LOSS_TERM_NAMES = ["firing_rate", "cv", "silent_penalty", "membrane_variance", "total"] as const;
+
+/** Per-neuron targets, filled by cell type (or per neuron from a targets file). */
+export interface NeuronTargets {
+  rate: Float64Array;
+  alpha: Float64Array;
+  ratio: Float64Array;
+  theta: Float64Array;
+  cv: number;
+}
+
+/** Firing-rate loss: mean_j (r_j − r*_j)² / (r*_j + 1e−6), with r_j = count_j / duration. Adds to spikeGrad. */
+export function firingRateLoss(counts: Float64Array, durationS: number, targetRate: Float64Array, spikeGrad: Float64Array | null, weight = 1): number {
+  const N = counts.length;
+  let sum = 0;
+  for (let j = 0; j < N; j++) {
+    const denom = targetRate[j] + 1e-6;
+    const diff = counts[j] / durationS - targetRate[j];
+    sum += (diff * diff) / denom;
+    if (spikeGrad) spikeGrad[j] += (weight * 2 * diff) / (denom * N * durationS);
+  }
+  return sum / N;
+}
+
+/** Silent-neuron penalty: mean_j exp(−α_j r_j). Adds to spikeGrad. */
+export function silentPenaltyLoss(counts: Float64Array, durationS: number, alpha: Float64Array, spikeGrad: Float64Array | null, weight = 1): number {
+  const N = counts.length;
+  let sum = 0;
+  for (let j = 0; j < N; j++) {
+    const e = Math.exp(-alpha[j] * (counts[j] / durationS));
+    sum += e;
+    if (spikeGrad) spikeGrad[j] -= (weight * alpha[j] * e) / (N * durationS);
+  }
+  return sum / N;
+}
+
+/**
+ * Membrane-variance loss: per (trial, neuron) ratio = std_t(V) / (θ − mean_t(V) + 1e−8) (unbiased std over the
+ * epoch's steps, reset samples included), L = mean (ratio − ρ*)². mean and std are indexed [b·N + j].
+ * A neuron with zero std gets zero gradient (autograd would produce NaN there).
+ */
+export function membraneVarianceLoss(
+  mean: Float64Array,
+  std: Float64Array,
+  steps: number,
+  theta: Float64Array,
+  targetRatio: Float64Array,
+  coefs: { devCoef: Float64Array; meanCoef: Float64Array } | null,
+  weight = 1,
+): number {
+  const BN = mean.length;
+  const N = theta.length;
+  let sum = 0;
+  for (let k = 0; k < BN; k++) {
+    const j = k % N;
+    const d = theta[j] - mean[k] + 1e-8;
+    const ratio = std[k] / d;
+    const diff = ratio - targetRatio[j];
+    sum += diff * diff;
+    if (coefs) {
+      const dRatio = (weight * 2 * diff) / BN;
+      coefs.devCoef[k] = std[k] > 0 ? dRatio / ((steps - 1) * std[k] * d) : 0;
+      coefs.meanCoef[k] = (dRatio * std[k]) / (d * d * steps);
+    }
+  }
+  return sum / BN;
+}
+
+/**
+ * Streaming CV of one spike train: feed spike positions in increasing order. CV = std(ISI, ddof=1)/mean(ISI),
+ * NaN with fewer than 3 spikes (as the original).
+ */
+export class IsiAccumulator {
+  count = 0;
+  private last = 0;
+  private sum = 0;
+  private sumSq = 0;
+
+  reset(): void {
+    this.count = 0;
+    this.sum = 0;
+    this.sumSq = 0;
+  }
+
+  add(position: number): void {
+    if (this.count > 0) {
+      const isi = position - this.last;
+      this.sum += isi;
+      this.sumSq += isi * isi;
+    }
+    this.last = position;
+    this.count++;
+  }
+
+  cv(): number {
+    if (this.count < 3) return NaN;
+    const n = this.count - 1;
+    const mean = this.sum / n;
+    if (mean <= 0) return NaN;
+    const variance = Math.max(0, (this.sumSq - n * mean * mean) / (n - 1));
+    return Math.sqrt(variance) / mean;
+  }
+}
+
+/** CV loss: nanmean_j (CV_j − target)²; NaN when no neuron has a CV. It carries no gradient. */
+export function cvLoss(cvs: Float64Array, target: number): number {
+  let sum = 0;
+  let n = 0;
+  for (let j = 0; j < cvs.length; j++) {
+    const c = cvs[j];
+    if (Number.isNaN(c)) continue;
+    sum += (c - target) * (c - target);
+    n++;
+  }
+  return n > 0 ? sum / n : NaN;
+}
+
+/**
+ * Weighted total. A NaN CV loss (no neuron spiked 3 times) counts as 0 in the total so that the total, and hence
+ * "best checkpoint" tracking, stays defined; the term itself is still reported as NaN.
+ */
+export function totalLoss(t: Omit<LossTerms, "total">, w: LossWeights): number {
+  const cv = Number.isNaN(t.cv) ? 0 : t.cv;
+  return w.firing_rate * t.firing_rate + w.cv * cv + w.silent_penalty * t.silent_penalty + w.membrane_variance * t.membrane_variance;
+}

@@ -1,0 +1,68 @@
+/**
+ * Per-cell-type activity statistics logged at every update (MODEL.md 5.3; across-neuron std with ddof = 0 as the
+ * original's trainer): mean and std of firing rates, mean and std of CVs over neurons that have one, active fraction.
+ */
+
+export interface CellTypeStats {
+  cellType: string;
+  rateMean: number;
+  rateStd: number;
+  cvMean: number;
+  cvStd: number;
+  activeFraction: number;
+}
+
+export const STAT_FIELDS = ["rateMean", "rateStd", "cvMean", "cvStd", "activeFraction"] as const;
+
+function meanStd(values: number[]): [number, number] {
+  if (values.length === 0) return [NaN, NaN];
+  const m = values.reduce((a, b) => a + b, 0) / values.length;
+  const v = values.reduce((a, b) => a + (b - m) * (b - m), 0) / values.length;
+  return [m, Math.sqrt(v)];
+}
+
+/** rates in Hz and cvs (NaN = undefined) per neuron; cellType indexes names. */
+export function cellTypeStats(rates: ArrayLike<number>, cvs: ArrayLike<number>, cellType: Int32Array, names: string[]): CellTypeStats[] {
+  return names.map((name, k) => {
+    const r: number[] = [];
+    const c: number[] = [];
+    for (let j = 0; j < cellType.length; j++) {
+      if (cellType[j] !== k) continue;
+      r.push(rates[j]);
+      if (!Number.isNaN(cvs[j])) c.push(cvs[j]);
+    }
+    const [rateMean, rateStd] = meanStd(r);
+    const [cvMean, cvStd] = meanStd(c);
+    const activeFraction = r.length ? r.filter((x) => x > 0).length / r.length : NaN;
+    return { cellType: name, rateMean, rateStd, cvMean, cvStd, activeFraction };
+  });
+}
+
+/** Mean of per-trial CVs per neuron, ignoring trials without a CV (the original's nanmean over batches). */
+export function nanMeanRows(perTrial: Float64Array, trials: number, n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    let s = 0;
+    let k = 0;
+    for (let b = 0; b < trials; b++) {
+      const x = perTrial[b * n + j];
+      if (!Number.isNaN(x)) {
+        s += x;
+        k++;
+      }
+    }
+    out[j] = k ? s / k : NaN;
+  }
+  return out;
+}
+
+/** Mean over the epochs of one interval of their statistics (NaN entries skipped). */
+export function averageStats(list: CellTypeStats[][]): CellTypeStats[] {
+  return list[0].map((first, k) => {
+    const avg = (f: (typeof STAT_FIELDS)[number]) => {
+      const xs = list.map((s) => s[k][f]).filter((x) => !Number.isNaN(x));
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+    };
+    return { cellType: first.cellType, rateMean: avg("rateMean"), rateStd: avg("rateStd"), cvMean: avg("cvMean"), cvStd: avg("cvStd"), activeFraction: avg("activeFraction") };
+  });
+}

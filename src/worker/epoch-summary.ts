@@ -1,0 +1,214 @@
+/**
+ * From an epoch's recorded spikes and voltages to its loss terms, the gradient coefficients of MODEL.md section 4,
+ * statistics and figure data. Engines store activity in different layouts; a layout is described by strides.
+ */
+import { TrialActivity } from "../shared/figure-data.js";
+import {
+  cvLoss,
+  firingRateLoss,
+  IsiAccumulator,
+  LossTerms,
+  membraneVarianceLoss,
+  silentPenaltyLoss,
+  totalLoss,
+} from "../shared/losses.js";
+import { NetworkSpec } from "../shared/network.js";
+import { cellTypeStats, CellTypeStats, nanMeanRows } from "../shared/statistics.js";
+
+/** Index of (trial b, step t, neuron j) = b·sb + t·st + j·sj; voltages[v(b,t,j)] is V after step t. */
+export interface ActivityLayout {
+  trials: number;
+  steps: number;
+  neurons: number;
+  sb: number;
+  st: number;
+  sj: number;
+  spikes: ArrayLike<number>;
+  voltages: ArrayLike<number>;
+  /** Offset added to the spike index to find V after that step (1 step ahead where v_t is stored from t = 0). */
+  voltageOffset: number;
+}
+
+export interface EpochSummary {
+  losses: LossTerms;
+  stats: CellTypeStats[];
+  rates: Float32Array;
+  cvs: Float32Array;
+  /** Gradient coefficients (see losses.ts); present when requested. */
+  spikeGrad: Float64Array | null;
+  devCoef: Float64Array | null;
+  meanCoef: Float64Array | null;
+  /** Per (b·N + j): mean of V over the epoch (used with devCoef). */
+  meanV: Float64Array;
+}
+
+export function summarizeEpoch(spec: NetworkSpec, a: ActivityLayout, withGradient: boolean): EpochSummary {
+  const { trials: B, steps: T, neurons: N } = a;
+  const counts = new Float64Array(N);
+  const meanV = new Float64Array(B * N);
+  const stdV = new Float64Array(B * N);
+  const glued = new Float64Array(N);
+  const perTrialCv = new Float64Array(B * N);
+  const gluedAcc = new IsiAccumulator();
+  const trialAcc = new IsiAccumulator();
+
+  // Per neuron: spike counts, CV of the batch-glued train (the loss, as the original) and per-trial CVs (statistics).
+  for (let j = 0; j < N; j++) {
+    gluedAcc.reset();
+    for (let b = 0; b < B; b++) {
+      trialAcc.reset();
+      const base = b * a.sb + j * a.sj;
+      for (let t = 0; t < T; t++) {
+        if (a.spikes[base + t * a.st]) {
+          gluedAcc.add(b * T + t);
+          trialAcc.add(t);
+        }
+      }
+      perTrialCv[b * N + j] = trialAcc.cv();
+      counts[j] += trialAcc.count;
+    }
+    glued[j] = gluedAcc.cv();
+  }
+
+  // Two-pass mean and unbiased std of V per (trial, neuron).
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < N; j++) {
+      const base = b * a.sb + j * a.sj + a.voltageOffset;
+      let s = 0;
+      for (let t = 0; t < T; t++) s += a.voltages[base + t * a.st];
+      const m = s / T;
+      let ss = 0;
+      for (let t = 0; t < T; t++) {
+        const d = a.voltages[base + t * a.st] - m;
+        ss += d * d;
+      }
+      meanV[b * N + j] = m;
+      stdV[b * N + j] = Math.sqrt(ss / (T - 1));
+    }
+  }
+
+  const durationS = (B * T * spec.constants.dt) / 1000;
+  const w = spec.lossWeights;
+  const spikeGrad = withGradient ? new Float64Array(N) : null;
+  const coefs = withGradient ? { devCoef: new Float64Array(B * N), meanCoef: new Float64Array(B * N) } : null;
+  const terms = {
+    firing_rate: firingRateLoss(counts, durationS, spec.targets.rate, spikeGrad, w.firing_rate),
+    cv: cvLoss(glued, spec.targets.cv),
+    silent_penalty: silentPenaltyLoss(counts, durationS, spec.targets.alpha, spikeGrad, w.silent_penalty),
+    membrane_variance: membraneVarianceLoss(meanV, stdV, T, spec.targets.theta, spec.targets.ratio, coefs, w.membrane_variance),
+  };
+  const rates = Float32Array.from(counts, (c) => c / durationS);
+  const cvs = Float32Array.from(nanMeanRows(perTrialCv, B, N));
+  return {
+    losses: { ...terms, total: totalLoss(terms, w) },
+    stats: cellTypeStats(rates, cvs, spec.constants.cellType, spec.cellTypeNames),
+    rates,
+    cvs,
+    spikeGrad,
+    devCoef: coefs?.devCoef ?? null,
+    meanCoef: coefs?.meanCoef ?? null,
+    meanV,
+  };
+}
+
+/** Conductance (rise + decay) of slot l for (trial, step, neuron), in whatever layout the engine keeps. */
+export type ConductanceAt = (b: number, t: number, j: number, l: number) => number;
+
+/** Pre-step membrane potential v_t for (trial, step, neuron). */
+export type VoltageAt = (b: number, t: number, j: number) => number;
+
+const TRACE_NEURONS_PER_TYPE = 3;
+
+/**
+ * The designated trial's activity for figures. The sample neuron is, as in the original, the first excitatory
+ * neuron that spiked and received both excitatory and inhibitory recurrent conductance, else the first excitatory one.
+ */
+export function extractTrialActivity(
+  spec: NetworkSpec,
+  epoch: number,
+  a: ActivityLayout,
+  inputs: { data: Uint8Array; numInputs: number },
+  preStepV: VoltageAt,
+  conductance: ConductanceAt,
+): TrialActivity {
+  const c = spec.constants;
+  const { steps: T, neurons: N } = a;
+  const b = spec.plotTrial;
+  const S = c.numSlots;
+  const spikeAt = (t: number, j: number) => a.spikes[b * a.sb + t * a.st + j * a.sj] !== 0;
+
+  const spikePtr = new Int32Array(N + 1);
+  const steps: number[] = [];
+  for (let j = 0; j < N; j++) {
+    for (let t = 0; t < T; t++) if (spikeAt(t, j)) steps.push(t);
+    spikePtr[j + 1] = steps.length;
+  }
+  const M = inputs.numInputs;
+  const inputSpikePtr = new Int32Array(M + 1);
+  const inputSteps: number[] = [];
+  for (let i = 0; i < M; i++) {
+    for (let t = 0; t < T; t++) if (inputs.data[(b * T + t) * M + i]) inputSteps.push(t);
+    inputSpikePtr[i + 1] = inputSteps.length;
+  }
+
+  const excitatorySlots: number[] = [];
+  const inhibitorySlots: number[] = [];
+  for (let l = 0; l < S; l++) {
+    if (c.slotSource[l] >= c.numRecTypes) continue;
+    (c.slotSource[l] === 0 ? excitatorySlots : inhibitorySlots).push(l);
+  }
+  const receives = (j: number, slots: number[]) => {
+    for (let t = 0; t < T; t++) for (const l of slots) if (conductance(b, t, j, l) > 0) return true;
+    return false;
+  };
+  let sample = -1;
+  let firstExc = -1;
+  for (let j = 0; j < N && sample < 0; j++) {
+    if (c.cellType[j] !== 0) continue;
+    if (firstExc < 0) firstExc = j;
+    if (spikePtr[j + 1] > spikePtr[j] && receives(j, excitatorySlots) && receives(j, inhibitorySlots)) sample = j;
+  }
+  if (sample < 0) sample = Math.max(firstExc, 0);
+
+  const sampleVoltage = new Float32Array(T);
+  const sampleConductance = new Float32Array(T * S);
+  const sampleCurrent = new Float32Array(T * S);
+  for (let t = 0; t < T; t++) {
+    sampleVoltage[t] = a.voltages[b * a.sb + t * a.st + sample * a.sj + a.voltageOffset];
+    const v = preStepV(b, t, sample);
+    for (let l = 0; l < S; l++) {
+      const g = conductance(b, t, sample, l);
+      sampleConductance[t * S + l] = g;
+      sampleCurrent[t * S + l] = g * (v - c.eSyn[l]);
+    }
+  }
+
+  // A few neurons per cell type, preferring ones that spiked, for the voltage-trace figure.
+  const traces: number[] = [];
+  for (let k = 0; k < c.numRecTypes; k++) {
+    const ofType = [];
+    for (let j = 0; j < N; j++) if (c.cellType[j] === k) ofType.push(j);
+    ofType.sort((x, y) => spikePtr[y + 1] - spikePtr[y] - (spikePtr[x + 1] - spikePtr[x]) || x - y);
+    traces.push(...ofType.slice(0, TRACE_NEURONS_PER_TYPE));
+  }
+  const traceVoltages = new Float32Array(traces.length * T);
+  traces.forEach((j, n) => {
+    for (let t = 0; t < T; t++) traceVoltages[n * T + t] = a.voltages[b * a.sb + t * a.st + j * a.sj + a.voltageOffset];
+  });
+
+  return {
+    epoch,
+    steps: T,
+    dt: c.dt,
+    spikePtr,
+    spikeSteps: Int32Array.from(steps),
+    inputSpikePtr,
+    inputSpikeSteps: Int32Array.from(inputSteps),
+    sampleNeuron: sample,
+    sampleVoltage,
+    sampleConductance,
+    sampleCurrent,
+    traceNeurons: Int32Array.from(traces),
+    traceVoltages,
+  };
+}
