@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+/**
+ * snn-coord PARAMS [--workers N | --external --bind tcp://*:5555 [--min-workers M]] [--output DIR] [--resume [auto|PATH]]
+ * The coordinator: owns the training state, spreads epochs over workers, reduces, steps Adam, logs and checkpoints.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join, resolve } from "node:path";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { Config, ConfigError, loadConfig } from "../shared/config.js";
+import { generateConnectome } from "../shared/connectome.js";
+import { buildNetworkSpec, hashValue, NetworkSpec } from "../shared/network.js";
+import { CheckpointError, CheckpointIdentity, checkpointPaths, readCheckpoint, TrainingState } from "./checkpoint.js";
+import { Progress, startBanner } from "./console.js";
+import { newAdamState } from "./optimizer.js";
+import { MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, RunDirError, writeParameters } from "./run-dir.js";
+import { Trainer, TrainingObservers } from "./training.js";
+import { NoWorkersError, WorkerPool } from "./worker-pool.js";
+
+export const coordinatorCli = (argv: string[]) =>
+  yargs(argv)
+    .scriptName("snn-coord")
+    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT")
+    .command("$0 [params]", "train a network", (y) => y.positional("params", { type: "string", describe: "parameters TOML file" }))
+    .option("workers", { type: "number", default: 1, describe: "local worker processes to start (the embedded default)" })
+    .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
+    .option("bind", { type: "string", describe: "ZeroMQ endpoint to bind (default: ipc socket for local workers, tcp://*:5555 with --external)" })
+    .option("min-workers", { type: "number", default: 1, describe: "with --external: start training once this many workers joined" })
+    .option("output", { type: "string", describe: "output directory (default runs/<params name>-<timestamp>)" })
+    .option("epochs", { type: "number", describe: "override simulation.epochs" })
+    .option("resume", { type: "string", describe: "continue a run: 'auto' (latest checkpoint in --output) or a checkpoint path" })
+    .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
+    .option("force", { type: "boolean", default: false, describe: "start over in a non-empty output directory (deletes it)" })
+    .option("metrics-port", { type: "number", default: 9464, describe: "Prometheus /metrics port (0 = off)" })
+    .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
+    .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
+    .option("inspect", { type: "string", describe: "print a checkpoint's epoch, losses and sizes, then exit" })
+    .check((a) => {
+      if (!a.inspect && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
+      if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);
+      if (!Number.isInteger(a["min-workers"]) || a["min-workers"] < 1) throw new Error(`--min-workers: expected a positive integer, got ${a["min-workers"]}`);
+      if (a.epochs !== undefined && (!Number.isInteger(a.epochs) || a.epochs < 1)) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
+      if (!Number.isInteger(a["metrics-port"]) || a["metrics-port"] < 0 || a["metrics-port"] > 65535) throw new Error(`--metrics-port: expected 0-65535, got ${a["metrics-port"]}`);
+      if (a.resume !== undefined && a.force) throw new Error("--resume and --force contradict each other");
+      if (a.resume !== undefined && !a.output && a.resume === "auto") throw new Error("--resume auto needs --output DIR (the run to continue)");
+      return true;
+    })
+    .strict()
+    .help();
+
+/** Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport). */
+export function trainingHash(config: Config): string {
+  const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
+  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets: config.targets });
+}
+
+export function checkpointIdentity(config: Config, spec: NetworkSpec): CheckpointIdentity {
+  return {
+    networkHash: spec.hash,
+    trainingHash: trainingHash(config),
+    seed: config.simulation.seed,
+    numNeurons: spec.constants.numNeurons,
+    numSlots: spec.constants.numSlots,
+    batchSize: spec.batchSize,
+  };
+}
+
+class UsageError extends Error {}
+
+function resolveResume(resume: string, outputDir: string, fallback: boolean, log: (s: string) => void, id: CheckpointIdentity, A: number) {
+  if (resume !== "auto" && resume !== "") return readCheckpoint(resume, id, A);
+  const { latest, best } = checkpointPaths(outputDir);
+  try {
+    return readCheckpoint(latest, id, A);
+  } catch (e) {
+    if (!(e instanceof CheckpointError) || !fallback || !existsSync(best)) throw e;
+    log(`warning: ${(e as Error).message}`);
+    log(`falling back to ${best} (--fallback)`);
+    return readCheckpoint(best, id, A);
+  }
+}
+
+async function main(): Promise<number> {
+  const args = await coordinatorCli(hideBin(process.argv)).parseAsync();
+  const log = (s: string) => console.error(`[snn-coord] ${s}`);
+
+  if (args.inspect) {
+    const info = readCheckpoint(args.inspect, null, null);
+    const s = info.state;
+    console.log(
+      JSON.stringify(
+        {
+          file: args.inspect,
+          epoch: s.epoch,
+          step: s.adam.step,
+          best_loss: s.bestLoss,
+          losses: s.losses,
+          recurrent_synapses: s.recWeight.length,
+          feedforward_synapses: s.ffWeight.length,
+          streams: s.streams.length,
+          streams_started: s.streams.filter(Boolean).length,
+          tensor_bytes: info.bytes,
+          network_hash: info.metadata.network_hash,
+          created: info.metadata.created,
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+
+  const paramsFile = String(args.params);
+  const { config, text } = loadConfig(paramsFile);
+  const A = config.simulation.accumulation_interval;
+  const totalEpochs = args.epochs ?? config.simulation.epochs;
+  if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const outputDir = resolve(args.output ?? join("runs", `${basename(paramsFile, ".toml")}-${stamp}`));
+
+  const connectome = generateConnectome(config);
+  const spec = buildNetworkSpec(config, connectome);
+  const identity = checkpointIdentity(config, spec);
+
+  let state: TrainingState;
+  const resuming = args.resume !== undefined;
+  if (resuming) {
+    state = resolveResume(args.resume!, outputDir, args.fallback, log, identity, A).state;
+    log(`resuming from epoch ${state.epoch} (step ${state.adam.step})`);
+    if (state.epoch > totalEpochs) throw new UsageError(`the checkpoint is at epoch ${state.epoch}, beyond the requested ${totalEpochs} epochs`);
+  } else {
+    state = {
+      epoch: 0,
+      recWeight: connectome.recWeight,
+      ffWeight: connectome.ffWeight,
+      adam: newAdamState([connectome.recWeight.length, connectome.ffWeight.length]),
+      streams: Array.from({ length: A }, () => null),
+      bestLoss: Infinity,
+      losses: null,
+      wandbRunId: randomUUID().replace(/-/g, "").slice(0, 8),
+    };
+  }
+
+  prepareOutputDir(outputDir, resuming ? "resume" : args.force ? "force" : "new");
+  if (!resuming) writeParameters(outputDir, text);
+  const csv = new MetricsCsv(outputDir, metricsColumns(config.recurrent.names));
+  csv.open(resuming ? state.epoch : null);
+  const external = args.external;
+  const metadata = new MetadataFile(outputDir, {
+    command: process.argv.slice(1).join(" "),
+    engine: "sparse-cpu",
+    workers: external ? `external (min ${args["min-workers"]})` : args.workers,
+    parameters_file: resolve(paramsFile),
+    output_dir: outputDir,
+    ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
+  });
+
+  const runId = `${basename(outputDir)}-${state.wandbRunId}`;
+  const pool = new WorkerPool(spec, runId, {
+    heartbeatInterval: config.distributed.heartbeat_interval,
+    workerTimeout: config.distributed.worker_timeout,
+    noWorkerTimeout: config.distributed.no_worker_timeout,
+    events: { log },
+  });
+  const progress = new Progress(state.epoch, totalEpochs);
+  const observers: TrainingObservers = {};
+  const trainer = new Trainer(
+    { config, spec, identity, outputDir, pool, runId, totalEpochs, observers, figureNetwork: null, print: (t) => progress.print(t), progress },
+    state,
+  );
+  if (resuming) trainer.loadHistory(MetricsCsv.read(csv.path));
+
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      log(`${sig} again: exiting now (the last checkpoint is intact)`);
+      process.exit(130);
+    }
+    log(`${sig}: stopping after the current update and writing checkpoint_latest`);
+    trainer.requestStop();
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+
+  try {
+    const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(tmpdir(), `snn-coord-${process.pid}.ipc`)}`);
+    const bound = await pool.bind(endpoint);
+    if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
+    else pool.spawnLocal(args.workers);
+    await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
+    progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: config.targets.firing_rates, cv: config.targets.cvs }));
+    const outcome = await trainer.run(csv);
+    progress.end();
+    await pool.close(outcome === "completed" ? "training completed" : "training interrupted");
+    metadata.finish(outcome);
+    log(outcome === "completed" ? `done: ${outputDir}` : `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
+    return outcome === "completed" ? 0 : 130;
+  } catch (e) {
+    progress.end();
+    if (e instanceof NoWorkersError) {
+      log(`${e.message}; writing checkpoint_latest and stopping`);
+      trainer.saveLatest();
+    }
+    metadata.finish("failed", (e as Error).message);
+    await pool.close("coordinator failed");
+    throw e;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof UsageError;
+    console.error(`snn-coord: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
+    process.exit(expected ? 2 : e instanceof NoWorkersError ? 4 : 1);
+  },
+);

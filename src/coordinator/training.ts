@@ -1,0 +1,164 @@
+/**
+ * The training loop of the coordinator: per accumulation interval it hands the interval's epochs to the worker pool,
+ * reduces their gradients in epoch order, clips, applies Adam, carries the stream states, logs, plots and checkpoints.
+ * The coordinator owns all mutable state and never simulates.
+ */
+import { Config } from "../shared/config.js";
+import { FigureData, HistoryRow } from "../shared/figure-data.js";
+import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
+import { NetworkSpec } from "../shared/network.js";
+import { ResultMessage } from "../shared/protocol.js";
+import { averageStats } from "../shared/statistics.js";
+import { checkpointPaths, CheckpointIdentity, TrainingState, writeCheckpoint } from "./checkpoint.js";
+import { Progress, updateBlock } from "./console.js";
+import { adamStep, averageGradients, clipGlobalNorm } from "./optimizer.js";
+import { MetricsCsv, metricsRow, UpdateRecord } from "./run-dir.js";
+import { EpochAssignment, WorkerPool } from "./worker-pool.js";
+
+/** What the loop reports to; each observer is optional so tests and tools can run the loop bare. */
+export interface TrainingObservers {
+  update?(record: UpdateRecord, spec: NetworkSpec): void;
+  epochsCompleted?(n: number, simulatedSeconds: number): void;
+  checkpoint?(seconds: number, kind: "latest" | "best"): void;
+  phase?(phase: "reduce" | "adam" | "broadcast", seconds: number): void;
+  /** Called with the data of one plotting epoch; returns the folder the figures go to (or null when not plotted). */
+  figures?(data: FigureData): Promise<string | null>;
+}
+
+export interface TrainerOptions {
+  config: Config;
+  spec: NetworkSpec;
+  identity: CheckpointIdentity;
+  outputDir: string;
+  pool: WorkerPool;
+  runId: string;
+  totalEpochs: number;
+  observers: TrainingObservers;
+  /** Network view for figures (structure arrays); built once by the caller. */
+  figureNetwork: FigureData["network"] | null;
+  print: (text: string) => void;
+  progress: Progress | null;
+}
+
+export type TrainingOutcome = "completed" | "interrupted";
+
+export class Trainer {
+  private stopRequested = false;
+  private readonly history: HistoryRow[] = [];
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly o: TrainerOptions,
+    private readonly state: TrainingState,
+  ) {}
+
+  /** Finish the current update, checkpoint, and stop (SIGINT/SIGTERM). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Rows of metrics.csv written before a resume, so that history figures show the whole run. */
+  loadHistory(rows: Record<string, number>[]): void {
+    for (const r of rows) this.history.push({ ...r, epoch: r.epoch });
+  }
+
+  async run(csv: MetricsCsv): Promise<TrainingOutcome> {
+    const { config, pool, spec } = this.o;
+    const A = config.simulation.accumulation_interval;
+    const s = this.state;
+    const startEpoch = s.epoch;
+    while (s.epoch < this.o.totalEpochs) {
+      if (this.stopRequested) {
+        this.saveLatest();
+        return "interrupted";
+      }
+      const update = s.epoch / A;
+      const plot = config.plotting.enabled && this.o.observers.figures !== undefined;
+      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({ epoch: s.epoch + k, stream: k, initialState: st, recordActivity: plot && k === A - 1 }));
+      const t0 = performance.now();
+      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks);
+      const t1 = performance.now();
+
+      const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
+      const gradNorm = clipGlobalNorm(grads, config.hyperparameters.max_grad_norm);
+      const t2 = performance.now();
+      adamStep([s.recWeight, s.ffWeight], grads, s.adam, {
+        learningRate: config.hyperparameters.learning_rate,
+        betas: config.hyperparameters.betas,
+        eps: config.hyperparameters.eps,
+      });
+      const t3 = performance.now();
+      this.o.observers.phase?.("reduce", (t2 - t1) / 1000);
+      this.o.observers.phase?.("adam", (t3 - t2) / 1000);
+      results.forEach((r, k) => (s.streams[k] = r.finalState));
+      s.epoch += A;
+
+      const losses = meanLosses(results);
+      const stats = averageStats(results.map((r) => r.stats));
+      s.losses = losses;
+      const elapsed = (Date.now() - this.started) / 1000;
+      const record: UpdateRecord = {
+        epoch: s.epoch,
+        step: s.adam.step,
+        losses,
+        gradNorm,
+        stats,
+        wallTimeS: elapsed,
+        epochsPerS: A / ((t1 - t0) / 1000),
+      };
+      const row = metricsRow(record);
+      csv.append(row);
+      this.history.push(row as HistoryRow);
+      this.o.observers.update?.(record, spec);
+      this.o.observers.epochsCompleted?.(A, (A * spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000);
+      this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats));
+
+      if (plot) await this.plot(results[A - 1]);
+
+      if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
+        s.bestLoss = losses.total;
+        this.timed("best", () => writeCheckpoint(checkpointPaths(this.o.outputDir).best, s, this.o.identity));
+      }
+      if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) this.saveLatest();
+      this.o.progress?.update(s.epoch);
+    }
+    if (s.epoch === startEpoch) this.saveLatest();
+    return "completed";
+  }
+
+  saveLatest(): void {
+    this.timed("latest", () => writeCheckpoint(checkpointPaths(this.o.outputDir).latest, this.state, this.o.identity));
+  }
+
+  private timed(kind: "latest" | "best", f: () => void): void {
+    const t = performance.now();
+    f();
+    this.o.observers.checkpoint?.((performance.now() - t) / 1000, kind);
+  }
+
+  private async plot(last: ResultMessage): Promise<void> {
+    if (!last.activity || !this.o.figureNetwork || !this.o.observers.figures) return;
+    this.o.progress?.print("  Generating plots...");
+    const dir = await this.o.observers.figures({
+      epoch: this.state.epoch,
+      totalEpochs: this.o.totalEpochs,
+      network: { ...this.o.figureNetwork, recWeight: this.state.recWeight.slice(), ffWeight: this.state.ffWeight.slice() },
+      activity: last.activity,
+      rates: last.rates,
+      cvs: last.cvs,
+      targets: { firingRate: this.o.config.targets.firing_rates, cv: this.o.config.targets.cvs },
+      history: this.history.slice(),
+    });
+    if (dir) this.o.progress?.print(`  Saved plots to ${dir}`);
+  }
+}
+
+/** Mean of each loss term over the interval's epochs; the CV term ignores epochs where it is undefined. */
+export function meanLosses(results: { losses: LossTerms }[]): LossTerms {
+  const out = {} as LossTerms;
+  for (const k of LOSS_TERM_NAMES) {
+    const xs = results.map((r) => r.losses[k]).filter((x) => !(k === "cv" && Number.isNaN(x)));
+    out[k] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  }
+  return out;
+}
