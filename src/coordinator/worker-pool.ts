@@ -46,6 +46,7 @@ interface WorkerEntry {
   lastSeen: number;
   weightsVersion: number;
   busy: EpochAssignment | null;
+  computed: number;
   /** Epochs this worker failed: it is not given the same epoch twice. */
   failedEpochs: Set<number>;
 }
@@ -159,7 +160,10 @@ export class WorkerPool {
 
   async close(reason: string): Promise<void> {
     if (this.closed) return;
-    for (const w of this.workers.values()) this.send(w.routingId, { type: "shutdown", reason });
+    for (const w of this.workers.values()) {
+      this.opts.events.log(`worker ${w.hello.workerId} computed ${w.computed} epochs`);
+      this.send(w.routingId, { type: "shutdown", reason });
+    }
     await Promise.race([this.sendChain, new Promise((r) => setTimeout(r, 1000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -230,7 +234,7 @@ export class WorkerPool {
     switch (msg.type) {
       case "hello": {
         if (w) this.drop(w, "disconnect", "re-registered");
-        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: null, failedEpochs: new Set() };
+        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: null, computed: 0, failedEpochs: new Set() };
         this.workers.set(key, entry);
         this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}); ${this.workers.size} connected`);
         this.opts.events.workersChanged?.(this.workers.size);
@@ -281,6 +285,7 @@ export class WorkerPool {
       return;
     }
     cur.results.set(r.epoch, r);
+    w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
     this.opts.events.epochDone?.(r.computeSeconds);
     // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.

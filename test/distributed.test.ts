@@ -1,0 +1,138 @@
+/**
+ * Real coordinator and worker processes over ipc and loopback tcp: the numbers of a run do not depend on how many
+ * workers computed it, on workers dying or hanging mid-run, on late joiners, or on garbage sent to the socket.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Dealer } from "zeromq";
+import { Packr } from "msgpackr";
+import { decodeMessage } from "../src/shared/protocol.js";
+import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
+
+let params: string;
+let reference: { weights: ReturnType<typeof finalWeights>; rows: string[] };
+
+function expectSameRun(dir: string): void {
+  const w = finalWeights(dir);
+  expect(w.rec.equals(reference.weights.rec)).toBe(true);
+  expect(w.ff.equals(reference.weights.ff)).toBe(true);
+  expect(w.m.equals(reference.weights.m)).toBe(true);
+  expect(w.v.equals(reference.weights.v)).toBe(true);
+  expect(w.streams.equals(reference.weights.streams)).toBe(true);
+  expect(metricRows(dir)).toEqual(reference.rows);
+}
+
+beforeAll(async () => {
+  ensureBuilt();
+  params = smallParams(tempDir(), { epochs: 24, accumulation: 3 });
+  const dir = join(tempDir(), "ref");
+  const r = await coord([params, "--workers", "1", "--output", dir]);
+  expect(r.code, r.output).toBe(0);
+  reference = { weights: finalWeights(dir), rows: metricRows(dir) };
+  // The run must have trained: 8 updates, weights moved away from the connectome's.
+  expect(reference.rows.length).toBe(1 + 8);
+});
+
+describe("bit-identical results", () => {
+  it("with 3 local workers", async () => {
+    const dir = join(tempDir(), "w3");
+    const r = await coord([params, "--workers", "3", "--output", dir]);
+    expect(r.code, r.output).toBe(0);
+    expectSameRun(dir);
+  });
+
+  it("with 2 external workers over loopback tcp", async () => {
+    const dir = join(tempDir(), "ext");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const workers = [0, 1].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]));
+    const code = await c.exit;
+    expect(code, c.output()).toBe(0);
+    expect(await Promise.all(workers.map((w) => w.exit))).toEqual([0, 0]);
+    expectSameRun(dir);
+  });
+
+  it("when a worker is killed with SIGKILL mid-run and another hangs (SIGSTOP)", async () => {
+    const dir = join(tempDir(), "faults");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "3", "--output", dir, "--metrics-port", "0"]);
+    const workers = [0, 1, 2].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]));
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
+    workers[0].child.kill("SIGKILL");
+    workers[1].child.kill("SIGSTOP");
+    const code = await c.exit;
+    workers[1].child.kill("SIGKILL");
+    expect(code, c.output()).toBe(0);
+    expect(c.output()).toMatch(/dropped \(timeout/);
+    expectSameRun(dir);
+  });
+
+  it("uses a worker that joins mid-run", async () => {
+    const dir = join(tempDir(), "late");
+    const port = freePort();
+    // A longer run, so that the late worker surely arrives while it is going; its first 8 updates are the reference's.
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "150"]);
+    const first = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10"]);
+    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
+    const late = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10"]);
+    const code = await c.exit;
+    expect(code, c.output()).toBe(0);
+    await Promise.all([first.exit, late.exit]);
+    expect(c.output().match(/joined/g)?.length).toBe(2);
+    const computed = [...c.output().matchAll(/worker \S+ computed (\d+) epochs/g)].map((m) => Number(m[1]));
+    expect(computed.length).toBe(2);
+    expect(Math.min(...computed)).toBeGreaterThan(0);
+    expect(computed[0] + computed[1]).toBeGreaterThanOrEqual(150);
+    expect(metricRows(dir).slice(0, reference.rows.length)).toEqual(reference.rows);
+  });
+
+  it("survives garbage bytes and a wrong protocol version on its socket", async () => {
+    const dir = join(tempDir(), "garbage");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]);
+    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
+    const rogue = new Dealer({ linger: 0 });
+    rogue.connect(`tcp://127.0.0.1:${port}`);
+    await rogue.send(Buffer.from([0xc1, 0xff, 0x00, 0x13, 0x37]));
+    const [reply1] = await rogue.receive();
+    await rogue.send(new Packr({ useRecords: false }).pack({ protocol: 999, type: "hello" }));
+    const [reply2] = await rogue.receive();
+    rogue.close();
+    const r1 = decodeMessage(reply1);
+    const r2 = decodeMessage(reply2);
+    expect(r1.type).toBe("reject");
+    expect(r2.type === "reject" && r2.reason).toMatch(/protocol version mismatch: peer speaks 999/);
+    const code = await c.exit;
+    await w.exit;
+    expect(code, c.output()).toBe(0);
+    expect(c.output()).toMatch(/refused a message/);
+    expectSameRun(dir);
+  });
+});
+
+describe("exact resume", () => {
+  it("K epochs + resume to 2K (with another worker count) equals a straight 2K run", async () => {
+    const dir = join(tempDir(), "resume");
+    const first = await coord([params, "--workers", "2", "--output", dir, "--epochs", "12"]);
+    expect(first.code, first.output).toBe(0);
+    const second = await coord([params, "--workers", "1", "--output", dir, "--epochs", "24", "--resume", "auto"]);
+    expect(second.code, second.output).toBe(0);
+    expectSameRun(dir);
+  });
+
+  it("after SIGINT: exits non-zero, marks the run interrupted, and resumes exactly", async () => {
+    const dir = join(tempDir(), "sigint");
+    const c = start(COORD, [params, "--workers", "2", "--output", dir, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
+    c.child.kill("SIGINT");
+    const code = await c.exit;
+    expect(code, c.output()).toBe(130);
+    const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
+    expect(meta.status).toBe("interrupted");
+    const resumed = await coord([params, "--workers", "2", "--output", dir, "--resume", "auto"]);
+    expect(resumed.code, resumed.output).toBe(0);
+    expectSameRun(dir);
+  });
+});

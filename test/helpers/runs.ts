@@ -1,0 +1,111 @@
+/** Starting real coordinator and worker processes for integration tests (loopback and ipc only). */
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { readSafetensorsFile } from "../../src/shared/atomic-file.js";
+
+export const ROOT = resolve(__dirname, "../..");
+export const COORD = join(ROOT, "dist/coordinator/cli.js");
+export const WORKER = join(ROOT, "dist/worker/cli.js");
+export const SIM = join(ROOT, "dist/sim/cli.js");
+
+/** Compiles once per test run if dist is older than the sources (tsc emits even when other files have type errors). */
+export function ensureBuilt(): void {
+  const newest = (dir: string): number => {
+    let t = 0;
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const p = join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else t = Math.max(t, statSync(p).mtimeMs);
+      }
+    };
+    walk(dir);
+    return t;
+  };
+  if (existsSync(COORD) && newest(join(ROOT, "dist")) >= newest(join(ROOT, "src"))) return;
+  try {
+    execFileSync("npx", ["tsc", "-p", "tsconfig.json"], { cwd: ROOT, stdio: "ignore" });
+  } catch {
+    // Type errors elsewhere still leave emitted JavaScript; the tests below fail loudly if it is missing.
+  }
+}
+
+export function tempDir(prefix = "snn-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A small network (quickstart physiology, 150 neurons) whose epochs take tens of milliseconds. */
+export function smallParams(dir: string, overrides: { epochs?: number; accumulation?: number; checkpoint?: number; workerTimeout?: number; plotting?: boolean } = {}): string {
+  let text = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
+  const set = (re: RegExp, value: string) => {
+    if (!re.test(text)) throw new Error(`smallParams: ${re} not found in quickstart.toml`);
+    text = text.replace(re, value);
+  };
+  const A = overrides.accumulation ?? 3;
+  set(/^epochs = \d+/m, `epochs = ${overrides.epochs ?? 12}`);
+  set(/^accumulation_interval = \d+/m, `accumulation_interval = ${A}`);
+  set(/^checkpoint_interval = \d+/m, `checkpoint_interval = ${overrides.checkpoint ?? A * 2}`);
+  set(/^batch_size = \d+/m, "batch_size = 4");
+  set(/^chunk_steps = \d+/m, "chunk_steps = 25");
+  set(/^num_neurons = 150$/m, "num_neurons = 60");
+  set(/^num_neurons = 500/m, "num_neurons = 150");
+  set(/^worker_timeout = [\d.]+/m, `worker_timeout = ${overrides.workerTimeout ?? 4}`);
+  set(/^heartbeat_interval = [\d.]+/m, "heartbeat_interval = 0.5");
+  set(/^no_worker_timeout = [\d.]+/m, "no_worker_timeout = 20");
+  set(/^enabled = true/m, `enabled = ${overrides.plotting ?? false}`);
+  const file = join(dir, "params.toml");
+  writeFileSync(file, text);
+  return file;
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number>;
+}
+
+export function start(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exit = new Promise<number>((r) => child.on("exit", (code, signal) => r(code ?? (signal ? 128 : -1))));
+  return { child, output: () => out, exit };
+}
+
+export async function coord(args: string[], timeoutMs = 90_000): Promise<{ code: number; output: string }> {
+  const p = start(COORD, [...args, "--metrics-port", "0"]);
+  const timer = setTimeout(() => p.child.kill("SIGKILL"), timeoutMs);
+  const code = await p.exit;
+  clearTimeout(timer);
+  return { code, output: p.output() };
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The learned state of a run, for bit-identity checks. */
+export function finalWeights(outputDir: string): { rec: Buffer; ff: Buffer; m: Buffer; v: Buffer; streams: Buffer } {
+  const { tensors } = readSafetensorsFile(join(outputDir, "checkpoints/checkpoint_latest.safetensors"));
+  const bytes = (k: string) => Buffer.from(tensors[k].data.buffer, tensors[k].data.byteOffset, tensors[k].data.byteLength);
+  return { rec: bytes("rec_weight"), ff: bytes("ff_weight"), m: bytes("adam_m_rec"), v: bytes("adam_v_rec"), streams: bytes("stream_g") };
+}
+
+/** metrics.csv without the wall-clock columns, which legitimately differ between runs. */
+export function metricRows(outputDir: string): string[] {
+  const [header, ...rows] = readFileSync(join(outputDir, "metrics.csv"), "utf8").trim().split("\n");
+  const cols = header.split(",");
+  const keep = cols.map((c, i) => (c === "wall_time_s" || c === "epochs_per_s" ? -1 : i)).filter((i) => i >= 0);
+  return [header, ...rows].map((r) => keep.map((i) => r.split(",")[i]).join(","));
+}
+
+export function freePort(): number {
+  return 20000 + Math.floor(Math.random() * 20000);
+}
