@@ -9,13 +9,15 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { Config, ConfigError, loadConfig } from "../shared/config.js";
+import { ConfigError, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
-import { buildNetworkSpec, hashValue, NetworkSpec } from "../shared/network.js";
+import { buildNetworkSpec } from "../shared/network.js";
 import { CheckpointError, CheckpointIdentity, checkpointPaths, readCheckpoint, TrainingState } from "./checkpoint.js";
+import { checkpointIdentity } from "./identity.js";
 import { Progress, startBanner } from "./console.js";
 import { newAdamState } from "./optimizer.js";
-import { MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, RunDirError, writeParameters } from "./run-dir.js";
+import { CoordinatorMetrics } from "./metrics.js";
+import { MetadataFile, metricsColumns, MetricsCsv, packageVersion, prepareOutputDir, RunDirError, writeParameters } from "./run-dir.js";
 import { Trainer, TrainingObservers } from "./training.js";
 import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
@@ -49,23 +51,6 @@ export const coordinatorCli = (argv: string[]) =>
     })
     .strict()
     .help();
-
-/** Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport). */
-export function trainingHash(config: Config): string {
-  const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
-  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets: config.targets });
-}
-
-export function checkpointIdentity(config: Config, spec: NetworkSpec): CheckpointIdentity {
-  return {
-    networkHash: spec.hash,
-    trainingHash: trainingHash(config),
-    seed: config.simulation.seed,
-    numNeurons: spec.constants.numNeurons,
-    numSlots: spec.constants.numSlots,
-    batchSize: spec.batchSize,
-  };
-}
 
 class UsageError extends Error {}
 
@@ -158,14 +143,32 @@ async function main(): Promise<number> {
   });
 
   const runId = `${basename(outputDir)}-${state.wandbRunId}`;
+  const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "sparse-cpu" });
+  const metricsPort = await metrics.serve(args["metrics-port"]);
+  if (metricsPort) log(`Prometheus metrics on http://0.0.0.0:${metricsPort}/metrics`);
   const pool = new WorkerPool(spec, runId, {
     heartbeatInterval: config.distributed.heartbeat_interval,
     workerTimeout: config.distributed.worker_timeout,
     noWorkerTimeout: config.distributed.no_worker_timeout,
-    events: { log },
+    events: {
+      log,
+      workersChanged: (n) => metrics.setWorkersConnected(n),
+      workerFailed: (reason) => metrics.workerFailure(reason),
+      bytes: (sent, received) => {
+        if (sent) metrics.bytesSent(sent);
+        if (received) metrics.bytesReceived(received);
+      },
+      epochsInFlight: (n) => metrics.setEpochsInFlight(n),
+    },
   });
   const progress = new Progress(state.epoch, totalEpochs);
-  const observers: TrainingObservers = {};
+  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: config.targets.firing_rates[k], cv: config.targets.cvs }));
+  const observers: TrainingObservers = {
+    update: (r) => metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: { ...r.losses }, stats: r.stats, targets }),
+    epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
+    checkpoint: (seconds, kind) => metrics.checkpointWritten(seconds, kind),
+    phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : phase === "adam" ? metrics.observeAdam(seconds) : metrics.observeBroadcast(seconds)),
+  };
   const trainer = new Trainer(
     { config, spec, identity, outputDir, pool, runId, totalEpochs, observers, figureNetwork: null, print: (t) => progress.print(t), progress },
     state,
@@ -195,6 +198,7 @@ async function main(): Promise<number> {
     const outcome = await trainer.run(csv);
     progress.end();
     await pool.close(outcome === "completed" ? "training completed" : "training interrupted");
+    await metrics.close();
     metadata.finish(outcome);
     log(outcome === "completed" ? `done: ${outputDir}` : `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
     return outcome === "completed" ? 0 : 130;
@@ -206,6 +210,7 @@ async function main(): Promise<number> {
     }
     metadata.finish("failed", (e as Error).message);
     await pool.close("coordinator failed");
+    await metrics.close();
     throw e;
   }
 }

@@ -18,7 +18,8 @@ import { EpochAssignment, WorkerPool } from "./worker-pool.js";
 /** What the loop reports to; each observer is optional so tests and tools can run the loop bare. */
 export interface TrainingObservers {
   update?(record: UpdateRecord, spec: NetworkSpec): void;
-  epochsCompleted?(n: number, simulatedSeconds: number): void;
+  /** One epoch's result arrived: its compute time and the network time it simulated (s). */
+  epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
   checkpoint?(seconds: number, kind: "latest" | "best"): void;
   phase?(phase: "reduce" | "adam" | "broadcast", seconds: number): void;
   /** Called with the data of one plotting epoch; returns the folder the figures go to (or null when not plotted). */
@@ -110,7 +111,8 @@ export class Trainer {
       csv.append(row);
       this.history.push(row as HistoryRow);
       this.o.observers.update?.(record, spec);
-      this.o.observers.epochsCompleted?.(A, (A * spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000);
+      const simulated = (spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000;
+      for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
       this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats));
 
       if (plot) await this.plot(results[A - 1]);

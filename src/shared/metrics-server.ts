@@ -82,7 +82,8 @@ export abstract class MetricsServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (path !== METRICS_PATH) {
-      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end(`not found; metrics are at ${METRICS_PATH}\n`);
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+      res.end(`not found; metrics are at ${METRICS_PATH}\n`);
       return;
     }
     if (req.method !== "GET" && req.method !== "HEAD") {

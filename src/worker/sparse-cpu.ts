@@ -130,6 +130,20 @@ export class SparseCpuEngine implements Engine {
 
   dispose(): void {}
 
+  /** Spikes and voltages (after each step) of the last epoch in [b][t][j] layout, for exports. */
+  recordedActivity(): { spikes: Uint8Array; voltages: Float32Array } {
+    const { N, B, T } = this;
+    const spikes = new Uint8Array(B * T * N);
+    const voltages = new Float32Array(B * T * N);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < N; j++)
+        for (let b = 0; b < B; b++) {
+          spikes[(b * T + t) * N + j] = this.sHist[t * N * B + j * B + b];
+          voltages[(b * T + t) * N + j] = this.vHist[(t + 1) * N * B + j * B + b];
+        }
+    return { spikes, voltages };
+  }
+
   private activityLayout(): ActivityLayout {
     const NB = this.N * this.B;
     return { trials: this.B, steps: this.T, neurons: this.N, sb: 1, st: NB, sj: this.B, spikes: this.sHist, voltages: this.vHist, voltageOffset: NB };

@@ -1,0 +1,21 @@
+/** What a checkpoint must match to continue a run exactly. */
+import { Config } from "../shared/config.js";
+import { hashValue, NetworkSpec } from "../shared/network.js";
+import { CheckpointIdentity } from "./checkpoint.js";
+
+/** Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport). */
+export function trainingHash(config: Config): string {
+  const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
+  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets: config.targets });
+}
+
+export function checkpointIdentity(config: Config, spec: NetworkSpec): CheckpointIdentity {
+  return {
+    networkHash: spec.hash,
+    trainingHash: trainingHash(config),
+    seed: config.simulation.seed,
+    numNeurons: spec.constants.numNeurons,
+    numSlots: spec.constants.numSlots,
+    batchSize: spec.batchSize,
+  };
+}

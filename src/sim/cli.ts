@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/**
+ * snn-sim PARAMS [--epochs K] [--checkpoint FILE] [--export FILE]: simulates the untrained (or a checkpoint's) network
+ * from rest, prints per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python.
+ */
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { writeSafetensorsFile } from "../shared/atomic-file.js";
+import { ConfigError, loadConfig } from "../shared/config.js";
+import { generateConnectome } from "../shared/connectome.js";
+import { poissonInputs } from "../shared/inputs.js";
+import { buildNetworkSpec } from "../shared/network.js";
+import { Tensor } from "../shared/safetensors.js";
+import { averageStats } from "../shared/statistics.js";
+import { CheckpointError, readCheckpoint } from "../coordinator/checkpoint.js";
+import { checkpointIdentity } from "../coordinator/identity.js";
+import { epochSteps, StreamState } from "../worker/engine.js";
+import { SparseCpuEngine } from "../worker/sparse-cpu.js";
+
+async function main(): Promise<number> {
+  const args = await yargs(hideBin(process.argv))
+    .scriptName("snn-sim")
+    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--export FILE]")
+    .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
+    .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
+    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the generated ones" })
+    .option("export", { type: "string", describe: "write the last epoch (inputs, state, spikes, voltages, gradients) as safetensors" })
+    .check((a) => {
+      if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
+      return true;
+    })
+    .strict()
+    .help()
+    .parseAsync();
+
+  const { config } = loadConfig(String(args.params));
+  const connectome = generateConnectome(config);
+  const spec = buildNetworkSpec(config, connectome);
+  let recWeight = connectome.recWeight;
+  let ffWeight = connectome.ffWeight;
+  if (args.checkpoint) {
+    const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);
+    recWeight = ck.state.recWeight;
+    ffWeight = ck.state.ffWeight;
+    console.log(`weights from ${args.checkpoint} (epoch ${ck.state.epoch})`);
+  }
+  const engine = new SparseCpuEngine(spec);
+  let state: StreamState | null = null;
+  const stats = [];
+  const T = epochSteps(spec);
+  for (let e = 0; e < args.epochs; e++) {
+    const last = e === args.epochs - 1;
+    const initial = state;
+    const r = engine.runEpochSync({ epoch: e, initialState: state, recWeight, ffWeight, computeGradient: last && Boolean(args.export), recordActivity: false });
+    stats.push(r.stats);
+    state = r.finalState;
+    if (last && args.export) {
+      exportEpoch(args.export, spec, e, initial, recWeight, ffWeight, engine, r);
+      console.log(`exported epoch ${e} to ${args.export}`);
+    }
+  }
+  const seconds = (args.epochs * spec.batchSize * T * spec.constants.dt) / 1000;
+  console.log(`simulated ${args.epochs} epochs × ${spec.batchSize} trials × ${T} steps (${seconds.toFixed(1)} s of network time per trial summed)`);
+  for (const s of averageStats(stats)) {
+    console.log(
+      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%`,
+    );
+  }
+  return 0;
+}
+
+function exportEpoch(
+  file: string,
+  spec: ReturnType<typeof buildNetworkSpec>,
+  epoch: number,
+  initial: StreamState | null,
+  recWeight: Float32Array,
+  ffWeight: Float32Array,
+  engine: SparseCpuEngine,
+  r: Awaited<ReturnType<SparseCpuEngine["runEpoch"]>>,
+): void {
+  const c = spec.constants;
+  const B = spec.batchSize;
+  const T = epochSteps(spec);
+  const N = c.numNeurons;
+  const M = c.numInputs;
+  const S = c.numSlots;
+  const rec = engine.recordedActivity();
+  const init = initial ?? { v: Float32Array.from({ length: B * N }, (_, k) => c.uReset[k % N]), g: new Float32Array(B * N * 2 * S) };
+  const slotsRec = c.sourceSlotStart[c.numRecTypes];
+  const gRec = new Float32Array(B * N * 2 * slotsRec);
+  const gFf = new Float32Array(B * N * 2 * (S - slotsRec));
+  for (let bj = 0; bj < B * N; bj++)
+    for (let cc = 0; cc < 2; cc++)
+      for (let l = 0; l < S; l++) {
+        const x = init.g[(bj * 2 + cc) * S + l];
+        if (l < slotsRec) gRec[(bj * 2 + cc) * slotsRec + l] = x;
+        else gFf[(bj * 2 + cc) * (S - slotsRec) + (l - slotsRec)] = x;
+      }
+  const f32 = (data: Float32Array, shape: number[]): Tensor => ({ dtype: "F32", shape, data });
+  const i32 = (data: Int32Array, shape: number[]): Tensor => ({ dtype: "I32", shape, data });
+  const tensors: Record<string, Tensor> = {
+    rec_pre: i32(spec.rec.pre, [spec.rec.pre.length]),
+    rec_post: i32(spec.rec.post, [spec.rec.post.length]),
+    rec_weight: f32(recWeight, [recWeight.length]),
+    ff_pre: i32(spec.ff.pre, [spec.ff.pre.length]),
+    ff_post: i32(spec.ff.post, [spec.ff.post.length]),
+    ff_weight: f32(ffWeight, [ffWeight.length]),
+    cell_type: i32(c.cellType, [N]),
+    theta: f32(c.theta, [N]),
+    u_reset: f32(c.uReset, [N]),
+    e_l: f32(c.eL, [N]),
+    c_m: f32(c.cM, [N]),
+    beta: f32(c.beta, [N]),
+    alpha: f32(Float32Array.from([...c.alphaRise, ...c.alphaDecay]), [2, S]),
+    g_scale: f32(Float32Array.from([...Array.from(c.gScale, (x) => -x), ...c.gScale]), [2, S]),
+    e_syn: f32(c.eSyn, [S]),
+    target_rate: f32(Float32Array.from(spec.targets.rate), [N]),
+    target_alpha: f32(Float32Array.from(spec.targets.alpha), [N]),
+    target_ratio: f32(Float32Array.from(spec.targets.ratio), [N]),
+    input_spikes: { dtype: "U8", shape: [B, T, M], data: poissonInputs(spec.seed, epoch, B, T, spec.inputProbability).data },
+    initial_v: f32(init.v, [B, N]),
+    initial_g: f32(gRec, [B, N, 2, slotsRec]),
+    initial_g_ff: f32(gFf, [B, N, 2, S - slotsRec]),
+    spikes: { dtype: "U8", shape: [B, T, N], data: rec.spikes },
+    voltages: f32(rec.voltages, [B, T, N]),
+    rec_grad: f32(r.recGrad!, [r.recGrad!.length]),
+    ff_grad: f32(r.ffGrad!, [r.ffGrad!.length]),
+  };
+  writeSafetensorsFile(file, tensors, {
+    dt: String(c.dt),
+    chunk_steps: String(spec.chunkSteps),
+    surrgrad_scale: String(c.surrgradScale),
+    loss_weights: JSON.stringify(spec.lossWeights),
+    losses: JSON.stringify(r.losses),
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    const expected = e instanceof ConfigError || e instanceof CheckpointError;
+    console.error(`snn-sim: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
+    process.exit(expected ? 2 : 1);
+  },
+);

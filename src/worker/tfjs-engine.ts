@@ -1,0 +1,395 @@
+/**
+ * tfjs engine: the same epoch as sparse-cpu (MODEL.md 2.4, 3, 4) with dense masked weight tensors and autodiff, so
+ * that it is an independent gradient oracle for the hand-written adjoint, and the GPU path with tfjs-node-gpu.
+ *
+ * Every presynaptic population k (recurrent cell types, then input types) has a dense [n_k, N] weight matrix scattered
+ * from the edge list, zero off the graph; its spikes s_k drive all its slots with s_k @ W_k. The surrogate spike is a
+ * tf.customGrad (exact 0/1 forward, 1/(λ|x|+1)² backward), the loss is the epoch loss of losses.ts rebuilt from tensor
+ * ops, and the weight gradient is read off the dense gradients at the edges. Loss values, statistics and figure data
+ * come from epoch-summary.ts on the recorded activity, exactly as for sparse-cpu, so both engines report alike.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { InputSpikes, poissonInputs } from "../shared/inputs.js";
+import { NetworkSpec } from "../shared/network.js";
+import { Engine, EngineKind, EpochResult, EpochTask, epochSteps, restState, StreamState } from "./engine.js";
+import { ActivityLayout, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
+
+/**
+ * Backends that run on a GPU. "tensorflow" is the backend tfjs-node-gpu registers (its CPU twin tfjs-node is not a
+ * dependency of this project, so here the name always means the GPU build).
+ */
+const GPU_BACKENDS = new Set(["tensorflow", "webgl", "webgpu"]);
+
+/**
+ * Floor under the membrane variance before its square root: where V is constant over the epoch the std is 0 and
+ * d√var is infinite, while the reference (losses.ts) gives such neurons zero gradient. The floor keeps the derivative
+ * finite and a step(var) factor zeroes it, as the reference does.
+ */
+const VARIANCE_FLOOR = 1e-30;
+
+export interface TfjsEngineOptions {
+  /** tfjs backend name: "cpu" (default) or a GPU backend ("tensorflow" once tfjs-node-gpu is loaded). */
+  backend?: string;
+  /**
+   * Cut gradients at chunk boundaries (truncated BPTT, the model's training rule; default). false back-propagates
+   * through the whole epoch, which only tests and analyses want: it shows what the truncation removes.
+   */
+  truncateBptt?: boolean;
+}
+
+/** A presynaptic population and the edges it sends, in the coordinates of its dense weight matrix. */
+interface Population {
+  /** Neuron (or input) indices of its members, increasing: row r of W_k belongs to members[r]. */
+  members: Int32Array;
+  input: boolean;
+  /** Ids of its edges in the recurrent (or feedforward) edge list, and their (row, post) positions in W_k. */
+  edgeIds: Int32Array;
+  positions: Int32Array;
+  /** Input populations only: [T·B, n_k] spikes of the epoch, rows in (step, trial) order. */
+  inputBuffer: Float32Array | null;
+}
+
+/** Per-backend constant tensors, created on the first epoch (after the backend is selected). */
+interface Constants {
+  theta: tf.Tensor1D;
+  eL: tf.Tensor1D;
+  beta: tf.Tensor1D;
+  dtOverC: tf.Tensor1D;
+  uReset: tf.Tensor1D;
+  eSyn: tf.Tensor1D;
+  /** [2, S]: decay factors of the rise and decay components. */
+  alpha: tf.Tensor2D;
+  /** [P, S]: gScale_l where population k drives slot l, else 0, so z @ slotScale is the injection per slot. */
+  slotScale: tf.Tensor2D;
+  /** [2, 1]: the rise component receives −injection, the decay component +injection. */
+  componentSign: tf.Tensor2D;
+  members: tf.Tensor1D[];
+  edgeIds: tf.Tensor1D[];
+  positions: tf.Tensor2D[];
+  targetRate: tf.Tensor1D;
+  targetAlpha: tf.Tensor1D;
+  targetRatio: tf.Tensor1D;
+  targetTheta: tf.Tensor1D;
+}
+
+/** What one simulated epoch leaves for the loss and the host: [T, B, N] spikes and V, final state, conductances. */
+interface Recorded extends tf.TensorContainerObject {
+  spikes: tf.Tensor3D;
+  volts: tf.Tensor3D;
+  v: tf.Tensor2D;
+  g: tf.Tensor4D;
+  /** [T, B, N, S] pre-step conductances G_t, only when the epoch's activity is recorded. */
+  conductances: tf.Tensor4D | undefined;
+}
+
+function recordedTensors(r: Recorded): tf.Tensor[] {
+  return r.conductances ? [r.spikes, r.volts, r.v, r.g, r.conductances] : [r.spikes, r.volts, r.v, r.g];
+}
+
+/** tf.customGrad for a one-input op (its typings only offer the variadic form). */
+function unaryCustomGrad(
+  f: (x: tf.Tensor, save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor },
+): (x: tf.Tensor) => tf.Tensor {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => f(args[0] as tf.Tensor, args[1] as tf.GradSaveFunc));
+  return (x) => op(x);
+}
+
+/** Identity whose gradient is zero: tfjs has no stop_gradient of its own. */
+const stopGradient = unaryCustomGrad((x) => ({ value: x.clone(), gradFunc: (dy) => tf.zerosLike(dy) }));
+
+export class TfjsEngine implements Engine {
+  readonly kind: EngineKind;
+  private readonly backend: string;
+  private readonly truncateBptt: boolean;
+  private readonly N: number;
+  private readonly B: number;
+  private readonly S: number;
+  private readonly T: number;
+  private readonly populations: Population[];
+  private readonly inputs: InputSpikes;
+  /** Surrogate spike H(x) with strict >, backward dy/(λ|x|+1)² (MODEL.md 2.4). */
+  private readonly spike: (x: tf.Tensor) => tf.Tensor;
+  private consts: Constants | null = null;
+
+  constructor(
+    private readonly spec: NetworkSpec,
+    options: TfjsEngineOptions = {},
+  ) {
+    this.backend = options.backend ?? "cpu";
+    this.kind = GPU_BACKENDS.has(this.backend) ? "tfjs-gpu" : "tfjs";
+    this.truncateBptt = options.truncateBptt ?? true;
+    const c = spec.constants;
+    this.N = c.numNeurons;
+    this.B = spec.batchSize;
+    this.S = c.numSlots;
+    this.T = epochSteps(spec);
+    this.inputs = { trials: this.B, steps: this.T, numInputs: c.numInputs, data: new Uint8Array(this.B * this.T * c.numInputs) };
+    this.populations = [];
+    for (let k = 0; k < c.numSources; k++) {
+      const input = k >= c.numRecTypes;
+      const ofPop = input ? c.inputSource : c.cellType;
+      const edges = input ? spec.ff : spec.rec;
+      const members = Int32Array.from(Array.from(ofPop.keys()).filter((i) => ofPop[i] === k));
+      const row = new Int32Array(ofPop.length).fill(-1);
+      members.forEach((i, r) => (row[i] = r));
+      const ids: number[] = [];
+      for (let e = 0; e < edges.pre.length; e++) if (row[edges.pre[e]] >= 0) ids.push(e);
+      const positions = new Int32Array(2 * ids.length);
+      ids.forEach((e, m) => {
+        positions[2 * m] = row[edges.pre[e]];
+        positions[2 * m + 1] = edges.post[e];
+      });
+      const inputBuffer = input ? new Float32Array(this.T * this.B * members.length) : null;
+      this.populations.push({ members, input, edgeIds: Int32Array.from(ids), positions, inputBuffer });
+    }
+    const lambda = c.surrgradScale;
+    this.spike = unaryCustomGrad((x, save) => {
+      save([x]);
+      return {
+        value: tf.step(x),
+        gradFunc: (dy, [saved]) => tf.div(dy, tf.square(tf.add(tf.mul(tf.abs(saved), lambda), 1))),
+      };
+    });
+  }
+
+  async runEpoch(task: EpochTask): Promise<EpochResult> {
+    if (tf.getBackend() !== this.backend && !(await tf.setBackend(this.backend)))
+      throw new Error(`tfjs engine: backend "${this.backend}" is not available`);
+    const spec = this.spec;
+    const { N, B, S, T } = this;
+    const c = (this.consts ??= this.makeConstants());
+    poissonInputs(spec.seed, task.epoch, B, T, spec.inputProbability, this.inputs);
+    const initial = task.initialState ?? restState(spec);
+
+    const weights = tf.tidy(() => this.denseWeights(c, task));
+    const inputs = this.populations.map((p) => (p.input ? this.inputTensor(p) : null));
+    const v0 = tf.tensor2d(initial.v, [B, N]);
+    const g0 = tf.tensor4d(initial.g, [B, N, 2, S]);
+    const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
+
+    let recorded: Recorded;
+    let grads: tf.Tensor[] | null = null;
+    if (task.computeGradient) {
+      const kept: { recorded?: Recorded } = {};
+      const { value, grads: g } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+        const r = simulate(ws);
+        // valueAndGrads runs f inside a tidy: what the host reads afterwards must survive it.
+        recordedTensors(r).forEach((x) => tf.keep(x));
+        kept.recorded = r;
+        return this.lossTensor(c, r.spikes, r.volts);
+      })(weights);
+      value.dispose();
+      grads = g;
+      recorded = kept.recorded!;
+    } else {
+      recorded = tf.tidy(() => simulate(weights));
+    }
+
+    const spikes = (await recorded.spikes.data()) as Float32Array;
+    const volts = (await recorded.volts.data()) as Float32Array;
+    const finalState: StreamState = {
+      v: Float32Array.from(await recorded.v.data()),
+      g: Float32Array.from(await recorded.g.data()),
+    };
+    const conductances = recorded.conductances ? ((await recorded.conductances.data()) as Float32Array) : null;
+
+    let recGrad: Float32Array | null = null;
+    let ffGrad: Float32Array | null = null;
+    if (grads) {
+      recGrad = new Float32Array(spec.rec.pre.length);
+      ffGrad = new Float32Array(spec.ff.pre.length);
+      for (let k = 0; k < this.populations.length; k++) {
+        const p = this.populations[k];
+        if (p.edgeIds.length === 0) continue;
+        const atEdges = tf.gatherND(grads[k], c.positions[k]);
+        const values = await atEdges.data();
+        atEdges.dispose();
+        const out = p.input ? ffGrad : recGrad;
+        for (let m = 0; m < p.edgeIds.length; m++) out[p.edgeIds[m]] = values[m];
+      }
+    }
+
+    const NB = N * B;
+    const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
+    const summary = summarizeEpoch(spec, layout, false);
+    const activity =
+      task.recordActivity && conductances
+        ? extractTrialActivity(
+            spec,
+            task.epoch,
+            layout,
+            this.inputs,
+            (b, t, j) => (t === 0 ? initial.v[b * N + j] : volts[(t - 1) * NB + b * N + j]),
+            (b, t, j, l) => conductances[((t * B + b) * N + j) * S + l],
+          )
+        : null;
+
+    tf.dispose([weights, inputs.filter((x): x is tf.Tensor2D => x !== null), v0, g0, grads ?? [], recordedTensors(recorded)]);
+    return {
+      epoch: task.epoch,
+      losses: summary.losses,
+      stats: summary.stats,
+      rates: summary.rates,
+      cvs: summary.cvs,
+      recGrad,
+      ffGrad,
+      finalState,
+      activity,
+    };
+  }
+
+  dispose(): void {
+    if (!this.consts) return;
+    tf.dispose(Object.values(this.consts));
+    this.consts = null;
+  }
+
+  private makeConstants(): Constants {
+    const c = this.spec.constants;
+    const t = this.spec.targets;
+    const P = this.populations.length;
+    const slotScale = new Float32Array(P * this.S);
+    for (let l = 0; l < this.S; l++) slotScale[c.slotSource[l] * this.S + l] = c.gScale[l];
+    const alpha = new Float32Array(2 * this.S);
+    alpha.set(c.alphaRise, 0);
+    alpha.set(c.alphaDecay, this.S);
+    return {
+      theta: tf.tensor1d(c.theta),
+      eL: tf.tensor1d(c.eL),
+      beta: tf.tensor1d(c.beta),
+      dtOverC: tf.tensor1d(c.dtOverC),
+      uReset: tf.tensor1d(c.uReset),
+      eSyn: tf.tensor1d(c.eSyn),
+      alpha: tf.tensor2d(alpha, [2, this.S]),
+      slotScale: tf.tensor2d(slotScale, [P, this.S]),
+      componentSign: tf.tensor2d([-1, 1], [2, 1]),
+      members: this.populations.map((p) => tf.tensor1d(p.members, "int32")),
+      edgeIds: this.populations.map((p) => tf.tensor1d(p.edgeIds, "int32")),
+      positions: this.populations.map((p) => tf.tensor2d(p.positions, [p.edgeIds.length, 2], "int32")),
+      targetRate: tf.tensor1d(Float32Array.from(t.rate)),
+      targetAlpha: tf.tensor1d(Float32Array.from(t.alpha)),
+      targetRatio: tf.tensor1d(Float32Array.from(t.ratio)),
+      targetTheta: tf.tensor1d(Float32Array.from(t.theta)),
+    };
+  }
+
+  /** W_k [n_k, N] per population: the edge weights scattered into zeros (masked entries stay exactly 0). */
+  private denseWeights(c: Constants, task: EpochTask): tf.Tensor2D[] {
+    const rec = tf.tensor1d(task.recWeight);
+    const ff = tf.tensor1d(task.ffWeight);
+    return this.populations.map((p, k) => {
+      const shape: [number, number] = [p.members.length, this.N];
+      if (p.edgeIds.length === 0) return tf.zeros(shape);
+      return tf.scatterND(c.positions[k], tf.gather(p.input ? ff : rec, c.edgeIds[k]), shape) as tf.Tensor2D;
+    });
+  }
+
+  /** The epoch's spikes of an input population as [T·B, n_k], rows in (step, trial) order. */
+  private inputTensor(p: Population): tf.Tensor2D {
+    const { B, T } = this;
+    const { data, numInputs: M } = this.inputs;
+    const n = p.members.length;
+    const buf = p.inputBuffer!;
+    for (let t = 0; t < T; t++)
+      for (let b = 0; b < B; b++) {
+        const src = (b * T + t) * M;
+        const dst = (t * B + b) * n;
+        for (let m = 0; m < n; m++) buf[dst + m] = data[src + p.members[m]];
+      }
+    return tf.tensor2d(buf, [T * B, n]);
+  }
+
+  /** The epoch's forward pass (MODEL.md 2.4), with the state made constant at every chunk boundary. */
+  private simulate(c: Constants, W: tf.Tensor2D[], inputs: (tf.Tensor2D | null)[], v0: tf.Tensor2D, g0: tf.Tensor4D, recordConductances: boolean): Recorded {
+    const { N, B, S, T } = this;
+    const P = this.populations.length;
+    // Inputs are constants, so each input population's drive of all steps is one [T·B, n_k] × [n_k, N] product.
+    const inputDrive = inputs.map((x, k) => (x ? tf.unstack(tf.reshape(tf.matMul(x, W[k]), [T, B, N])) : null));
+    const chunk = this.spec.chunkSteps;
+    let v: tf.Tensor2D = v0;
+    let g: tf.Tensor4D = g0;
+    const spikes: tf.Tensor[] = [];
+    const volts: tf.Tensor[] = [];
+    const conductances: tf.Tensor[] = [];
+    for (let t = 0; t < T; t++) {
+      if (this.truncateBptt && t > 0 && t % chunk === 0) {
+        v = stopGradient(v) as tf.Tensor2D;
+        g = stopGradient(g) as tf.Tensor4D;
+      }
+      const s = this.spike(tf.sub(v, c.theta));
+      const G = tf.sum(g, 2);
+      if (recordConductances) conductances.push(G);
+      const current = tf.sum(tf.mul(G, tf.sub(tf.expandDims(v, 2), c.eSyn)), 2);
+      const vTilde = tf.sub(tf.add(tf.mul(tf.sub(v, c.eL), c.beta), c.eL), tf.mul(current, c.dtOverC));
+      // Hard reset: only U_reset·s is detached; the (1 − s) gate carries the surrogate through the reset path.
+      const vNext = tf.add(tf.mul(vTilde, tf.sub(1, s)), tf.mul(c.uReset, stopGradient(s))) as tf.Tensor2D;
+      const z = this.populations.map((p, k) => {
+        if (p.input) return inputDrive[k]![t];
+        if (p.members.length === 0) return tf.zeros([B, N]);
+        return tf.matMul(tf.gather(s, c.members[k], 1), W[k]);
+      });
+      const injection = tf.reshape(tf.matMul(tf.reshape(tf.stack(z, 2), [B * N, P]), c.slotScale), [B, N, 1, S]);
+      g = tf.add(tf.mul(g, c.alpha), tf.mul(injection, c.componentSign)) as tf.Tensor4D;
+      v = vNext;
+      spikes.push(s);
+      volts.push(vNext);
+    }
+    return {
+      spikes: tf.stack(spikes) as tf.Tensor3D,
+      volts: tf.stack(volts) as tf.Tensor3D,
+      v,
+      g,
+      conductances: recordConductances ? (tf.stack(conductances) as tf.Tensor4D) : undefined,
+    };
+  }
+
+  /**
+   * The differentiable part of the epoch loss (losses.ts), weighted as in the total: firing rate and silent penalty
+   * through the spikes, membrane variance through V. The CV term has no gradient and is left out.
+   */
+  private lossTensor(c: Constants, spikes: tf.Tensor3D, volts: tf.Tensor3D): tf.Scalar {
+    const w = this.spec.lossWeights;
+    const T = this.T;
+    const durationS = (this.B * T * this.spec.constants.dt) / 1000;
+    const rates = tf.div(tf.sum(spikes, [0, 1]), durationS);
+    const firingRate = tf.mean(tf.div(tf.square(tf.sub(rates, c.targetRate)), tf.add(c.targetRate, 1e-6)));
+    const silent = tf.mean(tf.exp(tf.mul(tf.neg(c.targetAlpha), rates)));
+    const mean = tf.mean(volts, 0);
+    const variance = tf.div(tf.sum(tf.square(tf.sub(volts, mean)), 0), T - 1);
+    const std = tf.mul(tf.sqrt(tf.maximum(variance, VARIANCE_FLOOR)), tf.step(variance));
+    const ratio = tf.div(std, tf.add(tf.sub(c.targetTheta, mean), 1e-8));
+    const membrane = tf.mean(tf.square(tf.sub(ratio, c.targetRatio)));
+    return tf.addN([tf.mul(firingRate, w.firing_rate), tf.mul(silent, w.silent_penalty), tf.mul(membrane, w.membrane_variance)]) as tf.Scalar;
+  }
+}
+
+/**
+ * The tfjs engine, on a GPU when `gpu` (a CUDA device index) is given. The GPU build of tfjs is an optional package
+ * (its install downloads libtensorflow and needs CUDA), so it is loaded here, on demand, with a clear message when it
+ * is missing.
+ */
+export async function createTfjsEngine(spec: NetworkSpec, opts: { gpu?: number } = {}): Promise<TfjsEngine> {
+  if (opts.gpu === undefined) return new TfjsEngine(spec);
+  const gpu = opts.gpu;
+  if (!Number.isInteger(gpu) || gpu < 0) throw new Error(`--gpu: expected a CUDA device index (0, 1, ...), got ${gpu}`);
+  // libtensorflow picks its devices once, when it loads: restrict it to the requested one before the import.
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  const ids = visible ? visible.split(",") : null;
+  if (ids && gpu >= ids.length) throw new Error(`--gpu ${gpu}: only ${ids.length} GPU(s) visible (CUDA_VISIBLE_DEVICES=${visible})`);
+  process.env.CUDA_VISIBLE_DEVICES = ids ? ids[gpu] : String(gpu);
+  // A variable specifier, so that TypeScript does not try to resolve a package that is usually not installed.
+  const gpuPackage = "@tensorflow/tfjs-node-gpu";
+  try {
+    await import(gpuPackage);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new Error(
+      `the GPU engine needs the optional package ${gpuPackage} (CUDA 11.8/cuDNN 8.6 on Linux x86-64): ` +
+        `install it with \`npm install ${gpuPackage}\` on the worker machine, ` +
+        `or run with --cpu (or without --gpu) to use the sparse-cpu engine. (Loading it failed: ${reason})`,
+      { cause: e },
+    );
+  }
+  if (!(await tf.setBackend("tensorflow"))) throw new Error(`${gpuPackage} loaded but its "tensorflow" backend did not initialise`);
+  return new TfjsEngine(spec, { backend: "tensorflow" });
+}

@@ -1,0 +1,386 @@
+/**
+ * The configuration schema (src/shared/config.ts): both shipped parameter files parse to the documented values,
+ * targets accept a scalar or a per-cell-type table, and every invalid input is one ConfigError naming its key.
+ * The coordinator CLI turns such an error into exit code 2, one stderr line, and no output directory.
+ */
+import { spawnSync, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseConfig, roundHalfEven, typeCounts } from "../src/shared/config.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity.toml"), "utf8");
+const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
+
+/** Replaces exactly one occurrence of `from` (fails loudly if the parameter file changed under the test). */
+function edit(text: string, from: string, to: string): string {
+  const at = text.indexOf(from);
+  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`test setup: "${from}" must occur exactly once`);
+  return text.slice(0, at) + to + text.slice(at + from.length);
+}
+
+/** The ConfigError thrown by parsing `text` (fails the test if parsing succeeds or throws something else). */
+function configError(text: string, source = "bad.toml"): ConfigError {
+  try {
+    parseConfig(text, source);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected a ConfigError, but the parameters parsed");
+}
+
+describe("shipped parameter files", () => {
+  it("fitting-activity.toml parses to the original's defaults (MODEL.md section 7)", () => {
+    const c = parseConfig(DEFAULT_TEXT);
+    expect(c.simulation).toEqual({
+      seed: 42,
+      dt: 1.0,
+      chunk_steps: 50,
+      chunks_per_epoch: 2,
+      batch_size: 10,
+      epochs: 500,
+      accumulation_interval: 5,
+      checkpoint_interval: 50,
+    });
+    expect(c.targets).toEqual({ firing_rates: [0.5, 2.0], cvs: 1.0, alpha: [10.0, 2.0], threshold_ratio: [0.25, 0.45] });
+    expect(c.hyperparameters.learning_rate).toBe(5e-4);
+    expect(c.hyperparameters.surrgrad_scale).toBe(100);
+    expect(c.hyperparameters.max_grad_norm).toBe(1);
+    expect(c.hyperparameters.betas).toEqual([0.9, 0.999]);
+    expect(c.hyperparameters.eps).toBe(1e-8);
+    expect(c.hyperparameters.loss_weight).toEqual({ firing_rate: 1.0, cv: 0.5, silent_penalty: 1.0, membrane_variance: 10.0 });
+    expect(c.recurrent.names).toEqual(["excitatory", "inhibitory"]);
+    expect(c.recurrent.proportion).toEqual([0.8, 0.2]);
+    expect(c.recurrent.num_neurons).toBe(5000);
+    expect(c.recurrent.num_assemblies).toBe(20);
+    expect(c.recurrent.topology.conn_within).toEqual([
+      [0.2, 0.2],
+      [0.4, 0.2],
+    ]);
+    expect(c.recurrent.topology.conn_between).toEqual([
+      [0.02, 0.02],
+      [0.02, 0.02],
+    ]);
+    expect(c.recurrent.weights.w_mu).toEqual([
+      [0.4, 0.4],
+      [0.6, 0.3],
+    ]);
+    expect(c.recurrent.weights.w_sigma).toEqual([
+      [0.2, 0.2],
+      [0.3, 0.1],
+    ]);
+    expect(c.recurrent.physiology).toEqual([
+      { tau_mem: 85.0, theta: -38.0, U_reset: -60.0, E_L: -60.0, g_L: 1.35, tau_ref: 8.0 },
+      { tau_mem: 50.0, theta: -45.0, U_reset: -60.0, E_L: -60.0, g_L: 0.9, tau_ref: 8.0 },
+    ]);
+    expect(c.recurrent.synapses).toEqual([
+      { names: ["AMPA", "NMDA"], tau_rise: [0.1, 10.0], tau_decay: [5.0, 70.0], E_syn: [0.0, 0.0], g_bar: [0.7, 0.1] },
+      { names: ["GABA_A"], tau_rise: [1.0], tau_decay: [6.0], E_syn: [-70.0], g_bar: [1.5] },
+    ]);
+    expect(c.feedforward.names).toEqual(["mitral"]);
+    expect(c.feedforward.num_neurons).toBe(1500);
+    // A scalar rate is spread over the (single) input type.
+    expect(c.feedforward.firing_rate).toEqual([6.0]);
+    expect(c.feedforward.topology.conn_inputs).toEqual([[0.02, 0.02]]);
+    expect(c.feedforward.synapses[0].g_bar).toEqual([0.7, 0.1]);
+    expect(c.distributed).toEqual({ heartbeat_interval: 2.0, worker_timeout: 60.0, no_worker_timeout: 300.0 });
+    expect(c.plotting).toEqual({ enabled: true, trial: 0, raster_neurons: 40 });
+    expect(c.wandb.enabled).toBe(false);
+    expect(c.wandb.mode).toBe("offline");
+  });
+
+  it("quickstart.toml parses to a small network", () => {
+    const c = parseConfig(QUICK_TEXT);
+    expect(c.recurrent.num_neurons).toBe(500);
+    expect(c.recurrent.num_assemblies).toBe(5);
+    expect(c.feedforward.num_neurons).toBe(150);
+    expect(c.simulation.epochs).toBe(100);
+    expect(c.simulation.checkpoint_interval).toBe(25);
+    expect(c.hyperparameters.learning_rate).toBe(2e-2);
+    expect(c.recurrent.topology.conn_within).toEqual([
+      [0.5, 0.5],
+      [0.8, 0.5],
+    ]);
+  });
+
+  it("loadConfig returns the parsed config and the exact text", () => {
+    const { config, text } = loadConfig(join(ROOT, "parameters/quickstart.toml"));
+    expect(text).toBe(QUICK_TEXT);
+    expect(config.recurrent.num_neurons).toBe(500);
+  });
+
+  it("loadConfig of a missing file is a ConfigError naming the file", () => {
+    const file = join(tmpdir(), "snn-train-no-such-parameters.toml");
+    expect(() => loadConfig(file)).toThrow(ConfigError);
+    expect(() => loadConfig(file)).toThrow(file);
+  });
+
+  it("optional tables take their defaults when absent", () => {
+    // Drop [distributed], [plotting] and [wandb] entirely and the betas/eps keys were never there.
+    const text = DEFAULT_TEXT.slice(0, DEFAULT_TEXT.indexOf("[distributed]"));
+    const c = parseConfig(text);
+    expect(c.distributed).toEqual({ heartbeat_interval: 2.0, worker_timeout: 60.0, no_worker_timeout: 300.0 });
+    expect(c.plotting).toEqual({ enabled: true, trial: 0, raster_neurons: 40 });
+    expect(c.wandb).toEqual({ enabled: false, project: "connectome-snns-fitting-activity", entity: "", mode: "offline", name: "" });
+  });
+});
+
+describe("per-cell-type targets", () => {
+  it("a table gives one value per cell type, in recurrent.names order (not table order)", () => {
+    const text = edit(DEFAULT_TEXT, "firing_rates = { excitatory = 0.5, inhibitory = 2.0 }", "firing_rates = { inhibitory = 7.0, excitatory = 3.0 }");
+    expect(parseConfig(text).targets.firing_rates).toEqual([3.0, 7.0]);
+  });
+
+  it("a scalar applies to every cell type", () => {
+    let text = edit(DEFAULT_TEXT, "firing_rates = { excitatory = 0.5, inhibitory = 2.0 }", "firing_rates = 1.5");
+    text = edit(text, "alpha = { excitatory = 10.0, inhibitory = 2.0 }", "alpha = 4.0");
+    text = edit(text, "threshold_ratio = { excitatory = 0.25, inhibitory = 0.45 }", "threshold_ratio = 0.3");
+    const t = parseConfig(text).targets;
+    expect(t.firing_rates).toEqual([1.5, 1.5]);
+    expect(t.alpha).toEqual([4.0, 4.0]);
+    expect(t.threshold_ratio).toEqual([0.3, 0.3]);
+  });
+
+  it("a table missing one cell type names the missing key", () => {
+    const text = edit(DEFAULT_TEXT, "alpha = { excitatory = 10.0, inhibitory = 2.0 }", "alpha = { excitatory = 10.0 }");
+    expect(configError(text).message).toContain("targets.alpha.inhibitory");
+  });
+});
+
+describe("invalid parameters: one ConfigError naming the key", () => {
+  it("malformed TOML names the file", () => {
+    const text = edit(DEFAULT_TEXT, "seed = 42", "seed = = 42");
+    const msg = configError(text, "bad.toml").message;
+    expect(msg).toContain("bad.toml");
+    expect(msg).toContain("malformed TOML");
+  });
+
+  it("malformed TOML says on which line the error is", () => {
+    // "seed = 42" is on line 6 of fitting-activity.toml; smol-toml reports the position in TomlError.line/column,
+    // and the message (whose only other text is the file name and the reason) must carry that line number.
+    const line = DEFAULT_TEXT.split("\n").findIndex((l) => l.startsWith("seed = 42")) + 1;
+    expect(line).toBe(6);
+    const text = edit(DEFAULT_TEXT, "seed = 42", "seed = = 42");
+    const msg = configError(text, "bad.toml").message;
+    expect(msg).toMatch(new RegExp(`\\b${line}\\b`));
+  });
+
+  it("unknown top-level key", () => {
+    const msg = configError(`frobnicate = 1\n${DEFAULT_TEXT}`).message;
+    expect(msg).toMatch(/^frobnicate: unknown key/);
+  });
+
+  it("unknown top-level table", () => {
+    const msg = configError(`${DEFAULT_TEXT}\n[optimiser]\nlr = 1\n`).message;
+    expect(msg).toMatch(/^optimiser: unknown key/);
+  });
+
+  it("unknown nested key (simulation.epoch, a typo of epochs)", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "epochs = 500", "epochs = 500\nepoch = 500")).message;
+    expect(msg).toMatch(/^simulation\.epoch: unknown key/);
+  });
+
+  it("unknown key deep inside a cell type table", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "tau_mem = 50.0", "tau_mem = 50.0\ntau_syn = 3.0")).message;
+    expect(msg).toMatch(/^recurrent\.physiology\.inhibitory\.tau_syn: unknown key/);
+  });
+
+  it("wrong type: a string where a number is expected", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "dt = 1.0 ", 'dt = "1.0" ')).message;
+    expect(msg).toMatch(/^simulation\.dt: expected a finite number/);
+    expect(msg).toContain('"1.0"');
+  });
+
+  it("wrong type: a float where an integer is expected", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "batch_size = 10", "batch_size = 10.5")).message;
+    expect(msg).toMatch(/^simulation\.batch_size: expected an integer/);
+  });
+
+  it("wrong type inside a matrix names the element", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "conn_within = [[0.2, 0.2], [0.4, 0.2]]", 'conn_within = [[0.2, 0.2], [0.4, "x"]]')).message;
+    expect(msg).toMatch(/^recurrent\.topology\.conn_within\[1\]\[1\]: expected a finite number/);
+  });
+
+  it("negative firing rate target (table entry)", () => {
+    const msg = configError(
+      edit(DEFAULT_TEXT, "firing_rates = { excitatory = 0.5, inhibitory = 2.0 }", "firing_rates = { excitatory = -0.5, inhibitory = 2.0 }"),
+    ).message;
+    expect(msg).toMatch(/^targets\.firing_rates\.excitatory: must be ≥ 0/);
+    expect(msg).toContain("-0.5");
+  });
+
+  it("negative firing rate target (scalar)", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "firing_rates = { excitatory = 0.5, inhibitory = 2.0 }", "firing_rates = -1")).message;
+    expect(msg).toMatch(/^targets\.firing_rates: must be ≥ 0/);
+  });
+
+  it("negative input firing rate", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "firing_rate = 6.0 ", "firing_rate = -6.0 ")).message;
+    expect(msg).toMatch(/^feedforward\.firing_rate: must be ≥ 0/);
+  });
+
+  it("epochs not a multiple of accumulation_interval", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "epochs = 500", "epochs = 502")).message;
+    expect(msg).toMatch(/^simulation\.epochs: /);
+    expect(msg).toContain("accumulation_interval");
+    expect(msg).toContain("502");
+  });
+
+  it("checkpoint_interval not a multiple of accumulation_interval", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "checkpoint_interval = 50", "checkpoint_interval = 52")).message;
+    expect(msg).toMatch(/^simulation\.checkpoint_interval: /);
+    expect(msg).toContain("accumulation_interval");
+  });
+
+  it("unknown cell type name in a targets table", () => {
+    const msg = configError(
+      edit(DEFAULT_TEXT, "threshold_ratio = { excitatory = 0.25, inhibitory = 0.45 }", "threshold_ratio = { excitatory = 0.25, inhibitory = 0.45, pyramidal = 0.3 }"),
+    ).message;
+    expect(msg).toMatch(/^targets\.threshold_ratio\.pyramidal: unknown key/);
+    // The hint lists the valid names.
+    expect(msg).toContain("excitatory");
+    expect(msg).toContain("inhibitory");
+  });
+
+  it("missing physiology table for a cell type", () => {
+    const start = DEFAULT_TEXT.indexOf("[recurrent.physiology.inhibitory]");
+    const end = DEFAULT_TEXT.indexOf("[recurrent.synapses.excitatory]");
+    const text = DEFAULT_TEXT.slice(0, start) + DEFAULT_TEXT.slice(end);
+    const msg = configError(text).message;
+    expect(msg).toMatch(/^recurrent\.physiology\.inhibitory: missing/);
+  });
+
+  it("physiology table for a cell type that does not exist", () => {
+    const msg = configError(`${DEFAULT_TEXT}\n[recurrent.physiology.chandelier]\ntau_mem = 10.0\n`).message;
+    expect(msg).toMatch(/^recurrent\.physiology\.chandelier: unknown key/);
+  });
+
+  it("proportions not summing to 1", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "proportion = [0.8, 0.2]", "proportion = [0.8, 0.3]")).message;
+    expect(msg).toMatch(/^recurrent\.proportion: /);
+    expect(msg).toContain("sum to 1");
+  });
+
+  it("dt too large for the explicit Euler step (dt = 3 in the default network)", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "dt = 1.0 ", "dt = 3 ")).message;
+    expect(msg).toMatch(/^simulation\.dt: /);
+    expect(msg).toContain("Euler");
+  });
+
+  it("the default dt = 1 ms is accepted (the stability bound is not over-strict)", () => {
+    expect(() => parseConfig(DEFAULT_TEXT)).not.toThrow();
+  });
+
+  it("num_assemblies not dividing num_neurons", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "num_assemblies = 20", "num_assemblies = 3")).message;
+    expect(msg).toMatch(/^recurrent\.num_assemblies: /);
+    expect(msg).toContain("5000");
+  });
+
+  it("matrix with the wrong number of rows", () => {
+    const msg = configError(edit(DEFAULT_TEXT, "w_mu = [[0.4, 0.4], [0.6, 0.3]]", "w_mu = [[0.4, 0.4]]")).message;
+    expect(msg).toMatch(/^recurrent\.weights\.w_mu: expected 2 rows/);
+  });
+
+  it("a required table is missing", () => {
+    const start = DEFAULT_TEXT.indexOf("[targets]");
+    const end = DEFAULT_TEXT.indexOf("[hyperparameters]");
+    const msg = configError(DEFAULT_TEXT.slice(0, start) + DEFAULT_TEXT.slice(end)).message;
+    expect(msg).toMatch(/^targets: expected a table/);
+  });
+});
+
+describe("helpers", () => {
+  it("roundHalfEven rounds halves to the even neighbour, as numpy", () => {
+    expect([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, 2.4, 2.6].map(roundHalfEven)).toEqual([0, 2, 2, 4, -0, -2, 2, 3]);
+  });
+
+  it("typeCounts gives round(n·p) to all but the last type, the remainder to the last", () => {
+    expect(typeCounts(5000, [0.8, 0.2])).toEqual([4000, 1000]);
+    // 5·0.5 = 2.5 rounds to 2 (half to even), the last type takes 3.
+    expect(typeCounts(5, [0.5, 0.5])).toEqual([2, 3]);
+    expect(typeCounts(10, [0.25, 0.25, 0.5])).toEqual([2, 2, 6]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// CLI: exit code 2, one stderr line naming the key, nothing written.
+
+/**
+ * Whether dist/ lacks, or has an older build of, any module the coordinator CLI loads (its relative imports,
+ * followed from src/coordinator/cli.ts).
+ */
+function staleDist(): boolean {
+  const seen = new Set<string>();
+  const queue = [join(ROOT, "src/coordinator/cli.ts")];
+  while (queue.length) {
+    const ts = queue.pop()!;
+    if (seen.has(ts) || !existsSync(ts)) continue;
+    seen.add(ts);
+    const source = readFileSync(ts, "utf8");
+    for (const m of source.matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)\.js"/g)) queue.push(join(dirname(ts), `${m[1]}.ts`));
+  }
+  return [...seen].some((ts) => {
+    const js = join(ROOT, "dist", relative(join(ROOT, "src"), ts)).replace(/\.ts$/, ".js");
+    return !existsSync(js) || statSync(js).mtimeMs < statSync(ts).mtimeMs;
+  });
+}
+
+describe("snn-coord with invalid parameters", () => {
+  let dir: string;
+  const cli = join(ROOT, "dist/coordinator/cli.js");
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "snn-config-test-"));
+    if (staleDist()) {
+      try {
+        // --noCheck: the same JavaScript as a full build in a fraction of the time (type checking is the build's job).
+        execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.json"), "--noCheck"], {
+          cwd: ROOT,
+          stdio: "pipe",
+        });
+      } catch {
+        // Type errors in files being edited elsewhere: tsc still emits JavaScript.
+      }
+    }
+  });
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ["dt too large", edit(DEFAULT_TEXT, "dt = 1.0 ", "dt = 3 "), /simulation\.dt/],
+    ["unknown nested key", edit(DEFAULT_TEXT, "epochs = 500", "epochs = 500\nepoch = 500"), /simulation\.epoch: unknown key/],
+    ["epochs not a multiple", edit(DEFAULT_TEXT, "epochs = 500", "epochs = 502"), /simulation\.epochs/],
+  ];
+
+  it.each(cases)("%s: exit code 2, one line on stderr, no output directory", (name, text, key) => {
+    const params = join(dir, `${name.replace(/\W+/g, "-")}.toml`);
+    writeFileSync(params, text);
+    const out = join(dir, `out-${name.replace(/\W+/g, "-")}`);
+    const r = spawnSync(process.execPath, [cli, params, "--output", out, "--metrics-port", "0"], { cwd: dir, encoding: "utf8", timeout: 30_000 });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(key);
+    expect(lines[0]).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+    expect(existsSync(out)).toBe(false);
+    // Nothing else was written next to the parameters either (e.g. a default runs/ directory).
+    expect(existsSync(join(dir, "runs"))).toBe(false);
+  });
+
+  it("a missing parameters file: exit code 2, one line naming the file", () => {
+    const params = join(dir, "does-not-exist.toml");
+    const out = join(dir, "out-missing");
+    const r = spawnSync(process.execPath, [cli, params, "--output", out, "--metrics-port", "0"], { cwd: dir, encoding: "utf8", timeout: 30_000 });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("does-not-exist.toml");
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,271 @@
+/**
+ * The two engines against each other and against finite differences, on the small network of helpers/small-network.
+ *
+ * Float32 limits how closely gradients can agree at the model's surrogate steepness λ = 100: the surrogate's
+ * derivative 1/(λ|x|+1)² changes by 2λ/(λ|x|+1) per mV (200/mV at threshold), and a float32 forward pass differs
+ * from a float64 one by ~1e−5 mV after tens of steps. One sample 0.005 mV from threshold therefore moves the gradient
+ * by ~2e−3 — sparse-cpu in float32 differs from itself in float64 by as much (up to 1e−3 on other seeds). So the
+ * engines are compared twice: at λ = 100 with a tolerance set by that conditioning, and, to the 1e−4 that float32
+ * allows, with the surrogate switched off (λ = 1e8: its derivative is < 1e−10 wherever a float32 voltage can be),
+ * which still exercises every other path of the adjoint: membrane, reset gate, conductances, recurrent and
+ * feedforward injection, chunk truncation. The same regime makes the loss piecewise smooth in the weights (spike trains
+ * are locally constant), so central differences check the float64 adjoint there, spikes included.
+ */
+import { createRequire } from "node:module";
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Rng } from "../src/shared/rng.js";
+import { EpochResult, EpochTask, StreamState } from "../src/worker/engine.js";
+import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
+import { createTfjsEngine, TfjsEngine } from "../src/worker/tfjs-engine.js";
+import { smallNetwork, SmallNetwork } from "./helpers/small-network.js";
+
+/** max|a − b| / max|b|: the error of a gradient vector relative to its scale. */
+function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+/** Largest |a − b| / |b| over the entries with |b| above `floor`·max|b|. */
+function elementwiseRelError(a: ArrayLike<number>, b: ArrayLike<number>, floor: number): number {
+  let m = 0;
+  for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(b[i]));
+  let e = 0;
+  for (let i = 0; i < b.length; i++) if (Math.abs(b[i]) > floor * m) e = Math.max(e, Math.abs(a[i] - b[i]) / Math.abs(b[i]));
+  return e;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+function task(net: SmallNetwork, epoch: number, initialState: StreamState | null, computeGradient = true, recordActivity = true): EpochTask {
+  return { epoch, initialState, recWeight: net.connectome.recWeight, ffWeight: net.connectome.ffWeight, computeGradient, recordActivity };
+}
+
+/** Same spikes in every trial (counts and CVs per neuron, the plotted trial spike by spike), close voltages and state. */
+function expectSameEpoch(a: EpochResult, b: EpochResult): void {
+  expect(Array.from(a.rates)).toEqual(Array.from(b.rates));
+  expect(Array.from(a.cvs)).toEqual(Array.from(b.cvs));
+  expect(a.losses.firing_rate).toBe(b.losses.firing_rate);
+  expect(a.losses.silent_penalty).toBe(b.losses.silent_penalty);
+  expect(a.losses.cv).toBe(b.losses.cv);
+  expect(Math.abs(a.losses.membrane_variance / b.losses.membrane_variance - 1)).toBeLessThan(1e-5);
+  expect(Math.abs(a.losses.total / b.losses.total - 1)).toBeLessThan(1e-5);
+  expect(a.stats).toEqual(b.stats);
+  expect(maxAbsDiff(a.finalState.v, b.finalState.v)).toBeLessThan(1e-4);
+  expect(maxRelError(a.finalState.g, b.finalState.g)).toBeLessThan(1e-5);
+  if (a.activity && b.activity) {
+    expect(Array.from(a.activity.spikePtr)).toEqual(Array.from(b.activity.spikePtr));
+    expect(Array.from(a.activity.spikeSteps)).toEqual(Array.from(b.activity.spikeSteps));
+    expect(Array.from(a.activity.inputSpikeSteps)).toEqual(Array.from(b.activity.inputSpikeSteps));
+    expect(a.activity.sampleNeuron).toBe(b.activity.sampleNeuron);
+    expect(Array.from(a.activity.traceNeurons)).toEqual(Array.from(b.activity.traceNeurons));
+    expect(maxAbsDiff(a.activity.sampleVoltage, b.activity.sampleVoltage)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(a.activity.traceVoltages, b.activity.traceVoltages)).toBeLessThan(1e-4);
+    expect(maxRelError(a.activity.sampleConductance, b.activity.sampleConductance)).toBeLessThan(1e-5);
+    expect(maxRelError(a.activity.sampleCurrent, b.activity.sampleCurrent)).toBeLessThan(1e-5);
+  }
+}
+
+describe("at the model's surrogate steepness (λ = 100)", () => {
+  const net = smallNetwork();
+  const tfjs = new TfjsEngine(net.spec);
+  let sparse64: EpochResult;
+  let sparse32: EpochResult;
+  let viaTfjs: EpochResult;
+
+  beforeAll(async () => {
+    sparse64 = new SparseCpuEngine(net.spec, "float64").runEpochSync(task(net, 0, null));
+    sparse32 = new SparseCpuEngine(net.spec, "float32").runEpochSync(task(net, 0, null));
+    viaTfjs = await tfjs.runEpoch(task(net, 0, null));
+  });
+  afterAll(() => tfjs.dispose());
+
+  it("the small network fires at moderate rates in both cell types from rest", () => {
+    const [exc, inh] = sparse64.stats;
+    // Measured: E 10.4 Hz (79% active), I 15.3 Hz (75% active); every loss term is non-trivial.
+    for (const s of [exc, inh]) {
+      expect(s.rateMean).toBeGreaterThan(3);
+      expect(s.rateMean).toBeLessThan(60);
+      expect(s.activeFraction).toBeGreaterThan(0.5);
+      expect(s.activeFraction).toBeLessThan(1);
+    }
+    expect(sparse64.losses.silent_penalty).toBeGreaterThan(0.01);
+    expect(sparse64.losses.cv).toBeGreaterThan(0);
+    expect(sparse64.losses.membrane_variance).toBeGreaterThan(0.01);
+  });
+
+  it("gives identical spike trains, voltages within 1e-4 mV, the same losses and final state", () => {
+    expect(viaTfjs.epoch).toBe(0);
+    expectSameEpoch(viaTfjs, sparse64);
+    expectSameEpoch(sparse32, sparse64);
+  });
+
+  it("gives the same per-edge gradients within float32 conditioning", () => {
+    // Measured (seed 7): tfjs vs sparse float64 2.0e-3 (rec and ff), elementwise 2.0e-3; sparse float32 vs float64
+    // 2.8e-5 / 1.6e-4 here, up to 1e-3 on other seeds. A wrong term would be off by O(1).
+    for (const [mine, ref] of [
+      [viaTfjs.recGrad!, sparse64.recGrad!],
+      [viaTfjs.ffGrad!, sparse64.ffGrad!],
+    ]) {
+      expect(maxRelError(mine, ref)).toBeLessThan(5e-3);
+      expect(elementwiseRelError(mine, ref, 1e-2)).toBeLessThan(1e-2);
+    }
+  });
+});
+
+describe("with the surrogate switched off (λ = 1e8)", () => {
+  const net = smallNetwork({ surrgradScale: 1e8 });
+  const tfjs = new TfjsEngine(net.spec);
+  const sparse = new SparseCpuEngine(net.spec, "float64");
+  // One 60-step chunk is the same epoch (same inputs, same forward) without the cuts.
+  const oneChunk = new SparseCpuEngine({ ...net.spec, chunkSteps: 60, chunksPerEpoch: 1 }, "float64");
+  let sparse0: EpochResult;
+  let sparseFull: EpochResult;
+  let tfjs0: EpochResult;
+
+  beforeAll(async () => {
+    sparse0 = sparse.runEpochSync(task(net, 0, null));
+    sparseFull = oneChunk.runEpochSync(task(net, 0, null));
+    tfjs0 = await tfjs.runEpoch(task(net, 0, null));
+  });
+  afterAll(() => tfjs.dispose());
+
+  it("gives the same per-edge gradients to 1e-4", () => {
+    expectSameEpoch(tfjs0, sparse0);
+    // Measured: max-norm 2.7e-6 (rec) / 2.4e-6 (ff); elementwise 3.2e-5 / 1.7e-4 above 1e-3·max, 3.2e-5 / 2.3e-5
+    // above 1e-2·max. Float32 backprop sums carry ~1e-7·max absolute error, hence the looser bound on small entries.
+    for (const [mine, ref] of [
+      [tfjs0.recGrad!, sparse0.recGrad!],
+      [tfjs0.ffGrad!, sparse0.ffGrad!],
+    ]) {
+      expect(maxRelError(mine, ref)).toBeLessThan(1e-4);
+      expect(elementwiseRelError(mine, ref, 1e-2)).toBeLessThan(1e-4);
+      expect(elementwiseRelError(mine, ref, 1e-3)).toBeLessThan(1e-3);
+    }
+  });
+
+  it("truncates back-propagation at chunk boundaries", async () => {
+    const untruncated = new TfjsEngine(net.spec, { truncateBptt: false });
+    const tfjsFull = await untruncated.runEpoch(task(net, 0, null));
+    untruncated.dispose();
+
+    expectSameEpoch(sparseFull, sparse0);
+    expectSameEpoch(tfjsFull, tfjs0);
+    // Measured: cut vs uncut differ by 1.3 (rec) and 3.9 (ff) relative; uncut engines agree to 2.7e-6 / 3.4e-6.
+    expect(maxRelError(tfjs0.recGrad!, tfjsFull.recGrad!)).toBeGreaterThan(0.1);
+    expect(maxRelError(tfjs0.ffGrad!, tfjsFull.ffGrad!)).toBeGreaterThan(0.1);
+    expect(maxRelError(tfjsFull.recGrad!, sparseFull.recGrad!)).toBeLessThan(1e-4);
+    expect(maxRelError(tfjsFull.ffGrad!, sparseFull.ffGrad!)).toBeLessThan(1e-4);
+  });
+
+  it("matches central finite differences of the loss (sparse-cpu float64 adjoint)", () => {
+    // Rec edges only carry gradient from neurons that spiked, so the check needs spikes; with the surrogate off the
+    // adjoint is the derivative of the loss for the fixed spike train, and a 1e-4 relative step keeps that train.
+    // Differences see every path, so they are compared with the adjoint of the uncut (one-chunk) epoch.
+    const rng = new Rng(2024);
+    let worst = 0;
+    for (const which of ["rec", "ff"] as const) {
+      const weights = which === "rec" ? net.connectome.recWeight : net.connectome.ffWeight;
+      const grad = which === "rec" ? sparseFull.recGrad! : sparseFull.ffGrad!;
+      const scale = grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
+      const significant = Array.from(grad.keys()).filter((e) => Math.abs(grad[e]) > 1e-3 * scale);
+      const zero = Array.from(grad.keys()).filter((e) => grad[e] === 0);
+      rng.shuffle(significant);
+      rng.shuffle(zero);
+      for (const e of [...significant.slice(0, 8), ...zero.slice(0, 2)]) {
+        const lossAt = (w: number) => {
+          const perturbed = Float32Array.from(weights);
+          perturbed[e] = w;
+          const t = { ...task(net, 0, null, false, false), [which === "rec" ? "recWeight" : "ffWeight"]: perturbed };
+          const r = oneChunk.runEpochSync(t);
+          expect(Array.from(r.rates)).toEqual(Array.from(sparseFull.rates));
+          return r.losses.total;
+        };
+        // The perturbed weights are float32: difference by the step actually taken.
+        const plus = Math.fround(weights[e] * (1 + 1e-4));
+        const minus = Math.fround(weights[e] * (1 - 1e-4));
+        const fd = (lossAt(plus) - lossAt(minus)) / (plus - minus);
+        if (grad[e] === 0) {
+          expect(fd).toBe(0);
+        } else {
+          const err = Math.abs(fd - grad[e]) / Math.abs(grad[e]);
+          worst = Math.max(worst, err);
+          expect(err, `${which} edge ${e}: fd ${fd} adjoint ${grad[e]}`).toBeLessThan(1e-5);
+        }
+      }
+    }
+    expect(worst).toBeGreaterThan(0);
+  });
+
+  it("starts from a given non-rest state identically in both engines", async () => {
+    const t = task(net, 1, sparse0.finalState);
+    const fromState = sparse.runEpochSync(t);
+    const viaTfjs = await tfjs.runEpoch(t);
+    expectSameEpoch(viaTfjs, fromState);
+    // Rates after the state carried over are far from those of a fresh start (NMDA has built up).
+    const fresh = sparse.runEpochSync(task(net, 1, null, false, false));
+    expect(fromState.stats[0].rateMean).toBeGreaterThan(2 * fresh.stats[0].rateMean);
+    expect(maxRelError(viaTfjs.recGrad!, fromState.recGrad!)).toBeLessThan(1e-4);
+    expect(maxRelError(viaTfjs.ffGrad!, fromState.ffGrad!)).toBeLessThan(1e-4);
+  });
+});
+
+describe("tfjs engine resources", () => {
+  const net = smallNetwork();
+
+  it("leaks no tensors across epochs and frees its constants on dispose", async () => {
+    const before = tf.memory().numTensors;
+    const engine = new TfjsEngine(net.spec);
+    const counts: number[] = [];
+    let state: StreamState | null = null;
+    for (const [epoch, grad, activity] of [
+      [0, true, true],
+      [1, false, true],
+      [2, true, false],
+    ] as const) {
+      const r = await engine.runEpoch(task(net, epoch, state, grad, activity));
+      state = r.finalState;
+      counts.push(tf.memory().numTensors);
+    }
+    expect(counts[1]).toBe(counts[0]);
+    expect(counts[2]).toBe(counts[0]);
+    engine.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("reports its kind from the backend", async () => {
+    expect((await createTfjsEngine(net.spec)).kind).toBe("tfjs");
+    expect(new TfjsEngine(net.spec, { backend: "tensorflow" }).kind).toBe("tfjs-gpu");
+  });
+
+  const hasGpuPackage = (() => {
+    try {
+      createRequire(import.meta.url).resolve("@tensorflow/tfjs-node-gpu");
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(hasGpuPackage)("says what to install when --gpu is asked for without tfjs-node-gpu", async () => {
+    const visible = process.env.CUDA_VISIBLE_DEVICES;
+    try {
+      await expect(createTfjsEngine(net.spec, { gpu: 0 })).rejects.toThrow(
+        /needs the optional package @tensorflow\/tfjs-node-gpu \(CUDA 11\.8\/cuDNN 8\.6 on Linux x86-64\).*`npm install @tensorflow\/tfjs-node-gpu` on the worker machine.*--cpu \(or without --gpu\) to use the sparse-cpu engine/,
+      );
+    } finally {
+      if (visible === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+      else process.env.CUDA_VISIBLE_DEVICES = visible;
+    }
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * Gradient averaging, global-norm clipping and Adam (src/coordinator/optimizer.ts, MODEL.md 5.2 step 7) against
+ * values computed by hand with torch's formulas.
+ */
+import { describe, expect, it } from "vitest";
+import { adamStep, averageGradients, clipGlobalNorm, globalNorm, newAdamState } from "../src/coordinator/optimizer.js";
+
+const f32 = (...xs: number[]) => Float32Array.from(xs);
+const f64 = (...xs: number[]) => Float64Array.from(xs);
+
+describe("averageGradients", () => {
+  it("sums in float64, in the order given: 1e8 + 1 − 1e8 + 2 = 3 → 3/4 (float32 summation would give 0.5)", () => {
+    // 1e8 is exact in float32, whose spacing there is 8: in float32, 1e8 + 1 = 1e8, so a float32 accumulator ends
+    // at (0 + 2)/4 = 0.5; float64 keeps the 1.
+    const epochs = [[f32(1e8)], [f32(1)], [f32(-1e8)], [f32(2)]];
+    const [avg] = averageGradients(epochs);
+    expect(avg).toBeInstanceOf(Float64Array);
+    expect(avg[0]).toBe(0.75);
+  });
+
+  it("the order is the given one, not sorted or pairwise: big + 1 − big + 3 → 3/4 in float64 with big = 2^60", () => {
+    // With big = 2^60, even float64 loses the 1 in big + 1 (spacing 256 there), so left to right gives
+    // ((big + 1) − big + 3)/4 = (0 + 3)/4 = 0.75, whereas (big − big) + 1 + 3 would give 1.
+    const big = 2 ** 60;
+    expect(Math.fround(big)).toBe(big);
+    const [avg] = averageGradients([[f32(big)], [f32(1)], [f32(-big)], [f32(3)]]);
+    expect(avg[0]).toBe(0.75);
+    const [reordered] = averageGradients([[f32(big)], [f32(-big)], [f32(1)], [f32(3)]]);
+    expect(reordered[0]).toBe(1);
+  });
+
+  it("equals the float64 left-to-right sum divided by the count, exactly (non-power-of-two count)", () => {
+    // 2 + 2 + 1 = 5; 5/3 = 1.6666666666666667 in float64. Multiplying by a rounded reciprocal instead,
+    // 5·(1/3) = 1.6666666666666665, is one ulp off: the documented contract is "sum, then divide by the count".
+    const epochs = [[f32(2, 0.1)], [f32(2, 0.2)], [f32(1, 0.7)]];
+    const [avg] = averageGradients(epochs);
+    const sum1 = Math.fround(0.1) + Math.fround(0.2) + Math.fround(0.7);
+    expect(avg[0]).toBe(5 / 3);
+    expect(avg[1]).toBe(sum1 / 3);
+  });
+
+  it("keeps parts separate and element-wise, and does not modify its inputs", () => {
+    const e0 = [f32(1, 2, 3), f32(10)];
+    const e1 = [f32(3, 4, 5), f32(30)];
+    const [rec, ff] = averageGradients([e0, e1]);
+    expect(Array.from(rec)).toEqual([2, 3, 4]);
+    expect(Array.from(ff)).toEqual([20]);
+    expect(Array.from(e0[0])).toEqual([1, 2, 3]);
+  });
+});
+
+describe("clipGlobalNorm (torch.nn.utils.clip_grad_norm_)", () => {
+  it("global norm over all parts: ‖(3, 0 | 4)‖ = 5", () => {
+    expect(globalNorm([f64(3, 0), f64(4)])).toBe(5);
+  });
+
+  it("norm 5, max 1: coef = 1/(5 + 1e−6), applied to every part; returns the pre-clip norm", () => {
+    const parts = [f64(3, 0), f64(4)];
+    const norm = clipGlobalNorm(parts, 1);
+    expect(norm).toBe(5);
+    const coef = 1 / (5 + 1e-6); // 0.19999996
+    expect(parts[0][0]).toBeCloseTo(3 * coef, 15); // 0.59999988
+    expect(parts[0][1]).toBe(0);
+    expect(parts[1][0]).toBeCloseTo(4 * coef, 15); // 0.79999984
+    expect(globalNorm(parts)).toBeLessThan(1);
+    expect(globalNorm(parts)).toBeGreaterThan(0.9999998);
+  });
+
+  it("norm equal to max still scales by max/(norm + 1e−6) < 1, as torch does", () => {
+    const parts = [f64(3, 0), f64(4)];
+    clipGlobalNorm(parts, 5);
+    expect(parts[0][0]).toBeCloseTo((3 * 5) / 5.000001, 15); // 2.9999994
+    expect(parts[0][0]).toBeLessThan(3);
+  });
+
+  it("norm below max: untouched", () => {
+    const parts = [f64(3, 0), f64(4)];
+    expect(clipGlobalNorm(parts, 10)).toBe(5);
+    expect(Array.from(parts[0])).toEqual([3, 0]);
+    expect(Array.from(parts[1])).toEqual([4]);
+  });
+});
+
+describe("adamStep (torch.optim.Adam, lr 0.1, betas 0.9/0.999, eps 1e−8)", () => {
+  const h = { learningRate: 0.1, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
+
+  /**
+   * torch's single-tensor Adam on float32 tensors, every operation rounded to float32:
+   *   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  step_size = lr/(1 − β1^t);
+   *   denom = √v / √(1 − β2^t) + eps;  w ← w − step_size · m/denom.
+   */
+  function torchAdam(w: number[], m: number[], v: number[], g: number[], t: number): void {
+    const r = Math.fround;
+    const [b1, b2] = h.betas;
+    const stepSize = h.learningRate / (1 - b1 ** t);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+    for (let i = 0; i < w.length; i++) {
+      m[i] = r(r(b1 * m[i]) + r((1 - b1) * g[i]));
+      v[i] = r(r(b2 * v[i]) + r(r((1 - b2) * g[i]) * g[i]));
+      const denom = r(r(r(Math.sqrt(v[i])) / bc2Sqrt) + h.eps);
+      w[i] = r(w[i] - r(stepSize * r(m[i] / denom)));
+    }
+  }
+
+  it("two steps on a 3-element vector match torch's formula", () => {
+    const w0 = [1, -0.5, 2];
+    const g1 = [0.1, -0.2, 0];
+    const g2 = [0.3, 0.1, 0.5];
+
+    const weights = [f32(...w0)];
+    const state = newAdamState([3]);
+    expect(state.step).toBe(0);
+
+    // Step 1: m = 0.1 g = (0.01, −0.02, 0); v = 0.001 g² = (1e−5, 4e−5, 0); step_size = 0.1/0.1 = 1;
+    // denom = √v/√0.001 + 1e−8 = (0.1, 0.2, 0) + 1e−8 → w = (1 − 0.1, −0.5 + 0.1, 2 − 0) = (0.9, −0.4, 2):
+    // the first Adam step moves every weight with a non-zero gradient by lr against the gradient's sign.
+    adamStep(weights, [f64(...g1)], state, h);
+    expect(state.step).toBe(1);
+    expect(weights[0][0]).toBeCloseTo(0.9, 6);
+    expect(weights[0][1]).toBeCloseTo(-0.4, 6);
+    expect(weights[0][2]).toBe(2); // zero gradient: exactly unchanged (0/(0 + eps))
+    expect(state.m[0][0]).toBeCloseTo(0.01, 8);
+    expect(state.v[0][1]).toBeCloseTo(4e-5, 10);
+
+    // Step 2: m = 0.9 m + 0.1 g2 = (0.039, −0.008, 0.05); v = 0.999 v + 0.001 g2² = (9.999e−5, 4.996e−5, 2.5e−4);
+    // step_size = 0.1/0.19 = 0.5263158; √(1 − 0.999²) = √0.001999 = 0.0447102;
+    // denom = (0.223652, 0.158089, 0.353642); update = (0.0917781, −0.0266338, 0.0744133);
+    // w = (0.8082219, −0.3733662, 1.9255867).
+    adamStep(weights, [f64(...g2)], state, h);
+    expect(state.step).toBe(2);
+    expect(weights[0][0]).toBeCloseTo(0.8082219, 6);
+    expect(weights[0][1]).toBeCloseTo(-0.3733662, 6);
+    expect(weights[0][2]).toBeCloseTo(1.9255867, 6);
+    expect(state.m[0][0]).toBeCloseTo(0.039, 8);
+    expect(state.m[0][1]).toBeCloseTo(-0.008, 8);
+    expect(state.v[0][0]).toBeCloseTo(9.999e-5, 10);
+    expect(state.v[0][2]).toBeCloseTo(2.5e-4, 10);
+
+    // Against the float32 emulation of torch: equal to a few float32 ulps.
+    const w = [...w0];
+    const m = [0, 0, 0];
+    const v = [0, 0, 0];
+    torchAdam(w, m, v, g1, 1);
+    torchAdam(w, m, v, g2, 2);
+    for (let i = 0; i < 3; i++) {
+      expect(Math.abs(weights[0][i] - w[i])).toBeLessThanOrEqual(4 * 2 ** -23 * Math.abs(w[i]));
+      expect(Math.abs(state.m[0][i] - m[i])).toBeLessThanOrEqual(4 * 2 ** -23 * Math.abs(m[i]));
+      expect(Math.abs(state.v[0][i] - v[i])).toBeLessThanOrEqual(4 * 2 ** -23 * Math.abs(v[i]));
+    }
+  });
+
+  it("moments are stored as float32 and every part of the vector is updated", () => {
+    const weights = [f32(1, 1), f32(1)];
+    const state = newAdamState([2, 1]);
+    expect(state.m[0]).toBeInstanceOf(Float32Array);
+    expect(state.v[1]).toBeInstanceOf(Float32Array);
+    adamStep(weights, [f64(0.1, 0), f64(-0.3)], state, h);
+    expect(state.m[0]).toBeInstanceOf(Float32Array);
+    // 0.1·0.1 = 0.01 is not a float32 value: the stored moment is its float32 rounding.
+    expect(state.m[0][0]).toBe(Math.fround(0.01));
+    expect(state.m[0][0]).not.toBe(0.01);
+    expect(weights[1][0]).toBeCloseTo(1.1, 6);
+    expect(weights[0][1]).toBe(1);
+  });
+});

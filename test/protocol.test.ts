@@ -1,0 +1,315 @@
+/**
+ * Coordinator ↔ worker message schema (src/shared/protocol.ts): every message type survives encode → decode with
+ * typed arrays of the right class and value, and malformed frames are rejected with a ProtocolError that says why.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Packr } from "msgpackr";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../src/shared/config.js";
+import { Connectome, generateConnectome } from "../src/shared/connectome.js";
+import { TrialActivity } from "../src/shared/figure-data.js";
+import { buildNetworkSpec, hashValue, NetworkSpec } from "../src/shared/network.js";
+import {
+  AssignMessage,
+  decodeMessage,
+  encodeMessage,
+  Message,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  ResultMessage,
+} from "../src/shared/protocol.js";
+import { Rng } from "../src/shared/rng.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
+/** The same msgpack settings as the protocol module, to craft frames by hand. */
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+function replaceOnce(text: string, from: string, to: string): string {
+  const at = text.indexOf(from);
+  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`test setup: "${from}" must occur exactly once`);
+  return text.slice(0, at) + to + text.slice(at + from.length);
+}
+
+let connectome: Connectome;
+let spec: NetworkSpec;
+
+beforeAll(() => {
+  let t = replaceOnce(QUICK_TEXT, "num_neurons = 500", "num_neurons = 40");
+  t = replaceOnce(t, "num_assemblies = 5", "num_assemblies = 2");
+  t = replaceOnce(t, "num_neurons = 150", "num_neurons = 10");
+  const config = parseConfig(t, "small");
+  connectome = generateConnectome(config);
+  spec = buildNetworkSpec(config, connectome);
+});
+
+function roundTrip<M extends Message>(m: M): M {
+  const frame = encodeMessage(m);
+  expect(frame).toBeInstanceOf(Uint8Array);
+  return decodeMessage(frame) as M;
+}
+
+/** Rejection with a ProtocolError whose message matches `reason`. */
+function expectRejected(frame: Uint8Array, reason: RegExp | string): void {
+  let error: unknown;
+  try {
+    decodeMessage(frame);
+  } catch (e) {
+    error = e;
+  }
+  expect(error, "decodeMessage accepted the frame").toBeInstanceOf(ProtocolError);
+  expect((error as Error).message).toMatch(reason);
+}
+
+function activity(): TrialActivity {
+  return {
+    epoch: 7,
+    steps: 4,
+    dt: 1,
+    spikePtr: Int32Array.from([0, 1, 1, 3]),
+    spikeSteps: Int32Array.from([2, 0, 3]),
+    inputSpikePtr: Int32Array.from([0, 2]),
+    inputSpikeSteps: Int32Array.from([1, 2]),
+    sampleNeuron: 2,
+    sampleVoltage: Float32Array.from([-60, -59.5, -58.25, -60]),
+    sampleConductance: Float32Array.from([0, 0.5, 0.25, 0.125, 1, 2, 3, 4]),
+    sampleCurrent: Float32Array.from([-1.5, 2.5, 0, 3, -4, 5, 6, 7]),
+    traceNeurons: Int32Array.from([0, 2]),
+    traceVoltages: Float32Array.from([-60, -59, -58, -57, -50, -49, -48, -47]),
+  };
+}
+
+function result(withActivity: boolean): ResultMessage {
+  return {
+    type: "result",
+    runId: "run-1",
+    epoch: 12,
+    weightsVersion: 3,
+    losses: { firing_rate: 1.25, cv: NaN, silent_penalty: 0.5, membrane_variance: Infinity, total: 1.75 },
+    stats: [
+      { cellType: "excitatory", rateMean: 0.5, rateStd: 0.25, cvMean: NaN, cvStd: NaN, activeFraction: 0.125 },
+      { cellType: "inhibitory", rateMean: 2, rateStd: 1, cvMean: 0.9, cvStd: 0.1, activeFraction: 1 },
+    ],
+    rates: Float32Array.from([0, 1.5, NaN]),
+    cvs: Float32Array.from([NaN, 0.75, 1.25]),
+    recGrad: Float32Array.from([1e-30, -2.5, 3.25e10, -0]),
+    ffGrad: Float32Array.from([0.125]),
+    finalState: { v: Float32Array.from([-60, -50.5]), g: Float32Array.from([0, 0.1, 0.2, 0.3]) },
+    activity: withActivity ? activity() : null,
+    computeSeconds: 0.42,
+  };
+}
+
+describe("round trip", () => {
+  it("hello (with and without a network hash)", () => {
+    const m: Message = { type: "hello", workerId: "w-1", hostname: "node7", pid: 1234, engine: "sparse-cpu", threads: 4, networkHash: null };
+    expect(roundTrip(m)).toEqual(m);
+    const m2: Message = { ...m, networkHash: "ab".repeat(32) };
+    expect(roundTrip(m2)).toEqual(m2);
+  });
+
+  it("network: the full spec comes back equal, typed arrays with the right class, hash still valid", () => {
+    const m: Message = { type: "network", spec };
+    const back = roundTrip(m);
+    expect(back).toStrictEqual(m);
+    const s = back.spec;
+    expect(s.rec.pre).toBeInstanceOf(Int32Array);
+    expect(s.rec.post).toBeInstanceOf(Int32Array);
+    expect(s.rec.rowPtr).toBeInstanceOf(Int32Array);
+    expect(s.ff.pre).toBeInstanceOf(Int32Array);
+    expect(s.inputProbability).toBeInstanceOf(Float64Array);
+    expect(s.targets.rate).toBeInstanceOf(Float64Array);
+    expect(s.constants.theta).toBeInstanceOf(Float32Array);
+    expect(s.constants.alphaRise).toBeInstanceOf(Float32Array);
+    expect(s.constants.slotSource).toBeInstanceOf(Int32Array);
+    expect(s.constants.cellType).toBeInstanceOf(Int32Array);
+    expect(s.rec.pre.length).toBe(connectome.rec.pre.length);
+    expect(s.rec.pre.length).toBeGreaterThan(100);
+    expect(Array.from(s.constants.theta)).toEqual(Array.from(spec.constants.theta));
+    // The content hash covers class names and bytes: recomputing it on the decoded spec gives the same value.
+    const { hash, ...rest } = s;
+    expect(hashValue(rest)).toBe(hash);
+    expect(hash).toBe(spec.hash);
+  });
+
+  it("assign with weights and initial state, and without", () => {
+    const full: AssignMessage = {
+      type: "assign",
+      runId: "run-1",
+      update: 2,
+      epoch: 11,
+      stream: 1,
+      weightsVersion: 3,
+      weights: { rec: Float32Array.from(connectome.recWeight), ff: Float32Array.from(connectome.ffWeight) },
+      initialState: { v: Float32Array.from([-60, -55]), g: Float32Array.from([0.5, 0.25, 0, 1]) },
+      recordActivity: true,
+    };
+    const back = roundTrip(full);
+    expect(back).toStrictEqual(full);
+    expect(back.weights!.rec).toBeInstanceOf(Float32Array);
+    expect(back.initialState!.g).toBeInstanceOf(Float32Array);
+    const bare: AssignMessage = { ...full, weights: null, initialState: null, recordActivity: false };
+    expect(roundTrip(bare)).toStrictEqual(bare);
+  });
+
+  it("assign carrying typed-array views at an offset into a larger buffer", () => {
+    const backing = Float32Array.from([9, 9, 1.5, 2.5, 3.5, 9]);
+    const m: AssignMessage = {
+      type: "assign",
+      runId: "r",
+      update: 0,
+      epoch: 0,
+      stream: 0,
+      weightsVersion: 0,
+      weights: { rec: backing.subarray(2, 5), ff: backing.subarray(1, 2) },
+      initialState: null,
+      recordActivity: false,
+    };
+    const back = roundTrip(m);
+    expect(Array.from(back.weights!.rec)).toEqual([1.5, 2.5, 3.5]);
+    expect(Array.from(back.weights!.ff)).toEqual([9]);
+  });
+
+  it("result with typed arrays, NaN/Infinity losses and statistics, no activity", () => {
+    const m = result(false);
+    const back = roundTrip(m);
+    expect(back).toStrictEqual(m);
+    expect(back.losses.cv).toBeNaN();
+    expect(back.losses.membrane_variance).toBe(Infinity);
+    expect(back.stats[0].cvMean).toBeNaN();
+    for (const a of [back.rates, back.cvs, back.recGrad, back.ffGrad, back.finalState.v, back.finalState.g]) expect(a).toBeInstanceOf(Float32Array);
+    expect(Number.isNaN(back.rates[2])).toBe(true);
+    expect(Object.is(back.recGrad[3], -0)).toBe(true);
+    expect(back.recGrad[0]).toBe(Math.fround(1e-30));
+    expect(back.activity).toBeNull();
+  });
+
+  it("result with trial activity", () => {
+    const m = result(true);
+    const back = roundTrip(m);
+    expect(back).toStrictEqual(m);
+    expect(back.activity!.spikePtr).toBeInstanceOf(Int32Array);
+    expect(back.activity!.sampleConductance).toBeInstanceOf(Float32Array);
+    expect(Array.from(back.activity!.sampleVoltage)).toEqual([-60, -59.5, -58.25, -60]);
+  });
+
+  it("heartbeat, shutdown, reject, failure", () => {
+    const ms: Message[] = [
+      { type: "heartbeat" },
+      { type: "shutdown", reason: "training completed" },
+      { type: "reject", reason: "protocol version mismatch" },
+      { type: "failure", epoch: 5, message: "out of memory" },
+    ];
+    for (const m of ms) expect(roundTrip(m)).toStrictEqual(m);
+  });
+
+  it("every frame carries the protocol version", () => {
+    const raw = packr.unpack(encodeMessage({ type: "heartbeat" })) as Record<string, unknown>;
+    expect(raw.protocol).toBe(PROTOCOL_VERSION);
+    expect(raw.type).toBe("heartbeat");
+  });
+
+  it("typed arrays travel as raw bytes (msgpack bin), not as lists of numbers", () => {
+    const m = result(false);
+    m.recGrad = new Float32Array(10_000).fill(0.1);
+    const frame = encodeMessage(m);
+    // 40,000 bytes of payload plus a little framing; a number list would need 5 bytes per float32.
+    expect(frame.byteLength).toBeLessThan(41_000);
+    const raw = packr.unpack(frame) as Record<string, unknown>;
+    expect(raw.recGrad).toBeInstanceOf(Uint8Array);
+  });
+});
+
+describe("rejection of malformed frames", () => {
+  const validResult = () => packr.unpack(encodeMessage(result(false))) as Record<string, unknown>;
+  const validNetwork = () => packr.unpack(encodeMessage({ type: "network", spec })) as Record<string, any>;
+
+  it("garbage bytes: a reserved msgpack byte, truncated data", () => {
+    expectRejected(Uint8Array.from([0xc1, 0x00, 0x17]), /not msgpack|not a msgpack map/);
+    expectRejected(encodeMessage({ type: "heartbeat" }).subarray(0, 5), /msgpack/);
+    expectRejected(new Uint8Array(0), /msgpack/);
+  });
+
+  it("random bytes never escape as anything but a ProtocolError", () => {
+    const rng = Rng.keyed(2024, 11);
+    for (let k = 0; k < 200; k++) {
+      const n = 1 + rng.below(64);
+      const bytes = new Uint8Array(n);
+      for (let i = 0; i < n; i++) bytes[i] = rng.below(256);
+      expect(() => decodeMessage(bytes)).toThrow(ProtocolError);
+    }
+  });
+
+  it("a msgpack string, number or array is not a message", () => {
+    expectRejected(packr.pack("hello"), /not a msgpack map/);
+    expectRejected(packr.pack(42), /not a msgpack map/);
+    expectRejected(packr.pack([1, 2, 3]), /not a msgpack map/);
+  });
+
+  it("a map without a type", () => {
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, workerId: "w" }), /message\.type/);
+  });
+
+  it("wrong or missing protocol version", () => {
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION + 1, type: "heartbeat" }), /protocol version mismatch/);
+    expectRejected(packr.pack({ protocol: 0, type: "heartbeat" }), /protocol version mismatch/);
+    expectRejected(packr.pack({ type: "heartbeat" }), /protocol version mismatch/);
+    expectRejected(packr.pack({ protocol: "1", type: "heartbeat" }), /protocol version mismatch/);
+  });
+
+  it("unknown message type", () => {
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "gradient" }), /unknown message type "gradient"/);
+  });
+
+  it("a float32 field whose byte length is not a multiple of 4 names the field", () => {
+    const raw = validResult();
+    raw.recGrad = new Uint8Array(5);
+    expectRejected(packr.pack(raw), /message\.recGrad: .*5/);
+  });
+
+  it("a typed array field sent as a list of numbers names the field", () => {
+    const raw = validResult();
+    raw.ffGrad = [0.5, 0.25];
+    expectRejected(packr.pack(raw), /message\.ffGrad/);
+  });
+
+  it("a per-neuron constant of the wrong length names the field", () => {
+    const raw = validNetwork();
+    raw.spec.constants.theta = new Uint8Array(4 * 39); // 39 float32 for 40 neurons
+    expectRejected(packr.pack(raw), /theta.*expected 40 elements, got 39/);
+  });
+
+  it("an edge list with an out-of-range postsynaptic index", () => {
+    const raw = validNetwork();
+    const post = new Int32Array(new Uint8Array(raw.spec.rec.post).buffer);
+    post[3] = 40; // numPost is 40
+    raw.spec.rec.post = new Uint8Array(post.buffer);
+    expectRejected(packr.pack(raw), /edge list: edge 3 out of range/);
+  });
+
+  it("an edge list with a negative presynaptic index", () => {
+    const raw = validNetwork();
+    const pre = new Int32Array(new Uint8Array(raw.spec.ff.pre).buffer);
+    pre[0] = -1;
+    raw.spec.ff.pre = new Uint8Array(pre.buffer);
+    expectRejected(packr.pack(raw), /edge list: edge 0 out of range/);
+  });
+
+  it("an edge list whose row pointers do not match the edge count", () => {
+    const raw = validNetwork();
+    const rowPtr = new Int32Array(new Uint8Array(raw.spec.rec.rowPtr).buffer);
+    rowPtr[rowPtr.length - 1] -= 1;
+    raw.spec.rec.rowPtr = new Uint8Array(rowPtr.buffer);
+    expectRejected(packr.pack(raw), /row pointers/);
+  });
+
+  it("wrong scalar types name the field", () => {
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a number/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1.5, message: "x" }), /message\.epoch: expected an integer/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: -1, message: "x" }), /message\.epoch: must be ≥ 0/);
+    const raw = validResult();
+    (raw.losses as Record<string, unknown>).total = "1";
+    expectRejected(packr.pack(raw), /message\.losses\.total/);
+  });
+});
