@@ -204,6 +204,11 @@ describe("round trip", () => {
     for (const m of ms) expect(roundTrip(m)).toStrictEqual(m);
   });
 
+  it("a frame stays valid after later messages are encoded (frames are sent asynchronously)", () => {
+    const frames = Array.from({ length: 300 }, (_, i) => encodeMessage({ type: "failure", epoch: i, message: "x".repeat(i % 40) }));
+    frames.forEach((f, i) => expect(decodeMessage(f)).toEqual({ type: "failure", epoch: i, message: "x".repeat(i % 40) }));
+  });
+
   it("every frame carries the protocol version", () => {
     const raw = packr.unpack(encodeMessage({ type: "heartbeat" })) as Record<string, unknown>;
     expect(raw.protocol).toBe(PROTOCOL_VERSION);

@@ -35,8 +35,8 @@ export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
       for (let i = 0; i < acc.length; i++) acc[i] += g[i];
     }
   }
-  const inv = 1 / perEpoch.length;
-  for (const acc of out) for (let i = 0; i < acc.length; i++) acc[i] *= inv;
+  const n = perEpoch.length;
+  for (const acc of out) for (let i = 0; i < acc.length; i++) acc[i] /= n;
   return out;
 }
 

@@ -264,7 +264,7 @@ export function parseConfig(text: string, source = "parameters"): Config {
   try {
     doc = parseToml(text) as Table;
   } catch (e) {
-    const msg = e instanceof TomlError ? e.message.split("\n")[0] : String(e);
+    const msg = e instanceof TomlError ? `${e.message.split("\n")[0]} (line ${e.line}, column ${e.column})` : String(e);
     throw new ConfigError(`${source}: malformed TOML: ${msg}`);
   }
   const root = new Reader("", doc);

@@ -200,9 +200,12 @@ function readEdges(f: Fields): EdgeList {
   const pre = f.array<Int32Array>("pre", "i32");
   const post = f.array<Int32Array>("post", "i32", pre.length);
   const rowPtr = f.array<Int32Array>("rowPtr", "i32", numPre + 1);
-  if (rowPtr[numPre] !== pre.length) throw new ProtocolError("edge list: row pointers do not match the edge count");
-  for (let e = 0; e < pre.length; e++) {
-    if (pre[e] < 0 || pre[e] >= numPre || post[e] < 0 || post[e] >= numPost) throw new ProtocolError(`edge list: edge ${e} out of range`);
+  if (rowPtr[0] !== 0 || rowPtr[numPre] !== pre.length) throw new ProtocolError("edge list: row pointers do not match the edge count");
+  for (let i = 0; i < numPre; i++) {
+    if (rowPtr[i + 1] < rowPtr[i]) throw new ProtocolError(`edge list: row pointers decrease at row ${i}`);
+    for (let e = rowPtr[i]; e < rowPtr[i + 1]; e++) {
+      if (pre[e] !== i || post[e] < 0 || post[e] >= numPost) throw new ProtocolError(`edge list: edge ${e} out of range or not in its row`);
+    }
   }
   return { numPre, numPost, pre, post, rowPtr };
 }
@@ -242,6 +245,8 @@ function readConstants(f: Fields): ModelConstants {
   };
   const bad = (a: Int32Array, hi: number) => a.some((x) => x < 0 || x >= hi);
   if (bad(c.slotSource, G) || bad(c.cellType, c.numRecTypes) || bad(c.inputSource, G)) throw new ProtocolError("network.constants: population index out of range");
+  if (c.sourceSlotStart.some((start, g) => start < 0 || start + c.sourceSlotCount[g] > S) || c.slotNames.length !== S)
+    throw new ProtocolError("network.constants: synapse slot ranges do not match the slot count");
   return c;
 }
 

@@ -7,6 +7,9 @@
  * tf.customGrad (exact 0/1 forward, 1/(λ|x|+1)² backward), the loss is the epoch loss of losses.ts rebuilt from tensor
  * ops, and the weight gradient is read off the dense gradients at the edges. Loss values, statistics and figure data
  * come from epoch-summary.ts on the recorded activity, exactly as for sparse-cpu, so both engines report alike.
+ *
+ * Internally neurons are ordered by cell type, so that s_k is a slice of s: a gather's gradient is a segment sum,
+ * which dominated the cpu backend's backward pass. State, activity and weights are permuted on the host.
  */
 import * as tf from "@tensorflow/tfjs";
 import { InputSpikes, poissonInputs } from "../shared/inputs.js";
@@ -39,31 +42,38 @@ export interface TfjsEngineOptions {
 
 /** A presynaptic population and the edges it sends, in the coordinates of its dense weight matrix. */
 interface Population {
-  /** Neuron (or input) indices of its members, increasing: row r of W_k belongs to members[r]. */
-  members: Int32Array;
   input: boolean;
-  /** Ids of its edges in the recurrent (or feedforward) edge list, and their (row, post) positions in W_k. */
+  /** Its neurons (or inputs), increasing: row r of W_k belongs to members[r]. */
+  members: Int32Array;
+  /** Recurrent: internal position of members[0]; the population occupies positions start .. start + size. */
+  start: number;
+  size: number;
+  /** Ids of its edges in the recurrent (or feedforward) edge list, and their (row, internal post) places in W_k. */
   edgeIds: Int32Array;
   positions: Int32Array;
-  /** Input populations only: [T·B, n_k] spikes of the epoch, rows in (step, trial) order. */
+  /** Inputs only: [T·B, n_k] spikes of the epoch, rows in (step, trial) order. */
   inputBuffer: Float32Array | null;
 }
 
-/** Per-backend constant tensors, created on the first epoch (after the backend is selected). */
+/** Per-backend constant tensors (per-neuron ones in internal order), created on the first epoch. */
 interface Constants {
   theta: tf.Tensor1D;
   eL: tf.Tensor1D;
   beta: tf.Tensor1D;
   dtOverC: tf.Tensor1D;
   uReset: tf.Tensor1D;
-  eSyn: tf.Tensor1D;
+  /** [2S, S]: sums the rise and decay components of each slot, g @ slotSum = G. */
+  slotSum: tf.Tensor2D;
+  ones: tf.Tensor2D;
+  /** [S, 1] columns: G @ ones = ΣG, G @ eSyn = Σ G_l E_l. */
+  eSyn: tf.Tensor2D;
   /** [2, S]: decay factors of the rise and decay components. */
   alpha: tf.Tensor2D;
-  /** [P, S]: gScale_l where population k drives slot l, else 0, so z @ slotScale is the injection per slot. */
-  slotScale: tf.Tensor2D;
-  /** [2, 1]: the rise component receives −injection, the decay component +injection. */
-  componentSign: tf.Tensor2D;
-  members: tf.Tensor1D[];
+  /**
+   * [P, 2S]: z @ injectionScale is the injection into every component of every slot: −gScale_l into the rise and
+   * +gScale_l into the decay component of the slots l that population k drives, 0 elsewhere.
+   */
+  injectionScale: tf.Tensor2D;
   edgeIds: tf.Tensor1D[];
   positions: tf.Tensor2D[];
   targetRate: tf.Tensor1D;
@@ -97,6 +107,24 @@ function unaryCustomGrad(
 /** Identity whose gradient is zero: tfjs has no stop_gradient of its own. */
 const stopGradient = unaryCustomGrad((x) => ({ value: x.clone(), gradFunc: (dy) => tf.zerosLike(dy) }));
 
+/**
+ * Moves blocks of `block` values between neuron orders: out[(r·N + to(p))·block + i] = src[(r·N + from(p))·block + i]
+ * for every row r (trial, or step and trial) and position p.
+ */
+function permuteNeurons(src: ArrayLike<number>, N: number, block: number, order: Int32Array, toCanonical: boolean): Float32Array {
+  const out = new Float32Array(src.length);
+  const rows = src.length / (N * block);
+  for (let r = 0; r < rows; r++) {
+    for (let p = 0; p < N; p++) {
+      const internal = (r * N + p) * block;
+      const canonical = (r * N + order[p]) * block;
+      const [from, to] = toCanonical ? [internal, canonical] : [canonical, internal];
+      for (let i = 0; i < block; i++) out[to + i] = src[from + i];
+    }
+  }
+  return out;
+}
+
 export class TfjsEngine implements Engine {
   readonly kind: EngineKind;
   private readonly backend: string;
@@ -105,6 +133,8 @@ export class TfjsEngine implements Engine {
   private readonly B: number;
   private readonly S: number;
   private readonly T: number;
+  /** order[p] = the neuron at internal position p (neurons sorted by cell type, then index). */
+  private readonly order: Int32Array;
   private readonly populations: Population[];
   private readonly inputs: InputSpikes;
   /** Surrogate spike H(x) with strict >, backward dy/(λ|x|+1)² (MODEL.md 2.4). */
@@ -119,12 +149,18 @@ export class TfjsEngine implements Engine {
     this.kind = GPU_BACKENDS.has(this.backend) ? "tfjs-gpu" : "tfjs";
     this.truncateBptt = options.truncateBptt ?? true;
     const c = spec.constants;
-    this.N = c.numNeurons;
+    const N = (this.N = c.numNeurons);
     this.B = spec.batchSize;
     this.S = c.numSlots;
     this.T = epochSteps(spec);
     this.inputs = { trials: this.B, steps: this.T, numInputs: c.numInputs, data: new Uint8Array(this.B * this.T * c.numInputs) };
+
+    this.order = Int32Array.from({ length: N }, (_, j) => j).sort((a, b) => c.cellType[a] - c.cellType[b] || a - b);
+    const position = new Int32Array(N);
+    this.order.forEach((j, p) => (position[j] = p));
+
     this.populations = [];
+    let start = 0;
     for (let k = 0; k < c.numSources; k++) {
       const input = k >= c.numRecTypes;
       const ofPop = input ? c.inputSource : c.cellType;
@@ -137,11 +173,13 @@ export class TfjsEngine implements Engine {
       const positions = new Int32Array(2 * ids.length);
       ids.forEach((e, m) => {
         positions[2 * m] = row[edges.pre[e]];
-        positions[2 * m + 1] = edges.post[e];
+        positions[2 * m + 1] = position[edges.post[e]];
       });
       const inputBuffer = input ? new Float32Array(this.T * this.B * members.length) : null;
-      this.populations.push({ members, input, edgeIds: Int32Array.from(ids), positions, inputBuffer });
+      this.populations.push({ input, members, start, size: members.length, edgeIds: Int32Array.from(ids), positions, inputBuffer });
+      if (!input) start += members.length;
     }
+
     const lambda = c.surrgradScale;
     this.spike = unaryCustomGrad((x, save) => {
       save([x]);
@@ -156,15 +194,15 @@ export class TfjsEngine implements Engine {
     if (tf.getBackend() !== this.backend && !(await tf.setBackend(this.backend)))
       throw new Error(`tfjs engine: backend "${this.backend}" is not available`);
     const spec = this.spec;
-    const { N, B, S, T } = this;
+    const { N, B, S, T, order } = this;
     const c = (this.consts ??= this.makeConstants());
     poissonInputs(spec.seed, task.epoch, B, T, spec.inputProbability, this.inputs);
     const initial = task.initialState ?? restState(spec);
 
     const weights = tf.tidy(() => this.denseWeights(c, task));
     const inputs = this.populations.map((p) => (p.input ? this.inputTensor(p) : null));
-    const v0 = tf.tensor2d(initial.v, [B, N]);
-    const g0 = tf.tensor4d(initial.g, [B, N, 2, S]);
+    const v0 = tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]);
+    const g0 = tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]);
     const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
 
     let recorded: Recorded;
@@ -185,13 +223,13 @@ export class TfjsEngine implements Engine {
       recorded = tf.tidy(() => simulate(weights));
     }
 
-    const spikes = (await recorded.spikes.data()) as Float32Array;
-    const volts = (await recorded.volts.data()) as Float32Array;
+    const spikes = permuteNeurons(await recorded.spikes.data(), N, 1, order, true);
+    const volts = permuteNeurons(await recorded.volts.data(), N, 1, order, true);
     const finalState: StreamState = {
-      v: Float32Array.from(await recorded.v.data()),
-      g: Float32Array.from(await recorded.g.data()),
+      v: permuteNeurons(await recorded.v.data(), N, 1, order, true),
+      g: permuteNeurons(await recorded.g.data(), N, 2 * S, order, true),
     };
-    const conductances = recorded.conductances ? ((await recorded.conductances.data()) as Float32Array) : null;
+    const conductances = recorded.conductances ? permuteNeurons(await recorded.conductances.data(), N, S, order, true) : null;
 
     let recGrad: Float32Array | null = null;
     let ffGrad: Float32Array | null = null;
@@ -208,6 +246,7 @@ export class TfjsEngine implements Engine {
         for (let m = 0; m < p.edgeIds.length; m++) out[p.edgeIds[m]] = values[m];
       }
     }
+    tf.dispose([weights, inputs.filter((x): x is tf.Tensor2D => x !== null), v0, g0, grads ?? [], recordedTensors(recorded)]);
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
@@ -223,8 +262,6 @@ export class TfjsEngine implements Engine {
             (b, t, j, l) => conductances[((t * B + b) * N + j) * S + l],
           )
         : null;
-
-    tf.dispose([weights, inputs.filter((x): x is tf.Tensor2D => x !== null), v0, g0, grads ?? [], recordedTensors(recorded)]);
     return {
       epoch: task.epoch,
       losses: summary.losses,
@@ -248,28 +285,36 @@ export class TfjsEngine implements Engine {
     const c = this.spec.constants;
     const t = this.spec.targets;
     const P = this.populations.length;
-    const slotScale = new Float32Array(P * this.S);
-    for (let l = 0; l < this.S; l++) slotScale[c.slotSource[l] * this.S + l] = c.gScale[l];
-    const alpha = new Float32Array(2 * this.S);
+    const perNeuron = (values: ArrayLike<number>) => tf.tensor1d(permuteNeurons(values, this.N, 1, this.order, false));
+    const S = this.S;
+    const slotSum = new Float32Array(2 * S * S);
+    const injectionScale = new Float32Array(P * 2 * S);
+    for (let l = 0; l < S; l++) {
+      slotSum[l * S + l] = 1;
+      slotSum[(S + l) * S + l] = 1;
+      injectionScale[c.slotSource[l] * 2 * S + l] = -c.gScale[l];
+      injectionScale[c.slotSource[l] * 2 * S + S + l] = c.gScale[l];
+    }
+    const alpha = new Float32Array(2 * S);
     alpha.set(c.alphaRise, 0);
-    alpha.set(c.alphaDecay, this.S);
+    alpha.set(c.alphaDecay, S);
     return {
-      theta: tf.tensor1d(c.theta),
-      eL: tf.tensor1d(c.eL),
-      beta: tf.tensor1d(c.beta),
-      dtOverC: tf.tensor1d(c.dtOverC),
-      uReset: tf.tensor1d(c.uReset),
-      eSyn: tf.tensor1d(c.eSyn),
-      alpha: tf.tensor2d(alpha, [2, this.S]),
-      slotScale: tf.tensor2d(slotScale, [P, this.S]),
-      componentSign: tf.tensor2d([-1, 1], [2, 1]),
-      members: this.populations.map((p) => tf.tensor1d(p.members, "int32")),
+      theta: perNeuron(c.theta),
+      eL: perNeuron(c.eL),
+      beta: perNeuron(c.beta),
+      dtOverC: perNeuron(c.dtOverC),
+      uReset: perNeuron(c.uReset),
+      slotSum: tf.tensor2d(slotSum, [2 * S, S]),
+      ones: tf.ones([S, 1]),
+      eSyn: tf.tensor2d(c.eSyn, [S, 1]),
+      alpha: tf.tensor2d(alpha, [2, S]),
+      injectionScale: tf.tensor2d(injectionScale, [P, 2 * S]),
       edgeIds: this.populations.map((p) => tf.tensor1d(p.edgeIds, "int32")),
       positions: this.populations.map((p) => tf.tensor2d(p.positions, [p.edgeIds.length, 2], "int32")),
-      targetRate: tf.tensor1d(Float32Array.from(t.rate)),
-      targetAlpha: tf.tensor1d(Float32Array.from(t.alpha)),
-      targetRatio: tf.tensor1d(Float32Array.from(t.ratio)),
-      targetTheta: tf.tensor1d(Float32Array.from(t.theta)),
+      targetRate: perNeuron(t.rate),
+      targetAlpha: perNeuron(t.alpha),
+      targetRatio: perNeuron(t.ratio),
+      targetTheta: perNeuron(t.theta),
     };
   }
 
@@ -278,7 +323,7 @@ export class TfjsEngine implements Engine {
     const rec = tf.tensor1d(task.recWeight);
     const ff = tf.tensor1d(task.ffWeight);
     return this.populations.map((p, k) => {
-      const shape: [number, number] = [p.members.length, this.N];
+      const shape: [number, number] = [p.size, this.N];
       if (p.edgeIds.length === 0) return tf.zeros(shape);
       return tf.scatterND(c.positions[k], tf.gather(p.input ? ff : rec, c.edgeIds[k]), shape) as tf.Tensor2D;
     });
@@ -288,7 +333,7 @@ export class TfjsEngine implements Engine {
   private inputTensor(p: Population): tf.Tensor2D {
     const { B, T } = this;
     const { data, numInputs: M } = this.inputs;
-    const n = p.members.length;
+    const n = p.size;
     const buf = p.inputBuffer!;
     for (let t = 0; t < T; t++)
       for (let b = 0; b < B; b++) {
@@ -317,19 +362,20 @@ export class TfjsEngine implements Engine {
         g = stopGradient(g) as tf.Tensor4D;
       }
       const s = this.spike(tf.sub(v, c.theta));
-      const G = tf.sum(g, 2);
+      const G = tf.matMul(tf.reshape(g, [B * N, 2 * S]), c.slotSum);
       if (recordConductances) conductances.push(G);
-      const current = tf.sum(tf.mul(G, tf.sub(tf.expandDims(v, 2), c.eSyn)), 2);
+      // Σ_l G_l (v − E_l) as v·ΣG − Σ G_l E_l: products, not broadcasts, which the cpu backend does element by element.
+      const current = tf.sub(tf.mul(v, tf.reshape(tf.matMul(G, c.ones), [B, N])), tf.reshape(tf.matMul(G, c.eSyn), [B, N]));
       const vTilde = tf.sub(tf.add(tf.mul(tf.sub(v, c.eL), c.beta), c.eL), tf.mul(current, c.dtOverC));
       // Hard reset: only U_reset·s is detached; the (1 − s) gate carries the surrogate through the reset path.
       const vNext = tf.add(tf.mul(vTilde, tf.sub(1, s)), tf.mul(c.uReset, stopGradient(s))) as tf.Tensor2D;
       const z = this.populations.map((p, k) => {
         if (p.input) return inputDrive[k]![t];
-        if (p.members.length === 0) return tf.zeros([B, N]);
-        return tf.matMul(tf.gather(s, c.members[k], 1), W[k]);
+        if (p.size === 0) return tf.zeros([B, N]);
+        return tf.matMul(tf.slice(s, [0, p.start], [B, p.size]), W[k]);
       });
-      const injection = tf.reshape(tf.matMul(tf.reshape(tf.stack(z, 2), [B * N, P]), c.slotScale), [B, N, 1, S]);
-      g = tf.add(tf.mul(g, c.alpha), tf.mul(injection, c.componentSign)) as tf.Tensor4D;
+      const injection = tf.reshape(tf.matMul(tf.reshape(tf.stack(z, 2), [B * N, P]), c.injectionScale), [B, N, 2, S]);
+      g = tf.add(tf.mul(g, c.alpha), injection) as tf.Tensor4D;
       v = vNext;
       spikes.push(s);
       volts.push(vNext);
@@ -339,7 +385,7 @@ export class TfjsEngine implements Engine {
       volts: tf.stack(volts) as tf.Tensor3D,
       v,
       g,
-      conductances: recordConductances ? (tf.stack(conductances) as tf.Tensor4D) : undefined,
+      conductances: recordConductances ? (tf.reshape(tf.stack(conductances), [T, B, N, S]) as tf.Tensor4D) : undefined,
     };
   }
 

@@ -93,11 +93,11 @@ export function interSpikeIntervals(ptr: Int32Array, spikeSteps: Int32Array, mem
   return out;
 }
 
-/** `bins` + 1 geometrically spaced edges from lo to hi (both > 0). */
+/** `bins` + 1 geometrically spaced edges from lo to hi (both > 0), as numpy `logspace(log10(lo), log10(hi), bins + 1)`. */
 export function logBinEdges(lo: number, hi: number, bins: number): Float64Array {
-  const a = Math.log(lo);
-  const step = (Math.log(hi) - a) / bins;
-  return Float64Array.from({ length: bins + 1 }, (_, i) => (i === bins ? hi : Math.exp(a + i * step)));
+  const a = Math.log10(lo);
+  const step = (Math.log10(hi) - a) / bins;
+  return Float64Array.from({ length: bins + 1 }, (_, i) => (i === 0 ? lo : i === bins ? hi : 10 ** (a + i * step)));
 }
 
 /** `bins` + 1 evenly spaced edges from lo to hi. */
