@@ -40,8 +40,13 @@ export interface TfjsEngineOptions {
   truncateBptt?: boolean;
 }
 
-/** A presynaptic population and the edges it sends, in the coordinates of its dense weight matrix. */
+/**
+ * A presynaptic population and the edges it sends, in the coordinates of its dense weight matrix. Only populations
+ * with members are kept: an empty one injects nothing.
+ */
 interface Population {
+  /** Its index among the model's sources (recurrent types, then input types), which owns its synapse slots. */
+  source: number;
   input: boolean;
   /** Its neurons (or inputs), increasing: row r of W_k belongs to members[r]. */
   members: Int32Array;
@@ -90,6 +95,16 @@ interface Recorded extends tf.TensorContainerObject {
   g: tf.Tensor4D;
   /** [T, B, N, S] pre-step conductances G_t, only when the epoch's activity is recorded. */
   conductances: tf.Tensor4D | undefined;
+}
+
+/** An epoch's results read back to the host, in canonical neuron order. */
+interface DeviceResult {
+  spikes: Float32Array;
+  volts: Float32Array;
+  conductances: Float32Array | null;
+  finalState: StreamState;
+  recGrad: Float32Array | null;
+  ffGrad: Float32Array | null;
 }
 
 function recordedTensors(r: Recorded): tf.Tensor[] {
@@ -175,8 +190,9 @@ export class TfjsEngine implements Engine {
         positions[2 * m] = row[edges.pre[e]];
         positions[2 * m + 1] = position[edges.post[e]];
       });
+      if (members.length === 0) continue;
       const inputBuffer = input ? new Float32Array(this.T * this.B * members.length) : null;
-      this.populations.push({ input, members, start, size: members.length, edgeIds: Int32Array.from(ids), positions, inputBuffer });
+      this.populations.push({ source: k, input, members, start, size: members.length, edgeIds: Int32Array.from(ids), positions, inputBuffer });
       if (!input) start += members.length;
     }
 
@@ -194,59 +210,12 @@ export class TfjsEngine implements Engine {
     if (tf.getBackend() !== this.backend && !(await tf.setBackend(this.backend)))
       throw new Error(`tfjs engine: backend "${this.backend}" is not available`);
     const spec = this.spec;
-    const { N, B, S, T, order } = this;
+    const { N, B, S, T } = this;
     const c = (this.consts ??= this.makeConstants());
     poissonInputs(spec.seed, task.epoch, B, T, spec.inputProbability, this.inputs);
     const initial = task.initialState ?? restState(spec);
 
-    const weights = tf.tidy(() => this.denseWeights(c, task));
-    const inputs = this.populations.map((p) => (p.input ? this.inputTensor(p) : null));
-    const v0 = tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]);
-    const g0 = tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]);
-    const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
-
-    let recorded: Recorded;
-    let grads: tf.Tensor[] | null = null;
-    if (task.computeGradient) {
-      const kept: { recorded?: Recorded } = {};
-      const { value, grads: g } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-        const r = simulate(ws);
-        // valueAndGrads runs f inside a tidy: what the host reads afterwards must survive it.
-        recordedTensors(r).forEach((x) => tf.keep(x));
-        kept.recorded = r;
-        return this.lossTensor(c, r.spikes, r.volts);
-      })(weights);
-      value.dispose();
-      grads = g;
-      recorded = kept.recorded!;
-    } else {
-      recorded = tf.tidy(() => simulate(weights));
-    }
-
-    const spikes = permuteNeurons(await recorded.spikes.data(), N, 1, order, true);
-    const volts = permuteNeurons(await recorded.volts.data(), N, 1, order, true);
-    const finalState: StreamState = {
-      v: permuteNeurons(await recorded.v.data(), N, 1, order, true),
-      g: permuteNeurons(await recorded.g.data(), N, 2 * S, order, true),
-    };
-    const conductances = recorded.conductances ? permuteNeurons(await recorded.conductances.data(), N, S, order, true) : null;
-
-    let recGrad: Float32Array | null = null;
-    let ffGrad: Float32Array | null = null;
-    if (grads) {
-      recGrad = new Float32Array(spec.rec.pre.length);
-      ffGrad = new Float32Array(spec.ff.pre.length);
-      for (let k = 0; k < this.populations.length; k++) {
-        const p = this.populations[k];
-        if (p.edgeIds.length === 0) continue;
-        const atEdges = tf.gatherND(grads[k], c.positions[k]);
-        const values = await atEdges.data();
-        atEdges.dispose();
-        const out = p.input ? ffGrad : recGrad;
-        for (let m = 0; m < p.edgeIds.length; m++) out[p.edgeIds[m]] = values[m];
-      }
-    }
-    tf.dispose([weights, inputs.filter((x): x is tf.Tensor2D => x !== null), v0, g0, grads ?? [], recordedTensors(recorded)]);
+    const { spikes, volts, conductances, finalState, recGrad, ffGrad } = await this.computeOnDevice(c, task, initial);
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
@@ -275,6 +244,70 @@ export class TfjsEngine implements Engine {
     };
   }
 
+  /**
+   * The epoch on the tfjs backend, returned in canonical neuron order: [T, B, N] spikes and V, [T, B, N, S]
+   * conductances when recorded, final state, per-edge gradients when requested. Every tensor it creates is released,
+   * also when it throws.
+   */
+  private async computeOnDevice(c: Constants, task: EpochTask, initial: StreamState): Promise<DeviceResult> {
+    const spec = this.spec;
+    const { N, B, S, order } = this;
+    const owned: tf.TensorContainer[] = [];
+    const own = <X extends tf.TensorContainer>(x: X): X => {
+      owned.push(x);
+      return x;
+    };
+    try {
+      const weights = own(tf.tidy(() => this.denseWeights(c, task)));
+      const inputs = own(this.populations.map((p) => (p.input ? this.inputTensor(p) : undefined)));
+      const v0 = own(tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]));
+      const g0 = own(tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]));
+      const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
+
+      let recorded: Recorded;
+      let grads: tf.Tensor[] | null = null;
+      if (task.computeGradient) {
+        const kept: { recorded?: Recorded } = {};
+        const { value, grads: g } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
+          const r = simulate(ws);
+          // valueAndGrads runs f inside a tidy: what the host reads afterwards must survive it.
+          recordedTensors(r).forEach((x) => tf.keep(x));
+          kept.recorded = r;
+          return this.lossTensor(c, r.spikes, r.volts);
+        })(weights);
+        value.dispose();
+        grads = own(g);
+        recorded = own(kept.recorded!);
+      } else {
+        recorded = own(tf.tidy(() => simulate(weights)));
+      }
+
+      const toCanonical = async (x: tf.Tensor, block: number) => permuteNeurons(await x.data(), N, block, order, true);
+      const result: DeviceResult = {
+        spikes: await toCanonical(recorded.spikes, 1),
+        volts: await toCanonical(recorded.volts, 1),
+        conductances: recorded.conductances ? await toCanonical(recorded.conductances, S) : null,
+        finalState: { v: await toCanonical(recorded.v, 1), g: await toCanonical(recorded.g, 2 * S) },
+        recGrad: null,
+        ffGrad: null,
+      };
+      if (grads) {
+        const recGrad = (result.recGrad = new Float32Array(spec.rec.pre.length));
+        const ffGrad = (result.ffGrad = new Float32Array(spec.ff.pre.length));
+        for (let k = 0; k < this.populations.length; k++) {
+          const p = this.populations[k];
+          if (p.edgeIds.length === 0) continue;
+          const values = await own(tf.gatherND(grads[k], c.positions[k])).data();
+          const out = p.input ? ffGrad : recGrad;
+          for (let m = 0; m < p.edgeIds.length; m++) out[p.edgeIds[m]] = values[m];
+        }
+      }
+      return result;
+    } finally {
+      tf.dispose(owned);
+    }
+  }
+
   dispose(): void {
     if (!this.consts) return;
     tf.dispose(Object.values(this.consts));
@@ -292,9 +325,14 @@ export class TfjsEngine implements Engine {
     for (let l = 0; l < S; l++) {
       slotSum[l * S + l] = 1;
       slotSum[(S + l) * S + l] = 1;
-      injectionScale[c.slotSource[l] * 2 * S + l] = -c.gScale[l];
-      injectionScale[c.slotSource[l] * 2 * S + S + l] = c.gScale[l];
     }
+    this.populations.forEach((p, k) => {
+      for (let l = 0; l < S; l++) {
+        if (c.slotSource[l] !== p.source) continue;
+        injectionScale[k * 2 * S + l] = -c.gScale[l];
+        injectionScale[k * 2 * S + S + l] = c.gScale[l];
+      }
+    });
     const alpha = new Float32Array(2 * S);
     alpha.set(c.alphaRise, 0);
     alpha.set(c.alphaDecay, S);
@@ -345,7 +383,7 @@ export class TfjsEngine implements Engine {
   }
 
   /** The epoch's forward pass (MODEL.md 2.4), with the state made constant at every chunk boundary. */
-  private simulate(c: Constants, W: tf.Tensor2D[], inputs: (tf.Tensor2D | null)[], v0: tf.Tensor2D, g0: tf.Tensor4D, recordConductances: boolean): Recorded {
+  private simulate(c: Constants, W: tf.Tensor2D[], inputs: (tf.Tensor2D | undefined)[], v0: tf.Tensor2D, g0: tf.Tensor4D, recordConductances: boolean): Recorded {
     const { N, B, S, T } = this;
     const P = this.populations.length;
     // Inputs are constants, so each input population's drive of all steps is one [T·B, n_k] × [n_k, N] product.
@@ -371,10 +409,11 @@ export class TfjsEngine implements Engine {
       const vNext = tf.add(tf.mul(vTilde, tf.sub(1, s)), tf.mul(c.uReset, stopGradient(s))) as tf.Tensor2D;
       const z = this.populations.map((p, k) => {
         if (p.input) return inputDrive[k]![t];
-        if (p.size === 0) return tf.zeros([B, N]);
         return tf.matMul(tf.slice(s, [0, p.start], [B, p.size]), W[k]);
       });
-      const injection = tf.reshape(tf.matMul(tf.reshape(tf.stack(z, 2), [B * N, P]), c.injectionScale), [B, N, 2, S]);
+      // Stacked on a new leading axis, whose gradient is contiguous slices (a trailing one is strided on the cpu).
+      const zFlat = tf.reshape(tf.stack(z), [P, B * N]);
+      const injection = tf.reshape(tf.matMul(zFlat, c.injectionScale, true, false), [B, N, 2, S]);
       g = tf.add(tf.mul(g, c.alpha), injection) as tf.Tensor4D;
       v = vNext;
       spikes.push(s);
