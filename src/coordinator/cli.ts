@@ -7,8 +7,8 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import { coordinatorCli } from "./options.js";
 import { ConfigError, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
 import { buildNetworkSpec } from "../shared/network.js";
@@ -21,36 +21,7 @@ import { MetadataFile, metricsColumns, MetricsCsv, packageVersion, prepareOutput
 import { Trainer, TrainingObservers } from "./training.js";
 import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
-export const coordinatorCli = (argv: string[]) =>
-  yargs(argv)
-    .scriptName("snn-coord")
-    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT")
-    .command("$0 [params]", "train a network", (y) => y.positional("params", { type: "string", describe: "parameters TOML file" }))
-    .option("workers", { type: "number", default: 1, describe: "local worker processes to start (the embedded default)" })
-    .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
-    .option("bind", { type: "string", describe: "ZeroMQ endpoint to bind (default: ipc socket for local workers, tcp://*:5555 with --external)" })
-    .option("min-workers", { type: "number", default: 1, describe: "with --external: start training once this many workers joined" })
-    .option("output", { type: "string", describe: "output directory (default runs/<params name>-<timestamp>)" })
-    .option("epochs", { type: "number", describe: "override simulation.epochs" })
-    .option("resume", { type: "string", describe: "continue a run: 'auto' (latest checkpoint in --output) or a checkpoint path" })
-    .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
-    .option("force", { type: "boolean", default: false, describe: "start over in a non-empty output directory (deletes it)" })
-    .option("metrics-port", { type: "number", default: 9464, describe: "Prometheus /metrics port (0 = off)" })
-    .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
-    .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
-    .option("inspect", { type: "string", describe: "print a checkpoint's epoch, losses and sizes, then exit" })
-    .check((a) => {
-      if (!a.inspect && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
-      if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);
-      if (!Number.isInteger(a["min-workers"]) || a["min-workers"] < 1) throw new Error(`--min-workers: expected a positive integer, got ${a["min-workers"]}`);
-      if (a.epochs !== undefined && (!Number.isInteger(a.epochs) || a.epochs < 1)) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
-      if (!Number.isInteger(a["metrics-port"]) || a["metrics-port"] < 0 || a["metrics-port"] > 65535) throw new Error(`--metrics-port: expected 0-65535, got ${a["metrics-port"]}`);
-      if (a.resume !== undefined && a.force) throw new Error("--resume and --force contradict each other");
-      if (a.resume !== undefined && !a.output && a.resume === "auto") throw new Error("--resume auto needs --output DIR (the run to continue)");
-      return true;
-    })
-    .strict()
-    .help();
+
 
 class UsageError extends Error {}
 
@@ -192,7 +163,7 @@ async function main(): Promise<number> {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(tmpdir(), `snn-coord-${process.pid}.ipc`)}`);
     const bound = await pool.bind(endpoint);
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
-    else pool.spawnLocal(args.workers);
+    else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: config.targets.firing_rates, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);

@@ -97,13 +97,13 @@ export class WorkerPool {
   }
 
   /** Starts n local worker processes (the embedded default); their exit is noticed immediately. */
-  spawnLocal(n: number, extraArgs: string[] = []): void {
+  spawnLocal(n: number, metricsPortBase: number): void {
     const cli = fileURLToPath(new URL("../worker/cli.js", import.meta.url));
     const connect = this.boundEndpoint.replace("tcp://0.0.0.0", "tcp://127.0.0.1");
     for (let i = 0; i < n; i++) {
       const child = spawn(
         process.execPath,
-        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), ...extraArgs],
+        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPortBase ? metricsPortBase + i : 0)],
         { stdio: ["ignore", "inherit", "inherit"] },
       );
       const pid = child.pid!;

@@ -2,47 +2,40 @@
 /**
  * snn-worker --connect tcp://HOST:5555 [--gpu 0 | --cpu]: joins a coordinator and computes epochs until told to stop.
  */
-import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import { workerCli } from "./options.js";
 import { SparseCpuEngine } from "./sparse-cpu.js";
 import { WorkerProcess } from "./worker.js";
-
-export const workerCli = (argv: string[]) =>
-  yargs(argv)
-    .scriptName("snn-worker")
-    .usage("$0 --connect tcp://HOST:5555 [--gpu 0 | --cpu]")
-    .option("connect", { type: "string", demandOption: true, describe: "coordinator endpoint (tcp://host:port or ipc://path)" })
-    .option("gpu", { type: "number", describe: "run the tfjs engine on this GPU (needs @tensorflow/tfjs-node-gpu)" })
-    .option("cpu", { type: "boolean", default: false, describe: "run the sparse-cpu engine (the default)" })
-    .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
-    .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })
-    .conflicts("gpu", "cpu")
-    .check((a) => {
-      if (!/^(tcp|ipc):\/\/.+/.test(a.connect)) throw new Error(`--connect: expected tcp://HOST:PORT or ipc://PATH, got "${a.connect}"`);
-      if (a.gpu !== undefined && (!Number.isInteger(a.gpu) || a.gpu < 0)) throw new Error(`--gpu: expected a GPU index (0, 1, …), got ${a.gpu}`);
-      if (!(a.timeout > 0) || !(a.heartbeat > 0)) throw new Error("--timeout and --heartbeat must be positive");
-      return true;
-    })
-    .strict()
-    .help();
+import { WorkerMetrics } from "./metrics.js";
+import { packageVersion } from "../coordinator/run-dir.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv)).parseAsync();
   const gpu = args.gpu;
-  if (gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(gpu);
+  // tfjs is loaded only for GPU workers (CPU workers start faster without it), and before joining, so that a missing
+  // GPU package is one clear error at start-up.
+  const tfjs = gpu !== undefined ? await import("./tfjs-engine.js") : null;
+  if (tfjs && gpu !== undefined) await tfjs.loadGpuBackend(gpu);
+  const engineName = gpu !== undefined ? "tfjs-gpu" : "sparse-cpu";
   const worker = new WorkerProcess({
     endpoint: args.connect,
-    engineName: gpu !== undefined ? "tfjs-gpu" : "sparse-cpu",
+    engineName,
     threads: 1,
     coordinatorTimeout: args.timeout,
     heartbeatInterval: args.heartbeat,
-    // tfjs is loaded only for GPU workers: CPU workers start faster without it.
-    createEngine: async (spec) => (gpu !== undefined ? (await import("./tfjs-engine.js")).createTfjsEngine(spec, { gpu }) : new SparseCpuEngine(spec)),
+    createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new SparseCpuEngine(spec)),
+    onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
   });
+  const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
+  if (metrics) await metrics.serve(args["metrics-port"]);
   const stop = () => worker.close();
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
-  return worker.run();
+  try {
+    return await worker.run();
+  } finally {
+    await metrics?.close();
+  }
 }
 
 main().then(

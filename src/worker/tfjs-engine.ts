@@ -453,10 +453,13 @@ export class TfjsEngine implements Engine {
  * (its install downloads libtensorflow and needs CUDA), so it is loaded here, on demand, with a clear message when it
  * is missing.
  */
-export async function createTfjsEngine(spec: NetworkSpec, opts: { gpu?: number } = {}): Promise<TfjsEngine> {
-  if (opts.gpu === undefined) return new TfjsEngine(spec);
-  const gpu = opts.gpu;
+/**
+ * Loads @tensorflow/tfjs-node-gpu restricted to one CUDA device and switches tfjs to it. Workers call this at start-up
+ * so that a missing GPU package is reported before the worker joins a run.
+ */
+export async function loadGpuBackend(gpu: number): Promise<void> {
   if (!Number.isInteger(gpu) || gpu < 0) throw new Error(`--gpu: expected a CUDA device index (0, 1, ...), got ${gpu}`);
+  if (tf.getBackend() === "tensorflow") return;
   // libtensorflow picks its devices once, when it loads: restrict it to the requested one before the import.
   const visible = process.env.CUDA_VISIBLE_DEVICES;
   const ids = visible ? visible.split(",") : null;
@@ -476,5 +479,10 @@ export async function createTfjsEngine(spec: NetworkSpec, opts: { gpu?: number }
     );
   }
   if (!(await tf.setBackend("tensorflow"))) throw new Error(`${gpuPackage} loaded but its "tensorflow" backend did not initialise`);
+}
+
+export async function createTfjsEngine(spec: NetworkSpec, opts: { gpu?: number } = {}): Promise<TfjsEngine> {
+  if (opts.gpu === undefined) return new TfjsEngine(spec);
+  await loadGpuBackend(opts.gpu);
   return new TfjsEngine(spec, { backend: "tensorflow" });
 }

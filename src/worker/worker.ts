@@ -25,7 +25,7 @@ export interface WorkerOptions {
 
 export class WorkerProcess {
   private readonly socket = new Dealer({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 0 });
-  private readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private spec: NetworkSpec | null = null;
   private engine: Engine | null = null;
   private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;

@@ -2,7 +2,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData, TrialActivity } from "../../shared/figure-data.js";
 import { decimate, evenSample, psth } from "./stats.js";
-import { type Datum, type Panel, figure, fmt, membersByType, populationScale } from "./spec.js";
+import { type Datum, type Layer, type Panel, figure, fmt, membersByType, populationScale } from "./spec.js";
 
 /** Raster marks at most (rows are dropped, never spikes, so the figure stays faithful to the rows it shows). */
 const MAX_RASTER_POINTS = 50_000;
@@ -32,13 +32,13 @@ export interface RasterSample {
   neurons: number[];
 }
 
-/** The rows of the spike raster: ~40 inputs and ~160 recurrent neurons spread over the populations. */
+/** The rows of the spike raster: ~20 inputs and ~80 recurrent neurons spread over the populations. */
 export function rasterSample(data: FigureData): RasterSample {
   const net = data.network;
   const a = data.activity;
   return {
-    inputs: sampleRows(a.inputSpikePtr, membersByType(net.inputType, net.inputTypeNames.length), 40).flat(),
-    neurons: sampleRows(a.spikePtr, membersByType(net.cellType, net.cellTypeNames.length), 160).flat(),
+    inputs: sampleRows(a.inputSpikePtr, membersByType(net.inputType, net.inputTypeNames.length), 20).flat(),
+    neurons: sampleRows(a.spikePtr, membersByType(net.cellType, net.cellTypeNames.length), 80).flat(),
   };
 }
 
@@ -49,6 +49,20 @@ interface RasterGroup {
   /** Population name per neuron id. */
   population: (j: number) => string;
 }
+
+const inputRows = (data: FigureData, neurons: number[]): RasterGroup => ({
+  ptr: data.activity.inputSpikePtr,
+  spikeSteps: data.activity.inputSpikeSteps,
+  neurons,
+  population: (j) => data.network.inputTypeNames[data.network.inputType[j]],
+});
+
+const recurrentRows = (data: FigureData, neurons: number[]): RasterGroup => ({
+  ptr: data.activity.spikePtr,
+  spikeSteps: data.activity.spikeSteps,
+  neurons,
+  population: (j) => data.network.cellTypeNames[data.network.cellType[j]],
+});
 
 /** One tick per spike, rows in order of the groups, top to bottom. */
 function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): Panel {
@@ -68,27 +82,24 @@ function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): P
     width: WIDTH,
     height,
     data: { values: points },
-    mark: { type: "tick", orient: "vertical", opacity: 1, thickness: 1.5, size: Math.max(2, Math.min(10, height / Math.max(1, row))) },
+    mark: { type: "tick", orient: "vertical", opacity: 1, thickness: 2, size: Math.max(2, Math.min(10, height / Math.max(1, row))) },
     encoding: {
       x: { field: "t", type: "quantitative", scale: { domain: [0, seconds(data.activity.steps, dt)], nice: false }, title: "time (s)" },
-      y: { field: "row", type: "quantitative", scale: { domain: [-0.5, row - 0.5], reverse: true, nice: false, zero: false }, axis: { labels: false, ticks: false, grid: false }, title: `neuron (${row} sampled)` },
+      y: {
+        field: "row",
+        type: "quantitative",
+        scale: { domain: [-0.5, row - 0.5], reverse: true, nice: false, zero: false },
+        axis: { labels: false, ticks: false, grid: false },
+        title: `neuron (${row} sampled)`,
+      },
       color: { field: "pop", type: "nominal", scale: populationScale(data.network, [...shown]), legend: { title: null } },
     },
-  } as Panel;
+  };
 }
 
 export function rasterSpec(data: FigureData): TopLevelSpec {
-  const net = data.network;
-  const a = data.activity;
   const sample = rasterSample(data);
-  const body = rasterPanel(
-    data,
-    [
-      { ptr: a.inputSpikePtr, spikeSteps: a.inputSpikeSteps, neurons: sample.inputs, population: (j) => net.inputTypeNames[net.inputType[j]] },
-      { ptr: a.spikePtr, spikeSteps: a.spikeSteps, neurons: sample.neurons, population: (j) => net.cellTypeNames[net.cellType[j]] },
-    ],
-    520,
-  );
+  const body = rasterPanel(data, [inputRows(data, sample.inputs), recurrentRows(data, sample.neurons)], 520);
   return figure(data, "Spike raster", body, `${sample.inputs.length} input and ${sample.neurons.length} recurrent neurons, evenly spread over each population`);
 }
 
@@ -96,7 +107,7 @@ export function inputRasterSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
   const a = data.activity;
   const inputs = sampleRows(a.inputSpikePtr, membersByType(net.inputType, net.inputTypeNames.length), 100).flat();
-  const body = rasterPanel(data, [{ ptr: a.inputSpikePtr, spikeSteps: a.inputSpikeSteps, neurons: inputs, population: (j) => net.inputTypeNames[net.inputType[j]] }], 420);
+  const body = rasterPanel(data, [inputRows(data, inputs)], 420);
   return figure(data, "Input spikes", body, `${inputs.length} of ${net.inputType.length} input neurons`);
 }
 
@@ -106,18 +117,18 @@ export function psthSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
   const a = data.activity;
   const groups = [
-    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ pop: net.cellTypeNames[t], ptr: a.spikePtr, spikeSteps: a.spikeSteps, members })),
-    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ pop: net.inputTypeNames[t], ptr: a.inputSpikePtr, spikeSteps: a.inputSpikeSteps, members })),
+    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ ...recurrentRows(data, members), pop: net.cellTypeNames[t] })),
+    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ ...inputRows(data, members), pop: net.inputTypeNames[t] })),
   ];
   // The boxcar already smooths over 50 ms, so keeping every stride-th sample loses nothing visible.
   const stride = Math.max(1, Math.ceil(a.steps / 2000));
   const values: Datum[] = [];
   for (const g of groups) {
-    const rate = psth(g.ptr, g.spikeSteps, g.members, a.steps, a.dt, PSTH_WINDOW_MS);
+    const rate = psth(g.ptr, g.spikeSteps, g.neurons, a.steps, a.dt, PSTH_WINDOW_MS);
     for (let s = 0; s < a.steps; s += stride) values.push({ t: seconds(s, a.dt), rate: rate[s], pop: g.pop });
   }
   const colors = populationScale(net);
-  const body = {
+  const body: Panel = {
     data: { values },
     facet: { row: { field: "pop", type: "nominal", sort: colors.domain, header: { title: null, labelAngle: 0, labelAlign: "left" } } },
     spec: {
@@ -131,8 +142,9 @@ export function psthSpec(data: FigureData): TopLevelSpec {
       },
     },
     resolve: { scale: { y: "independent" } },
-  } as Panel;
-  return figure(data, "Population rate (PSTH)", body, `spike count per step convolved with a ${PSTH_WINDOW_MS} ms boxcar, per neuron of the population`);
+  };
+  const subtitle = `spike count per step convolved with a ${PSTH_WINDOW_MS} ms boxcar, per neuron of the population`;
+  return figure(data, "Population rate (PSTH)", body, subtitle);
 }
 
 interface Trace {
@@ -149,10 +161,14 @@ function voltagePanel(title: string, traces: Trace[], theta: number, rest: numbe
     for (const s of decimate(tr.values, MAX_TRACE_POINTS)) lines.push({ t: seconds(s, dt), v: tr.values[s], id: tr.label });
     for (let k = 0; k < tr.spikes.length; k++) spikes.push({ t: seconds(tr.spikes[k], dt), id: tr.label });
   }
-  const color = { field: "id", type: "nominal", legend: { title: null } };
-  const level = (v: number, stroke: string, text: string): Panel[] => [
+  const color = { field: "id", type: "nominal" as const, legend: { title: null } };
+  const level = (v: number, stroke: string, text: string): Layer[] => [
     { data: { values: [{}] }, mark: { type: "rule", strokeDash: [6, 3], color: stroke }, encoding: { y: { datum: v } } },
-    { data: { values: [{}] }, mark: { type: "text", align: "right", dy: -7, fontSize: 11, color: stroke }, encoding: { x: { value: WIDTH - 4 }, y: { datum: v }, text: { value: text } } },
+    {
+      data: { values: [{}] },
+      mark: { type: "text", align: "right", dy: -7, fontSize: 11, color: stroke },
+      encoding: { x: { value: WIDTH - 4 }, y: { datum: v }, text: { value: text } },
+    },
   ];
   return {
     title,
@@ -161,11 +177,26 @@ function voltagePanel(title: string, traces: Trace[], theta: number, rest: numbe
     layer: [
       ...level(theta, "#b22222", `threshold ${fmt(theta)} mV`),
       ...level(rest, "#666", `rest ${fmt(rest)} mV`),
-      { data: { values: lines }, mark: { type: "line", strokeWidth: 1 }, encoding: { x: { field: "t", type: "quantitative", scale: { nice: false }, title: "time (s)" }, y: { field: "v", type: "quantitative", scale: { zero: false }, title: "V (mV)" }, color } },
-      { data: { values: spikes }, mark: { type: "rule", strokeWidth: 1 }, encoding: { x: { field: "t", type: "quantitative" }, y: { datum: theta }, y2: { datum: 0 }, color } },
+      {
+        data: { values: lines },
+        mark: { type: "line", strokeWidth: 1 },
+        encoding: {
+          x: { field: "t", type: "quantitative", scale: { nice: false }, title: "time (s)" },
+          y: { field: "v", type: "quantitative", scale: { zero: false }, title: "V (mV)" },
+          color,
+        },
+      },
+      {
+        data: { values: spikes },
+        mark: { type: "rule", strokeWidth: 1 },
+        encoding: { x: { field: "t", type: "quantitative" }, y: { datum: theta }, y2: { datum: 0 }, color },
+      },
     ],
-  } as Panel;
+  };
 }
+
+/** Panels one above the other, each with its own colours and legend (series differ from panel to panel). */
+const stacked = (panels: Panel[]): Panel => ({ vconcat: panels, resolve: { scale: { color: "independent" }, legend: { color: "independent" } } });
 
 const spikesOf = (a: TrialActivity, j: number): Int32Array => a.spikeSteps.subarray(a.spikePtr[j], a.spikePtr[j + 1]);
 
@@ -189,7 +220,7 @@ export function membraneVoltageSpec(data: FigureData): TopLevelSpec {
     });
     if (traces.length > 0) panels.push(voltagePanel(`${name} neurons`, traces, net.theta[t], net.restingPotential[t], a.dt));
   });
-  return figure(data, "Membrane voltage", { vconcat: panels, resolve: { scale: { color: "independent" }, legend: { color: "independent" } } } as Panel);
+  return figure(data, "Membrane voltage", stacked(panels));
 }
 
 /** Last 10% of the trial, as the original, but at least 50 steps so short trials still show a shape. */
@@ -209,7 +240,7 @@ function linePanel(title: string, values: Datum[], yTitle: string): Panel {
       y: { field: "y", type: "quantitative", title: yTitle },
       color: { field: "series", type: "nominal", legend: { title: null } },
     },
-  } as Panel;
+  };
 }
 
 export function conductancesSpec(data: FigureData): TopLevelSpec {
@@ -238,6 +269,6 @@ export function conductancesSpec(data: FigureData): TopLevelSpec {
     currents.push({ t: seconds(s, a.dt), y: exc, series: "excitatory" }, { t: seconds(s, a.dt), y: inh, series: "inhibitory" });
   }
   panels.push(linePanel("synaptic currents, summed by synapse kind", currents, "I (pA, depolarising > 0)"));
-  const body = { vconcat: panels, resolve: { scale: { color: "independent" }, legend: { color: "independent" } } } as Panel;
-  return figure(data, "Conductances and currents", body, `sample neuron ${a.sampleNeuron} (${net.cellTypeNames[net.cellType[a.sampleNeuron]]}), last ${traceWindow(a.steps)} steps of the trial`);
+  const sample = `sample neuron ${a.sampleNeuron} (${net.cellTypeNames[net.cellType[a.sampleNeuron]]})`;
+  return figure(data, "Conductances and currents", stacked(panels), `${sample}, last ${traceWindow(a.steps)} steps of the trial`);
 }

@@ -145,8 +145,8 @@ export class TrueType {
 
 /** sfnt container around the given tables (checksums left zero: renderers do not verify them). */
 function assembleFont(version: number, tables: Map<string, Buffer>): Buffer {
-  const tags = [...tables.keys()].sort();
-  const n = tags.length;
+  const entries = [...tables.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+  const n = entries.length;
   const entrySelector = Math.floor(Math.log2(n));
   const searchRange = 16 * 2 ** entrySelector;
   const header = Buffer.alloc(12 + 16 * n);
@@ -157,8 +157,7 @@ function assembleFont(version: number, tables: Map<string, Buffer>): Buffer {
   header.writeUInt16BE(16 * n - searchRange, 10);
   const body: Buffer[] = [];
   let offset = header.length;
-  tags.forEach((tag, i) => {
-    const t = tables.get(tag) as Buffer;
+  entries.forEach(([tag, t], i) => {
     header.write(tag, 12 + 16 * i, "latin1");
     header.writeUInt32BE(offset, 12 + 16 * i + 8);
     header.writeUInt32BE(t.length, 12 + 16 * i + 12);

@@ -1,7 +1,7 @@
 /** Training-history figures from the metrics rows: loss terms and per-type mean rates against their targets. */
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../../shared/figure-data.js";
-import { type Datum, type Panel, figure, notePanel, populationScale } from "./spec.js";
+import { type Datum, type Layer, type Panel, figure, noteLayer, notePanel, populationScale } from "./spec.js";
 
 const WIDTH = 720;
 const HEIGHT = 360;
@@ -20,7 +20,7 @@ export function trainingHistorySpec(data: FigureData): TopLevelSpec {
   }
   const subtitle = "log scale: zero, negative and non-finite values (e.g. the first epoch's inf) are left out";
   if (values.length === 0) return figure(data, "Training history", notePanel("no positive loss values logged yet", WIDTH, HEIGHT), subtitle);
-  const body = {
+  const body: Panel = {
     width: WIDTH,
     height: HEIGHT,
     data: { values },
@@ -30,7 +30,7 @@ export function trainingHistorySpec(data: FigureData): TopLevelSpec {
       y: { field: "value", type: "quantitative", scale: { type: "log" }, title: "loss (weighted term)" },
       color: { field: "term", type: "nominal", sort: null, legend: { title: null } },
     },
-  } as Panel;
+  };
   return figure(data, "Training history", body, subtitle);
 }
 
@@ -45,13 +45,18 @@ export function ratesVsTargetsSpec(data: FigureData): TopLevelSpec {
   }
   const color = { field: "pop", type: "nominal" as const, scale: populationScale(data.network, names), legend: { title: null } };
   const targets = names.map((pop, t) => ({ pop, target: data.targets.firingRate[t] }));
-  const layer: Panel[] = [
-    { data: { values: targets }, mark: { type: "rule", strokeDash: [6, 3], strokeWidth: 1.4 }, encoding: { y: { field: "target", type: "quantitative", title: "mean firing rate (Hz)" }, color } },
+  const layer: Layer[] = [
+    {
+      data: { values: targets },
+      mark: { type: "rule", strokeDash: [6, 3], strokeWidth: 1.4 },
+      encoding: { y: { field: "target", type: "quantitative", title: "mean firing rate (Hz)" }, color },
+    },
   ];
   if (values.length > 0) {
-    layer.push({ data: { values }, mark: { type: "line", point: true, strokeWidth: 1.6 }, encoding: { x: epochAxis, y: { field: "rate", type: "quantitative" }, color } });
+    const line = { type: "line" as const, point: true, strokeWidth: 1.6 };
+    layer.push({ data: { values }, mark: line, encoding: { x: epochAxis, y: { field: "rate", type: "quantitative" }, color } });
   } else {
-    layer.push({ data: { values: [{ text: "no rates logged yet" }] }, mark: { type: "text", fontSize: 14, color: "#666" }, encoding: { text: { field: "text" } } });
+    layer.push(noteLayer("no rates logged yet"));
   }
-  return figure(data, "Mean firing rate per cell type", { width: WIDTH, height: HEIGHT, layer } as Panel, "solid: mean rate over the neurons of a type; dashed: target");
+  return figure(data, "Mean firing rate per cell type", { width: WIDTH, height: HEIGHT, layer }, "solid: mean rate over the neurons of a type; dashed: target");
 }

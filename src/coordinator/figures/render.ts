@@ -59,8 +59,8 @@ interface TextItem {
 };
 
 const RESVG: ResvgRenderOptions = {
-  // Specs are laid out in CSS pixels at vega's default font sizes; zooming keeps that layout and gives ~1000–1400 px.
-  fitTo: { mode: "zoom", value: 1.5 },
+  // Specs are laid out in CSS pixels at vega's default font sizes; zooming keeps that layout and gives ~950–1300 px.
+  fitTo: { mode: "zoom", value: 1.3 },
   // Nearest-neighbour for the embedded heatmap images, so matrix cells stay sharp.
   imageRendering: 1,
   background: "white",

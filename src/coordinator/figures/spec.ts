@@ -1,10 +1,13 @@
 /** Building blocks shared by the figure specs: titles, the population palette, histogram and heatmap panels. */
 import type { Config, TopLevelSpec } from "vega-lite";
-import type { NonNormalizedSpec } from "vega-lite/types_unstable/spec/index.js";
+import type { Field } from "vega-lite/types_unstable/channeldef.js";
+import type { LayerSpec, NonNormalizedSpec, UnitSpec } from "vega-lite/types_unstable/spec/index.js";
 import type { FigureData, NetworkView } from "../../shared/figure-data.js";
 import { encodePngSync } from "./png.js";
 
 export type Panel = NonNormalizedSpec;
+/** What a layer spec may contain. */
+export type Layer = LayerSpec<Field> | UnitSpec<Field>;
 export type Datum = Record<string, number | string>;
 
 export const FONT = "DejaVu Sans";
@@ -27,6 +30,8 @@ export const CONFIG: Config = {
 /** Wraps a body into a standalone figure titled "<name> — epoch e/E". */
 export function figure(data: FigureData, name: string, body: Panel, subtitle?: string): TopLevelSpec {
   const text = `${name} — epoch ${data.epoch}/${data.totalEpochs}`;
+  // vega-lite's TopLevelSpec spells its facet variant with a narrower unit type than NonNormalizedSpec, though
+  // the compiler accepts both.
   return { ...body, title: { text, subtitle, fontSize: 17, offset: 12 }, config: CONFIG } as TopLevelSpec;
 }
 
@@ -59,15 +64,13 @@ export function fmt(x: number): string {
   return a !== 0 && (a < 1e-2 || a >= 1e4) ? x.toExponential(2) : String(Number(x.toPrecision(3)));
 }
 
-/** Centred grey note, for panels with nothing to draw. */
+/** Centred grey note, for views with nothing to draw. */
+export function noteLayer(text: string): UnitSpec<Field> {
+  return { data: { values: [{ text }] }, mark: { type: "text", fontSize: 14, color: "#666" }, encoding: { text: { field: "text" } } };
+}
+
 export function notePanel(text: string, width: number, height: number): Panel {
-  return {
-    width,
-    height,
-    data: { values: [{ text }] },
-    mark: { type: "text", fontSize: 14, color: "#666" },
-    encoding: { text: { field: "text" } },
-  };
+  return { width, height, ...noteLayer(text) };
 }
 
 export interface HistogramSeries {
@@ -112,8 +115,8 @@ export function histogramPanel(o: HistogramPanelOptions): Panel {
   }
   const domain = [o.edges[0], o.edges[o.edges.length - 1]];
   const xScale = o.logX ? { type: "log" as const, domain, nice: false } : { domain, nice: false, zero: false };
-  const markers = (o.markers ?? []).filter((m) => Number.isFinite(m.x) && m.x >= domain[0] && m.x <= domain[1]).map((m) => ({ ...m }));
-  const layer: Panel[] = [
+  const markers = (o.markers ?? []).filter((m) => Number.isFinite(m.x) && m.x >= domain[0] && m.x <= domain[1]);
+  const layer: Layer[] = [
     {
       data: { values: bars },
       mark: { type: "rect", stroke: "white", strokeWidth: 0.3 },
@@ -136,10 +139,8 @@ export function histogramPanel(o: HistogramPanelOptions): Panel {
       },
     );
   }
-  if (bars.length === 0) {
-    layer.push({ data: { values: [{ text: "no data" }] }, mark: { type: "text", fontSize: 13, color: "#666" }, encoding: { text: { field: "text" } } });
-  }
-  return { title: o.title, width: o.width ?? 300, height: o.height ?? 200, layer } as Panel;
+  if (bars.length === 0) layer.push(noteLayer("no data"));
+  return { title: o.title, width: o.width ?? 300, height: o.height ?? 200, layer };
 }
 
 export interface HeatmapPanelOptions {
@@ -180,7 +181,7 @@ export function heatmapPanel(o: HeatmapPanelOptions): Panel {
   const url = `data:image/png;base64,${encodePngSync(colBins, rowBins, rgba).toString("base64")}`;
   const x = { type: "quantitative" as const, scale: { domain: [0, o.cols], nice: false, zero: false }, title: o.xTitle };
   const y = { type: "quantitative" as const, scale: { domain: [0, o.rows], nice: false, zero: false, reverse: true }, title: o.yTitle };
-  const layer: Panel[] = [
+  const layer: Layer[] = [
     {
       data: { values: [{ url, c0: 0, c1: o.cols, r0: 0, r1: o.rows }] },
       mark: { type: "image", aspect: false },
@@ -200,5 +201,5 @@ export function heatmapPanel(o: HeatmapPanelOptions): Panel {
       { data: { values: guides }, mark: rule, encoding: { y: { field: "g", type: "quantitative" } } },
     );
   }
-  return { width: o.width, height: o.height, layer } as Panel;
+  return { width: o.width, height: o.height, layer };
 }

@@ -96,9 +96,9 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
   });
   const subtitle = "non-overlapping windows of the designated trial; var (ddof 1) / mean of the counts; mean ± s.d. over neurons with spikes";
   if (values.length === 0) return figure(data, "Fano factor", notePanel("no neuron spiked in two or more counting windows", 600, 300), subtitle);
-  const x = { field: "w", type: "quantitative", scale: { type: "log" }, title: "counting window (s)" };
-  const color = { field: "pop", type: "nominal", scale: populationScale(net, net.cellTypeNames), legend: { title: null } };
-  const body = {
+  const x = { field: "w", type: "quantitative" as const, scale: { type: "log" as const }, title: "counting window (s)" };
+  const color = { field: "pop", type: "nominal" as const, scale: populationScale(net, net.cellTypeNames), legend: { title: null } };
+  const body: Panel = {
     width: 640,
     height: 360,
     data: { values },
@@ -107,6 +107,6 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
       { mark: { type: "rule", strokeWidth: 1.2 }, encoding: { x, y: { field: "lo", type: "quantitative" }, y2: { field: "hi" }, color } },
       { mark: { type: "line", point: true, strokeWidth: 1.6 }, encoding: { x, y: { field: "mean", type: "quantitative", title: "Fano factor" }, color } },
     ],
-  } as Panel;
+  };
   return figure(data, "Fano factor", body, subtitle + "; dashed: Poisson (1)");
 }

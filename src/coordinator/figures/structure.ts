@@ -26,7 +26,7 @@ export function assemblyGraphSpec(data: FigureData): TopLevelSpec {
     const label = at(a, 1.14);
     return { ...at(a, 1), lx: label.x, ly: label.y, name: String(a), within: sum[a * A + a] };
   });
-  const edges: Datum[] = [];
+  const edges: { x: number; y: number; x2: number; y2: number; w: number }[] = [];
   for (let a = 0; a < A; a++) {
     for (let b = a + 1; b < A; b++) {
       const w = sum[a * A + b] + sum[b * A + a];
@@ -35,21 +35,21 @@ export function assemblyGraphSpec(data: FigureData): TopLevelSpec {
       if (w > 0) edges.push({ x: p.x, y: p.y, x2: q.x, y2: q.y, w });
     }
   }
-  edges.sort((p, q) => (p.w as number) - (q.w as number)); // heaviest drawn last, on top
+  edges.sort((p, q) => p.w - q.w); // heaviest drawn last, on top
   const pos = (field: string) => ({ field, type: "quantitative" as const, scale: { domain: [-1.3, 1.3] }, axis: null });
-  const body = {
+  const body: Panel = {
     width: 560,
     height: 560,
     layer: [
       {
         data: { values: edges },
-        mark: { type: "rule", opacity: 0.45, color: "#555" },
+        mark: { type: "rule", opacity: 0.3, color: "#444" },
         encoding: {
           x: pos("x"),
           y: pos("y"),
           x2: { field: "x2" },
           y2: { field: "y2" },
-          strokeWidth: { field: "w", type: "quantitative", scale: { zero: true, range: [0, 8] }, legend: { title: "between-assembly Σ|w|" } },
+          strokeWidth: { field: "w", type: "quantitative", scale: { zero: true, range: [0, 4] }, legend: { title: "between-assembly Σ|w|" } },
         },
       },
       {
@@ -58,7 +58,12 @@ export function assemblyGraphSpec(data: FigureData): TopLevelSpec {
         encoding: {
           x: pos("x"),
           y: pos("y"),
-          size: { field: "within", type: "quantitative", scale: { zero: true, range: [0, 1000] }, legend: { title: "within-assembly Σ|w|", symbolFillColor: "#fd8d3c", symbolStrokeColor: "black" } },
+          size: {
+            field: "within",
+            type: "quantitative",
+            scale: { zero: true, range: [0, 1000] },
+            legend: { title: "within-assembly Σ|w|", symbolFillColor: "#fd8d3c", symbolStrokeColor: "black" },
+          },
         },
       },
       {
@@ -67,7 +72,7 @@ export function assemblyGraphSpec(data: FigureData): TopLevelSpec {
         encoding: { x: pos("lx"), y: pos("ly"), text: { field: "name" } },
       },
     ],
-  } as Panel;
+  };
   return figure(
     data,
     "Assembly graph",
@@ -178,12 +183,13 @@ export function synapticInputSpec(data: FigureData): TopLevelSpec {
       series: targets.map((members, t) => ({ name: net.cellTypeNames[t], counts: histogram(pick(drive, members), edges) })),
       colors,
       xTitle: "Σ incoming weight × Σḡ (nS)",
-      yTitle: "postsynaptic neurons",
+      yTitle: "neurons",
       logX: true,
       legend: true,
-      width: 260,
+      width: 240,
       height: 200,
     });
   });
-  return figure(data, "Synaptic input per neuron", { hconcat: panels }, "summed incoming weight from one population × summed peak conductance of its synapses; 21 log bins, stacked by postsynaptic type");
+  const subtitle = "summed incoming weight from one population × summed peak conductance of its synapses; 21 log bins, stacked by postsynaptic type";
+  return figure(data, "Synaptic input per neuron", { hconcat: panels }, subtitle);
 }

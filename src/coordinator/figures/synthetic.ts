@@ -208,15 +208,21 @@ function activity(o: SyntheticOptions, epoch: number, net: NetworkView, rates: F
 
 /** Losses decaying towards a floor and rates relaxing from their initial values to the targets, epoch 0 logged as inf. */
 function history(epochs: number, rng: Rng): HistoryRow[] {
-  const rows: HistoryRow[] = [{ epoch: 0, total_loss: Infinity, firing_rate_loss: Infinity, cv_loss: Infinity, silent_penalty_loss: Infinity, membrane_variance_loss: Infinity }];
+  const terms = ["total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
+  const rows: HistoryRow[] = [{ epoch: 0, ...Object.fromEntries(terms.map((t) => [t, Infinity])) }];
   for (let e = 1; e <= epochs; e++) {
     const decay = Math.exp(-e / 15);
     const jitter = (): number => Math.exp(0.15 * normal(rng));
-    const terms = { firing_rate_loss: (0.05 + 2 * decay) * jitter(), cv_loss: (0.1 + 0.3 * decay) * jitter(), silent_penalty_loss: (0.01 + 0.5 * decay) * jitter(), membrane_variance_loss: (0.02 + 0.1 * decay) * jitter() };
+    const losses = {
+      firing_rate_loss: (0.05 + 2 * decay) * jitter(),
+      cv_loss: (0.1 + 0.3 * decay) * jitter(),
+      silent_penalty_loss: (0.01 + 0.5 * decay) * jitter(),
+      membrane_variance_loss: (0.02 + 0.1 * decay) * jitter(),
+    };
     rows.push({
       epoch: e,
-      total_loss: Object.values(terms).reduce((a, b) => a + b, 0),
-      ...terms,
+      total_loss: Object.values(losses).reduce((a, b) => a + b, 0),
+      ...losses,
       "firing_rate/excitatory/mean": TARGET_RATE[0] + (0.02 - TARGET_RATE[0]) * decay * jitter(),
       "firing_rate/inhibitory/mean": TARGET_RATE[1] + (11.7 - TARGET_RATE[1]) * decay * jitter(),
     });

@@ -1,0 +1,23 @@
+/** Command line of snn-worker; kept apart from the program so that tests and deploy checks can read the flags. */
+import yargs from "yargs";
+
+export const workerCli = (argv: string[]) =>
+  yargs(argv)
+    .scriptName("snn-worker")
+    .usage("$0 --connect tcp://HOST:5555 [--gpu 0 | --cpu]")
+    .option("connect", { type: "string", demandOption: true, describe: "coordinator endpoint (tcp://host:port or ipc://path)" })
+    .option("gpu", { type: "number", describe: "run the tfjs engine on this GPU (needs @tensorflow/tfjs-node-gpu)" })
+    .option("cpu", { type: "boolean", default: false, describe: "run the sparse-cpu engine (the default)" })
+    .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
+    .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })
+    .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })
+    .conflicts("gpu", "cpu")
+    .check((a) => {
+      if (!/^(tcp|ipc):\/\/.+/.test(a.connect)) throw new Error(`--connect: expected tcp://HOST:PORT or ipc://PATH, got "${a.connect}"`);
+      if (a.gpu !== undefined && (!Number.isInteger(a.gpu) || a.gpu < 0)) throw new Error(`--gpu: expected a GPU index (0, 1, …), got ${a.gpu}`);
+      if (!Number.isInteger(a["metrics-port"]) || a["metrics-port"] < 0 || a["metrics-port"] > 65535) throw new Error(`--metrics-port: expected 0-65535, got ${a["metrics-port"]}`);
+      if (!(a.timeout > 0) || !(a.heartbeat > 0)) throw new Error("--timeout and --heartbeat must be positive");
+      return true;
+    })
+    .strict()
+    .help();
