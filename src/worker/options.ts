@@ -7,7 +7,7 @@ export const workerCli = (argv: string[]) =>
     .usage("$0 --connect tcp://HOST:5555 [--gpu 0 | --cpu]")
     .option("connect", { type: "string", demandOption: true, describe: "coordinator endpoint (tcp://host:port or ipc://path)" })
     .option("gpu", { type: "number", describe: "run the tfjs engine on this GPU (needs @tensorflow/tfjs-node-gpu)" })
-    .option("cpu", { type: "boolean", default: false, describe: "run the sparse-cpu engine (the default)" })
+    .option("cpu", { type: "boolean", describe: "run the sparse-cpu engine (the default)" })
     .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
     .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })
     .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })

@@ -16,6 +16,7 @@ import { InputSpikes, poissonInputs } from "../shared/inputs.js";
 import { NetworkSpec } from "../shared/network.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "./engine.js";
 import { ActivityLayout, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
+import { KernelKind, RowDots } from "./kernels/adjoint.js";
 
 /**
  * Conductances decay geometrically (AMPA rise by e^-10 per step) and reach subnormal numbers within tens of steps;
@@ -32,6 +33,10 @@ type FloatArray = Float32Array | Float64Array;
 
 export class SparseCpuEngine implements Engine {
   readonly kind = "sparse-cpu" as const;
+  /** Which implementation of the adjoint's sparse product runs ("wasm" unless WebAssembly SIMD is unavailable). */
+  get kernel(): KernelKind {
+    return this.rowDots.kind;
+  }
   private readonly N: number;
   private readonly B: number;
   private readonly S: number;
@@ -48,6 +53,7 @@ export class SparseCpuEngine implements Engine {
   private readonly ag: Float64Array;
   private readonly delta: Float64Array;
   private readonly ds: Float64Array;
+  private readonly rowDots: RowDots;
   private readonly recGrad: Float64Array;
   private readonly ffGrad: Float64Array;
   private readonly srcOfSlot: Int32Array;
@@ -59,6 +65,7 @@ export class SparseCpuEngine implements Engine {
   constructor(
     private readonly spec: NetworkSpec,
     precision: Precision = "float32",
+    kernel: KernelKind = "wasm",
   ) {
     const c = spec.constants;
     this.N = c.numNeurons;
@@ -75,8 +82,9 @@ export class SparseCpuEngine implements Engine {
     this.z = new Float64Array(c.numSources * NB);
     this.av = new Float64Array(NB);
     this.ag = new Float64Array(NB * 2 * this.S);
-    this.delta = new Float64Array(c.numSources * NB);
-    this.ds = new Float64Array(NB);
+    this.rowDots = new RowDots(spec.rec, c.cellType, c.numSources, this.B, kernel);
+    this.delta = this.rowDots.delta;
+    this.ds = this.rowDots.ds;
     this.recGrad = new Float64Array(spec.rec.pre.length);
     this.ffGrad = new Float64Array(spec.ff.pre.length);
     this.srcOfSlot = c.slotSource;
@@ -304,6 +312,7 @@ export class SparseCpuEngine implements Engine {
     const chunk = this.spec.chunkSteps;
     this.recGrad.fill(0);
     this.ffGrad.fill(0);
+    this.rowDots.setWeights(W);
     const recGrad = this.recGrad;
     const ffGrad = this.ffGrad;
 
@@ -383,19 +392,13 @@ export class SparseCpuEngine implements Engine {
       const recPtr = rec.rowPtr;
       const recPost = rec.post;
       const cellType = c.cellType;
+      this.rowDots.accumulate();
       for (let i = 0; i < N; i++) {
         const dBase = cellType[i] * NB;
         const iB = i * B;
-        const start = recPtr[i];
-        const end = recPtr[i + 1];
-        for (let b = 0; b < B; b++) {
-          let acc = 0;
-          for (let e = start; e < end; e++) acc += W[e] * delta[dBase + recPost[e] * B + b];
-          ds[iB + b] += acc;
-        }
         for (let b = 0; b < B; b++) {
           if (!sHist[vIn + iB + b]) continue;
-          for (let e = start; e < end; e++) recGrad[e] += delta[dBase + recPost[e] * B + b];
+          for (let e = recPtr[i], end = recPtr[i + 1]; e < end; e++) recGrad[e] += delta[dBase + recPost[e] * B + b];
         }
       }
       for (let b = 0; b < B; b++) {

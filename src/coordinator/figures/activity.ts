@@ -2,7 +2,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData, TrialActivity } from "../../shared/figure-data.js";
 import { decimate, evenSample, psth } from "./stats.js";
-import { type Datum, type Layer, type Panel, figure, fmt, membersByType, populationScale } from "./spec.js";
+import { type Datum, type Layer, type Panel, figure, fmt, membersByType, noteLayer, populationScale } from "./spec.js";
 
 /** Raster marks at most (rows are dropped, never spikes, so the figure stays faithful to the rows it shows). */
 const MAX_RASTER_POINTS = 50_000;
@@ -78,9 +78,7 @@ function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): P
       row++;
     }
   }
-  return {
-    width: WIDTH,
-    height,
+  const ticks: Layer = {
     data: { values: points },
     mark: { type: "tick", orient: "vertical", opacity: 1, thickness: 2, size: Math.max(2, Math.min(10, height / Math.max(1, row))) },
     encoding: {
@@ -95,6 +93,7 @@ function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): P
       color: { field: "pop", type: "nominal", scale: populationScale(data.network, [...shown]), legend: { title: null } },
     },
   };
+  return { width: WIDTH, height, layer: points.length > 0 ? [ticks] : [ticks, noteLayer("no spikes")] };
 }
 
 export function rasterSpec(data: FigureData): TopLevelSpec {

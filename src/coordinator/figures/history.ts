@@ -27,7 +27,7 @@ export function trainingHistorySpec(data: FigureData): TopLevelSpec {
     mark: { type: "line", point: true, strokeWidth: 1.6 },
     encoding: {
       x: epochAxis,
-      y: { field: "value", type: "quantitative", scale: { type: "log" }, title: "loss (weighted term)" },
+      y: { field: "value", type: "quantitative", scale: { type: "log" }, title: "loss" },
       color: { field: "term", type: "nominal", sort: null, legend: { title: null } },
     },
   };

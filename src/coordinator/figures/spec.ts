@@ -123,7 +123,8 @@ export function histogramPanel(o: HistogramPanelOptions): Panel {
       encoding: {
         x: { field: "lo", type: "quantitative", scale: xScale, title: o.xTitle, axis: { tickCount: 6 } },
         x2: { field: "hi" },
-        y: { field: "y1", type: "quantitative", scale: { domainMin: 0 }, title: o.yTitle },
+        // An empty histogram still gets a sensible count axis.
+        y: { field: "y1", type: "quantitative", scale: bars.length > 0 ? { domainMin: 0 } : { domain: [0, 1] }, title: o.yTitle },
         y2: { field: "y0" },
         color: { field: "series", type: "nominal", scale: o.colors, legend: o.legend ? { title: null } : null },
       },

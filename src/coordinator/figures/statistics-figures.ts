@@ -22,10 +22,10 @@ function perTypeHistograms(
 }
 
 export function firingRateSpec(data: FigureData): TopLevelSpec {
-  const range = extent(data.rates, 0);
-  // 30 log bins between the smallest and largest non-zero rate of any type, as the original; widened when that
-  // range is empty so the panels still draw an axis.
-  const edges = range && range.max > range.min ? logBinEdges(range.min, range.max, 30) : logBinEdges((range?.min ?? 1) / 2, (range?.max ?? 1) * 2, 30);
+  // 30 log bins between the smallest and largest non-zero rate of any type, as the original; when no two rates
+  // differ, a range around them or (all silent) around the targets, so the panels still draw an axis.
+  const range = extent(data.rates, 0) ?? extent(data.targets.firingRate, 0) ?? { min: 1, max: 1 };
+  const edges = range.max > range.min ? logBinEdges(range.min, range.max, 30) : logBinEdges(range.min / 10, range.max * 10, 30);
   const body = perTypeHistograms(
     data,
     (members) => pick(data.rates, members),
@@ -91,7 +91,7 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
   membersByType(net.cellType, net.cellTypeNames.length).forEach((members, t) => {
     for (const w of windows) {
       const s = meanStd(fanoFactors(a.spikePtr, a.spikeSteps, members, a.steps, w));
-      if (s.n > 0) values.push({ w: (w * a.dt) / 1000, mean: s.mean, lo: s.mean - (s.std || 0), hi: s.mean + (s.std || 0), pop: net.cellTypeNames[t], n: s.n });
+      if (s.n > 0) values.push({ w: (w * a.dt) / 1000, mean: s.mean, lo: s.mean - (s.std || 0), hi: s.mean + (s.std || 0), pop: net.cellTypeNames[t] });
     }
   });
   const subtitle = "non-overlapping windows of the designated trial; var (ddof 1) / mean of the counts; mean ± s.d. over neurons with spikes";

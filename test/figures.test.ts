@@ -1,0 +1,257 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { inflateSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rasterSample, rasterSpec } from "../src/coordinator/figures/activity.js";
+import { ratesVsTargetsSpec, trainingHistorySpec } from "../src/coordinator/figures/history.js";
+import { renderFigureSet, specToSvg } from "../src/coordinator/figures/render.js";
+import {
+  FANO_WINDOWS,
+  binMatrix,
+  boxcarSame,
+  decimate,
+  fanoFactor,
+  fanoFactors,
+  fanoWindows,
+  histogram,
+  interSpikeIntervals,
+  linearBinEdges,
+  logBinEdges,
+  meanStd,
+  percentile,
+  psth,
+} from "../src/coordinator/figures/stats.js";
+import { syntheticFigureData } from "../src/coordinator/figures/synthetic.js";
+import type { FigureData } from "../src/shared/figure-data.js";
+
+const EXPECTED = [
+  "assembly_graph.png",
+  "recurrent_connectivity.png",
+  "feedforward_connectivity.png",
+  "in_degree_histograms.png",
+  "synaptic_input_histograms.png",
+  "input_raster.png",
+  "spike_raster.png",
+  "psth.png",
+  "membrane_voltage.png",
+  "conductances_currents.png",
+  "firing_rate_distribution.png",
+  "cv_histogram.png",
+  "isi_distribution.png",
+  "fano_factor.png",
+  "training_history.png",
+  "rates_vs_targets.png",
+];
+
+/** Decodes the PNGs the pipeline writes: 8-bit RGBA, not interlaced, any of the five scanline filters. */
+function decodePng(buf: Buffer): { width: number; height: number; rgba: Uint8Array } {
+  expect(buf.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]))).toBe(true);
+  let width = 0;
+  let height = 0;
+  const idat: Buffer[] = [];
+  for (let p = 8; p < buf.length; ) {
+    const len = buf.readUInt32BE(p);
+    const type = buf.toString("latin1", p + 4, p + 8);
+    const data = buf.subarray(p + 8, p + 8 + len);
+    if (type === "IHDR") {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      expect([data[8], data[9], data[12]]).toEqual([8, 6, 0]); // bit depth, RGBA, no interlace
+    } else if (type === "IDAT") idat.push(data);
+    p += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * 4;
+  const out = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    expect(filter).toBeLessThanOrEqual(4);
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= 4 ? out[y * stride + x - 4] : 0;
+      const b = y > 0 ? out[(y - 1) * stride + x] : 0;
+      const c = x >= 4 && y > 0 ? out[(y - 1) * stride + x - 4] : 0;
+      let pred = 0;
+      if (filter === 1) pred = a;
+      else if (filter === 2) pred = b;
+      else if (filter === 3) pred = (a + b) >> 1;
+      else if (filter === 4) {
+        const pa = Math.abs(b - c);
+        const pb = Math.abs(a - c);
+        const pc = Math.abs(a + b - 2 * c);
+        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      out[y * stride + x] = (line[x] + pred) & 0xff;
+    }
+  }
+  return { width, height, rgba: out };
+}
+
+/** Luminance variance and the fraction of pixels that are not white. */
+function inkStats(rgba: Uint8Array): { variance: number; ink: number } {
+  let n = 0;
+  let sum = 0;
+  let sumSq = 0;
+  let ink = 0;
+  for (let i = 0; i < rgba.length; i += 4) {
+    const l = 0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2];
+    n++;
+    sum += l;
+    sumSq += l * l;
+    if (l < 250) ink++;
+  }
+  return { variance: sumSq / n - (sum / n) ** 2, ink: ink / n };
+}
+
+const small = (): FigureData => syntheticFigureData({ neurons: 200, inputs: 60, steps: 200, assemblies: 4, seed: 7 });
+
+describe("figure set", () => {
+  let dir: string;
+  let data: FigureData;
+  let files: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "figures-test-"));
+    data = small();
+    files = await renderFigureSet(data, path.join(dir, "set"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes every figure as a readable, non-blank PNG and lists it in index.html", async () => {
+    expect(files.map((f) => path.basename(f)).sort()).toEqual([...EXPECTED].sort());
+    const html = await readFile(path.join(dir, "set", "index.html"), "utf8");
+    expect(html).toContain(`epoch ${data.epoch}/${data.totalEpochs}`);
+    for (const name of EXPECTED) {
+      const file = path.join(dir, "set", name);
+      expect(existsSync(file), name).toBe(true);
+      expect(html).toContain(`src="${name}"`);
+      const png = decodePng(await readFile(file));
+      expect(png.width, name).toBeGreaterThanOrEqual(800);
+      expect(png.width, name).toBeLessThanOrEqual(1600);
+      expect(png.height, name).toBeGreaterThanOrEqual(300);
+      const { variance, ink } = inkStats(png.rgba);
+      expect(variance, name).toBeGreaterThan(100);
+      expect(ink, name).toBeGreaterThan(0.01);
+    }
+  });
+
+  it("draws exactly the spikes of the sampled raster rows", () => {
+    const a = data.activity;
+    const sample = rasterSample(data);
+    expect(sample.inputs.length).toBeGreaterThan(0);
+    expect(sample.neurons.length).toBeGreaterThan(0);
+    const count = (ptr: Int32Array, rows: number[]): number => rows.reduce((n, j) => n + ptr[j + 1] - ptr[j], 0);
+    const spec = rasterSpec(data) as { layer: { data: { values: { pop: string }[] } }[] };
+    const points = spec.layer[0].data.values;
+    expect(points.length).toBe(count(a.inputSpikePtr, sample.inputs) + count(a.spikePtr, sample.neurons));
+    const net = data.network;
+    for (const [t, name] of net.cellTypeNames.entries()) {
+      const ofType = sample.neurons.filter((j) => net.cellType[j] === t);
+      expect(points.filter((p) => p.pop === name).length, name).toBe(count(a.spikePtr, ofType));
+    }
+  });
+
+  it("renders a silent network with an empty history", async () => {
+    const silent = small();
+    const a = silent.activity;
+    a.spikePtr.fill(0);
+    a.spikeSteps = new Int32Array(0);
+    a.inputSpikePtr.fill(0);
+    a.inputSpikeSteps = new Int32Array(0);
+    silent.rates.fill(0);
+    silent.cvs.fill(NaN);
+    silent.history = [];
+    const out = await renderFigureSet(silent, path.join(dir, "silent"));
+    expect(out).toHaveLength(EXPECTED.length);
+  });
+
+  it("shows what there is of a short history", async () => {
+    const d = small();
+    d.history = [];
+    expect(await specToSvg(trainingHistorySpec(d))).toContain("no positive loss values");
+    d.history = [{ epoch: 1, total_loss: 2, firing_rate_loss: 1.5, "firing_rate/excitatory/mean": 0.3 }];
+    for (const svg of [await specToSvg(trainingHistorySpec(d)), await specToSvg(ratesVsTargetsSpec(d))]) {
+      expect(svg).toContain("role-mark");
+      expect(svg).not.toContain("no rates logged");
+    }
+  });
+});
+
+describe("figure statistics", () => {
+  /** CSR of one neuron per list. */
+  const csr = (...trains: number[][]): { ptr: Int32Array; steps: Int32Array } => {
+    const ptr = new Int32Array(trains.length + 1);
+    trains.forEach((t, i) => (ptr[i + 1] = ptr[i] + t.length));
+    return { ptr, steps: Int32Array.from(trains.flat()) };
+  };
+
+  it("boxcar matches numpy convolve(x, ones(w), 'same')", () => {
+    expect([...boxcarSame([1, 2, 3, 4, 5], 4)]).toEqual([3, 6, 10, 14, 12]);
+    expect([...boxcarSame([1, 2, 3, 4, 5], 3)]).toEqual([3, 6, 9, 12, 9]);
+    expect([...boxcarSame([1, 2, 3], 1)]).toEqual([1, 2, 3]);
+  });
+
+  it("PSTH divides the boxcar count by window and population size", () => {
+    const { ptr, steps } = csr([2, 3], []);
+    const rate = psth(ptr, steps, [0, 1], 6, 10, 30);
+    // counts [0,0,1,1,0,0] → boxcar 3 → [0,1,2,2,1,0] spikes per 30 ms per 2 neurons
+    [0, 1, 2, 2, 1, 0].forEach((c, i) => expect(rate[i]).toBeCloseTo(c / 0.03 / 2, 10));
+  });
+
+  it("Fano factor over non-overlapping windows, var ddof 1 / mean", () => {
+    const train = [0, 1, 2, 5, 9];
+    const scratch = new Int32Array(16);
+    // window 2: counts [2,1,1,0,1], mean 1, var 0.5
+    expect(fanoFactor(train, 0, train.length, 10, 2, scratch)).toBeCloseTo(0.5, 12);
+    // window 3: counts [3,1,0] (step 9 dropped with the remainder), mean 4/3, var 7/3
+    expect(fanoFactor(train, 0, train.length, 10, 3, scratch)).toBeCloseTo(1.75, 12);
+    expect([...scratch].every((c) => c === 0)).toBe(true);
+    expect(fanoFactor(train, 0, train.length, 10, 6, scratch)).toBeNaN(); // one window
+    expect(fanoFactor([], 0, 0, 10, 2, scratch)).toBeNaN(); // no spikes
+    const { ptr, steps } = csr(train, [], [1, 3, 5, 7]);
+    const ff = fanoFactors(ptr, steps, [0, 1, 2], 10, 2);
+    expect(ff[0]).toBeCloseTo(0.5, 12);
+    expect(ff[1]).toBeNaN();
+    expect(ff[2]).toBeCloseTo(0.25, 12); // counts [1,1,1,1,0]: mean 0.8, var 0.2
+  });
+
+  it("uses the original's counting windows", () => {
+    expect(FANO_WINDOWS).toEqual([1, 1, 2, 2, 4, 6, 8, 12, 18, 26, 37, 54, 78, 112, 162, 233, 335, 483, 695, 1000]);
+    expect(fanoWindows(100)).toEqual([1, 2, 4, 6, 8, 12, 18, 26, 37]);
+  });
+
+  it("ISIs in seconds from trains with at least two spikes", () => {
+    const { ptr, steps } = csr([3, 7, 8], [4], [10, 30]);
+    const isi = interSpikeIntervals(ptr, steps, [0, 1, 2], 0.5);
+    expect([...isi].map((v) => Number(v.toFixed(6)))).toEqual([0.002, 0.0005, 0.01]);
+  });
+
+  it("bins like numpy.histogram", () => {
+    const log = logBinEdges(1, 100, 2);
+    expect(log[0]).toBe(1);
+    expect(log[1]).toBeCloseTo(10, 12);
+    expect(log[2]).toBe(100);
+    expect([...histogram([1, 5, 10, 99, 100, 150, 0.5, NaN], log)]).toEqual([2, 3]);
+    expect([...linearBinEdges(0, 1, 4)]).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    expect([...histogram([0, 0.25, 0.3, 1], linearBinEdges(0, 1, 4))]).toEqual([1, 2, 0, 1]);
+  });
+
+  it("summaries: mean/std ddof 1, percentile, block means, decimation", () => {
+    expect(meanStd([1, 2, 3, NaN])).toEqual({ mean: 2, std: 1, n: 3 });
+    expect(percentile([4, 1, 3, 2], 50)).toBe(2.5);
+    expect(percentile([1, 2, 3, 4], 99.5)).toBeCloseTo(3.985, 12);
+    // 3×3 matrix in 2×2 blocks; edge blocks average over the cells they have
+    const b = binMatrix(3, 3, [0, 1, 2, 2], [0, 1, 2, 0], (k) => [4, 8, 6, 2][k], 2);
+    expect(b).toMatchObject({ rowFactor: 2, colFactor: 2, rowBins: 2, colBins: 2 });
+    expect([...b.mean]).toEqual([3, 0, 1, 6]);
+    const trace = Float32Array.from({ length: 1000 }, (_, i) => (i === 500 ? 100 : i === 700 ? -100 : 0));
+    const kept = decimate(trace, 60);
+    expect(kept.length).toBeLessThanOrEqual(60);
+    expect(kept).toContain(500);
+    expect(kept).toContain(700);
+  });
+});
