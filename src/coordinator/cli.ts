@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
+import { parse as parseToml } from "smol-toml";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./options.js";
 import { ConfigError, loadConfig } from "../shared/config.js";
@@ -17,13 +18,30 @@ import { checkpointIdentity } from "./identity.js";
 import { Progress, startBanner } from "./console.js";
 import { newAdamState } from "./optimizer.js";
 import { CoordinatorMetrics } from "./metrics.js";
-import { MetadataFile, metricsColumns, MetricsCsv, packageVersion, prepareOutputDir, RunDirError, writeParameters } from "./run-dir.js";
+import { figureDir, FigureQueue } from "./figures/queue.js";
+import { networkView } from "./figures/network-view.js";
+import { WandbLogger } from "./wandb.js";
+import { MetadataFile, metricsColumns, MetricsCsv, packageVersion, prepareOutputDir, RunDirError, UpdateRecord, writeParameters } from "./run-dir.js";
 import { Trainer, TrainingObservers } from "./training.js";
 import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
 
 
 class UsageError extends Error {}
+
+/** The scalars of one update under the original's W&B keys. */
+function wandbScalars(r: UpdateRecord): Record<string, number> {
+  const out: Record<string, number> = { "optimizer/step": r.step, "optimizer/grad_norm": r.gradNorm };
+  for (const [k, v] of Object.entries(r.losses)) out[`loss/${k}`] = v;
+  for (const s of r.stats) {
+    out[`firing_rate/${s.cellType}/mean`] = s.rateMean;
+    out[`firing_rate/${s.cellType}/std`] = s.rateStd;
+    out[`cv/${s.cellType}/mean`] = s.cvMean;
+    out[`cv/${s.cellType}/std`] = s.cvStd;
+    out[`fraction_active/${s.cellType}`] = s.activeFraction;
+  }
+  return out;
+}
 
 function resolveResume(resume: string, outputDir: string, fallback: boolean, log: (s: string) => void, id: CheckpointIdentity, A: number) {
   if (resume !== "auto" && resume !== "") return readCheckpoint(resume, id, A);
@@ -134,14 +152,43 @@ async function main(): Promise<number> {
   });
   const progress = new Progress(state.epoch, totalEpochs);
   const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: config.targets.firing_rates[k], cv: config.targets.cvs }));
+  const wandbEnabled = args.wandb ?? config.wandb.enabled;
+  const wandb = wandbEnabled
+    ? await WandbLogger.start({
+        outputDir,
+        project: config.wandb.project,
+        entity: config.wandb.entity || undefined,
+        name: config.wandb.name || basename(outputDir),
+        // Online only with an API key: without one the offline copy is the run (upload it later with snn-wandb-sync).
+        mode: config.wandb.mode === "online" && !process.env.WANDB_API_KEY ? "offline" : config.wandb.mode,
+        config: parseToml(text) as Record<string, unknown>,
+        runId: state.wandbRunId,
+        resumeStep: resuming ? state.epoch + 1 : undefined,
+      })
+    : null;
+  const figures =
+    config.plotting.enabled && args.figures
+      ? new FigureQueue(
+          (epoch, dir, paths) => {
+            progress.print(`  Saved plots to ${dir}`);
+            wandb?.logImages(epoch, paths.map((path) => ({ key: `plots/${basename(path, ".png")}`, path })));
+          },
+          (epoch, message) => log(`figures of epoch ${epoch} failed: ${message}`),
+        )
+      : null;
+  const view = figures ? networkView(config, connectome) : null;
   const observers: TrainingObservers = {
-    update: (r) => metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: { ...r.losses }, stats: r.stats, targets }),
+    update: (r) => {
+      metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: { ...r.losses }, stats: r.stats, targets });
+      wandb?.log(r.epoch, wandbScalars(r));
+    },
+    ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
     epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
     checkpoint: (seconds, kind) => metrics.checkpointWritten(seconds, kind),
     phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : phase === "adam" ? metrics.observeAdam(seconds) : metrics.observeBroadcast(seconds)),
   };
   const trainer = new Trainer(
-    { config, spec, identity, outputDir, pool, runId, totalEpochs, observers, figureNetwork: null, print: (t) => progress.print(t), progress },
+    { config, spec, identity, outputDir, pool, runId, totalEpochs, observers, figureNetwork: view, print: (t) => progress.print(t), progress },
     state,
   );
   if (resuming) trainer.loadHistory(MetricsCsv.read(csv.path));
@@ -169,6 +216,8 @@ async function main(): Promise<number> {
     const outcome = await trainer.run(csv);
     progress.end();
     await pool.close(outcome === "completed" ? "training completed" : "training interrupted");
+    await figures?.close();
+    await wandb?.finish(outcome === "completed" ? 0 : 130);
     await metrics.close();
     metadata.finish(outcome);
     log(outcome === "completed" ? `done: ${outputDir}` : `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
@@ -181,6 +230,8 @@ async function main(): Promise<number> {
     }
     metadata.finish("failed", (e as Error).message);
     await pool.close("coordinator failed");
+    await figures?.close();
+    await wandb?.finish(1);
     await metrics.close();
     throw e;
   }

@@ -22,8 +22,10 @@ export interface TrainingObservers {
   epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
   checkpoint?(seconds: number, kind: "latest" | "best"): void;
   phase?(phase: "reduce" | "adam" | "broadcast", seconds: number): void;
-  /** Called with the data of one plotting epoch; returns the folder the figures go to (or null when not plotted). */
-  figures?(data: FigureData): Promise<string | null>;
+  /** Called with the data of one plotting epoch; queues the set for rendering. */
+  figures?(data: FigureData): void;
+  /** Resolves when the previous plotting epoch's figures are done (awaited before the next update is logged). */
+  figuresSettled?(): Promise<void>;
 }
 
 export interface TrainerOptions {
@@ -107,6 +109,7 @@ export class Trainer {
         wallTimeS: elapsed,
         epochsPerS: A / ((t1 - t0) / 1000),
       };
+      await this.o.observers.figuresSettled?.();
       const row = metricsRow(record);
       csv.append(row);
       this.history.push(row as HistoryRow);
@@ -115,7 +118,7 @@ export class Trainer {
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
       this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats));
 
-      if (plot) await this.plot(results[A - 1]);
+      if (plot) this.plot(results[A - 1]);
 
       if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
         s.bestLoss = losses.total;
@@ -138,10 +141,10 @@ export class Trainer {
     this.o.observers.checkpoint?.((performance.now() - t) / 1000, kind);
   }
 
-  private async plot(last: ResultMessage): Promise<void> {
+  private plot(last: ResultMessage): void {
     if (!last.activity || !this.o.figureNetwork || !this.o.observers.figures) return;
     this.o.progress?.print("  Generating plots...");
-    const dir = await this.o.observers.figures({
+    this.o.observers.figures({
       epoch: this.state.epoch,
       totalEpochs: this.o.totalEpochs,
       network: { ...this.o.figureNetwork, recWeight: this.state.recWeight.slice(), ffWeight: this.state.ffWeight.slice() },
@@ -151,7 +154,6 @@ export class Trainer {
       targets: { firingRate: this.o.config.targets.firing_rates, cv: this.o.config.targets.cvs },
       history: this.history.slice(),
     });
-    if (dir) this.o.progress?.print(`  Saved plots to ${dir}`);
   }
 }
 

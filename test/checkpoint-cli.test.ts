@@ -1,0 +1,103 @@
+/** Bad checkpoints give one clear error naming the file, exit non-zero and change nothing; --fallback and tools. */
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/shared/atomic-file.js";
+import { coord, ensureBuilt, SIM, smallParams, start, tempDir } from "./helpers/runs.js";
+
+let params: string;
+let runDir: string;
+
+/** A fresh copy of the finished 6-epoch run, to damage. */
+function cloneRun(): string {
+  const dir = join(tempDir(), "run");
+  cpSync(runDir, dir, { recursive: true });
+  return dir;
+}
+
+const latest = (dir: string) => join(dir, "checkpoints/checkpoint_latest.safetensors");
+const best = (dir: string) => join(dir, "checkpoints/checkpoint_best.safetensors");
+
+beforeAll(async () => {
+  ensureBuilt();
+  params = smallParams(tempDir(), { epochs: 6, accumulation: 3, checkpoint: 6 });
+  runDir = join(tempDir(), "base");
+  const r = await coord([params, "--workers", "1", "--output", runDir]);
+  expect(r.code, r.output).toBe(0);
+});
+
+async function resumeExpectingError(dir: string, extra: string[], message: RegExp): Promise<string> {
+  const before = { csv: readFileSync(join(dir, "metrics.csv")), latest: readFileSync(latest(dir)), best: readFileSync(best(dir)) };
+  const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "12", "--resume", "auto", ...extra]);
+  expect(r.code, r.output).toBe(2);
+  expect(r.output).toMatch(message);
+  expect(r.output).toContain(latest(dir));
+  expect(r.output.trim().split("\n").length).toBe(1);
+  expect(readFileSync(join(dir, "metrics.csv")).equals(before.csv)).toBe(true);
+  expect(readFileSync(latest(dir)).equals(before.latest)).toBe(true);
+  expect(readFileSync(best(dir)).equals(before.best)).toBe(true);
+  return r.output;
+}
+
+describe("bad checkpoints on resume", () => {
+  it("truncated", async () => {
+    const dir = cloneRun();
+    const bytes = readFileSync(latest(dir));
+    writeFileSync(latest(dir), bytes.subarray(0, bytes.length - 1000));
+    await resumeExpectingError(dir, [], /truncated/);
+  });
+
+  it("corrupted (one flipped byte)", async () => {
+    const dir = cloneRun();
+    const bytes = readFileSync(latest(dir));
+    bytes[bytes.length - 7] ^= 0xff;
+    writeFileSync(latest(dir), bytes);
+    await resumeExpectingError(dir, [], /checksum mismatch/);
+  });
+
+  it("wrong format version", async () => {
+    const dir = cloneRun();
+    const { tensors, metadata } = readSafetensorsFile(latest(dir));
+    writeSafetensorsFile(latest(dir), tensors, { ...metadata, format_version: "99" });
+    await resumeExpectingError(dir, [], /format version 99 is not supported/);
+  });
+
+  it("from a different network", async () => {
+    const dir = cloneRun();
+    const other = join(tempDir(), "other.toml");
+    writeFileSync(other, readFileSync(params, "utf8").replace(/^seed = \d+/m, "seed = 7"));
+    const r = await coord([other, "--workers", "1", "--output", dir, "--epochs", "12", "--resume", "auto"]);
+    expect(r.code, r.output).toBe(2);
+    expect(r.output).toMatch(/belongs to a different network/);
+  });
+
+  it("--fallback uses checkpoint_best when latest is corrupt, and says so", async () => {
+    const dir = cloneRun();
+    const bytes = readFileSync(latest(dir));
+    bytes[bytes.length - 7] ^= 0xff;
+    writeFileSync(latest(dir), bytes);
+    const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "12", "--resume", "auto", "--fallback"]);
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toMatch(/falling back to .*checkpoint_best\.safetensors/);
+    expect(readSafetensorsFile(latest(dir)).metadata.epoch).toBe("12");
+  });
+});
+
+describe("checkpoint tools", () => {
+  it("--inspect prints epoch, step and sizes", async () => {
+    const r = await coord(["--inspect", latest(runDir)]);
+    expect(r.code, r.output).toBe(0);
+    const info = JSON.parse(r.output);
+    expect(info.epoch).toBe(6);
+    expect(info.step).toBe(2);
+    expect(info.streams).toBe(3);
+    expect(info.recurrent_synapses).toBeGreaterThan(0);
+  });
+
+  it("snn-sim --checkpoint simulates the trained weights", async () => {
+    const p = start(SIM, [params, "--epochs", "2", "--checkpoint", latest(runDir)]);
+    expect(await p.exit, p.output()).toBe(0);
+    expect(p.output()).toMatch(/weights from .* \(epoch 6\)/);
+    expect(p.output()).toMatch(/inhibitory: rate [\d.]+/);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * What a run leaves behind, from real processes: figures for every plotting epoch, the offline W&B run, metadata,
+ * and checkpoints; and that training on a small network actually fits.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { MetricsCsv } from "../src/coordinator/run-dir.js";
+import { coord, ensureBuilt, ROOT, smallParams, tempDir } from "./helpers/runs.js";
+
+beforeAll(() => ensureBuilt());
+
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+describe("outputs of a run", () => {
+  it("writes figures every accumulation interval, the W&B offline run, metadata and checkpoints", async () => {
+    const params = smallParams(tempDir(), { epochs: 9, accumulation: 3, plotting: true });
+    const dir = join(tempDir(), "out");
+    const r = await coord([params, "--workers", "2", "--output", dir, "--wandb"]);
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toMatch(/Saved plots to .*epoch_0009/);
+
+    for (const epoch of ["0003", "0006", "0009"]) {
+      const fdir = join(dir, "figures", `epoch_${epoch}`);
+      const pngs = readdirSync(fdir).filter((f) => f.endsWith(".png"));
+      expect(pngs).toEqual(expect.arrayContaining(["spike_raster.png", "firing_rate_distribution.png", "assembly_graph.png", "training_history.png"]));
+      for (const f of pngs) {
+        const bytes = readFileSync(join(fdir, f));
+        expect(bytes.subarray(0, 8).equals(PNG)).toBe(true);
+        expect(bytes.length).toBeGreaterThan(5000);
+      }
+      const html = readFileSync(join(fdir, "index.html"), "utf8");
+      for (const f of pngs) expect(html).toContain(f);
+    }
+
+    const runs = readdirSync(join(dir, "wandb"));
+    expect(runs.length).toBe(1);
+    const files = join(dir, "wandb", runs[0], "files");
+    const history = readFileSync(join(files, "wandb-history.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(history.map((h) => h._step)).toEqual([3, 6, 9]);
+    const rows = MetricsCsv.read(join(dir, "metrics.csv"));
+    history.forEach((h, i) => {
+      expect(h["loss/total"]).toBe(rows[i].total_loss);
+      expect(h["firing_rate/inhibitory/mean"]).toBe(rows[i]["firing_rate/inhibitory/mean"]);
+      // Each update's figures joined that update's W&B row.
+      expect(h["plots/spike_raster"]?._type).toBe("image-file");
+    });
+    expect(readdirSync(join(files, "media", "images")).length).toBeGreaterThanOrEqual(3 * 16);
+
+    const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
+    expect(meta.status).toBe("completed");
+    expect(meta.workers).toBe(2);
+    expect(typeof meta.end_time).toBe("string");
+    expect(readFileSync(join(dir, "parameters.toml"), "utf8")).toBe(readFileSync(params, "utf8"));
+    expect(existsSync(join(dir, "checkpoints/checkpoint_latest.safetensors"))).toBe(true);
+    expect(existsSync(join(dir, "checkpoints/checkpoint_best.safetensors"))).toBe(true);
+  });
+
+  it("refuses to overwrite a non-empty output directory without --resume or --force", async () => {
+    const params = smallParams(tempDir(), { epochs: 3, accumulation: 3 });
+    const dir = join(tempDir(), "out");
+    expect((await coord([params, "--workers", "1", "--output", dir])).code).toBe(0);
+    const before = readFileSync(join(dir, "metrics.csv"));
+    const again = await coord([params, "--workers", "1", "--output", dir]);
+    expect(again.code).toBe(2);
+    expect(again.output).toMatch(/not empty; pass --resume .* or --force/);
+    expect(readFileSync(join(dir, "metrics.csv")).equals(before)).toBe(true);
+  });
+});
+
+describe("fitting", () => {
+  it("lowers the loss and moves the inhibitory rate toward its target on the quickstart network", async () => {
+    const dir = join(tempDir(), "fit");
+    const r = await coord([join(ROOT, "parameters/quickstart.toml"), "--workers", "2", "--output", dir, "--epochs", "80", "--no-figures"], 240_000);
+    expect(r.code, r.output).toBe(0);
+    const rows = MetricsCsv.read(join(dir, "metrics.csv"));
+    expect(rows.length).toBe(16);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // The streams start from rest, so activity (and the loss) first builds up for a few updates: compare updates
+    // 3–4 with the last two.
+    const early = rows.slice(2, 4);
+    const late = rows.slice(-2);
+    const lossEarly = mean(early.map((x) => x.total_loss));
+    const lossLate = mean(late.map((x) => x.total_loss));
+    const rateEarly = mean(early.map((x) => x["firing_rate/inhibitory/mean"]));
+    const rateLate = mean(late.map((x) => x["firing_rate/inhibitory/mean"]));
+    expect(lossLate).toBeLessThan(0.8 * lossEarly);
+    expect(Math.abs(rateLate - 2)).toBeLessThan(Math.abs(rateEarly - 2) - 1);
+  });
+});
