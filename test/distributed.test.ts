@@ -42,14 +42,15 @@ describe("bit-identical results", () => {
     expectSameRun(dir);
   });
 
-  it("with 2 external workers over loopback tcp", async () => {
+  it("with 2 external workers over loopback tcp, one of them computing 2 epochs at once (--threads 2)", async () => {
     const dir = join(tempDir(), "ext");
     const port = freePort();
     const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
-    const workers = [0, 1].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]));
+    const workers = [["--threads", "2"], []].map((extra) => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", ...extra]));
     const code = await c.exit;
     expect(code, c.output()).toBe(0);
     expect(await Promise.all(workers.map((w) => w.exit))).toEqual([0, 0]);
+    expect(c.output()).toMatch(/joined \(sparse-cpu on .*, 2 threads\)/);
     expectSameRun(dir);
   });
 
@@ -57,7 +58,7 @@ describe("bit-identical results", () => {
     const dir = join(tempDir(), "faults");
     const port = freePort();
     const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "3", "--output", dir, "--metrics-port", "0"]);
-    const workers = [0, 1, 2].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]));
+    const workers = [0, 1, 2].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]));
     await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
     workers[0].child.kill("SIGKILL");
     workers[1].child.kill("SIGSTOP");
@@ -73,9 +74,9 @@ describe("bit-identical results", () => {
     const port = freePort();
     // A longer run, so that the late worker surely arrives while it is going; its first 8 updates are the reference's.
     const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "150"]);
-    const first = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10"]);
+    const first = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10", "--metrics-port", "0"]);
     await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
-    const late = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10"]);
+    const late = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10", "--metrics-port", "0"]);
     const code = await c.exit;
     expect(code, c.output()).toBe(0);
     await Promise.all([first.exit, late.exit]);
@@ -91,7 +92,7 @@ describe("bit-identical results", () => {
     const dir = join(tempDir(), "garbage");
     const port = freePort();
     const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
-    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
     const rogue = new Dealer({ linger: 0 });
     rogue.connect(`tcp://127.0.0.1:${port}`);

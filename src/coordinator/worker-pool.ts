@@ -45,10 +45,17 @@ interface WorkerEntry {
   hello: HelloMessage;
   lastSeen: number;
   weightsVersion: number;
-  busy: EpochAssignment | null;
+  /** Epochs assigned and not yet answered; at most hello.threads. */
+  busy: EpochAssignment[];
   computed: number;
   /** Epochs this worker failed: it is not given the same epoch twice. */
   failedEpochs: Set<number>;
+}
+
+/** Removes and returns the worker's assignment of this epoch, if it has one. */
+function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
+  const i = w.busy.findIndex((t) => t.epoch === epoch);
+  return i < 0 ? null : w.busy.splice(i, 1)[0];
 }
 
 /** Failing the same epoch on this many workers means the epoch itself is the problem: stop instead of looping. */
@@ -234,9 +241,9 @@ export class WorkerPool {
     switch (msg.type) {
       case "hello": {
         if (w) this.drop(w, "disconnect", "re-registered");
-        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: null, computed: 0, failedEpochs: new Set() };
+        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
         this.workers.set(key, entry);
-        this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}); ${this.workers.size} connected`);
+        this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}, ${msg.threads} thread${msg.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
         this.opts.events.workersChanged?.(this.workers.size);
         if (msg.networkHash !== this.spec.hash) this.send(routingId, { type: "network", spec: this.spec });
         this.dispatch();
@@ -254,10 +261,10 @@ export class WorkerPool {
         if (msg.type !== "failure") return;
         this.opts.events.log(`worker ${w.hello.workerId} failed epoch ${msg.epoch}: ${msg.message}`);
         this.opts.events.workerFailed?.("crash");
-        if (w.busy?.epoch === msg.epoch) {
+        const failed = takeAssignment(w, msg.epoch);
+        if (failed) {
           w.failedEpochs.add(msg.epoch);
-          this.requeue(w.busy);
-          w.busy = null;
+          this.requeue(failed);
           // Weights may be what it lacks: send them again with the next assignment.
           w.weightsVersion = -1;
         }
@@ -270,8 +277,7 @@ export class WorkerPool {
 
   private onResult(w: WorkerEntry, r: ResultMessage): void {
     const cur = this.current;
-    const assignment = w.busy;
-    w.busy = null;
+    const assignment = takeAssignment(w, r.epoch);
     if (!cur || r.runId !== this.runId || r.weightsVersion !== cur.version || !this.order.includes(r.epoch) || cur.results.has(r.epoch)) {
       // A late or duplicate result (the epoch was reassigned and is done): identical by construction, ignore it.
       this.dispatch();
@@ -325,10 +331,8 @@ export class WorkerPool {
     this.opts.events.log(`worker ${w.hello.workerId} dropped (${reason}: ${detail}); ${this.workers.size} connected`);
     this.opts.events.workerFailed?.(reason);
     this.opts.events.workersChanged?.(this.workers.size);
-    if (w.busy) {
-      const t = w.busy;
-      w.busy = null;
-      const cur = this.current;
+    const cur = this.current;
+    for (const t of w.busy.splice(0)) {
       if (cur && !cur.results.has(t.epoch) && !cur.pending.some((p) => p.epoch === t.epoch)) cur.pending.unshift(t);
     }
     this.dispatch();
@@ -338,28 +342,34 @@ export class WorkerPool {
   private dispatch(): void {
     const cur = this.current;
     if (!cur) return;
-    const inFlight = new Set([...this.workers.values()].filter((w) => w.busy).map((w) => w.busy!.epoch));
+    const inFlight = new Set([...this.workers.values()].flatMap((w) => w.busy.map((t) => t.epoch)));
     for (const w of this.workers.values()) {
-      if (w.busy) continue;
-      const t = cur.pending.find((p) => !inFlight.has(p.epoch) && !w.failedEpochs.has(p.epoch));
-      if (!t) continue;
-      w.busy = t;
-      inFlight.add(t.epoch);
-      const assign: AssignMessage = {
-        type: "assign",
-        runId: this.runId,
-        update: cur.update,
-        epoch: t.epoch,
-        stream: t.stream,
-        weightsVersion: cur.version,
-        weights: w.weightsVersion === cur.version ? null : { rec: cur.rec, ff: cur.ff },
-        initialState: t.initialState,
-        recordActivity: t.recordActivity,
-      };
-      w.weightsVersion = cur.version;
-      this.send(w.routingId, assign);
+      while (w.busy.length < w.hello.threads) {
+        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && !w.failedEpochs.has(p.epoch));
+        if (!t) break;
+        this.assign(w, t, cur);
+        inFlight.add(t.epoch);
+      }
     }
     this.opts.events.epochsInFlight?.(inFlight.size);
+  }
+
+  /** Sends one epoch to a worker, with the weights if it does not hold this version yet. */
+  private assign(w: WorkerEntry, t: EpochAssignment, cur: NonNullable<WorkerPool["current"]>): void {
+    w.busy.push(t);
+    const assign: AssignMessage = {
+      type: "assign",
+      runId: this.runId,
+      update: cur.update,
+      epoch: t.epoch,
+      stream: t.stream,
+      weightsVersion: cur.version,
+      weights: w.weightsVersion === cur.version ? null : { rec: cur.rec, ff: cur.ff },
+      initialState: t.initialState,
+      recordActivity: t.recordActivity,
+    };
+    w.weightsVersion = cur.version;
+    this.send(w.routingId, assign);
   }
 
   private tick(): void {

@@ -4,7 +4,7 @@
  */
 import { hideBin } from "yargs/helpers";
 import { workerCli } from "./options.js";
-import { SparseCpuEngine } from "./sparse-cpu.js";
+import { ThreadedEngine } from "./threaded-engine.js";
 import { WorkerProcess } from "./worker.js";
 import { WorkerMetrics } from "./metrics.js";
 import { packageVersion } from "../coordinator/run-dir.js";
@@ -20,10 +20,10 @@ async function main(): Promise<number> {
   const worker = new WorkerProcess({
     endpoint: args.connect,
     engineName,
-    threads: 1,
+    threads: args.threads,
     coordinatorTimeout: args.timeout,
     heartbeatInterval: args.heartbeat,
-    createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new SparseCpuEngine(spec)),
+    createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new ThreadedEngine(spec, args.threads)),
     onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
   });
   const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;

@@ -8,6 +8,7 @@ export const workerCli = (argv: string[]) =>
     .option("connect", { type: "string", demandOption: true, describe: "coordinator endpoint (tcp://host:port or ipc://path)" })
     .option("gpu", { type: "number", describe: "run the tfjs engine on this GPU (needs @tensorflow/tfjs-node-gpu)" })
     .option("cpu", { type: "boolean", describe: "run the sparse-cpu engine (the default)" })
+    .option("threads", { type: "number", default: 1, describe: "epochs computed at once, one per thread (sparse-cpu; use one per core)" })
     .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
     .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })
     .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })
@@ -16,6 +17,8 @@ export const workerCli = (argv: string[]) =>
       if (!/^(tcp|ipc):\/\/.+/.test(a.connect)) throw new Error(`--connect: expected tcp://HOST:PORT or ipc://PATH, got "${a.connect}"`);
       if (a.gpu !== undefined && (!Number.isInteger(a.gpu) || a.gpu < 0)) throw new Error(`--gpu: expected a GPU index (0, 1, …), got ${a.gpu}`);
       if (!Number.isInteger(a["metrics-port"]) || a["metrics-port"] < 0 || a["metrics-port"] > 65535) throw new Error(`--metrics-port: expected 0-65535, got ${a["metrics-port"]}`);
+      if (!Number.isInteger(a.threads) || a.threads < 1) throw new Error(`--threads: expected a positive integer, got ${a.threads}`);
+      if (a.gpu !== undefined && a.threads !== 1) throw new Error("--threads applies to the sparse-cpu engine; a GPU worker computes one epoch at a time");
       if (!(a.timeout > 0) || !(a.heartbeat > 0)) throw new Error("--timeout and --heartbeat must be positive");
       return true;
     })

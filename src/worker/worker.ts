@@ -28,8 +28,10 @@ export class WorkerProcess {
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private spec: NetworkSpec | null = null;
   private engine: Engine | null = null;
+  /** The weights of the current version; epochs of an interval all use it. */
   private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;
   private lastHeard = Date.now();
+  private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly log: (line: string) => void;
 
@@ -75,7 +77,8 @@ export class WorkerProcess {
           break;
         }
         if (msg.type === "network") await this.setNetwork(msg.spec);
-        else if (msg.type === "assign") await this.compute(msg);
+        // Not awaited: with --threads T several epochs are computed at once; results go back as they finish.
+        else if (msg.type === "assign") void this.compute(msg);
       }
     } catch (e) {
       if (!this.closed) throw e;
@@ -93,8 +96,13 @@ export class WorkerProcess {
     this.socket.close();
   }
 
-  private async send(m: Message): Promise<void> {
-    if (!this.closed) await this.socket.send(encodeMessage(m));
+  /** ZeroMQ allows one pending send per socket: concurrent epochs answer through this chain. */
+  private send(m: Message): Promise<void> {
+    const frame = encodeMessage(m);
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send(frame))).catch((e) => {
+      if (!this.closed) this.log(`send failed: ${(e as Error).message}`);
+    });
+    return this.sendChain;
   }
 
   private async setNetwork(spec: NetworkSpec): Promise<void> {
