@@ -123,6 +123,23 @@ describe("exact resume", () => {
     expectSameRun(dir);
   });
 
+  it("after the coordinator is killed (SIGKILL) and restarted with --resume auto, the same worker rejoins and the run ends identically", async () => {
+    const dir = join(tempDir(), "restart");
+    const port = freePort();
+    const args = [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"];
+    const first = start(COORD, args);
+    const worker = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 9\//.test(first.output()), 60_000, "three updates");
+    first.child.kill("SIGKILL");
+    await first.exit;
+    const second = start(COORD, [...args, "--resume", "auto"]);
+    const code = await second.exit;
+    expect(code, second.output()).toBe(0);
+    expect(await worker.exit).toBe(0);
+    expect(second.output()).toMatch(/joined/);
+    expectSameRun(dir);
+  });
+
   it("after SIGINT: exits non-zero, marks the run interrupted, and resumes exactly", async () => {
     const dir = join(tempDir(), "sigint");
     const c = start(COORD, [params, "--workers", "2", "--output", dir, "--metrics-port", "0"]);

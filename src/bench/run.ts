@@ -1,68 +1,154 @@
 /**
- * npm run bench: engine speed at default size (sparse-cpu forward+backward per epoch, tfjs cpu on the same epoch
- * and their ratio), worker memory, the untrained network's statistics next to the original's, and figure rendering.
+ * npm run bench — prints figures and ratios (never asserted):
+ *  1. the untrained default network over 10 s from rest, next to the original's numbers (MODEL.md section 10);
+ *  2. sparse-cpu speed at default size (one epoch = 10 trials × 100 steps, one core), WebAssembly vs JS kernel,
+ *     and worker memory;
+ *  3. tfjs (cpu backend) vs sparse-cpu on the quickstart network, where dense matrices are affordable;
+ *  4. the coordinator's own work per update (reduce + clip + Adam, message encoding) and bytes per update;
+ *  5. throughput of real runs with 1 and 2 local workers at default size;
+ *  6. one figure set at default size, and how much it would slow an interval.
+ * `npm run bench -- --quick` skips 5 (the slowest part).
  */
-import { loadConfig } from "../shared/config.js";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { adamStep, averageGradients, clipGlobalNorm, newAdamState } from "../coordinator/optimizer.js";
+import { MetricsCsv } from "../coordinator/run-dir.js";
+import { benchFigureSet } from "../coordinator/figures/bench.js";
+import { Config, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
 import { buildNetworkSpec } from "../shared/network.js";
-import { SparseCpuEngine } from "../worker/sparse-cpu.js";
+import { encodeMessage } from "../shared/protocol.js";
 import { averageStats } from "../shared/statistics.js";
+import { EpochTask, StreamState } from "../worker/engine.js";
+import { SparseCpuEngine } from "../worker/sparse-cpu.js";
 
-async function main(): Promise<void> {
-  const { config } = loadConfig(process.argv[2] ?? "parameters/fitting-activity.toml");
-  config.simulation.chunks_per_epoch = 2;
-  config.simulation.chunk_steps = 50;
-  const t0 = performance.now();
-  const connectome = generateConnectome(config);
-  console.log(`connectome: ${connectome.rec.pre.length} recurrent + ${connectome.ff.pre.length} feedforward synapses in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-  const spec = buildNetworkSpec(config, connectome);
-  const engine = new SparseCpuEngine(spec);
-  const task = (epoch: number, state: ReturnType<SparseCpuEngine["runEpochSync"]>["finalState"] | null, computeGradient: boolean) => ({
-    epoch,
-    initialState: state,
-    recWeight: connectome.recWeight,
-    ffWeight: connectome.ffWeight,
-    computeGradient,
-    recordActivity: false,
-  });
-  let state = null;
+const DEFAULT = "parameters/fitting-activity.toml";
+const QUICKSTART = "parameters/quickstart.toml";
+
+function seconds<T>(f: () => T, repeats: number): number {
+  f();
+  const t = performance.now();
+  for (let i = 0; i < repeats; i++) f();
+  return (performance.now() - t) / 1000 / repeats;
+}
+
+function withBatch(config: Config, batch: number): Config {
+  return { ...config, simulation: { ...config.simulation, batch_size: batch } };
+}
+
+function untrainedStatistics(config: Config): void {
+  // One trial for 10 s from rest, as the original's measurement: 100 epochs of 100 ms carried as one stream.
+  const one = withBatch(config, 1);
+  const connectome = generateConnectome(one);
+  const engine = new SparseCpuEngine(buildNetworkSpec(one, connectome));
+  let state: StreamState | null = null;
   const stats = [];
-  // 10 s of network time from rest (100 epochs × 10 trials × 100 ms would be 100 s: use 10 epochs of 1 s per trial-sum).
-  for (let e = 0; e < 10; e++) {
-    const r = engine.runEpochSync(task(e, state, false));
+  for (let e = 0; e < 100; e++) {
+    const r = engine.runEpochSync({ epoch: e, initialState: state, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: false, recordActivity: false });
     state = r.finalState;
     stats.push(r.stats);
   }
+  console.log("\n1. untrained default network, 1 trial, 10 s from rest (original, MODEL.md 10: E 0.018 Hz, 4.5% active; I 11.7 Hz, 99.6% active)");
   for (const s of averageStats(stats))
-    console.log(`untrained ${s.cellType}: ${s.rateMean.toFixed(3)} Hz, active ${(100 * s.activeFraction).toFixed(1)}%, CV ${s.cvMean.toFixed(2)}`);
-  console.log("original (MODEL.md section 10): excitatory 0.018 Hz (4.5% active over 10 s), inhibitory 11.7 Hz");
+    console.log(`   ${s.cellType.padEnd(11)} ${s.rateMean.toFixed(3)} Hz (mean over 100-ms epochs), active ${(100 * s.activeFraction).toFixed(1)}% per 100 ms`);
+}
 
-  const time = (f: () => void, n: number) => {
-    f();
-    const t = performance.now();
-    for (let i = 0; i < n; i++) f();
-    return (performance.now() - t) / 1000 / n;
-  };
-  const fwd = time(() => engine.runEpochSync(task(11, state, false)), 3);
-  const fwdBwd = time(() => engine.runEpochSync(task(11, state, true)), 3);
-  console.log(`sparse-cpu, 10 trials × 100 steps, one core: forward ${fwd.toFixed(3)} s, forward+backward ${fwdBwd.toFixed(3)} s per epoch (goal 0.5 s)`);
-  console.log(`worker peak RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (goal < 1024)`);
+function engineSpeed(config: Config): { epochSeconds: number; state: StreamState } {
+  const connectome = generateConnectome(config);
+  const spec = buildNetworkSpec(config, connectome);
+  console.log(`\n2. sparse-cpu at default size: ${connectome.rec.pre.length} recurrent + ${connectome.ff.pre.length} feedforward synapses, epoch = ${spec.batchSize} trials × ${spec.chunkSteps * spec.chunksPerEpoch} steps, one core`);
+  const results: Record<string, number> = {};
+  let state: StreamState | null = null;
+  for (const kernel of ["wasm", "js"] as const) {
+    const engine = new SparseCpuEngine(spec, "float32", kernel);
+    const task = (computeGradient: boolean): EpochTask => ({ epoch: 3, initialState: state, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient, recordActivity: false });
+    if (!state) for (let e = 0; e < 3; e++) state = engine.runEpochSync({ ...task(false), epoch: e }).finalState;
+    const fwd = seconds(() => engine.runEpochSync(task(false)), 2);
+    const both = seconds(() => engine.runEpochSync(task(true)), 2);
+    results[kernel] = both;
+    console.log(`   ${engine.kernel.padEnd(4)} adjoint kernel: forward ${fwd.toFixed(3)} s, forward + backward ${both.toFixed(3)} s per epoch (goal 0.5 s)`);
+  }
+  console.log(`   WebAssembly SIMD kernel speed-up over scalar JS: ${(results.js / results.wasm).toFixed(2)}×`);
+  console.log(`   process peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB (goal for a worker < 1024 MiB)`);
+  return { epochSeconds: results.wasm, state: state! };
+}
 
-  // tfjs builds dense N×N matrices; compare the engines on the quickstart network, where that is affordable.
+async function tfjsRatio(): Promise<void> {
   const { TfjsEngine } = await import("../worker/tfjs-engine.js");
-  const q = loadConfig("parameters/quickstart.toml").config;
-  const qc = generateConnectome(q);
-  const qs = buildNetworkSpec(q, qc);
-  const qTask = { epoch: 1, initialState: null, recWeight: qc.recWeight, ffWeight: qc.ffWeight, computeGradient: true, recordActivity: false };
-  const qSparse = new SparseCpuEngine(qs);
-  const sparseQ = time(() => qSparse.runEpochSync(qTask), 3);
-  const tf = new TfjsEngine(qs);
-  await tf.runEpoch(qTask);
-  const t1 = performance.now();
-  await tf.runEpoch(qTask);
-  const tfSeconds = (performance.now() - t1) / 1000;
+  const config = loadConfig(QUICKSTART).config;
+  const connectome = generateConnectome(config);
+  const spec = buildNetworkSpec(config, connectome);
+  const task: EpochTask = { epoch: 1, initialState: null, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity: false };
+  const sparse = seconds(() => new SparseCpuEngine(spec).runEpochSync(task), 2);
+  const tf = new TfjsEngine(spec);
+  await tf.runEpoch(task);
+  const t = performance.now();
+  await tf.runEpoch(task);
+  const tfSeconds = (performance.now() - t) / 1000;
   tf.dispose();
-  console.log(`quickstart network (500 neurons), forward+backward per epoch: sparse-cpu ${sparseQ.toFixed(3)} s, tfjs (cpu backend) ${tfSeconds.toFixed(2)} s; ratio ${(tfSeconds / sparseQ).toFixed(1)}×`);
+  console.log(`\n3. quickstart network (500 neurons), forward + backward per epoch: sparse-cpu ${sparse.toFixed(3)} s, tfjs cpu backend ${tfSeconds.toFixed(2)} s → sparse-cpu ${(tfSeconds / sparse).toFixed(1)}× faster`);
+}
+
+function coordinatorWork(config: Config, state: StreamState): void {
+  const connectome = generateConnectome(config);
+  const A = config.simulation.accumulation_interval;
+  const E = connectome.recWeight.length;
+  const F = connectome.ffWeight.length;
+  const grads = Array.from({ length: A }, (_, k) => [Float32Array.from({ length: E }, (_, i) => Math.sin(i + k)), Float32Array.from({ length: F }, (_, i) => Math.cos(i + k))]);
+  const adam = newAdamState([E, F]);
+  const w = [connectome.recWeight.slice(), connectome.ffWeight.slice()];
+  const update = seconds(() => {
+    const g = averageGradients(grads);
+    clipGlobalNorm(g, 1);
+    adamStep(w, g, adam, { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8 });
+  }, 5);
+  const assign = encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, recordActivity: false });
+  const encode = seconds(() => encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, recordActivity: false }), 5);
+  const stateBytes = (state.v.byteLength + state.g.byteLength);
+  const weightBytes = (E + F) * 4;
+  const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)
+  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam ${(update * 1000).toFixed(1)} ms, encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(assign.byteLength / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
+  console.log(`   bytes per update with W workers: weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB × W, states in ${(stateBytes / 2 ** 20).toFixed(1)} MiB × ${A}, results ${(resultBytes / 2 ** 20).toFixed(1)} MiB × ${A} → ${((2 * weightBytes + A * (stateBytes + resultBytes)) / 2 ** 20).toFixed(1)} MiB with 2 workers`);
+}
+
+function throughput(): void {
+  const cli = fileURLToPath(new URL("../coordinator/cli.js", import.meta.url));
+  const rates: number[] = [];
+  console.log("\n5. real runs at default size, 10 epochs (2 updates), --no-figures:");
+  for (const workers of [1, 2]) {
+    const dir = mkdtempSync(join(tmpdir(), "snn-bench-"));
+    try {
+      execFileSync(process.execPath, [cli, DEFAULT, "--workers", String(workers), "--output", join(dir, "run"), "--epochs", "10", "--metrics-port", "0", "--no-figures"], { stdio: "ignore" });
+      const rows = MetricsCsv.read(join(dir, "run", "metrics.csv"));
+      const rate = rows.reduce((a, r) => a + r.epochs_per_s, 0) / rows.length;
+      rates.push(rate);
+      console.log(`   ${workers} worker${workers > 1 ? "s" : " "}: ${rate.toFixed(3)} epochs/s`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`   speed-up 2 vs 1 workers: ${(rates[1] / rates[0]).toFixed(2)}× (goal ≥ 1.8× on 2 cores)`);
+}
+
+async function figures(epochSeconds: number, config: Config): Promise<void> {
+  const { seconds: s } = await benchFigureSet();
+  const interval = config.simulation.accumulation_interval * epochSeconds;
+  console.log(`\n6. one figure set at default size: ${s.toFixed(2)} s (goal < 3 s); rendered on its own thread while the next interval trains,`);
+  console.log(`   so an interval (${config.simulation.accumulation_interval} epochs ≈ ${interval.toFixed(1)} s on one worker) waits ${Math.max(0, s - interval).toFixed(2)} s for it: ${((100 * Math.max(0, s - interval)) / interval).toFixed(1)}% (goal < 5%; on a 2-core machine the render thread competes with workers for cores)`);
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes("--quick");
+  const config = loadConfig(DEFAULT).config;
+  untrainedStatistics(config);
+  const { epochSeconds, state } = engineSpeed(config);
+  await tfjsRatio();
+  coordinatorWork(config, state);
+  if (!quick) throughput();
+  await figures(epochSeconds, config);
 }
 
 main().catch((e) => {

@@ -253,8 +253,9 @@ export class WorkerPool {
       case "result":
       case "failure":
         if (!w) {
-          // Dropped earlier (e.g. it hung past worker_timeout): it must rejoin with a fresh process.
-          this.send(routingId, { type: "reject", reason: "this worker was dropped after a timeout or failure; restart it to rejoin" });
+          // Dropped earlier (it hung past worker_timeout), or this coordinator restarted: it registers again, and any
+          // result it sends until then is ignored (its epoch was reassigned, and recomputing gives the same numbers).
+          this.send(routingId, { type: "rejoin" });
           return;
         }
         if (msg.type === "result") this.onResult(w, msg);

@@ -69,6 +69,8 @@ export type ResultMessage = {
 export type HeartbeatMessage = { type: "heartbeat" };
 export type ShutdownMessage = { type: "shutdown"; reason: string };
 export type RejectMessage = { type: "reject"; reason: string };
+/** To a peer the coordinator does not know (it restarted, or dropped the worker after a timeout): announce yourself again. */
+export type RejoinMessage = { type: "rejoin" };
 export type FailureMessage = { type: "failure"; epoch: number; message: string };
 
 export type Message =
@@ -79,6 +81,7 @@ export type Message =
   | HeartbeatMessage
   | ShutdownMessage
   | RejectMessage
+  | RejoinMessage
   | FailureMessage;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -368,6 +371,7 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
         computeSeconds: f.num("computeSeconds", { min: 0 }),
       };
     case "heartbeat":
+    case "rejoin":
       return { type };
     case "shutdown":
     case "reject":

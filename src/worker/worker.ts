@@ -42,7 +42,7 @@ export class WorkerProcess {
   /** Runs until shutdown (resolves 0), or the coordinator is gone for coordinatorTimeout (resolves 3). */
   async run(): Promise<number> {
     this.socket.connect(this.opts.endpoint);
-    await this.send({ type: "hello", workerId: this.id, hostname: hostname(), pid: process.pid, engine: this.opts.engineName, threads: this.opts.threads, networkHash: null });
+    await this.hello();
     let exitCode = 0;
     const timer = setInterval(() => {
       if (Date.now() - this.lastHeard > this.opts.coordinatorTimeout * 1000) {
@@ -76,7 +76,8 @@ export class WorkerProcess {
           exitCode = 2;
           break;
         }
-        if (msg.type === "network") await this.setNetwork(msg.spec);
+        if (msg.type === "rejoin") await this.hello();
+        else if (msg.type === "network") await this.setNetwork(msg.spec);
         // Not awaited: with --threads T several epochs are computed at once; results go back as they finish.
         else if (msg.type === "assign") void this.compute(msg);
       }
@@ -87,6 +88,19 @@ export class WorkerProcess {
       this.close();
     }
     return exitCode;
+  }
+
+  /** Announces this worker; the network it already holds is named so that it is not sent again. */
+  private hello(): Promise<void> {
+    return this.send({
+      type: "hello",
+      workerId: this.id,
+      hostname: hostname(),
+      pid: process.pid,
+      engine: this.opts.engineName,
+      threads: this.opts.threads,
+      networkHash: this.spec?.hash ?? null,
+    });
   }
 
   close(): void {
