@@ -20,7 +20,7 @@ describe("outputs of a run", () => {
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/Saved plots to .*epoch_0009/);
 
-    for (const epoch of ["0003", "0006", "0009"]) {
+    for (const epoch of ["0000", "0003", "0006", "0009"]) {
       const fdir = join(dir, "figures", `epoch_${epoch}`);
       const pngs = readdirSync(fdir).filter((f) => f.endsWith(".png"));
       expect(pngs).toEqual(expect.arrayContaining(["spike_raster.png", "firing_rate_distribution.png", "assembly_graph.png", "training_history.png"]));

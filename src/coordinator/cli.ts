@@ -171,7 +171,8 @@ async function main(): Promise<number> {
       ? new FigureQueue(
           (epoch, dir, paths) => {
             progress.print(`  Saved plots to ${dir}`);
-            wandb?.logImages(epoch, paths.map((path) => ({ key: `plots/${basename(path, ".png")}`, path })));
+            // epoch_0000 is rendered after step 5 is logged, and W&B steps only go forward: it stays on disk only.
+            if (epoch > 0) wandb?.logImages(epoch, paths.map((path) => ({ key: `plots/${basename(path, ".png")}`, path })));
           },
           (epoch, message) => log(`figures of epoch ${epoch} failed: ${message}`),
         )

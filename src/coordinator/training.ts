@@ -85,6 +85,8 @@ export class Trainer {
       const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
       const gradNorm = clipGlobalNorm(grads, config.hyperparameters.max_grad_norm);
       const t2 = performance.now();
+      // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
+      const initialWeights = plot && s.epoch === 0 ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
       adamStep([s.recWeight, s.ffWeight], grads, s.adam, {
         learningRate: config.hyperparameters.learning_rate,
         betas: config.hyperparameters.betas,
@@ -118,7 +120,8 @@ export class Trainer {
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
       this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats));
 
-      if (plot) this.plot(results[A - 1]);
+      if (initialWeights) this.plot(results[A - 1], 0, initialWeights);
+      if (plot) this.plot(results[A - 1], s.epoch, { rec: s.recWeight.slice(), ff: s.ffWeight.slice() });
 
       if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
         s.bestLoss = losses.total;
@@ -141,18 +144,18 @@ export class Trainer {
     this.o.observers.checkpoint?.((performance.now() - t) / 1000, kind);
   }
 
-  private plot(last: ResultMessage): void {
+  private plot(last: ResultMessage, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
     if (!last.activity || !this.o.figureNetwork || !this.o.observers.figures) return;
     this.o.progress?.print("  Generating plots...");
     this.o.observers.figures({
-      epoch: this.state.epoch,
+      epoch,
       totalEpochs: this.o.totalEpochs,
-      network: { ...this.o.figureNetwork, recWeight: this.state.recWeight.slice(), ffWeight: this.state.ffWeight.slice() },
+      network: { ...this.o.figureNetwork, recWeight: weights.rec, ffWeight: weights.ff },
       activity: last.activity,
       rates: last.rates,
       cvs: last.cvs,
       targets: { firingRate: this.o.config.targets.firing_rates, cv: this.o.config.targets.cvs },
-      history: this.history.slice(),
+      history: this.history.filter((row) => row.epoch <= epoch),
     });
   }
 }
