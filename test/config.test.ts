@@ -51,7 +51,9 @@ describe("shipped parameter files", () => {
     expect(c.hyperparameters.max_grad_norm).toBe(1);
     expect(c.hyperparameters.betas).toEqual([0.9, 0.999]);
     expect(c.hyperparameters.eps).toBe(1e-8);
-    expect(c.hyperparameters.loss_weight).toEqual({ firing_rate: 1.0, cv: 0.5, silent_penalty: 1.0, membrane_variance: 10.0 });
+    expect(c.hyperparameters.loss_weight).toEqual({ firing_rate: 1.0, cv: 0.5, silent_penalty: 1.0, membrane_variance: 10.0, van_rossum: 0 });
+    expect(c.hyperparameters.van_rossum_tau).toBe(20);
+    expect(c.student).toEqual({ init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1 });
     expect(c.recurrent.names).toEqual(["excitatory", "inhibitory"]);
     expect(c.recurrent.proportion).toEqual([0.8, 0.2]);
     expect(c.recurrent.num_neurons).toBe(5000);
@@ -290,6 +292,55 @@ describe("invalid parameters: one ConfigError naming the key", () => {
     const end = DEFAULT_TEXT.indexOf("[hyperparameters]");
     const msg = configError(DEFAULT_TEXT.slice(0, start) + DEFAULT_TEXT.slice(end)).message;
     expect(msg).toMatch(/^targets: expected a table/);
+  });
+});
+
+describe("teacher-student keys", () => {
+  const withStudent = (student: string, extra = "") =>
+    edit(DEFAULT_TEXT, "[hyperparameters]", `${extra}[student]\n${student}\n\n[hyperparameters]`);
+
+  it("[student] and [targets] file: paths are resolved against the parameters file's directory", () => {
+    const text = edit(
+      withStudent('init = "teacher"\nteacher_file = "teacher.safetensors"\nperturbation = "lognormal"\nperturbation_sigma = 0.5\nscale = 0.9'),
+      "[targets]",
+      '[targets]\nfile = "data/targets.csv"',
+    );
+    const c = parseConfig(text, "p.toml", "/runs/exp");
+    expect(c.student).toEqual({ init: "teacher", teacher_file: "/runs/exp/teacher.safetensors", perturbation: "lognormal", perturbation_sigma: 0.5, scale: 0.9 });
+    expect(c.targets.file).toBe("/runs/exp/data/targets.csv");
+  });
+
+  it("loadConfig anchors paths at the file, not the working directory", () => {
+    const dir = mkdtempSync(join(tmpdir(), "snn-config-paths-"));
+    const file = join(dir, "p.toml");
+    writeFileSync(file, edit(DEFAULT_TEXT, "[targets]", '[targets]\nfile = "../t.csv"'));
+    expect(loadConfig(file).config.targets.file).toBe(join(dirname(dir), "t.csv"));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("van Rossum keys", () => {
+    const text = edit(edit(withStudent('teacher_file = "t.safetensors"'), "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau = 8.0"), "loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 2.0");
+    const h = parseConfig(text).hyperparameters;
+    expect(h.van_rossum_tau).toBe(8);
+    expect(h.loss_weight.van_rossum).toBe(2);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ["the van Rossum loss without a teacher", edit(DEFAULT_TEXT, "loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 1.0"), /^hyperparameters\.loss_weight\.van_rossum: .*set student\.teacher_file/],
+    ["a non-positive van Rossum time constant", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau = 0"), /^hyperparameters\.van_rossum_tau: must be > 0/],
+    ["init = teacher without a teacher file", withStudent('init = "teacher"'), /^student\.init: "teacher" takes the weights of student\.teacher_file, which is not set/],
+    ["an unknown init", withStudent('init = "random"'), /^student\.init: must be one of generated, teacher/],
+    ["an unknown perturbation", withStudent('perturbation = "gaussian"'), /^student\.perturbation: must be one of none, lognormal/],
+    ["lognormal without its sigma", withStudent('perturbation = "lognormal"'), /^student\.perturbation_sigma: missing/],
+    ["a sigma without the lognormal perturbation", withStudent("perturbation_sigma = 0.5"), /^student\.perturbation_sigma: only used with perturbation = "lognormal"/],
+    ["a negative sigma", withStudent('perturbation = "lognormal"\nperturbation_sigma = -0.1'), /^student\.perturbation_sigma: must be ≥ 0/],
+    ["a zero scale", withStudent("scale = 0"), /^student\.scale: must be > 0/],
+    ["an unknown student key", withStudent("sigma = 0.5"), /^student\.sigma: unknown key/],
+    ["an empty targets file path", edit(DEFAULT_TEXT, "[targets]", '[targets]\nfile = ""'), /^targets\.file: expected a file path/],
+    ["a targets file that is not a string", edit(DEFAULT_TEXT, "[targets]", "[targets]\nfile = 3"), /^targets\.file: expected a string/],
+  ];
+  it.each(bad)("%s is a ConfigError naming the key", (_name, text, message) => {
+    expect(configError(text).message).toMatch(message);
   });
 });
 

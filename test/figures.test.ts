@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rasterSample, rasterSpec } from "../src/coordinator/figures/activity.js";
 import { ratesVsTargetsSpec, trainingHistorySpec } from "../src/coordinator/figures/history.js";
 import { renderFigureSet, specToSvg } from "../src/coordinator/figures/render.js";
+import { rateScatterSpec } from "../src/coordinator/figures/statistics-figures.js";
 import {
   FANO_WINDOWS,
   binMatrix,
@@ -167,6 +168,18 @@ describe("figure set", () => {
     silent.history = [];
     const out = await renderFigureSet(silent, path.join(dir, "silent"));
     expect(out).toHaveLength(EXPECTED.length);
+  });
+
+  it("adds rate_scatter.png, one point per neuron, when per-neuron targets exist", async () => {
+    const d = small();
+    d.targets.perNeuronRate = Float32Array.from(d.rates, (r, j) => r * (1 + 0.2 * Math.sin(j)));
+    const out = await renderFigureSet(d, path.join(dir, "scatter"));
+    expect(out.map((f) => path.basename(f))).toEqual([...EXPECTED, "rate_scatter.png"]);
+    const { variance, ink } = inkStats(decodePng(await readFile(path.join(dir, "scatter", "rate_scatter.png"))).rgba);
+    expect(variance).toBeGreaterThan(100);
+    expect(ink).toBeGreaterThan(0.01);
+    const spec = rateScatterSpec(d) as { layer: { data: { values: { target: number; rate: number }[] } }[] };
+    expect(spec.layer[1].data.values).toHaveLength(d.rates.length);
   });
 
   it("shows what there is of a short history", async () => {

@@ -199,24 +199,28 @@ describe("IsiAccumulator (CV of one spike train)", () => {
 
 describe("cvLoss and totalLoss", () => {
   it("cvLoss ignores NaN neurons: CVs NaN, 0.5, 1.5 with target 1 → (0.25 + 0.25)/2 = 0.25", () => {
-    expect(cvLoss(f64(NaN, 0.5, 1.5), 1)).toBeCloseTo(0.25, 14);
+    expect(cvLoss(f64(NaN, 0.5, 1.5), f64(1, 1, 1))).toBeCloseTo(0.25, 14);
     // target taken from the argument: (0.5 − 0.5)² and (1.5 − 0.5)² → 0.5.
-    expect(cvLoss(f64(NaN, 0.5, 1.5), 0.5)).toBeCloseTo(0.5, 14);
+    expect(cvLoss(f64(NaN, 0.5, 1.5), f64(0.5, 0.5, 0.5))).toBeCloseTo(0.5, 14);
+  });
+
+  it("cvLoss takes one target per neuron: (0.5 − 0.5)² and (1.5 − 1)² → 0.125", () => {
+    expect(cvLoss(f64(NaN, 0.5, 1.5), f64(3, 0.5, 1))).toBeCloseTo(0.125, 14);
   });
 
   it("cvLoss is NaN when no neuron has a CV", () => {
-    expect(cvLoss(f64(NaN, NaN), 1)).toBeNaN();
-    expect(cvLoss(f64(), 1)).toBeNaN();
+    expect(cvLoss(f64(NaN, NaN), f64(1, 1))).toBeNaN();
+    expect(cvLoss(f64(), f64())).toBeNaN();
   });
 
-  const weights = { firing_rate: 1, cv: 0.5, silent_penalty: 1, membrane_variance: 10 };
+  const weights = { firing_rate: 1, cv: 0.5, silent_penalty: 1, membrane_variance: 10, van_rossum: 4 };
 
-  it("totalLoss = Σ weight·term: 1·2 + 0.5·0.4 + 1·0.5 + 10·0.1 = 3.7", () => {
-    expect(totalLoss({ firing_rate: 2, cv: 0.4, silent_penalty: 0.5, membrane_variance: 0.1 }, weights)).toBeCloseTo(3.7, 14);
+  it("totalLoss = Σ weight·term: 1·2 + 0.5·0.4 + 1·0.5 + 10·0.1 + 4·0.25 = 4.7", () => {
+    expect(totalLoss({ firing_rate: 2, cv: 0.4, silent_penalty: 0.5, membrane_variance: 0.1, van_rossum: 0.25 }, weights)).toBeCloseTo(4.7, 14);
   });
 
-  it("totalLoss counts a NaN CV as 0: 2 + 0 + 0.5 + 1 = 3.5", () => {
-    expect(totalLoss({ firing_rate: 2, cv: NaN, silent_penalty: 0.5, membrane_variance: 0.1 }, weights)).toBeCloseTo(3.5, 14);
+  it("totalLoss counts a NaN CV as 0: 2 + 0 + 0.5 + 1 + 0 = 3.5", () => {
+    expect(totalLoss({ firing_rate: 2, cv: NaN, silent_penalty: 0.5, membrane_variance: 0.1, van_rossum: 0 }, weights)).toBeCloseTo(3.5, 14);
   });
 });
 

@@ -104,6 +104,7 @@ function recordSomeTraining(m: CoordinatorMetrics): void {
       { cellType: "E", rate: 5, cv: 1 },
       { cellType: "I", rate: 15, cv: 1 },
     ],
+    teacher: { recurrent: { correlation: 0.75, relativeError: 0.5 }, feedforward: { correlation: 0.875, relativeError: 0.25 } },
   });
 }
 
@@ -153,6 +154,8 @@ describe("CoordinatorMetrics", () => {
     expect(value(exp, "snn_cv_stddev", { cell_type: "E" })).toBe(0.2);
     expect(value(exp, "snn_target_cv", { cell_type: "E" })).toBe(1);
     expect(value(exp, "snn_active_ratio", { cell_type: "E" })).toBe(0.75);
+    expect(value(exp, "snn_teacher_weight_correlation", { population: "feedforward" })).toBe(0.875);
+    expect(value(exp, "snn_teacher_weight_relative_error", { population: "recurrent" })).toBe(0.5);
     expect(value(exp, "snn_workers_connected")).toBe(3);
     expect(value(exp, "snn_epochs_in_flight")).toBe(2);
     expect(value(exp, "snn_worker_failures_total", { reason: "timeout" })).toBe(1);
@@ -189,7 +192,7 @@ describe("CoordinatorMetrics", () => {
         expect(name).toMatch(/_seconds$/);
       }
     }
-    const allowed = new Set(["term", "cell_type", "reason", "phase", "kind", "version", "engine", "node_version", "le"]);
+    const allowed = new Set(["term", "cell_type", "reason", "phase", "kind", "version", "engine", "node_version", "le", "population"]);
     for (const s of exp.samples.filter((x) => x.name.startsWith("snn_"))) {
       for (const label of Object.keys(s.labels)) expect(allowed).toContain(label);
     }

@@ -86,7 +86,7 @@ function result(withActivity: boolean): ResultMessage {
     runId: "run-1",
     epoch: 12,
     weightsVersion: 3,
-    losses: { firing_rate: 1.25, cv: NaN, silent_penalty: 0.5, membrane_variance: Infinity, total: 1.75 },
+    losses: { firing_rate: 1.25, cv: NaN, silent_penalty: 0.5, membrane_variance: Infinity, van_rossum: 0, total: 1.75 },
     stats: [
       { cellType: "excitatory", rateMean: 0.5, rateStd: 0.25, cvMean: NaN, cvStd: NaN, activeFraction: 0.125 },
       { cellType: "inhibitory", rateMean: 2, rateStd: 1, cvMean: 0.9, cvStd: 0.1, activeFraction: 1 },
@@ -131,6 +131,20 @@ describe("round trip", () => {
     const { hash, ...rest } = s;
     expect(hashValue(rest)).toBe(hash);
     expect(hash).toBe(spec.hash);
+  });
+
+  it("network with a teacher: its weights come back as Float32Array and the hash still holds", () => {
+    const teacher = { ...spec, teacherRecWeight: connectome.recWeight.map((w) => 2 * w), teacherFfWeight: connectome.ffWeight.slice() };
+    const { hash: _h, ...content } = teacher;
+    const m: Message = { type: "network", spec: { ...teacher, hash: hashValue(content) } };
+    const back = roundTrip(m);
+    expect(back).toStrictEqual(m);
+    expect(back.spec.teacherRecWeight).toBeInstanceOf(Float32Array);
+    const { hash, ...rest } = back.spec;
+    expect(hashValue(rest)).toBe(hash);
+    expect(hash).not.toBe(spec.hash);
+    const short = { ...m, spec: { ...m.spec, teacherFfWeight: connectome.ffWeight.subarray(1) } };
+    expect(() => decodeMessage(encodeMessage(short))).toThrow(new RegExp(`teacherFfWeight: expected ${connectome.ffWeight.length} elements`));
   });
 
   it("assign with weights and initial state, and without", () => {

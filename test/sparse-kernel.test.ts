@@ -1,4 +1,4 @@
-/** The WebAssembly SIMD kernel of the adjoint and its JavaScript fallback are interchangeable to the bit. */
+/** The WebAssembly kernels of the sparse-cpu engine and their JavaScript fallbacks are interchangeable to the bit. */
 import { describe, expect, it } from "vitest";
 import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
 import { parseConfig } from "../src/shared/config.js";
@@ -15,7 +15,7 @@ function network(batch: number) {
 }
 
 describe("sparse-cpu adjoint kernels", () => {
-  it("wasm is available here and gives bit-identical gradients to the JavaScript loop, for odd and even trial counts", () => {
+  it("wasm is available here and gives bit-identical states, losses and gradients to the JavaScript loops, for odd and even trial counts", () => {
     for (const batch of [3, 10, 11]) {
       const { spec, connectome } = network(batch);
       const results = (["wasm", "js"] as const).map((kernel) => {
@@ -28,6 +28,9 @@ describe("sparse-cpu adjoint kernels", () => {
       expect(wasm.recGrad!.some((g) => g !== 0)).toBe(true);
       expect(Buffer.from(wasm.recGrad!.buffer).equals(Buffer.from(js.recGrad!.buffer))).toBe(true);
       expect(Buffer.from(wasm.ffGrad!.buffer).equals(Buffer.from(js.ffGrad!.buffer))).toBe(true);
+      expect(Buffer.from(wasm.finalState.v.buffer).equals(Buffer.from(js.finalState.v.buffer))).toBe(true);
+      expect(Buffer.from(wasm.finalState.g.buffer).equals(Buffer.from(js.finalState.g.buffer))).toBe(true);
+      expect(wasm.losses).toEqual(js.losses);
     }
   });
 });

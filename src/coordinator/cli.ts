@@ -12,6 +12,7 @@ import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./options.js";
 import { ConfigError, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
+import { LOSS_TERM_NAMES, LossTerms } from "../shared/losses.js";
 import { buildNetworkSpec } from "../shared/network.js";
 import { CheckpointError, CheckpointIdentity, checkpointPaths, readCheckpoint, TrainingState } from "./checkpoint.js";
 import { checkpointIdentity } from "./identity.js";
@@ -19,9 +20,10 @@ import { Progress, startBanner } from "./console.js";
 import { newAdamState } from "./optimizer.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { figureDir, FigureQueue } from "./figures/queue.js";
-import { networkView } from "./figures/network-view.js";
+import { figureTargets, networkView } from "./figures/network-view.js";
 import { WandbLogger } from "./wandb.js";
-import { MetadataFile, metricsColumns, MetricsCsv, packageVersion, prepareOutputDir, RunDirError, UpdateRecord, writeParameters } from "./run-dir.js";
+import { MetadataFile, metricsColumns, MetricsCsv, metricsRow, packageVersion, prepareOutputDir, RunDirError, UpdateRecord, writeParameters } from "./run-dir.js";
+import { studentInitialWeights, teacherWeights } from "./student.js";
 import { Trainer, TrainingObservers } from "./training.js";
 import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
@@ -29,17 +31,17 @@ import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
 class UsageError extends Error {}
 
-/** The scalars of one update under the original's W&B keys. */
-function wandbScalars(r: UpdateRecord): Record<string, number> {
+/** The loss terms a run reports: the van Rossum term only where it is on, so that other runs' series stay as they were. */
+function reportedLosses(losses: LossTerms, vanRossum: boolean): Record<string, number> {
+  return Object.fromEntries(LOSS_TERM_NAMES.filter((k) => vanRossum || k !== "van_rossum").map((k) => [k, losses[k]]));
+}
+
+/** The scalars of one update under the original's W&B keys (teacher and per-neuron target ones as in metrics.csv). */
+function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string, number> {
   const out: Record<string, number> = { "optimizer/step": r.step, "optimizer/grad_norm": r.gradNorm };
-  for (const [k, v] of Object.entries(r.losses)) out[`loss/${k}`] = v;
-  for (const s of r.stats) {
-    out[`firing_rate/${s.cellType}/mean`] = s.rateMean;
-    out[`firing_rate/${s.cellType}/std`] = s.rateStd;
-    out[`cv/${s.cellType}/mean`] = s.cvMean;
-    out[`cv/${s.cellType}/std`] = s.cvStd;
-    out[`fraction_active/${s.cellType}`] = s.activeFraction;
-  }
+  for (const [k, v] of Object.entries(reportedLosses(r.losses, vanRossum))) out[`loss/${k}`] = v;
+  const row = metricsRow(r);
+  for (const key of Object.keys(row)) if (/^(firing_rate|cv|fraction_active|teacher|targets)\//.test(key)) out[key] = row[key];
   return out;
 }
 
@@ -97,6 +99,8 @@ async function main(): Promise<number> {
   const connectome = generateConnectome(config);
   const spec = buildNetworkSpec(config, connectome);
   const identity = checkpointIdentity(config, spec);
+  const teacher = teacherWeights(config, connectome);
+  const vanRossum = spec.teacherRecWeight !== undefined;
 
   let state: TrainingState;
   const resuming = args.resume !== undefined;
@@ -105,10 +109,11 @@ async function main(): Promise<number> {
     log(`resuming from epoch ${state.epoch} (step ${state.adam.step})`);
     if (state.epoch > totalEpochs) throw new UsageError(`the checkpoint is at epoch ${state.epoch}, beyond the requested ${totalEpochs} epochs`);
   } else {
+    const { recWeight, ffWeight } = studentInitialWeights(config, connectome, teacher);
     state = {
       epoch: 0,
-      recWeight: connectome.recWeight,
-      ffWeight: connectome.ffWeight,
+      recWeight,
+      ffWeight,
       adam: newAdamState([connectome.recWeight.length, connectome.ffWeight.length]),
       streams: Array.from({ length: A }, () => null),
       bestLoss: Infinity,
@@ -119,7 +124,7 @@ async function main(): Promise<number> {
 
   prepareOutputDir(outputDir, resuming ? "resume" : args.force ? "force" : "new");
   if (!resuming) writeParameters(outputDir, text);
-  const csv = new MetricsCsv(outputDir, metricsColumns(config.recurrent.names));
+  const csv = new MetricsCsv(outputDir, metricsColumns(config.recurrent.names, { vanRossum, teacher: teacher !== null, perNeuronTargets: config.targets.file !== undefined }));
   csv.open(resuming ? state.epoch : null);
   const external = args.external;
   const metadata = new MetadataFile(outputDir, {
@@ -151,7 +156,8 @@ async function main(): Promise<number> {
     },
   });
   const progress = new Progress(state.epoch, totalEpochs);
-  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: config.targets.firing_rates[k], cv: config.targets.cvs }));
+  const typeTargetRates = figureTargets(config, spec).firingRate;
+  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs }));
   const wandbEnabled = args.wandb ?? config.wandb.enabled;
   const wandb = wandbEnabled
     ? await WandbLogger.start({
@@ -180,8 +186,8 @@ async function main(): Promise<number> {
   const view = figures ? networkView(config, connectome) : null;
   const observers: TrainingObservers = {
     update: (r) => {
-      metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: { ...r.losses }, stats: r.stats, targets });
-      wandb?.log(r.epoch, wandbScalars(r));
+      metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: reportedLosses(r.losses, vanRossum), stats: r.stats, targets, teacher: r.teacher });
+      wandb?.log(r.epoch, wandbScalars(r, vanRossum));
     },
     ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
     epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
@@ -189,7 +195,20 @@ async function main(): Promise<number> {
     phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : phase === "adam" ? metrics.observeAdam(seconds) : metrics.observeBroadcast(seconds)),
   };
   const trainer = new Trainer(
-    { config, spec, identity, outputDir, pool, runId, totalEpochs, observers, figureNetwork: view, print: (t) => progress.print(t), progress },
+    {
+      config,
+      spec,
+      identity,
+      outputDir,
+      pool,
+      runId,
+      totalEpochs,
+      observers,
+      teacherWeights: teacher,
+      figureNetwork: view,
+      print: (t) => progress.print(t),
+      progress,
+    },
     state,
   );
   if (resuming) trainer.loadHistory(MetricsCsv.read(csv.path));
@@ -213,7 +232,7 @@ async function main(): Promise<number> {
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
     else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
-    progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: config.targets.firing_rates, cv: config.targets.cvs }));
+    progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: typeTargetRates, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);
     progress.end();
     await pool.close(outcome === "completed" ? "training completed" : "training interrupted");

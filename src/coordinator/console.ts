@@ -4,21 +4,38 @@
  */
 import { LossTerms } from "../shared/losses.js";
 import { CellTypeStats } from "../shared/statistics.js";
+import { UpdateRecord } from "./run-dir.js";
 
 const fmt = (x: number, digits = 6) => (Number.isNaN(x) ? "nan" : x.toFixed(digits));
 
-export function updateBlock(epoch: number, totalEpochs: number, losses: LossTerms, stats: CellTypeStats[]): string {
+/** The teacher-student lines appear only in runs that have a teacher, per-neuron targets or the van Rossum loss. */
+export function updateBlock(
+  epoch: number,
+  totalEpochs: number,
+  losses: LossTerms,
+  stats: CellTypeStats[],
+  extras: Pick<UpdateRecord, "teacher" | "rateRmse"> & { vanRossum?: boolean } = {},
+): string {
   const perType = (f: (s: CellTypeStats) => string) => stats.map((s) => `${s.cellType} ${f(s)}`).join(", ");
+  const t = extras.teacher;
   return [
     `Epoch ${epoch}/${totalEpochs}:`,
     `  CV Loss: ${fmt(losses.cv)}`,
     `  FR Loss: ${fmt(losses.firing_rate)}`,
     `  Silent Penalty: ${fmt(losses.silent_penalty)}`,
     `  Membrane Variance Loss: ${fmt(losses.membrane_variance)}`,
+    ...(extras.vanRossum ? [`  Van Rossum Loss: ${fmt(losses.van_rossum)}`] : []),
     `  Total Loss: ${fmt(losses.total)}`,
     `  Mean FR: ${perType((s) => `${fmt(s.rateMean, 2)} Hz`)}`,
     `  Mean CV: ${perType((s) => fmt(s.cvMean, 2))}`,
     `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
+    ...(extras.rateRmse !== undefined ? [`  Rate RMS error to per-neuron targets: ${fmt(extras.rateRmse, 3)} Hz`] : []),
+    ...(t
+      ? [
+          `  Teacher weights: correlation recurrent ${fmt(t.recurrent.correlation, 3)}, feedforward ${fmt(t.feedforward.correlation, 3)}; ` +
+            `relative error recurrent ${fmt(t.recurrent.relativeError, 3)}, feedforward ${fmt(t.feedforward.relativeError, 3)}`,
+        ]
+      : []),
   ].join("\n");
 }
 

@@ -3,10 +3,14 @@ import { Config } from "../shared/config.js";
 import { hashValue, NetworkSpec } from "../shared/network.js";
 import { CheckpointIdentity } from "./checkpoint.js";
 
-/** Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport). */
+/**
+ * Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport).
+ * A targets file counts by its contents, which the network hash covers, not by its path: a moved run still resumes.
+ */
 export function trainingHash(config: Config): string {
   const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
-  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets: config.targets });
+  const { file: _f, ...targets } = config.targets;
+  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets });
 }
 
 export function checkpointIdentity(config: Config, spec: NetworkSpec): CheckpointIdentity {

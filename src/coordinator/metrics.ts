@@ -39,7 +39,11 @@ export interface UpdateRecord {
   losses: Record<string, number>;
   stats: readonly CellTypeStats[];
   targets: readonly CellTypeTarget[];
+  /** Learned weights against a teacher's, when the run has one. */
+  teacher?: Record<TeacherPopulation, { correlation: number; relativeError: number }>;
 }
+
+export type TeacherPopulation = "recurrent" | "feedforward";
 
 const WORKER_FAILURE_REASONS: readonly WorkerFailureReason[] = ["timeout", "disconnect", "crash", "protocol"];
 const UPDATE_PHASES: readonly UpdatePhase[] = ["reduce", "adam", "broadcast"];
@@ -58,6 +62,8 @@ export class CoordinatorMetrics extends MetricsServer {
   private readonly cvStd: Gauge<"cell_type">;
   private readonly targetCv: Gauge<"cell_type">;
   private readonly activeRatio: Gauge<"cell_type">;
+  private readonly teacherCorrelation: Gauge<"population">;
+  private readonly teacherRelativeError: Gauge<"population">;
   private readonly workersConnected: Gauge;
   private readonly epochsInFlight: Gauge;
   private readonly workerFailures: Counter<"reason">;
@@ -100,6 +106,16 @@ export class CoordinatorMetrics extends MetricsServer {
       "snn_active_ratio",
       "Fraction of neurons per cell type that spiked in the latest update.",
       ["cell_type"],
+    );
+    this.teacherCorrelation = gauge(
+      "snn_teacher_weight_correlation",
+      "Pearson correlation over synapses between the learned weights and the teacher's (teacher-student runs).",
+      ["population"],
+    );
+    this.teacherRelativeError = gauge(
+      "snn_teacher_weight_relative_error",
+      "||w - w_teacher|| / ||w_teacher|| over synapses (teacher-student runs).",
+      ["population"],
     );
     this.workersConnected = gauge("snn_workers_connected", "Workers currently connected to the coordinator.");
     this.epochsInFlight = gauge("snn_epochs_in_flight", "Epochs assigned to workers and not yet returned.");
@@ -159,6 +175,10 @@ export class CoordinatorMetrics extends MetricsServer {
       const labels = { cell_type: t.cellType };
       this.targetFiringRate.set(labels, t.rate);
       if (t.cv !== undefined) this.targetCv.set(labels, t.cv);
+    }
+    for (const [population, a] of Object.entries(update.teacher ?? {})) {
+      this.teacherCorrelation.set({ population }, a.correlation);
+      this.teacherRelativeError.set({ population }, a.relativeError);
     }
   }
 

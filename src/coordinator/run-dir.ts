@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file.js";
 import { LossTerms } from "../shared/losses.js";
-import { CellTypeStats } from "../shared/statistics.js";
+import { CellTypeStats, WeightAgreement } from "../shared/statistics.js";
 
 export class RunDirError extends Error {}
 
@@ -72,10 +72,32 @@ export class MetadataFile {
   }
 }
 
-/** Columns of metrics.csv: fixed by the cell type names so that every row has the same shape. */
-export function metricsColumns(cellTypes: string[]): string[] {
-  const cols = ["epoch", "step", "total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss", "grad_norm"];
+/** The optional parts of a run; each adds columns only when configured, so other runs keep their columns. */
+export interface MetricsOptions {
+  /** The van Rossum loss is on. */
+  vanRossum: boolean;
+  /** A teacher's weights are known ([student] teacher_file). */
+  teacher: boolean;
+  /** Per-neuron targets ([targets] file). */
+  perNeuronTargets: boolean;
+}
+
+export const TEACHER_COLUMNS = [
+  "teacher/weight_correlation/recurrent",
+  "teacher/weight_correlation/feedforward",
+  "teacher/weight_relative_error/recurrent",
+  "teacher/weight_relative_error/feedforward",
+] as const;
+export const RATE_RMSE_COLUMN = "targets/rate_rmse";
+
+/** Columns of metrics.csv: fixed by the cell type names and options so that every row has the same shape. */
+export function metricsColumns(cellTypes: string[], o: MetricsOptions = { vanRossum: false, teacher: false, perNeuronTargets: false }): string[] {
+  const cols = ["epoch", "step", "total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
+  if (o.vanRossum) cols.push("van_rossum_loss");
+  cols.push("grad_norm");
   for (const t of cellTypes) cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`);
+  if (o.teacher) cols.push(...TEACHER_COLUMNS);
+  if (o.perNeuronTargets) cols.push(RATE_RMSE_COLUMN);
   cols.push("wall_time_s", "epochs_per_s");
   return cols;
 }
@@ -86,6 +108,10 @@ export interface UpdateRecord {
   losses: LossTerms;
   gradNorm: number;
   stats: CellTypeStats[];
+  /** Learned weights against the teacher's, after this update's step (when a teacher is configured). */
+  teacher?: { recurrent: WeightAgreement; feedforward: WeightAgreement };
+  /** RMS difference (Hz) between the interval's per-neuron rates and per-neuron targets (with a targets file). */
+  rateRmse?: number;
   wallTimeS: number;
   epochsPerS: number;
 }
@@ -99,6 +125,7 @@ export function metricsRow(r: UpdateRecord): Record<string, number> {
     cv_loss: r.losses.cv,
     silent_penalty_loss: r.losses.silent_penalty,
     membrane_variance_loss: r.losses.membrane_variance,
+    van_rossum_loss: r.losses.van_rossum,
     grad_norm: r.gradNorm,
   };
   for (const s of r.stats) {
@@ -108,6 +135,14 @@ export function metricsRow(r: UpdateRecord): Record<string, number> {
     row[`cv/${s.cellType}/std`] = s.cvStd;
     row[`fraction_active/${s.cellType}`] = s.activeFraction;
   }
+  if (r.teacher) {
+    const [corrRec, corrFf, errRec, errFf] = TEACHER_COLUMNS;
+    row[corrRec] = r.teacher.recurrent.correlation;
+    row[corrFf] = r.teacher.feedforward.correlation;
+    row[errRec] = r.teacher.recurrent.relativeError;
+    row[errFf] = r.teacher.feedforward.relativeError;
+  }
+  if (r.rateRmse !== undefined) row[RATE_RMSE_COLUMN] = r.rateRmse;
   row.wall_time_s = r.wallTimeS;
   row.epochs_per_s = r.epochsPerS;
   return row;

@@ -8,9 +8,10 @@ import { FigureData, HistoryRow } from "../shared/figure-data.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { NetworkSpec } from "../shared/network.js";
 import { ResultMessage } from "../shared/protocol.js";
-import { averageStats } from "../shared/statistics.js";
+import { averageStats, rateRmse, weightAgreement } from "../shared/statistics.js";
 import { checkpointPaths, CheckpointIdentity, TrainingState, writeCheckpoint } from "./checkpoint.js";
 import { Progress, updateBlock } from "./console.js";
+import { figureTargets } from "./figures/network-view.js";
 import { adamStep, averageGradients, clipGlobalNorm } from "./optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "./run-dir.js";
 import { EpochAssignment, WorkerPool } from "./worker-pool.js";
@@ -37,6 +38,8 @@ export interface TrainerOptions {
   runId: string;
   totalEpochs: number;
   observers: TrainingObservers;
+  /** The teacher's weights ([student] teacher_file), to report how close the learned ones are; null without. */
+  teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
   /** Network view for figures (structure arrays); built once by the caller. */
   figureNetwork: FigureData["network"] | null;
   print: (text: string) => void;
@@ -102,12 +105,15 @@ export class Trainer {
       const stats = averageStats(results.map((r) => r.stats));
       s.losses = losses;
       const elapsed = (Date.now() - this.started) / 1000;
+      const teacher = this.o.teacherWeights;
       const record: UpdateRecord = {
         epoch: s.epoch,
         step: s.adam.step,
         losses,
         gradNorm,
         stats,
+        ...(teacher ? { teacher: { recurrent: weightAgreement(s.recWeight, teacher.recWeight), feedforward: weightAgreement(s.ffWeight, teacher.ffWeight) } } : {}),
+        ...(config.targets.file ? { rateRmse: rateRmse(results.map((r) => r.rates), spec.targets.rate) } : {}),
         wallTimeS: elapsed,
         epochsPerS: A / ((t1 - t0) / 1000),
       };
@@ -118,7 +124,7 @@ export class Trainer {
       this.o.observers.update?.(record, spec);
       const simulated = (spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000;
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
-      this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats));
+      this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined }));
 
       if (initialWeights) this.plot(results[A - 1], 0, initialWeights);
       if (plot) this.plot(results[A - 1], s.epoch, { rec: s.recWeight.slice(), ff: s.ffWeight.slice() });
@@ -154,7 +160,7 @@ export class Trainer {
       activity: last.activity,
       rates: last.rates,
       cvs: last.cvs,
-      targets: { firingRate: this.o.config.targets.firing_rates, cv: this.o.config.targets.cvs },
+      targets: figureTargets(this.o.config, this.o.spec),
       history: this.history.filter((row) => row.epoch <= epoch),
     });
   }

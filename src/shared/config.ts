@@ -3,6 +3,7 @@
  * typed, fully-defaulted Config. Any problem is a ConfigError naming the key; the CLIs turn it into exit code 2.
  */
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 
 export class ConfigError extends Error {
@@ -46,6 +47,11 @@ export interface Config {
     cvs: number;
     alpha: number[];
     threshold_ratio: number[];
+    /**
+     * Absolute path of a per-neuron targets file (.safetensors from `snn-sim --export-targets`, or .csv); its values
+     * override the ones above for the quantities it holds.
+     */
+    file?: string;
   };
   hyperparameters: {
     learning_rate: number;
@@ -53,8 +59,12 @@ export interface Config {
     max_grad_norm: number;
     betas: [number, number];
     eps: number;
-    loss_weight: { firing_rate: number; cv: number; silent_penalty: number; membrane_variance: number };
+    /** Time constant (ms) of the van Rossum spike-train filter. */
+    van_rossum_tau: number;
+    loss_weight: { firing_rate: number; cv: number; silent_penalty: number; membrane_variance: number; van_rossum: number };
   };
+  /** Where a fresh run's weights come from (teacher-student fitting). */
+  student: StudentConfig;
   recurrent: {
     names: string[];
     proportion: number[];
@@ -77,6 +87,18 @@ export interface Config {
   distributed: { heartbeat_interval: number; worker_timeout: number; no_worker_timeout: number };
   plotting: { enabled: boolean; trial: number; raster_neurons: number };
   wandb: { enabled: boolean; project: string; entity: string; mode: "online" | "offline" | "disabled"; name: string };
+}
+
+export interface StudentConfig {
+  /** "generated": the connectome's lognormal weights; "teacher": the weights in teacher_file. */
+  init: "generated" | "teacher";
+  /** Absolute path of a teacher file written by `snn-sim --teacher --export-targets`. */
+  teacher_file?: string;
+  /** Mean-preserving multiplicative noise on the initial weights: w·exp(σn − σ²/2), n standard normal. */
+  perturbation: "none" | "lognormal";
+  perturbation_sigma: number;
+  /** Multiplies every initial weight (after the perturbation). */
+  scale: number;
 }
 
 type Table = Record<string, unknown>;
@@ -176,6 +198,14 @@ class Reader {
     throw new ConfigError(`${this.key(k)}: expected a number or a table per cell type (${names.join(", ")}), got ${show(v)}`);
   }
 
+  /** A path, relative to the parameters file's directory (`baseDir`), returned absolute. */
+  file(k: string, baseDir: string): string | undefined {
+    if (!this.has(k)) return undefined;
+    const v = this.string(k);
+    if (v.trim() === "") throw new ConfigError(`${this.key(k)}: expected a file path, got an empty string`);
+    return resolve(baseDir, v);
+  }
+
   table(k: string, optional = false): Reader {
     const v = this.raw(k);
     if (v === undefined && optional) return new Reader(this.key(k), {});
@@ -259,7 +289,8 @@ function checkProportions(path: string, p: number[]): void {
   if (Math.abs(sum - 1) > 1e-6) throw new ConfigError(`${path}: proportions must sum to 1, got ${sum}`);
 }
 
-export function parseConfig(text: string, source = "parameters"): Config {
+/** `baseDir` anchors relative file paths in the parameters (loadConfig passes the parameters file's directory). */
+export function parseConfig(text: string, source = "parameters", baseDir = "."): Config {
   let doc: Table;
   try {
     doc = parseToml(text) as Table;
@@ -337,6 +368,7 @@ export function parseConfig(text: string, source = "parameters"): Config {
     cvs: tR.number("cvs", { def: 1.0, min: 0 }),
     alpha: tR.perType("alpha", recNames, { def: 0, min: 0 }),
     threshold_ratio: tR.perType("threshold_ratio", recNames, { def: 0, min: 0 }),
+    file: tR.file("file", baseDir),
   };
   tR.done();
 
@@ -349,15 +381,23 @@ export function parseConfig(text: string, source = "parameters"): Config {
     max_grad_norm: hR.number("max_grad_norm", { def: 1.0, ...positive }),
     betas: [betas[0], betas[1]] as [number, number],
     eps: hR.number("eps", { def: 1e-8, ...positive }),
+    van_rossum_tau: hR.number("van_rossum_tau", { def: 20.0, ...positive }),
     loss_weight: {
       firing_rate: lwR.number("firing_rate", { def: 1.0, min: 0 }),
       cv: lwR.number("cv", { def: 0.5, min: 0 }),
       silent_penalty: lwR.number("silent_penalty", { def: 1.0, min: 0 }),
       membrane_variance: lwR.number("membrane_variance", { def: 10.0, min: 0 }),
+      van_rossum: lwR.number("van_rossum", { def: 0, min: 0 }),
     },
   };
   lwR.done();
   hR.done();
+
+  const student = readStudent(root.table("student", true), baseDir);
+  if (hyperparameters.loss_weight.van_rossum > 0 && !student.teacher_file)
+    throw new ConfigError(
+      "hyperparameters.loss_weight.van_rossum: the van Rossum loss compares with a teacher's spike trains; set student.teacher_file to the file `snn-sim --teacher --export-targets` wrote",
+    );
 
   const dR = root.table("distributed", true);
   const distributed = {
@@ -392,6 +432,7 @@ export function parseConfig(text: string, source = "parameters"): Config {
     simulation,
     targets,
     hyperparameters,
+    student,
     recurrent: {
       names: recNames,
       proportion: recProportion,
@@ -472,6 +513,27 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+function readStudent(r: Reader, baseDir: string): StudentConfig {
+  const init = r.string("init", "generated", ["generated", "teacher"]) as StudentConfig["init"];
+  const teacher_file = r.file("teacher_file", baseDir);
+  const perturbation = r.string("perturbation", "none", ["none", "lognormal"]) as StudentConfig["perturbation"];
+  if (perturbation === "lognormal" && !r.has("perturbation_sigma"))
+    throw new ConfigError(`${r.path}.perturbation_sigma: missing (perturbation = "lognormal" needs the σ of its log-space noise)`);
+  if (perturbation === "none" && r.has("perturbation_sigma"))
+    throw new ConfigError(`${r.path}.perturbation_sigma: only used with perturbation = "lognormal" (perturbation is "none")`);
+  const student: StudentConfig = {
+    init,
+    teacher_file,
+    perturbation,
+    perturbation_sigma: r.number("perturbation_sigma", { def: 0, min: 0, max: 5 }),
+    scale: r.number("scale", { def: 1.0, ...positive }),
+  };
+  r.done();
+  if (init === "teacher" && !teacher_file)
+    throw new ConfigError(`${r.path}.init: "teacher" takes the weights of student.teacher_file, which is not set`);
+  return student;
+}
+
 export function loadConfig(file: string): { config: Config; text: string } {
   let text: string;
   try {
@@ -479,5 +541,5 @@ export function loadConfig(file: string): { config: Config; text: string } {
   } catch (e) {
     throw new ConfigError(`${file}: cannot read parameters file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  return { config: parseConfig(text, file), text };
+  return { config: parseConfig(text, file, dirname(resolve(file))), text };
 }

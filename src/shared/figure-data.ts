@@ -68,6 +68,11 @@ export interface FigureData {
   rates: Float32Array;
   /** CV of every recurrent neuron over all trials (NaN where fewer than 3 spikes). */
   cvs: Float32Array;
-  targets: { firingRate: number[]; cv: number };
+  targets: {
+    firingRate: number[];
+    cv: number;
+    /** Per-neuron target rates (Hz), when a targets file sets them: rate_scatter.png plots the rates against them. */
+    perNeuronRate?: Float32Array;
+  };
   history: HistoryRow[];
 }

@@ -3,6 +3,7 @@
  * coefficients of its gradient with respect to the spikes S[b,t,j] and voltages V[b,t,j] of the epoch:
  *   dL/dS[b,t,j] = spikeGrad[j]                                  (rates pool all trials and steps)
  *   dL/dV[b,t,j] = devCoef[b,j] · (V[b,t,j] − mean[b,j]) + meanCoef[b,j]   (membrane variance)
+ * plus, with a teacher, the van Rossum term's dL/dS[b,t,j] per spike (van-rossum.ts).
  * Engines add these to their adjoints; the tfjs engine recomputes the same expressions with autodiff (the oracle).
  */
 
@@ -11,6 +12,7 @@ export interface LossWeights {
   cv: number;
   silent_penalty: number;
   membrane_variance: number;
+  van_rossum: number;
 }
 
 export interface LossTerms {
@@ -18,10 +20,12 @@ export interface LossTerms {
   cv: number;
   silent_penalty: number;
   membrane_variance: number;
+  /** Spike-train distance to the teacher (van-rossum.ts); 0 without a teacher. */
+  van_rossum: number;
   total: number;
 }
 
-export const LOSS_TERM_NAMES = ["firing_rate", "cv", "silent_penalty", "membrane_variance", "total"] as const;
+export const LOSS_TERM_NAMES = ["firing_rate", "cv", "silent_penalty", "membrane_variance", "van_rossum", "total"] as const;
 
 /** Per-neuron targets, filled by cell type (or per neuron from a targets file). */
 export interface NeuronTargets {
@@ -29,7 +33,7 @@ export interface NeuronTargets {
   alpha: Float64Array;
   ratio: Float64Array;
   theta: Float64Array;
-  cv: number;
+  cv: Float64Array;
 }
 
 /** Firing-rate loss: mean_j (r_j − r*_j)² / (r*_j + 1e−6), with r_j = count_j / duration. Adds to spikeGrad. */
@@ -57,6 +61,11 @@ export function silentPenaltyLoss(counts: Float64Array, durationS: number, alpha
   return sum / N;
 }
 
+/** Membrane fluctuation relative to the distance to threshold, std(V) / (θ − mean(V) + 1e−8). */
+export function thresholdRatio(mean: number, std: number, theta: number): number {
+  return std / (theta - mean + 1e-8);
+}
+
 /**
  * Membrane-variance loss: per (trial, neuron) ratio = std_t(V) / (θ − mean_t(V) + 1e−8) (unbiased std over the
  * epoch's steps, reset samples included), L = mean (ratio − ρ*)². mean and std are indexed [b·N + j].
@@ -77,7 +86,7 @@ export function membraneVarianceLoss(
   for (let k = 0; k < BN; k++) {
     const j = k % N;
     const d = theta[j] - mean[k] + 1e-8;
-    const ratio = std[k] / d;
+    const ratio = thresholdRatio(mean[k], std[k], theta[j]);
     const diff = ratio - targetRatio[j];
     sum += diff * diff;
     if (coefs) {
@@ -125,14 +134,14 @@ export class IsiAccumulator {
   }
 }
 
-/** CV loss: nanmean_j (CV_j − target)²; NaN when no neuron has a CV. It carries no gradient. */
-export function cvLoss(cvs: Float64Array, target: number): number {
+/** CV loss: nanmean_j (CV_j − CV*_j)²; NaN when no neuron has a CV. It carries no gradient. */
+export function cvLoss(cvs: Float64Array, target: Float64Array): number {
   let sum = 0;
   let n = 0;
   for (let j = 0; j < cvs.length; j++) {
     const c = cvs[j];
     if (Number.isNaN(c)) continue;
-    sum += (c - target) * (c - target);
+    sum += (c - target[j]) * (c - target[j]);
     n++;
   }
   return n > 0 ? sum / n : NaN;
@@ -144,5 +153,7 @@ export function cvLoss(cvs: Float64Array, target: number): number {
  */
 export function totalLoss(t: Omit<LossTerms, "total">, w: LossWeights): number {
   const cv = Number.isNaN(t.cv) ? 0 : t.cv;
-  return w.firing_rate * t.firing_rate + w.cv * cv + w.silent_penalty * t.silent_penalty + w.membrane_variance * t.membrane_variance;
+  return (
+    w.firing_rate * t.firing_rate + w.cv * cv + w.silent_penalty * t.silent_penalty + w.membrane_variance * t.membrane_variance + w.van_rossum * t.van_rossum
+  );
 }

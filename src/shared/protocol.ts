@@ -12,7 +12,8 @@ import { ModelConstants } from "./model.js";
 import { NetworkSpec } from "./network.js";
 import { CellTypeStats } from "./statistics.js";
 
-export const PROTOCOL_VERSION = 1;
+/** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
+export const PROTOCOL_VERSION = 2;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -120,6 +121,10 @@ class Fields {
 
   private get(k: string): unknown {
     return this.o[k];
+  }
+
+  has(k: string): boolean {
+    return this.o[k] !== undefined && this.o[k] !== null;
   }
 
   private fail(k: string, what: string): never {
@@ -258,6 +263,13 @@ function readSpec(f: Fields): NetworkSpec {
   const N = constants.numNeurons;
   const t = f.obj("targets");
   const w = f.obj("lossWeights");
+  const rec = readEdges(f.obj("rec"));
+  const ff = readEdges(f.obj("ff"));
+  // Optional fields stay absent rather than undefined, so that the decoded spec hashes as the sent one.
+  const teacher =
+    f.has("teacherRecWeight") || f.has("teacherFfWeight")
+      ? { teacherRecWeight: f.array<Float32Array>("teacherRecWeight", "f32", rec.pre.length), teacherFfWeight: f.array<Float32Array>("teacherFfWeight", "f32", ff.pre.length) }
+      : {};
   const spec: NetworkSpec = {
     hash: f.str("hash"),
     seed: f.num("seed", { int: true, min: 0 }),
@@ -265,17 +277,25 @@ function readSpec(f: Fields): NetworkSpec {
     chunkSteps: f.num("chunkSteps", { int: true, min: 1 }),
     chunksPerEpoch: f.num("chunksPerEpoch", { int: true, min: 1 }),
     constants,
-    rec: readEdges(f.obj("rec")),
-    ff: readEdges(f.obj("ff")),
+    rec,
+    ff,
     inputProbability: f.array("inputProbability", "f64", constants.numInputs),
     targets: {
       rate: t.array("rate", "f64", N),
       alpha: t.array("alpha", "f64", N),
       ratio: t.array("ratio", "f64", N),
       theta: t.array("theta", "f64", N),
-      cv: t.num("cv"),
+      cv: t.array("cv", "f64", N),
     },
-    lossWeights: { firing_rate: w.num("firing_rate"), cv: w.num("cv"), silent_penalty: w.num("silent_penalty"), membrane_variance: w.num("membrane_variance") },
+    lossWeights: {
+      firing_rate: w.num("firing_rate"),
+      cv: w.num("cv"),
+      silent_penalty: w.num("silent_penalty"),
+      membrane_variance: w.num("membrane_variance"),
+      van_rossum: w.num("van_rossum"),
+    },
+    vanRossumTau: f.num("vanRossumTau", { min: 0 }),
+    ...teacher,
     cellTypeNames: f.strings("cellTypeNames"),
     plotTrial: f.num("plotTrial", { int: true, min: 0 }),
   };

@@ -10,6 +10,8 @@ export const RngPurpose = {
   poissonInput: 2,
   figures: 3,
   teacher: 4,
+  /** Lognormal noise on a student's initial weights ([student] perturbation), keyed further by population. */
+  studentPerturbation: 5,
 } as const;
 
 function splitmix32(x: number): number {

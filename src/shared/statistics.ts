@@ -66,3 +66,60 @@ export function averageStats(list: CellTypeStats[][]): CellTypeStats[] {
     return { cellType: first.cellType, rateMean: avg("rateMean"), rateStd: avg("rateStd"), cvMean: avg("cvMean"), cvStd: avg("cvStd"), activeFraction: avg("activeFraction") };
   });
 }
+
+export interface WeightAgreement {
+  /** Pearson correlation over synapses (NaN when either vector is constant). */
+  correlation: number;
+  /** ‖w − w_ref‖ / ‖w_ref‖ (L2 over synapses). */
+  relativeError: number;
+}
+
+/** How close learned weights are to a reference (the teacher's), synapse by synapse. */
+export function weightAgreement(w: ArrayLike<number>, reference: ArrayLike<number>): WeightAgreement {
+  const n = w.length;
+  let mw = 0;
+  let mr = 0;
+  for (let e = 0; e < n; e++) {
+    mw += w[e];
+    mr += reference[e];
+  }
+  mw /= n;
+  mr /= n;
+  let cov = 0;
+  let vw = 0;
+  let vr = 0;
+  let err = 0;
+  let norm = 0;
+  for (let e = 0; e < n; e++) {
+    const dw = w[e] - mw;
+    const dr = reference[e] - mr;
+    cov += dw * dr;
+    vw += dw * dw;
+    vr += dr * dr;
+    err += (w[e] - reference[e]) ** 2;
+    norm += reference[e] ** 2;
+  }
+  return { correlation: vw > 0 && vr > 0 ? cov / Math.sqrt(vw * vr) : NaN, relativeError: Math.sqrt(err / norm) };
+}
+
+/** Per-type mean of a per-neuron quantity (e.g. targets), in type order. */
+export function meanByType(values: ArrayLike<number>, cellType: Int32Array, numTypes: number): number[] {
+  const sum = new Float64Array(numTypes);
+  const count = new Float64Array(numTypes);
+  for (let j = 0; j < cellType.length; j++) {
+    sum[cellType[j]] += values[j];
+    count[cellType[j]]++;
+  }
+  return Array.from(sum, (x, k) => x / count[k]);
+}
+
+/** RMS difference (Hz) between per-neuron rates averaged over equally long epochs and per-neuron target rates. */
+export function rateRmse(ratesPerEpoch: ArrayLike<number>[], target: ArrayLike<number>): number {
+  let se = 0;
+  for (let j = 0; j < target.length; j++) {
+    let r = 0;
+    for (const rates of ratesPerEpoch) r += rates[j];
+    se += (r / ratesPerEpoch.length - target[j]) ** 2;
+  }
+  return Math.sqrt(se / target.length);
+}

@@ -1,43 +1,80 @@
 #!/usr/bin/env node
 /**
- * snn-sim PARAMS [--epochs K] [--checkpoint FILE] [--export FILE]: simulates the untrained (or a checkpoint's) network
- * from rest, prints per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python.
+ * snn-sim PARAMS [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]:
+ * simulates the network a run would start from (or a checkpoint's) as one stream of epochs from rest, prints
+ * per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python, per-neuron
+ * targets and weights for teacher-student fitting, and the figure set.
  */
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { writeSafetensorsFile } from "../shared/atomic-file.js";
-import { ConfigError, loadConfig } from "../shared/config.js";
+import { Config, ConfigError, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
+import { FigureData } from "../shared/figure-data.js";
 import { poissonInputs } from "../shared/inputs.js";
-import { buildNetworkSpec } from "../shared/network.js";
+import { buildNetworkSpec, NetworkSpec } from "../shared/network.js";
 import { Tensor } from "../shared/safetensors.js";
 import { averageStats } from "../shared/statistics.js";
+import { writeTargetsFile } from "../shared/targets-file.js";
 import { CheckpointError, readCheckpoint } from "../coordinator/checkpoint.js";
+import { figureTargets, networkView } from "../coordinator/figures/network-view.js";
 import { checkpointIdentity } from "../coordinator/identity.js";
-import { epochSteps, StreamState } from "../worker/engine.js";
+import { studentInitialWeights, teacherWeights } from "../coordinator/student.js";
+import { EpochResult, epochSteps, StreamState } from "../worker/engine.js";
 import { SparseCpuEngine } from "../worker/sparse-cpu.js";
+import { StreamStatistics } from "./targets.js";
+
+class UsageError extends Error {}
+
+/**
+ * The teacher is the parameters' own network: its targets file, student table and van Rossum loss describe a student
+ * (and may name the very file being exported), so they are set aside and one parameters file serves both roles.
+ */
+function teacherConfig(config: Config): Config {
+  return {
+    ...config,
+    targets: { ...config.targets, file: undefined },
+    hyperparameters: { ...config.hyperparameters, loss_weight: { ...config.hyperparameters.loss_weight, van_rossum: 0 } },
+    student: { init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1 },
+  };
+}
 
 async function main(): Promise<number> {
   const args = await yargs(hideBin(process.argv))
     .scriptName("snn-sim")
-    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--export FILE]")
+    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]")
     .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
     .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
-    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the generated ones" })
+    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the initial ones" })
+    .option("teacher", {
+      type: "boolean",
+      default: false,
+      describe: "simulate the teacher: the generated (or --checkpoint) weights, ignoring [student], [targets] file and the van Rossum loss",
+    })
     .option("export", { type: "string", describe: "write the last epoch (inputs, state, spikes, voltages, gradients) as safetensors" })
+    .option("export-targets", {
+      type: "string",
+      describe: "write per-neuron rates, CVs and membrane ratios (first epoch dropped as warm-up) and the weights as a targets file",
+    })
+    .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
     .check((a) => {
       if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
+      if (a["export-targets"] !== undefined && a.epochs < 2)
+        throw new Error(`--export-targets: needs --epochs ≥ 2 (the first epoch is dropped as warm-up), got ${a.epochs}`);
       return true;
     })
     .strict()
     .help()
+    .fail((message, error) => {
+      throw new UsageError(message ?? error.message);
+    })
     .parseAsync();
 
-  const { config } = loadConfig(String(args.params));
+  const loaded = loadConfig(String(args.params)).config;
+  const config = args.teacher ? teacherConfig(loaded) : loaded;
   const connectome = generateConnectome(config);
   const spec = buildNetworkSpec(config, connectome);
-  let recWeight = connectome.recWeight;
-  let ffWeight = connectome.ffWeight;
+  let { recWeight, ffWeight } = args.teacher ? connectome : studentInitialWeights(config, connectome, teacherWeights(config, connectome));
   if (args.checkpoint) {
     const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);
     recWeight = ck.state.recWeight;
@@ -45,17 +82,26 @@ async function main(): Promise<number> {
     console.log(`weights from ${args.checkpoint} (epoch ${ck.state.epoch})`);
   }
   const engine = new SparseCpuEngine(spec);
-  let state: StreamState | null = null;
-  const stats = [];
   const T = epochSteps(spec);
+  const targetsFile = args["export-targets"];
+  const streamStats = targetsFile ? new StreamStatistics(spec.batchSize, T, spec.constants.theta, spec.constants.dt) : null;
+  let state: StreamState | null = null;
+  let last: EpochResult | null = null;
+  const stats = [];
   for (let e = 0; e < args.epochs; e++) {
-    const last = e === args.epochs - 1;
+    const isLast = e === args.epochs - 1;
     const initial = state;
-    const r = engine.runEpochSync({ epoch: e, initialState: state, recWeight, ffWeight, computeGradient: last && Boolean(args.export), recordActivity: false });
-    stats.push(r.stats);
-    state = r.finalState;
-    if (last && args.export) {
-      exportEpoch(args.export, spec, e, initial, recWeight, ffWeight, engine, r);
+    const task = { epoch: e, initialState: state, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
+    last = engine.runEpochSync(task);
+    stats.push(last.stats);
+    state = last.finalState;
+    if (streamStats && e > 0) {
+      const { spikes, voltages } = engine.recordedActivity();
+      const N = spec.constants.numNeurons;
+      streamStats.add({ trials: spec.batchSize, steps: T, neurons: N, sb: T * N, st: N, sj: 1, spikes, voltages, voltageOffset: 0 });
+    }
+    if (isLast && args.export) {
+      exportEpoch(args.export, spec, e, initial, recWeight, ffWeight, engine, last);
       console.log(`exported epoch ${e} to ${args.export}`);
     }
   }
@@ -66,18 +112,38 @@ async function main(): Promise<number> {
       `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%`,
     );
   }
+  if (targetsFile && streamStats) {
+    writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
+    console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
+  }
+  if (args.figures && last?.activity) {
+    // Loaded only here: the figure pipeline (vega, resvg) is heavy and most runs do not draw.
+    const { renderFigureSet } = await import("../coordinator/figures/render.js");
+    const data: FigureData = {
+      epoch: args.epochs,
+      totalEpochs: args.epochs,
+      network: { ...networkView(config, connectome), recWeight, ffWeight },
+      activity: last.activity,
+      rates: last.rates,
+      cvs: last.cvs,
+      targets: figureTargets(config, spec),
+      history: [],
+    };
+    const files = await renderFigureSet(data, args.figures);
+    console.log(`wrote ${files.length} figures of the last epoch to ${args.figures}`);
+  }
   return 0;
 }
 
 function exportEpoch(
   file: string,
-  spec: ReturnType<typeof buildNetworkSpec>,
+  spec: NetworkSpec,
   epoch: number,
   initial: StreamState | null,
   recWeight: Float32Array,
   ffWeight: Float32Array,
   engine: SparseCpuEngine,
-  r: Awaited<ReturnType<SparseCpuEngine["runEpoch"]>>,
+  r: EpochResult,
 ): void {
   const c = spec.constants;
   const B = spec.batchSize;
@@ -139,7 +205,7 @@ function exportEpoch(
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof UsageError;
     console.error(`snn-sim: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
     process.exit(expected ? 2 : 1);
   },

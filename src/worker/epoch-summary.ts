@@ -14,15 +14,10 @@ import {
 } from "../shared/losses.js";
 import { NetworkSpec } from "../shared/network.js";
 import { cellTypeStats, CellTypeStats, nanMeanRows } from "../shared/statistics.js";
+import { SpikeTrainLayout, vanRossumLoss } from "../shared/van-rossum.js";
 
 /** Index of (trial b, step t, neuron j) = b·sb + t·st + j·sj; voltages[v(b,t,j)] is V after step t. */
-export interface ActivityLayout {
-  trials: number;
-  steps: number;
-  neurons: number;
-  sb: number;
-  st: number;
-  sj: number;
+export interface ActivityLayout extends SpikeTrainLayout {
   spikes: ArrayLike<number>;
   voltages: ArrayLike<number>;
   /** Offset added to the spike index to find V after that step (1 step ahead where v_t is stored from t = 0). */
@@ -42,7 +37,17 @@ export interface EpochSummary {
   meanV: Float64Array;
 }
 
-export function summarizeEpoch(spec: NetworkSpec, a: ActivityLayout, withGradient: boolean): EpochSummary {
+/**
+ * With a teacher (spec.teacherRecWeight), `teacherSpikes` holds its spikes of the epoch in the same layout as the
+ * student's, and `spikeStepGrad` (same indices) receives the van Rossum term's dL/dS when the gradient is requested.
+ */
+export function summarizeEpoch(
+  spec: NetworkSpec,
+  a: ActivityLayout,
+  withGradient: boolean,
+  teacherSpikes: ArrayLike<number> | null = null,
+  spikeStepGrad: Float64Array | null = null,
+): EpochSummary {
   const { trials: B, steps: T, neurons: N } = a;
   const counts = new Float64Array(N);
   const meanV = new Float64Array(B * N);
@@ -70,22 +75,7 @@ export function summarizeEpoch(spec: NetworkSpec, a: ActivityLayout, withGradien
     glued[j] = gluedAcc.cv();
   }
 
-  // Two-pass mean and unbiased std of V per (trial, neuron).
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < N; j++) {
-      const base = b * a.sb + j * a.sj + a.voltageOffset;
-      let s = 0;
-      for (let t = 0; t < T; t++) s += a.voltages[base + t * a.st];
-      const m = s / T;
-      let ss = 0;
-      for (let t = 0; t < T; t++) {
-        const d = a.voltages[base + t * a.st] - m;
-        ss += d * d;
-      }
-      meanV[b * N + j] = m;
-      stdV[b * N + j] = Math.sqrt(ss / (T - 1));
-    }
-  }
+  voltageMoments(a, meanV, stdV);
 
   const durationS = (B * T * spec.constants.dt) / 1000;
   const w = spec.lossWeights;
@@ -96,6 +86,9 @@ export function summarizeEpoch(spec: NetworkSpec, a: ActivityLayout, withGradien
     cv: cvLoss(glued, spec.targets.cv),
     silent_penalty: silentPenaltyLoss(counts, durationS, spec.targets.alpha, spikeGrad, w.silent_penalty),
     membrane_variance: membraneVarianceLoss(meanV, stdV, T, spec.targets.theta, spec.targets.ratio, coefs, w.membrane_variance),
+    van_rossum: teacherSpikes
+      ? vanRossumLoss(a, a.spikes, teacherSpikes, spec.constants.dt, spec.vanRossumTau, withGradient ? spikeStepGrad : null, w.van_rossum)
+      : 0,
   };
   const rates = Float32Array.from(counts, (c) => c / durationS);
   const cvs = Float32Array.from(nanMeanRows(perTrialCv, B, N));
@@ -109,6 +102,26 @@ export function summarizeEpoch(spec: NetworkSpec, a: ActivityLayout, withGradien
     meanCoef: coefs?.meanCoef ?? null,
     meanV,
   };
+}
+
+/** Two-pass mean and unbiased std over the epoch's steps of V per (trial, neuron), into mean[b·N + j], std[b·N + j]. */
+export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array): void {
+  const { trials: B, steps: T, neurons: N } = a;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < N; j++) {
+      const base = b * a.sb + j * a.sj + a.voltageOffset;
+      let s = 0;
+      for (let t = 0; t < T; t++) s += a.voltages[base + t * a.st];
+      const m = s / T;
+      let ss = 0;
+      for (let t = 0; t < T; t++) {
+        const d = a.voltages[base + t * a.st] - m;
+        ss += d * d;
+      }
+      mean[b * N + j] = m;
+      std[b * N + j] = Math.sqrt(ss / (T - 1));
+    }
+  }
 }
 
 /** Conductance (rise + decay) of slot l for (trial, step, neuron), in whatever layout the engine keeps. */

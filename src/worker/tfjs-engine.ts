@@ -5,8 +5,10 @@
  * Every presynaptic population k (recurrent cell types, then input types) has a dense [n_k, N] weight matrix scattered
  * from the edge list, zero off the graph; its spikes s_k drive all its slots with s_k @ W_k. The surrogate spike is a
  * tf.customGrad (exact 0/1 forward, 1/(λ|x|+1)² backward), the loss is the epoch loss of losses.ts rebuilt from tensor
- * ops, and the weight gradient is read off the dense gradients at the edges. Loss values, statistics and figure data
- * come from epoch-summary.ts on the recorded activity, exactly as for sparse-cpu, so both engines report alike.
+ * ops, and the weight gradient is read off the dense gradients at the edges. With a teacher, its spike trains of the
+ * epoch (same input, same initial state, no gradient) enter the van Rossum term as constants. Loss values, statistics
+ * and figure data come from epoch-summary.ts on the recorded activity, exactly as for sparse-cpu, so both engines
+ * report alike.
  *
  * Internally neurons are ordered by cell type, so that s_k is a slice of s: a gather's gradient is a segment sum,
  * which dominated the cpu backend's backward pass. State, activity and weights are permuted on the host.
@@ -14,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { InputSpikes, poissonInputs } from "../shared/inputs.js";
 import { NetworkSpec } from "../shared/network.js";
+import { vanRossumFilterMatrix } from "../shared/van-rossum.js";
 import { Engine, EngineKind, EpochResult, EpochTask, epochSteps, restState, StreamState } from "./engine.js";
 import { ActivityLayout, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
 
@@ -85,6 +88,8 @@ interface Constants {
   targetAlpha: tf.Tensor1D;
   targetRatio: tf.Tensor1D;
   targetTheta: tf.Tensor1D;
+  /** [T, T] van Rossum filter over steps, when the network has a teacher. */
+  vanRossumFilter: tf.Tensor2D | null;
 }
 
 /** What one simulated epoch leaves for the loss and the host: [T, B, N] spikes and V, final state, conductances. */
@@ -102,6 +107,8 @@ interface DeviceResult {
   spikes: Float32Array;
   volts: Float32Array;
   conductances: Float32Array | null;
+  /** The teacher's [T, B, N] spikes, when the network has one. */
+  teacherSpikes: Float32Array | null;
   finalState: StreamState;
   recGrad: Float32Array | null;
   ffGrad: Float32Array | null;
@@ -215,11 +222,11 @@ export class TfjsEngine implements Engine {
     poissonInputs(spec.seed, task.epoch, B, T, spec.inputProbability, this.inputs);
     const initial = task.initialState ?? restState(spec);
 
-    const { spikes, volts, conductances, finalState, recGrad, ffGrad } = await this.computeOnDevice(c, task, initial);
+    const { spikes, volts, conductances, teacherSpikes, finalState, recGrad, ffGrad } = await this.computeOnDevice(c, task, initial);
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
-    const summary = summarizeEpoch(spec, layout, false);
+    const summary = summarizeEpoch(spec, layout, false, teacherSpikes);
     const activity =
       task.recordActivity && conductances
         ? extractTrialActivity(
@@ -258,11 +265,15 @@ export class TfjsEngine implements Engine {
       return x;
     };
     try {
-      const weights = own(tf.tidy(() => this.denseWeights(c, task)));
+      const weights = own(tf.tidy(() => this.denseWeights(c, task.recWeight, task.ffWeight)));
       const inputs = own(this.populations.map((p) => (p.input ? this.inputTensor(p) : undefined)));
       const v0 = own(tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]));
       const g0 = own(tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]));
       const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
+      const teacher =
+        spec.teacherRecWeight && spec.teacherFfWeight
+          ? own(tf.tidy(() => this.simulate(c, this.denseWeights(c, spec.teacherRecWeight!, spec.teacherFfWeight!), inputs, v0, g0, false).spikes))
+          : null;
 
       let recorded: Recorded;
       let grads: tf.Tensor[] | null = null;
@@ -273,7 +284,7 @@ export class TfjsEngine implements Engine {
           // valueAndGrads runs f inside a tidy: what the host reads afterwards must survive it.
           recordedTensors(r).forEach((x) => tf.keep(x));
           kept.recorded = r;
-          return this.lossTensor(c, r.spikes, r.volts);
+          return this.lossTensor(c, r.spikes, r.volts, teacher);
         })(weights);
         value.dispose();
         grads = own(g);
@@ -287,6 +298,7 @@ export class TfjsEngine implements Engine {
         spikes: await toCanonical(recorded.spikes, 1),
         volts: await toCanonical(recorded.volts, 1),
         conductances: recorded.conductances ? await toCanonical(recorded.conductances, S) : null,
+        teacherSpikes: teacher ? await toCanonical(teacher, 1) : null,
         finalState: { v: await toCanonical(recorded.v, 1), g: await toCanonical(recorded.g, 2 * S) },
         recGrad: null,
         ffGrad: null,
@@ -353,13 +365,14 @@ export class TfjsEngine implements Engine {
       targetAlpha: perNeuron(t.alpha),
       targetRatio: perNeuron(t.ratio),
       targetTheta: perNeuron(t.theta),
+      vanRossumFilter: this.spec.teacherRecWeight ? tf.tensor2d(vanRossumFilterMatrix(this.T, c.dt, this.spec.vanRossumTau), [this.T, this.T]) : null,
     };
   }
 
   /** W_k [n_k, N] per population: the edge weights scattered into zeros (masked entries stay exactly 0). */
-  private denseWeights(c: Constants, task: EpochTask): tf.Tensor2D[] {
-    const rec = tf.tensor1d(task.recWeight);
-    const ff = tf.tensor1d(task.ffWeight);
+  private denseWeights(c: Constants, recWeight: Float32Array, ffWeight: Float32Array): tf.Tensor2D[] {
+    const rec = tf.tensor1d(recWeight);
+    const ff = tf.tensor1d(ffWeight);
     return this.populations.map((p, k) => {
       const shape: [number, number] = [p.size, this.N];
       if (p.edgeIds.length === 0) return tf.zeros(shape);
@@ -429,13 +442,15 @@ export class TfjsEngine implements Engine {
   }
 
   /**
-   * The differentiable part of the epoch loss (losses.ts), weighted as in the total: firing rate and silent penalty
-   * through the spikes, membrane variance through V. The CV term has no gradient and is left out.
+   * The differentiable part of the epoch loss (losses.ts), weighted as in the total: firing rate, silent penalty and
+   * the van Rossum distance to the teacher's (constant) spikes through the spikes, membrane variance through V. The
+   * CV term has no gradient and is left out.
    */
-  private lossTensor(c: Constants, spikes: tf.Tensor3D, volts: tf.Tensor3D): tf.Scalar {
+  private lossTensor(c: Constants, spikes: tf.Tensor3D, volts: tf.Tensor3D, teacherSpikes: tf.Tensor3D | null): tf.Scalar {
     const w = this.spec.lossWeights;
-    const T = this.T;
-    const durationS = (this.B * T * this.spec.constants.dt) / 1000;
+    const { T, B, N } = this;
+    const dt = this.spec.constants.dt;
+    const durationS = (B * T * dt) / 1000;
     const rates = tf.div(tf.sum(spikes, [0, 1]), durationS);
     const firingRate = tf.mean(tf.div(tf.square(tf.sub(rates, c.targetRate)), tf.add(c.targetRate, 1e-6)));
     const silent = tf.mean(tf.exp(tf.mul(tf.neg(c.targetAlpha), rates)));
@@ -444,7 +459,14 @@ export class TfjsEngine implements Engine {
     const std = tf.mul(tf.sqrt(tf.maximum(variance, VARIANCE_FLOOR)), tf.step(variance));
     const ratio = tf.div(std, tf.add(tf.sub(c.targetTheta, mean), 1e-8));
     const membrane = tf.mean(tf.square(tf.sub(ratio, c.targetRatio)));
-    return tf.addN([tf.mul(firingRate, w.firing_rate), tf.mul(silent, w.silent_penalty), tf.mul(membrane, w.membrane_variance)]) as tf.Scalar;
+    const terms = [tf.mul(firingRate, w.firing_rate), tf.mul(silent, w.silent_penalty), tf.mul(membrane, w.membrane_variance)];
+    if (teacherSpikes) {
+      // van-rossum.ts: filtered trains f = K·s along steps, L = Σ (f_student − f_teacher)²·dt/τ / (B·N).
+      const filtered = (s: tf.Tensor3D) => tf.matMul(c.vanRossumFilter!, tf.reshape(s, [T, B * N]));
+      const distance = tf.sum(tf.square(tf.sub(filtered(spikes), filtered(teacherSpikes))));
+      terms.push(tf.mul(distance, (w.van_rossum * dt) / (this.spec.vanRossumTau * B * N)));
+    }
+    return tf.addN(terms) as tf.Scalar;
   }
 }
 

@@ -1,7 +1,9 @@
 /** The static part of the figure data, built once per run from the parameters and the connectome. */
 import { Config } from "../../shared/config.js";
 import { Connectome } from "../../shared/connectome.js";
-import { NetworkView } from "../../shared/figure-data.js";
+import { FigureData, NetworkView } from "../../shared/figure-data.js";
+import { NetworkSpec } from "../../shared/network.js";
+import { meanByType } from "../../shared/statistics.js";
 
 export function networkView(config: Config, c: Connectome): NetworkView {
   const slots = [
@@ -24,5 +26,19 @@ export function networkView(config: Config, c: Connectome): NetworkView {
     theta: config.recurrent.physiology.map((p) => p.theta),
     restingPotential: config.recurrent.physiology.map((p) => p.E_L),
     slots,
+  };
+}
+
+/**
+ * What the figures, the console and the target gauges compare against: the per-type targets, or with a targets file
+ * the per-type means of its per-neuron targets, and those themselves.
+ */
+export function figureTargets(config: Config, spec: NetworkSpec): FigureData["targets"] {
+  if (!config.targets.file) return { firingRate: config.targets.firing_rates, cv: config.targets.cvs };
+  const c = spec.constants;
+  return {
+    firingRate: meanByType(spec.targets.rate, c.cellType, c.numRecTypes),
+    cv: config.targets.cvs,
+    perNeuronRate: Float32Array.from(spec.targets.rate),
   };
 }

@@ -15,12 +15,14 @@ import { TrueType } from "./fonts.js";
 import { ratesVsTargetsSpec, trainingHistorySpec } from "./history.js";
 import { encodePng } from "./png.js";
 import { FONT } from "./spec.js";
-import { cvSpec, fanoSpec, firingRateSpec, isiSpec } from "./statistics-figures.js";
+import { cvSpec, fanoSpec, firingRateSpec, isiSpec, rateScatterSpec } from "./statistics-figures.js";
 import { assemblyGraphSpec, feedforwardConnectivitySpec, inDegreeSpec, recurrentConnectivitySpec, synapticInputSpec } from "./structure.js";
 
 export interface FigureDef {
   file: string;
   spec: (data: FigureData) => TopLevelSpec;
+  /** Drawn only for data that has what it shows. */
+  when?: (data: FigureData) => boolean;
 }
 
 export const FIGURES: readonly FigureDef[] = [
@@ -40,6 +42,7 @@ export const FIGURES: readonly FigureDef[] = [
   { file: "fano_factor.png", spec: fanoSpec },
   { file: "training_history.png", spec: trainingHistorySpec },
   { file: "rates_vs_targets.png", spec: ratesVsTargetsSpec },
+  { file: "rate_scatter.png", spec: rateScatterSpec, when: (data) => data.targets.perNeuronRate !== undefined },
 ];
 
 const fontDir = path.join(path.dirname(createRequire(import.meta.url).resolve("dejavu-fonts-ttf/package.json")), "ttf");
@@ -119,7 +122,7 @@ ${items.join("\n")}
 
 async function renderSet(data: FigureData, dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const figures = FIGURES.map((f) => ({ file: f.file, spec: f.spec(data) }));
+  const figures = FIGURES.filter((f) => f.when?.(data) ?? true).map((f) => ({ file: f.file, spec: f.spec(data) }));
   const chars = new Set(VEGA_CHARS);
   collectChars(figures.map((f) => f.spec), chars);
   const fonts = await mkdtemp(path.join(tmpdir(), "snn-figure-fonts-"));
@@ -145,7 +148,8 @@ async function renderSet(data: FigureData, dir: string): Promise<string[]> {
 let queue: Promise<unknown> = Promise.resolve();
 
 /**
- * Writes one PNG per figure of FIGURES and an index.html into `dir`; returns the PNG paths in FIGURES order.
+ * Writes one PNG per figure of FIGURES that applies to `data` and an index.html into `dir`; returns the PNG paths in
+ * FIGURES order.
  * Calls run one set at a time (a set holds all its SVGs and raster buffers in memory at once).
  */
 export function renderFigureSet(data: FigureData, dir: string): Promise<string[]> {

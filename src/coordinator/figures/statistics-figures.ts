@@ -110,3 +110,43 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
   };
   return figure(data, "Fano factor", body, subtitle + "; dashed: Poisson (1)");
 }
+
+/** Per-neuron rate against its own target (a targets file), one point per neuron, coloured by cell type. */
+export function rateScatterSpec(data: FigureData): TopLevelSpec {
+  const net = data.network;
+  const target = data.targets.perNeuronRate!;
+  const values: Datum[] = [];
+  const titles = membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => {
+    let se = 0;
+    for (const j of members) {
+      values.push({ target: target[j], rate: data.rates[j], pop: net.cellTypeNames[t] });
+      se += (data.rates[j] - target[j]) ** 2;
+    }
+    return `${net.cellTypeNames[t]} RMS error ${fmt(Math.sqrt(se / Math.max(members.length, 1)))} Hz`;
+  });
+  let top = 1;
+  for (const v of values) top = Math.max(top, v.target as number, v.rate as number);
+  const scale = { domain: [0, top * 1.05], nice: false };
+  const color = { field: "pop", type: "nominal" as const, scale: populationScale(net, net.cellTypeNames), legend: { title: null } };
+  const body: Panel = {
+    width: 480,
+    height: 480,
+    layer: [
+      {
+        data: { values: [{ r: 0 }, { r: top * 1.05 }] },
+        mark: { type: "line", strokeDash: [6, 3], color: "#666" },
+        encoding: { x: { field: "r", type: "quantitative", scale }, y: { field: "r", type: "quantitative", scale } },
+      },
+      {
+        data: { values },
+        mark: { type: "point", filled: true, opacity: 0.6, size: 24 },
+        encoding: {
+          x: { field: "target", type: "quantitative", scale, title: "target rate (Hz)" },
+          y: { field: "rate", type: "quantitative", scale, title: "firing rate (Hz)" },
+          color,
+        },
+      },
+    ],
+  };
+  return figure(data, "Firing rate against per-neuron target", body, `each neuron over all trials of the epoch; dashed: rate = target; ${titles.join(", ")}`);
+}

@@ -1,0 +1,74 @@
+/**
+ * The sparse-cpu engine's buffers, laid out once per engine either as plain typed arrays (JavaScript kernels) or as
+ * views into one WebAssembly memory shared with the compiled kernels (neurons.wat: elementwise passes; adjoint.wat:
+ * the adjoint's sparse product, with SIMD). The memory never grows, so the views stay valid. Both kinds of kernel
+ * perform the same floating-point operations in the same order and give bit-identical results.
+ */
+import { readFileSync } from "node:fs";
+
+export type KernelKind = "wasm" | "js";
+
+type ArrayCtor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
+export type BufferLayout = Record<string, readonly [ArrayCtor, number]>;
+export type Buffers<L extends BufferLayout> = { [K in keyof L]: InstanceType<L[K][0]> };
+
+export interface WasmKernels {
+  forwardNeurons(...args: number[]): void;
+  backwardNeurons(...args: number[]): void;
+  rowDots(...args: number[]): void;
+}
+
+let modules: { neurons: WebAssembly.Module; adjoint: WebAssembly.Module } | null | undefined;
+
+/** The compiled kernels, or null where this runtime lacks WebAssembly SIMD or the binaries were not built. */
+function wasmModules(): typeof modules {
+  if (modules !== undefined) return modules;
+  try {
+    const load = (name: string) => {
+      const bytes = readFileSync(new URL(`./${name}.wasm`, import.meta.url));
+      if (!WebAssembly.validate(bytes)) throw new Error(`${name}.wasm does not validate here`);
+      return new WebAssembly.Module(bytes);
+    };
+    modules = { neurons: load("neurons"), adjoint: load("adjoint") };
+  } catch {
+    modules = null;
+  }
+  return modules;
+}
+
+export class Workspace<L extends BufferLayout> {
+  readonly kind: KernelKind;
+  readonly buffers: Buffers<L>;
+  /** Byte offset of each buffer in the WebAssembly memory (wasm kind only). */
+  readonly ptr: { [K in keyof L]: number };
+  readonly kernels: WasmKernels | null;
+
+  constructor(layout: L, prefer: KernelKind) {
+    const mods = prefer === "wasm" ? wasmModules() : null;
+    const buffers = {} as Record<string, unknown>;
+    const ptr = {} as Record<string, number>;
+    if (!mods) {
+      this.kind = "js";
+      for (const [name, [Ctor, n]] of Object.entries(layout)) buffers[name] = new Ctor(n);
+      this.kernels = null;
+    } else {
+      this.kind = "wasm";
+      let top = 16;
+      for (const [name, [Ctor, n]] of Object.entries(layout)) {
+        ptr[name] = top;
+        top += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 16) * 16;
+      }
+      const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) + 1 });
+      for (const [name, [Ctor, n]] of Object.entries(layout)) buffers[name] = new Ctor(memory.buffer, ptr[name], n);
+      const neurons = new WebAssembly.Instance(mods.neurons, { env: { memory } }).exports;
+      const adjoint = new WebAssembly.Instance(mods.adjoint, { env: { memory } }).exports;
+      this.kernels = {
+        forwardNeurons: neurons.forwardNeurons as WasmKernels["forwardNeurons"],
+        backwardNeurons: neurons.backwardNeurons as WasmKernels["backwardNeurons"],
+        rowDots: adjoint.rowDots as WasmKernels["rowDots"],
+      };
+    }
+    this.buffers = buffers as Buffers<L>;
+    this.ptr = ptr as { [K in keyof L]: number };
+  }
+}
