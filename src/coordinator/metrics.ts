@@ -3,6 +3,7 @@
  * follow Prometheus conventions (snn_ prefix, base units, _total counters) and every label has a bounded value set
  * (loss term, cell type, failure reason, update phase, checkpoint kind).
  */
+import type { CellTypeStats } from "../shared/statistics.js";
 import { Counter, exponentialBuckets, Gauge, Histogram } from "prom-client";
 import { type BuildInfo, EPOCH_DURATION_BUCKETS, MetricsServer } from "../shared/metrics-server.js";
 
@@ -10,17 +11,6 @@ export type WorkerFailureReason = "timeout" | "disconnect" | "crash" | "protocol
 export type UpdatePhase = "reduce" | "adam" | "broadcast";
 export type CheckpointKind = "latest" | "best";
 
-export interface CellTypeStats {
-  cellType: string;
-  /** Mean firing rate over the cell type's neurons, Hz. */
-  rateMean: number;
-  rateStd: number;
-  /** Mean coefficient of variation of the inter-spike intervals. */
-  cvMean: number;
-  cvStd: number;
-  /** Fraction of the cell type's neurons that spiked at least once, 0..1. */
-  activeFraction: number;
-}
 
 export interface CellTypeTarget {
   cellType: string;

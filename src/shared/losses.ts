@@ -125,13 +125,18 @@ export class IsiAccumulator {
   }
 
   cv(): number {
-    if (this.count < 3) return NaN;
-    const n = this.count - 1;
-    const mean = this.sum / n;
-    if (mean <= 0) return NaN;
-    const variance = Math.max(0, (this.sumSq - n * mean * mean) / (n - 1));
-    return Math.sqrt(variance) / mean;
+    return isiCv(this.count, this.sum, this.sumSq);
   }
+}
+
+/** CV from a train's spike count and the sum and sum of squares of its ISIs; NaN with fewer than 3 spikes. */
+export function isiCv(count: number, sum: number, sumSq: number): number {
+  if (count < 3) return NaN;
+  const n = count - 1;
+  const mean = sum / n;
+  if (mean <= 0) return NaN;
+  const variance = Math.max(0, (sumSq - n * mean * mean) / (n - 1));
+  return Math.sqrt(variance) / mean;
 }
 
 /** CV loss: nanmean_j (CV_j − CV*_j)²; NaN when no neuron has a CV. It carries no gradient. */

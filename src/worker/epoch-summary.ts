@@ -3,10 +3,11 @@
  * statistics and figure data. Engines store activity in different layouts; a layout is described by strides.
  */
 import { TrialActivity } from "../shared/figure-data.js";
+import type { EpochResult, StreamState } from "./engine.js";
 import {
   cvLoss,
   firingRateLoss,
-  IsiAccumulator,
+  isiCv,
   LossTerms,
   membraneVarianceLoss,
   silentPenaltyLoss,
@@ -54,25 +55,33 @@ export function summarizeEpoch(
   const stdV = new Float64Array(B * N);
   const glued = new Float64Array(N);
   const perTrialCv = new Float64Array(B * N);
-  const gluedAcc = new IsiAccumulator();
-  const trialAcc = new IsiAccumulator();
+  const trains = spikeTrains(a);
 
-  // Per neuron: spike counts, CV of the batch-glued train (the loss, as the original) and per-trial CVs (statistics).
+  // Per neuron: spike counts, per-trial CVs (statistics) and the CV of the batch-glued train (the loss, as the
+  // original: trial b's steps are positions b·T + t, so consecutive trials add one ISI across their boundary).
+  // ISIs are integers, so these sums are exact whatever their order.
   for (let j = 0; j < N; j++) {
-    gluedAcc.reset();
+    let count = 0;
+    let sum = 0;
+    let sumSq = 0;
+    let lastPos = -1;
     for (let b = 0; b < B; b++) {
-      trialAcc.reset();
-      const base = b * a.sb + j * a.sj;
-      for (let t = 0; t < T; t++) {
-        if (a.spikes[base + t * a.st]) {
-          gluedAcc.add(b * T + t);
-          trialAcc.add(t);
-        }
+      const k = b * N + j;
+      const n = trains.count[k];
+      perTrialCv[k] = isiCv(n, trains.sum[k], trains.sumSq[k]);
+      counts[j] += n;
+      if (n === 0) continue;
+      if (lastPos >= 0) {
+        const isi = b * T + trains.first[k] - lastPos;
+        sum += isi;
+        sumSq += isi * isi;
       }
-      perTrialCv[b * N + j] = trialAcc.cv();
-      counts[j] += trialAcc.count;
+      sum += trains.sum[k];
+      sumSq += trains.sumSq[k];
+      count += n;
+      lastPos = b * T + trains.last[k];
     }
-    glued[j] = gluedAcc.cv();
+    glued[j] = isiCv(count, sum, sumSq);
   }
 
   voltageMoments(a, meanV, stdV);
@@ -106,22 +115,53 @@ export function summarizeEpoch(
 
 /** Two-pass mean and unbiased std over the epoch's steps of V per (trial, neuron), into mean[b·N + j], std[b·N + j]. */
 export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array): void {
-  const { trials: B, steps: T, neurons: N } = a;
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < N; j++) {
-      const base = b * a.sb + j * a.sj + a.voltageOffset;
-      let s = 0;
-      for (let t = 0; t < T; t++) s += a.voltages[base + t * a.st];
-      const m = s / T;
-      let ss = 0;
-      for (let t = 0; t < T; t++) {
-        const d = a.voltages[base + t * a.st] - m;
-        ss += d * d;
-      }
-      mean[b * N + j] = m;
-      std[b * N + j] = Math.sqrt(ss / (T - 1));
-    }
+  const { steps: T } = a;
+  const sum = new Float64Array(mean.length);
+  // Steps outermost and (trial, neuron) in memory order: every pass streams through the recorded voltages once.
+  // Each (trial, neuron) still sums over steps in increasing order.
+  for (let t = 0; t < T; t++) forEachTrialNeuron(a, t, a.voltageOffset, (k, i) => (sum[k] += a.voltages[i]));
+  for (let k = 0; k < mean.length; k++) mean[k] = sum[k] / T;
+  sum.fill(0);
+  for (let t = 0; t < T; t++)
+    forEachTrialNeuron(a, t, a.voltageOffset, (k, i) => {
+      const d = a.voltages[i] - mean[k];
+      sum[k] += d * d;
+    });
+  for (let k = 0; k < std.length; k++) std[k] = Math.sqrt(sum[k] / (T - 1));
+}
+
+/** Calls f(b·N + j, index of (b, t, j) + offset) for every trial and neuron at step t, in the layout's memory order. */
+function forEachTrialNeuron(a: ActivityLayout, t: number, offset: number, f: (k: number, i: number) => void): void {
+  const { trials: B, neurons: N } = a;
+  const base = t * a.st + offset;
+  if (a.sb <= a.sj) {
+    for (let j = 0; j < N; j++) for (let b = 0; b < B; b++) f(b * N + j, base + b * a.sb + j * a.sj);
+  } else {
+    for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) f(b * N + j, base + b * a.sb + j * a.sj);
   }
+}
+
+/** Per (trial, neuron), indexed b·N + j: spike count, first and last spike step, and the sum and sum of squares of its ISIs. */
+function spikeTrains(a: ActivityLayout) {
+  const n = a.trials * a.neurons;
+  const count = new Int32Array(n);
+  const first = new Int32Array(n);
+  const last = new Int32Array(n);
+  const sum = new Float64Array(n);
+  const sumSq = new Float64Array(n);
+  for (let t = 0; t < a.steps; t++)
+    forEachTrialNeuron(a, t, 0, (k, i) => {
+      if (!a.spikes[i]) return;
+      if (count[k] === 0) first[k] = t;
+      else {
+        const isi = t - last[k];
+        sum[k] += isi;
+        sumSq[k] += isi * isi;
+      }
+      last[k] = t;
+      count[k]++;
+    });
+  return { count, first, last, sum, sumSq };
 }
 
 /** Conductance (rise + decay) of slot l for (trial, step, neuron), in whatever layout the engine keeps. */
@@ -224,4 +264,15 @@ export function extractTrialActivity(
     traceNeurons: Int32Array.from(traces),
     traceVoltages,
   };
+}
+
+/** The engine-independent part of an epoch's result. */
+export function epochResult(
+  epoch: number,
+  summary: EpochSummary,
+  grads: { recGrad: Float32Array | null; ffGrad: Float32Array | null },
+  finalState: StreamState,
+  activity: TrialActivity | null,
+): EpochResult {
+  return { epoch, losses: summary.losses, stats: summary.stats, rates: summary.rates, cvs: summary.cvs, ...grads, finalState, activity };
 }

@@ -19,7 +19,7 @@
 import { InputSpikes, poissonInputs } from "../shared/inputs.js";
 import { NetworkSpec } from "../shared/network.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "./engine.js";
-import { ActivityLayout, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
+import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
 import { KernelKind, WasmKernels, Workspace } from "./kernels/workspace.js";
 
 /**
@@ -169,17 +169,7 @@ export class SparseCpuEngine implements Engine {
           (b, t, j, l) => this.buf.gHist[((t * this.N + j) * this.S + l) * this.B + b],
         )
       : null;
-    return {
-      epoch: task.epoch,
-      losses: summary.losses,
-      stats: summary.stats,
-      rates: summary.rates,
-      cvs: summary.cvs,
-      recGrad,
-      ffGrad,
-      finalState: this.saveState(),
-      activity,
-    };
+    return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity);
   }
 
   dispose(): void {}

@@ -18,7 +18,7 @@ import { InputSpikes, poissonInputs } from "../shared/inputs.js";
 import { NetworkSpec } from "../shared/network.js";
 import { vanRossumFilterMatrix } from "../shared/van-rossum.js";
 import { Engine, EngineKind, EpochResult, EpochTask, epochSteps, restState, StreamState } from "./engine.js";
-import { ActivityLayout, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
+import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "./epoch-summary.js";
 
 /**
  * Backends that run on a GPU. "tensorflow" is the backend tfjs-node-gpu registers (its CPU twin tfjs-node is not a
@@ -238,17 +238,7 @@ export class TfjsEngine implements Engine {
             (b, t, j, l) => conductances[((t * B + b) * N + j) * S + l],
           )
         : null;
-    return {
-      epoch: task.epoch,
-      losses: summary.losses,
-      stats: summary.stats,
-      rates: summary.rates,
-      cvs: summary.cvs,
-      recGrad,
-      ffGrad,
-      finalState,
-      activity,
-    };
+    return epochResult(task.epoch, summary, { recGrad, ffGrad }, finalState, activity);
   }
 
   /**
