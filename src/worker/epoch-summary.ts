@@ -116,42 +116,59 @@ export function summarizeEpoch(
 /** Two-pass mean and unbiased std over the epoch's steps of V per (trial, neuron), into mean[b·N + j], std[b·N + j]. */
 export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array): void {
   const { steps: T } = a;
+  const order = memoryOrder(a);
   const sum = new Float64Array(mean.length);
   // Steps outermost and (trial, neuron) in memory order: every pass streams through the recorded voltages once.
   // Each (trial, neuron) still sums over steps in increasing order.
-  for (let t = 0; t < T; t++) forEachTrialNeuron(a, t, a.voltageOffset, (k, i) => (sum[k] += a.voltages[i]));
+  for (let t = 0; t < T; t++) {
+    const base = t * a.st + a.voltageOffset;
+    for (let n = 0; n < order.k.length; n++) sum[order.k[n]] += a.voltages[base + order.offset[n]];
+  }
   for (let k = 0; k < mean.length; k++) mean[k] = sum[k] / T;
   sum.fill(0);
-  for (let t = 0; t < T; t++)
-    forEachTrialNeuron(a, t, a.voltageOffset, (k, i) => {
-      const d = a.voltages[i] - mean[k];
+  for (let t = 0; t < T; t++) {
+    const base = t * a.st + a.voltageOffset;
+    for (let n = 0; n < order.k.length; n++) {
+      const k = order.k[n];
+      const d = a.voltages[base + order.offset[n]] - mean[k];
       sum[k] += d * d;
-    });
+    }
+  }
   for (let k = 0; k < std.length; k++) std[k] = Math.sqrt(sum[k] / (T - 1));
 }
 
-/** Calls f(b·N + j, index of (b, t, j) + offset) for every trial and neuron at step t, in the layout's memory order. */
-function forEachTrialNeuron(a: ActivityLayout, t: number, offset: number, f: (k: number, i: number) => void): void {
+/**
+ * Every (trial, neuron) of a step in the layout's memory order: k[n] = b·N + j and offset[n] = b·sb + j·sj, so that
+ * loops over a step read the recorded arrays sequentially.
+ */
+function memoryOrder(a: ActivityLayout): { k: Int32Array; offset: Int32Array } {
   const { trials: B, neurons: N } = a;
-  const base = t * a.st + offset;
-  if (a.sb <= a.sj) {
-    for (let j = 0; j < N; j++) for (let b = 0; b < B; b++) f(b * N + j, base + b * a.sb + j * a.sj);
-  } else {
-    for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) f(b * N + j, base + b * a.sb + j * a.sj);
-  }
+  const k = new Int32Array(B * N);
+  const offset = new Int32Array(B * N);
+  let n = 0;
+  const visit = (b: number, j: number) => {
+    k[n] = b * N + j;
+    offset[n++] = b * a.sb + j * a.sj;
+  };
+  if (a.sb <= a.sj) for (let j = 0; j < N; j++) for (let b = 0; b < B; b++) visit(b, j);
+  else for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) visit(b, j);
+  return { k, offset };
 }
 
 /** Per (trial, neuron), indexed b·N + j: spike count, first and last spike step, and the sum and sum of squares of its ISIs. */
 function spikeTrains(a: ActivityLayout) {
   const n = a.trials * a.neurons;
+  const order = memoryOrder(a);
   const count = new Int32Array(n);
   const first = new Int32Array(n);
   const last = new Int32Array(n);
   const sum = new Float64Array(n);
   const sumSq = new Float64Array(n);
-  for (let t = 0; t < a.steps; t++)
-    forEachTrialNeuron(a, t, 0, (k, i) => {
-      if (!a.spikes[i]) return;
+  for (let t = 0; t < a.steps; t++) {
+    const base = t * a.st;
+    for (let m = 0; m < n; m++) {
+      if (!a.spikes[base + order.offset[m]]) continue;
+      const k = order.k[m];
       if (count[k] === 0) first[k] = t;
       else {
         const isi = t - last[k];
@@ -160,7 +177,8 @@ function spikeTrains(a: ActivityLayout) {
       }
       last[k] = t;
       count[k]++;
-    });
+    }
+  }
   return { count, first, last, sum, sumSq };
 }
 
