@@ -62,7 +62,8 @@ function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
 const MAX_EPOCH_FAILURES = 3;
 
 export class WorkerPool {
-  private readonly router = new Router({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 0 });
+  // A short linger, so that the shutdown messages queued just before close() still reach the workers.
+  private readonly router = new Router({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 2000 });
   private readonly workers = new Map<string, WorkerEntry>();
   private readonly children = new Map<number, ChildProcess>();
   private sendChain: Promise<void> = Promise.resolve();
