@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/coordinator/run-dir.js";
-import { coord, ensureBuilt, ROOT, smallParams, tempDir } from "./helpers/runs.js";
+import { coord, ensureBuilt, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());
 
@@ -65,6 +65,17 @@ describe("outputs of a run", () => {
     expect(again.code).toBe(2);
     expect(again.output).toMatch(/not empty; pass --resume .* or --force/);
     expect(readFileSync(join(dir, "metrics.csv")).equals(before)).toBe(true);
+  });
+});
+
+describe("bad command lines", () => {
+  it("an unknown flag or a bad value is one line naming it, exit code 2, for snn-coord and snn-worker", async () => {
+    const c = await coord([join(ROOT, "parameters/quickstart.toml"), "--bogus"]);
+    expect(c.code).toBe(2);
+    expect(c.output.trim()).toBe("snn-coord: Unknown argument: bogus");
+    const w = start(WORKER, ["--connect", "localhost:5555"]);
+    expect(await w.exit).toBe(2);
+    expect(w.output().trim()).toBe('snn-worker: --connect: expected tcp://HOST:PORT or ipc://PATH, got "localhost:5555"');
   });
 });
 

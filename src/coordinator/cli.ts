@@ -59,7 +59,11 @@ function resolveResume(resume: string, outputDir: string, fallback: boolean, log
 }
 
 async function main(): Promise<number> {
-  const args = await coordinatorCli(hideBin(process.argv)).parseAsync();
+  const args = await coordinatorCli(hideBin(process.argv))
+    .fail((message, error) => {
+      throw new UsageError(message ?? error.message);
+    })
+    .parseAsync();
   const log = (s: string) => console.error(`[snn-coord] ${s}`);
 
   if (args.inspect) {

@@ -10,7 +10,11 @@ import { WorkerMetrics } from "./metrics.js";
 import { packageVersion } from "../coordinator/run-dir.js";
 
 async function main(): Promise<number> {
-  const args = await workerCli(hideBin(process.argv)).parseAsync();
+  const args = await workerCli(hideBin(process.argv))
+    .fail((message, error) => {
+      throw new UsageError(message ?? error.message);
+    })
+    .parseAsync();
   const gpu = args.gpu;
   // tfjs is loaded only for GPU workers (CPU workers start faster without it), and before joining, so that a missing
   // GPU package is one clear error at start-up.
@@ -38,10 +42,13 @@ async function main(): Promise<number> {
   }
 }
 
+/** A bad command line: one line naming the problem, exit code 2. */
+class UsageError extends Error {}
+
 main().then(
   (code) => process.exit(code),
   (e) => {
     console.error(`snn-worker: ${(e as Error).message}`);
-    process.exit(1);
+    process.exit(e instanceof UsageError ? 2 : 1);
   },
 );
