@@ -247,7 +247,7 @@ export class SparseCpuEngine implements Engine {
     const sHist = this.buf.sHist;
     if (this.wasm) {
       const p = this.ws.ptr;
-      this.wasm.forwardNeurons(N, B, S, p.g, p.z, p.gHist + t * NB * S * 4, p.vHist + vIn * 4, p.vHist + (vIn + NB) * 4, p.sHist + vIn, p.scratchA,
+      this.wasm.forwardNeurons(N, B, S, p.g, p.z, p.gHist + t * NB * S * 4, p.vHist + vIn * 4, p.vHist + (vIn + NB) * 4, p.sHist + vIn,
         p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.gScale, p.alphaRise, p.alphaDecay, p.eSyn, p.slotSource);
     } else {
       this.forwardNeuronsJs(t);

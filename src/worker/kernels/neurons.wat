@@ -13,13 +13,15 @@
   ;;   s = v > θ; v' = s ? U_reset : E_L + (v − E_L)β − I·dt/C.
   (func (export "forwardNeurons")
     (param $n i32) (param $trials i32) (param $slots i32) (param $g i32) (param $z i32) (param $gH i32)
-    (param $vIn i32) (param $vOut i32) (param $sOut i32) (param $isum i32)
+    (param $vIn i32) (param $vOut i32) (param $sOut i32)
     (param $theta i32) (param $uReset i32) (param $eL i32) (param $beta i32) (param $dtOverC i32)
     (param $gScale i32) (param $aRise i32) (param $aDecay i32) (param $eSyn i32) (param $src i32)
-    (local $j i32) (local $l i32) (local $b i32) (local $jB i32) (local $gBase i32) (local $zBase i32)
-    (local $r i32) (local $d i32) (local $h i32) (local $nb i32)
-    (local $gs f64) (local $ar f64) (local $ad f64) (local $es f64) (local $inj f64) (local $gr f32) (local $gd f32)
-    (local $fx f64) (local $G f64) (local $v f64) (local $th f64) (local $ur f32) (local $el f64) (local $be f64) (local $k f64) (local $p i32)
+    (local $j i32) (local $l i32) (local $b i32) (local $jB i32) (local $gBase i32) (local $nb i32) (local $p i32)
+    (local $r i32) (local $d i32) (local $lb i32)
+    (local $inj f64) (local $gr f32) (local $gd f32) (local $fx f64) (local $G f64) (local $v f64) (local $acc f64)
+    (local $th f64) (local $ur f32) (local $el f64) (local $be f64) (local $k f64)
+    ;; Trials outermost within a neuron, slots innermost: the current sum stays in a register. Per (j, b) the
+    ;; operations and their order are those of the JavaScript loop, whose nesting differs.
     (local.set $nb (i32.mul (local.get $n) (local.get $trials)))
     (local.set $j (i32.const 0))
     (block $endJ (loop $J
@@ -27,47 +29,6 @@
       (local.set $jB (i32.mul (local.get $j) (local.get $trials)))
       ;; g element index of (j, c, l, b) = ((j·2 + c)·S + l)·B + b
       (local.set $gBase (i32.mul (i32.mul (local.get $jB) (local.get $slots)) (i32.const 2)))
-      (local.set $b (i32.const 0))
-      (block $endZ (loop $Z
-        (br_if $endZ (i32.ge_u (local.get $b) (local.get $trials)))
-        (f64.store (i32.add (local.get $isum) (i32.shl (local.get $b) (i32.const 3))) (f64.const 0))
-        (local.set $b (i32.add (local.get $b) (i32.const 1)))
-        (br $Z)))
-      (local.set $l (i32.const 0))
-      (block $endL (loop $L
-        (br_if $endL (i32.ge_u (local.get $l) (local.get $slots)))
-        (local.set $p (i32.shl (local.get $l) (i32.const 2)))
-        (local.set $gs (f64.promote_f32 (f32.load (i32.add (local.get $gScale) (local.get $p)))))
-        (local.set $ar (f64.promote_f32 (f32.load (i32.add (local.get $aRise) (local.get $p)))))
-        (local.set $ad (f64.promote_f32 (f32.load (i32.add (local.get $aDecay) (local.get $p)))))
-        (local.set $es (f64.promote_f32 (f32.load (i32.add (local.get $eSyn) (local.get $p)))))
-        (local.set $zBase (i32.add (local.get $z) (i32.shl
-          (i32.add (i32.mul (i32.load (i32.add (local.get $src) (local.get $p))) (local.get $nb)) (local.get $jB)) (i32.const 3))))
-        (local.set $r (i32.add (local.get $g) (i32.shl (i32.add (local.get $gBase) (i32.mul (local.get $l) (local.get $trials))) (i32.const 2))))
-        (local.set $d (i32.add (local.get $g) (i32.shl (i32.add (local.get $gBase)
-          (i32.mul (i32.add (local.get $slots) (local.get $l)) (local.get $trials))) (i32.const 2))))
-        (local.set $h (i32.add (local.get $gH) (i32.shl
-          (i32.mul (i32.add (i32.mul (local.get $j) (local.get $slots)) (local.get $l)) (local.get $trials)) (i32.const 2))))
-        (local.set $b (i32.const 0))
-        (block $endB (loop $B
-          (br_if $endB (i32.ge_u (local.get $b) (local.get $trials)))
-          (local.set $p (i32.shl (local.get $b) (i32.const 2)))
-          (local.set $inj (f64.mul (f64.load (i32.add (local.get $zBase) (i32.shl (local.get $b) (i32.const 3)))) (local.get $gs)))
-          (local.set $gr (f32.demote_f64 (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $r) (local.get $p)))) (local.get $inj))))
-          (local.set $gd (f32.demote_f64 (f64.add (f64.promote_f32 (f32.load (i32.add (local.get $d) (local.get $p)))) (local.get $inj))))
-          (local.set $G (f64.add (f64.promote_f32 (local.get $gr)) (f64.promote_f32 (local.get $gd))))
-          (f32.store (i32.add (local.get $h) (local.get $p)) (f32.demote_f64 (local.get $G)))
-          (f64.store (i32.add (local.get $isum) (i32.shl (local.get $b) (i32.const 3)))
-            (f64.add (f64.load (i32.add (local.get $isum) (i32.shl (local.get $b) (i32.const 3))))
-              (f64.mul (local.get $G)
-                (f64.sub (f64.promote_f32 (f32.load (i32.add (local.get $vIn) (i32.shl (i32.add (local.get $jB) (local.get $b)) (i32.const 2)))))
-                         (local.get $es)))))
-          (f32.store (i32.add (local.get $r) (local.get $p)) (f32.demote_f64 (select (f64.const 0) (local.tee $fx (f64.mul (f64.promote_f32 (local.get $gr)) (local.get $ar))) (f64.lt (f64.abs (local.get $fx)) (f64.const 1e-30)))))
-          (f32.store (i32.add (local.get $d) (local.get $p)) (f32.demote_f64 (select (f64.const 0) (local.tee $fx (f64.mul (f64.promote_f32 (local.get $gd)) (local.get $ad))) (f64.lt (f64.abs (local.get $fx)) (f64.const 1e-30)))))
-          (local.set $b (i32.add (local.get $b) (i32.const 1)))
-          (br $B)))
-        (local.set $l (i32.add (local.get $l) (i32.const 1)))
-        (br $L)))
       (local.set $p (i32.shl (local.get $j) (i32.const 2)))
       (local.set $th (f64.promote_f32 (f32.load (i32.add (local.get $theta) (local.get $p)))))
       (local.set $ur (f32.load (i32.add (local.get $uReset) (local.get $p))))
@@ -75,10 +36,38 @@
       (local.set $be (f64.promote_f32 (f32.load (i32.add (local.get $beta) (local.get $p)))))
       (local.set $k (f64.promote_f32 (f32.load (i32.add (local.get $dtOverC) (local.get $p)))))
       (local.set $b (i32.const 0))
-      (block $endV (loop $V
-        (br_if $endV (i32.ge_u (local.get $b) (local.get $trials)))
+      (block $endB (loop $B
+        (br_if $endB (i32.ge_u (local.get $b) (local.get $trials)))
         (local.set $p (i32.add (local.get $jB) (local.get $b)))
         (local.set $v (f64.promote_f32 (f32.load (i32.add (local.get $vIn) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $acc (f64.const 0))
+        (local.set $l (i32.const 0))
+        (block $endL (loop $L
+          (br_if $endL (i32.ge_u (local.get $l) (local.get $slots)))
+          ;; byte offset of slot l: rise at r + lb, decay at d + lb, z and G likewise per (j, b)
+          (local.set $lb (i32.shl (local.get $l) (i32.const 2)))
+          (local.set $inj (f64.mul
+            (f64.load (i32.add (local.get $z) (i32.shl
+              (i32.add (i32.mul (i32.load (i32.add (local.get $src) (local.get $lb))) (local.get $nb)) (local.get $p)) (i32.const 3))))
+            (f64.promote_f32 (f32.load (i32.add (local.get $gScale) (local.get $lb))))))
+          (local.set $r (i32.add (local.get $g) (i32.shl (i32.add (i32.add (local.get $gBase) (i32.mul (local.get $l) (local.get $trials))) (local.get $b)) (i32.const 2))))
+          (local.set $d (i32.add (local.get $r) (i32.shl (i32.mul (local.get $slots) (local.get $trials)) (i32.const 2))))
+          (local.set $gr (f32.demote_f64 (f64.sub (f64.promote_f32 (f32.load (local.get $r))) (local.get $inj))))
+          (local.set $gd (f32.demote_f64 (f64.add (f64.promote_f32 (f32.load (local.get $d))) (local.get $inj))))
+          (local.set $G (f64.add (f64.promote_f32 (local.get $gr)) (f64.promote_f32 (local.get $gd))))
+          (f32.store (i32.add (local.get $gH) (i32.shl
+            (i32.add (i32.mul (i32.add (i32.mul (local.get $j) (local.get $slots)) (local.get $l)) (local.get $trials)) (local.get $b)) (i32.const 2)))
+            (f32.demote_f64 (local.get $G)))
+          (local.set $acc (f64.add (local.get $acc)
+            (f64.mul (local.get $G) (f64.sub (local.get $v) (f64.promote_f32 (f32.load (i32.add (local.get $eSyn) (local.get $lb))))))))
+          (f32.store (local.get $r) (f32.demote_f64
+            (select (f64.const 0) (local.tee $fx (f64.mul (f64.promote_f32 (local.get $gr)) (f64.promote_f32 (f32.load (i32.add (local.get $aRise) (local.get $lb))))))
+              (f64.lt (f64.abs (local.get $fx)) (f64.const 1e-30)))))
+          (f32.store (local.get $d) (f32.demote_f64
+            (select (f64.const 0) (local.tee $fx (f64.mul (f64.promote_f32 (local.get $gd)) (f64.promote_f32 (f32.load (i32.add (local.get $aDecay) (local.get $lb))))))
+              (f64.lt (f64.abs (local.get $fx)) (f64.const 1e-30)))))
+          (local.set $l (i32.add (local.get $l) (i32.const 1)))
+          (br $L)))
         (if (f64.gt (local.get $v) (local.get $th))
           (then
             (i32.store8 (i32.add (local.get $sOut) (local.get $p)) (i32.const 1))
@@ -88,12 +77,13 @@
             (f32.store (i32.add (local.get $vOut) (i32.shl (local.get $p) (i32.const 2)))
               (f32.demote_f64 (f64.sub
                 (f64.add (local.get $el) (f64.mul (f64.sub (local.get $v) (local.get $el)) (local.get $be)))
-                (f64.mul (f64.load (i32.add (local.get $isum) (i32.shl (local.get $b) (i32.const 3)))) (local.get $k)))))))
+                (f64.mul (local.get $acc) (local.get $k)))))))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
-        (br $V)))
+        (br $B)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $J))))
-;; One backward step (adjoint of step t) for every neuron j and trial b; see the JavaScript fallback.
+
+  ;; One backward step (adjoint of step t) for every neuron j and trial b; see the JavaScript fallback.
   (func (export "backwardNeurons")
     (param $n i32) (param $trials i32) (param $slots i32) (param $sources i32) (param $chunkEnd i32) (param $lambda f64)
     (param $gH i32) (param $vIn i32) (param $vOut i32) (param $sIn i32)
