@@ -157,6 +157,7 @@ async function main(): Promise<number> {
         if (received) metrics.bytesReceived(received);
       },
       epochsInFlight: (n) => metrics.setEpochsInFlight(n),
+      broadcast: (seconds) => metrics.observeBroadcast(seconds),
     },
   });
   const progress = new Progress(state.epoch, totalEpochs);
@@ -196,7 +197,7 @@ async function main(): Promise<number> {
     ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
     epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
     checkpoint: (seconds, kind) => metrics.checkpointWritten(seconds, kind),
-    phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : phase === "adam" ? metrics.observeAdam(seconds) : metrics.observeBroadcast(seconds)),
+    phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : metrics.observeAdam(seconds)),
   };
   const trainer = new Trainer(
     {
@@ -210,7 +211,6 @@ async function main(): Promise<number> {
       observers,
       teacherWeights: teacher,
       figureNetwork: view,
-      print: (t) => progress.print(t),
       progress,
     },
     state,

@@ -22,7 +22,7 @@ export interface TrainingObservers {
   /** One epoch's result arrived: its compute time and the network time it simulated (s). */
   epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
   checkpoint?(seconds: number, kind: "latest" | "best"): void;
-  phase?(phase: "reduce" | "adam" | "broadcast", seconds: number): void;
+  phase?(phase: "reduce" | "adam", seconds: number): void;
   /** Called with the data of one plotting epoch; queues the set for rendering. */
   figures?(data: FigureData): void;
   /** Resolves when the previous plotting epoch's figures are done (awaited before the next update is logged). */
@@ -42,7 +42,6 @@ export interface TrainerOptions {
   teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
   /** Network view for figures (structure arrays); built once by the caller. */
   figureNetwork: FigureData["network"] | null;
-  print: (text: string) => void;
   progress: Progress | null;
 }
 

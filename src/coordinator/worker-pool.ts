@@ -27,7 +27,8 @@ export interface PoolEvents {
   workerFailed?(reason: FailureReason): void;
   bytes?(sent: number, received: number): void;
   epochsInFlight?(n: number): void;
-  epochDone?(seconds: number): void;
+  /** Time to encode and queue the interval's first assignments, weights included (the weights broadcast). */
+  broadcast?(seconds: number): void;
 }
 
 export interface EpochAssignment {
@@ -162,7 +163,9 @@ export class WorkerPool {
         lastWorkerSeen: Date.now(),
       };
       this.order = tasks.map((t) => t.epoch);
+      const started = performance.now();
       this.dispatch();
+      this.opts.events.broadcast?.((performance.now() - started) / 1000);
     });
   }
 
@@ -295,7 +298,6 @@ export class WorkerPool {
     cur.results.set(r.epoch, r);
     w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
-    this.opts.events.epochDone?.(r.computeSeconds);
     // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.
     if (cur.results.size === cur.total) {
       this.opts.events.epochsInFlight?.(0);
