@@ -1,36 +1,64 @@
 /** The WebAssembly kernels of the sparse-cpu engine and their JavaScript fallbacks are interchangeable to the bit. */
 import { describe, expect, it } from "vitest";
+import { EpochResult } from "../src/worker/engine.js";
 import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
 import { parseConfig } from "../src/shared/config.js";
 import { generateConnectome } from "../src/shared/connectome.js";
 import { buildNetworkSpec } from "../src/shared/network.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 
-/** The small test network with another trial count (the kernel handles trials in blocks of 8, pairs, and one odd). */
-function network(batch: number) {
-  const config = parseConfig(smallNetworkToml().replace(/^batch_size = \d+/m, `batch_size = ${batch}`));
+/** The small test network with another trial count and size. */
+function network(batch: number, neurons: number) {
+  const toml = smallNetworkToml()
+    .replace(/^batch_size = \d+/m, `batch_size = ${batch}`)
+    .replace(/^num_neurons = \d+/m, `num_neurons = ${neurons}`);
+  const config = parseConfig(toml);
   expect(config.simulation.batch_size).toBe(batch);
+  expect(config.recurrent.num_neurons).toBe(neurons);
   const connectome = generateConnectome(config);
   return { spec: buildNetworkSpec(config, connectome), connectome };
 }
 
-describe("sparse-cpu adjoint kernels", () => {
-  it("wasm is available here and gives bit-identical states, losses and gradients to the JavaScript loops, for odd and even trial counts", () => {
-    for (const batch of [3, 10, 11]) {
-      const { spec, connectome } = network(batch);
+const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+function expectIdentical(a: EpochResult, b: EpochResult): void {
+  expect(a.recGrad!.some((g) => g !== 0)).toBe(true);
+  expect(a.ffGrad!.some((g) => g !== 0)).toBe(true);
+  expect(bytes(a.recGrad!).equals(bytes(b.recGrad!))).toBe(true);
+  expect(bytes(a.ffGrad!).equals(bytes(b.ffGrad!))).toBe(true);
+  expect(bytes(a.finalState.v).equals(bytes(b.finalState.v))).toBe(true);
+  expect(bytes(a.finalState.g).equals(bytes(b.finalState.g))).toBe(true);
+  expect(a.losses).toEqual(b.losses);
+}
+
+describe("sparse-cpu kernels", () => {
+  // The sparse product handles trials in blocks of twelve and a last block of up to four (3, 4: one short block; 10: a
+  // twelve-block with two unused lanes; 13: twelve + one; 17: twelve + a twelve-block over five that reads past its
+  // row); 63 neurons × 3 trials is an odd element count, padded for the two-lane elementwise kernels.
+  for (const [batch, neurons] of [[3, 60], [4, 60], [10, 60], [13, 60], [17, 60], [3, 63]]) {
+    it(`wasm gives bit-identical states, losses, gradients and figure data to the JavaScript loops (${batch} trials, ${neurons} neurons)`, () => {
+      const { spec, connectome } = network(batch, neurons);
       const results = (["wasm", "js"] as const).map((kernel) => {
         const engine = new SparseCpuEngine(spec, "float32", kernel);
         expect(engine.kernel).toBe(kernel);
-        const first = engine.runEpochSync({ epoch: 0, initialState: null, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity: false });
-        return engine.runEpochSync({ epoch: 1, initialState: first.finalState, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity: false });
+        const run = (epoch: number, initialState: EpochResult["finalState"] | null) =>
+          engine.runEpochSync({ epoch, initialState, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity: true });
+        return run(1, run(0, null).finalState);
       });
       const [wasm, js] = results;
-      expect(wasm.recGrad!.some((g) => g !== 0)).toBe(true);
-      expect(Buffer.from(wasm.recGrad!.buffer).equals(Buffer.from(js.recGrad!.buffer))).toBe(true);
-      expect(Buffer.from(wasm.ffGrad!.buffer).equals(Buffer.from(js.ffGrad!.buffer))).toBe(true);
-      expect(Buffer.from(wasm.finalState.v.buffer).equals(Buffer.from(js.finalState.v.buffer))).toBe(true);
-      expect(Buffer.from(wasm.finalState.g.buffer).equals(Buffer.from(js.finalState.g.buffer))).toBe(true);
-      expect(wasm.losses).toEqual(js.losses);
-    }
+      expectIdentical(wasm, js);
+      expect(bytes(wasm.activity!.sampleConductance).equals(bytes(js.activity!.sampleConductance))).toBe(true);
+      expect(wasm.activity!.sampleConductance.some((g) => g > 0)).toBe(true);
+    });
+  }
+
+  it("recording conductances for figures does not change the simulation", () => {
+    const { spec, connectome } = network(10, 60);
+    const engine = new SparseCpuEngine(spec, "float32", "wasm");
+    const run = (recordActivity: boolean) =>
+      engine.runEpochSync({ epoch: 0, initialState: null, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity });
+    const recorded = run(true);
+    expect(recorded.activity).not.toBeNull();
+    expectIdentical(recorded, run(false));
   });
 });

@@ -117,24 +117,30 @@ export function summarizeEpoch(
 export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array): void {
   const { steps: T } = a;
   const order = memoryOrder(a);
-  const sum = new Float64Array(mean.length);
-  // Steps outermost and (trial, neuron) in memory order: every pass streams through the recorded voltages once.
-  // Each (trial, neuron) still sums over steps in increasing order.
+  const n = order.k.length;
+  const { voltages } = a;
+  const { offset } = order;
+  // Steps outermost and (trial, neuron) in memory order, accumulating in memory order too: every pass streams
+  // through the recorded voltages once. Each (trial, neuron) still sums over steps in increasing order.
+  const sum = new Float64Array(n);
+  const m = new Float64Array(n);
   for (let t = 0; t < T; t++) {
     const base = t * a.st + a.voltageOffset;
-    for (let n = 0; n < order.k.length; n++) sum[order.k[n]] += a.voltages[base + order.offset[n]];
+    for (let i = 0; i < n; i++) sum[i] += voltages[base + offset[i]];
   }
-  for (let k = 0; k < mean.length; k++) mean[k] = sum[k] / T;
+  for (let i = 0; i < n; i++) m[i] = sum[i] / T;
   sum.fill(0);
   for (let t = 0; t < T; t++) {
     const base = t * a.st + a.voltageOffset;
-    for (let n = 0; n < order.k.length; n++) {
-      const k = order.k[n];
-      const d = a.voltages[base + order.offset[n]] - mean[k];
-      sum[k] += d * d;
+    for (let i = 0; i < n; i++) {
+      const d = voltages[base + offset[i]] - m[i];
+      sum[i] += d * d;
     }
   }
-  for (let k = 0; k < std.length; k++) std[k] = Math.sqrt(sum[k] / (T - 1));
+  for (let i = 0; i < n; i++) {
+    mean[order.k[i]] = m[i];
+    std[order.k[i]] = Math.sqrt(sum[i] / (T - 1));
+  }
 }
 
 /**

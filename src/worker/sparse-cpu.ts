@@ -1,11 +1,15 @@
 /**
  * sparse-cpu engine: event-driven CSR forward and a hand-written adjoint (MODEL.md 2.4 and 3).
  *
- * Internal layout is neuron-major with the trial index innermost ([j][b], [t][j][b], [j][c][l][b]) so that the
- * backward sparse product loads each synapse once and updates all trials from one cache line.
- * All buffers are allocated once per engine; nothing is allocated per time step. In float32 (the default) the
- * elementwise passes and the adjoint's sparse product run as WebAssembly kernels (kernels/*.wat) over the same
- * buffers; the JavaScript loops below are their bit-identical fallback and the float64 (test) path.
+ * Internal layout is flat over the element p = j·B + b (neuron-major, trial innermost), padded to whole SIMD pairs:
+ * per-step arrays are [t][p], conductances and their adjoints slot-major [c][l][p], so that the elementwise passes are
+ * unit-stride streams and the sparse passes load each synapse once and reach all trials of its target from one cache
+ * line. The forward keeps for the backward only v, s, the pre-reset membrane ṽ and ΣG per step (per-slot conductances
+ * only for epochs recorded for figures). All buffers are allocated once per engine; nothing is allocated per time
+ * step. In float32 (the default) every pass runs as a WebAssembly kernel (kernels/*.wat) over the same buffers; the
+ * JavaScript loops below are their bit-identical fallback and the float64 (test) path. The adjoint's sparse product
+ * Σ_j W_ij δ[j] runs in the state's precision (float32 lanes in the default mode); everything else accumulates in
+ * float64.
  *
  * Forward, per step t (MODEL.md 2.4):  s = H(v − θ);  I_l = G_l (v − E_l);  ṽ = E_L + (v − E_L)β − ΣI·dt/C;
  *   v' = ṽ(1 − s) + U_reset·s;  g ← α g + gs·z,  z_src[j] = Σ_i∈src s_i W_ij.
@@ -35,7 +39,7 @@ export type Precision = "float32" | "float64";
 
 type FloatArray = Float32Array | Float64Array;
 
-/** Every buffer of the engine, sized for one network; see Workspace. */
+/** Every buffer of the engine, sized for one network; see Workspace. P is the padded element count (see SparseCpuEngine). */
 function engineLayout(spec: NetworkSpec, precision: Precision) {
   const c = spec.constants;
   const N = c.numNeurons;
@@ -43,51 +47,75 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
   const S = c.numSlots;
   const T = epochSteps(spec);
   const G = c.numSources;
-  const NB = N * B;
-  const F = precision === "float64" ? Float64Array : Float32Array;
+  const P = paddedElements(N, B);
+  const M = c.numInputs;
+  const E = spec.rec.post.length;
+  const F = spec.ff.post.length;
+  const Real = precision === "float64" ? Float64Array : Float32Array;
   return {
-    // Per-step history for the adjoint: v_t for t = 0..T, G_t and s_t for t = 0..T−1.
-    vHist: [F, (T + 1) * NB],
-    gHist: [F, T * NB * S],
-    sHist: [Uint8Array, T * NB],
-    g: [F, NB * 2 * S],
-    z: [Float64Array, G * NB],
+    // Per-step history for the adjoint: v_t for t = 0..T; s_t, ṽ_t (membrane before reset) and ΣG_t for t < T.
+    vHist: [Real, (T + 1) * P],
+    sHist: [Uint8Array, T * P],
+    vTildeHist: [Real, T * P],
+    gSumHist: [Real, T * P],
+    // Per-slot G_t, written only for epochs whose activity is recorded for figures.
+    gHist: [Real, T * S * P],
+    g: [Real, 2 * S * P],
+    z: [Float64Array, G * P],
     // Adjoint state.
-    av: [Float64Array, NB],
-    ag: [Float64Array, NB * 2 * S],
-    delta: [Float64Array, G * NB],
-    ds: [Float64Array, NB],
-    // Loss-gradient coefficients of the epoch (see losses.ts).
-    spikeGrad: [Float64Array, N],
-    devCoef: [Float64Array, NB],
-    meanCoef: [Float64Array, NB],
-    meanV: [Float64Array, NB],
-    // Per-trial scratch rows reused by every neuron.
-    scratchA: [Float64Array, B],
-    scratchB: [Float64Array, B],
-    scratchC: [Float64Array, B],
-    // Constants and structure, copied in once.
-    theta: [Float32Array, N],
-    uReset: [Float32Array, N],
-    eL: [Float32Array, N],
-    beta: [Float32Array, N],
-    dtOverC: [Float32Array, N],
-    gScale: [Float32Array, S],
-    alphaRise: [Float32Array, S],
-    alphaDecay: [Float32Array, S],
-    eSyn: [Float32Array, S],
-    slotSource: [Int32Array, S],
-    sourceSlotStart: [Int32Array, G],
-    sourceSlotCount: [Int32Array, G],
-    cellType: [Int32Array, N],
+    av: [Float64Array, P],
+    ag: [Float64Array, 2 * S * P],
+    delta: [Float64Array, G * P],
+    // δ of the recurrent sources in the sparse product's layout and precision (see kernels/adjoint.wat), with slack.
+    deltaPacked: [Real, c.numRecTypes * N * packedTrials(B) + 16],
+    ds: [Float64Array, P],
+    // Per-element constants and loss-gradient coefficients of the epoch (see losses.ts), in the flat layout.
+    theta: [Float64Array, P],
+    uReset: [Float64Array, P],
+    eL: [Float64Array, P],
+    beta: [Float64Array, P],
+    dtOverC: [Float64Array, P],
+    spikeGrad: [Float64Array, P],
+    devCoef: [Float64Array, P],
+    meanCoef: [Float64Array, P],
+    meanV: [Float64Array, P],
+    // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offsets of the slot's source row
+    // in z and in delta.
+    slotTable: [Float64Array, S * 8],
+    slotZ: [Int32Array, S],
+    slotDelta: [Int32Array, S],
+    scratch: [Float32Array, 12],
+    // Synapses (see kernels/synapses.wat): CSR rows, byte offsets of each row's source block and of each edge's
+    // target in the flat layout, weights of the epoch, gradient accumulators; the epoch's input spikes.
     rowPtr: [Int32Array, N + 1],
-    post: [Int32Array, spec.rec.post.length],
-    weights: [Float32Array, spec.rec.post.length],
+    recSource: [Int32Array, N],
+    recTarget: [Int32Array, E],
+    weights: [Float32Array, E],
+    recGrad: [Float64Array, E],
+    ffRowPtr: [Int32Array, M + 1],
+    ffSource: [Int32Array, M],
+    ffTarget: [Int32Array, F],
+    ffWeights: [Float32Array, F],
+    ffGrad: [Float64Array, F],
+    inputSpikes: [Uint8Array, B * T * M],
+    // Recurrent targets' offsets in the packed δ (sparse product) and each row's packed source block.
+    cellType: [Int32Array, N],
+    packedTarget: [Int32Array, E],
   } as const;
 }
 
+/** Element count N·B rounded up to whole SIMD pairs; padding elements never spike and stay at zero. */
+function paddedElements(N: number, B: number): number {
+  return N * B + ((N * B) & 1);
+}
+
+/** Trials per packed δ row: B rounded up to whole float32 vectors. */
+function packedTrials(B: number): number {
+  return Math.ceil(B / 4) * 4;
+}
+
 type Layout = ReturnType<typeof engineLayout>;
-type FloatBuffers = { vHist: FloatArray; gHist: FloatArray; g: FloatArray };
+type FloatBuffers = { vHist: FloatArray; vTildeHist: FloatArray; gSumHist: FloatArray; gHist: FloatArray; g: FloatArray; deltaPacked: FloatArray };
 
 export class SparseCpuEngine implements Engine {
   readonly kind = "sparse-cpu" as const;
@@ -95,15 +123,17 @@ export class SparseCpuEngine implements Engine {
   private readonly B: number;
   private readonly S: number;
   private readonly T: number;
+  /** Padded element count: element p = j·B + b of every flat per-step array. */
+  private readonly P: number;
   private readonly inputs: InputSpikes;
   private readonly ws: Workspace<Layout>;
   private readonly buf: Workspace<Layout>["buffers"] & FloatBuffers;
   private readonly wasm: WasmKernels | null;
+  /** The sparse product's rounding: float32 (Math.fround) with float32 state, none in float64 mode. */
+  private readonly round: (x: number) => number;
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
   private readonly teacherSpikes: Uint8Array | null;
   private readonly spikeStepGrad: Float64Array | null;
-  private readonly recGrad: Float64Array;
-  private readonly ffGrad: Float64Array;
 
   constructor(
     private readonly spec: NetworkSpec,
@@ -111,25 +141,46 @@ export class SparseCpuEngine implements Engine {
     kernel: KernelKind = "wasm",
   ) {
     const c = spec.constants;
-    this.N = c.numNeurons;
-    this.B = spec.batchSize;
-    this.S = c.numSlots;
+    const N = (this.N = c.numNeurons);
+    const B = (this.B = spec.batchSize);
+    const S = (this.S = c.numSlots);
     this.T = epochSteps(spec);
-    this.inputs = { trials: this.B, steps: this.T, numInputs: c.numInputs, data: new Uint8Array(this.B * this.T * c.numInputs) };
+    const P = (this.P = paddedElements(N, B));
     // The compiled kernels store state as float32; the float64 mode (finite-difference tests) runs the JS loops.
     this.ws = new Workspace(engineLayout(spec, precision), precision === "float32" ? kernel : "js");
     this.buf = this.ws.buffers as Workspace<Layout>["buffers"] & FloatBuffers;
     this.wasm = this.ws.kernels;
+    this.round = precision === "float32" ? Math.fround : (x) => x;
     const b = this.buf;
-    for (const k of ["theta", "uReset", "eL", "beta", "dtOverC", "gScale", "alphaRise", "alphaDecay", "eSyn", "slotSource", "sourceSlotStart", "sourceSlotCount", "cellType"] as const)
-      b[k].set(c[k]);
+    this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
+    // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
+    b.theta.fill(Infinity);
+    for (let j = 0; j < N; j++) {
+      b.theta.fill(c.theta[j], j * B, (j + 1) * B);
+      b.uReset.fill(c.uReset[j], j * B, (j + 1) * B);
+      b.eL.fill(c.eL[j], j * B, (j + 1) * B);
+      b.beta.fill(c.beta[j], j * B, (j + 1) * B);
+      b.dtOverC.fill(c.dtOverC[j], j * B, (j + 1) * B);
+    }
+    for (let l = 0; l < S; l++) {
+      [c.gScale[l], c.alphaRise[l], c.alphaDecay[l], c.eSyn[l]].forEach((x, k) => b.slotTable.fill(x, l * 8 + 2 * k, l * 8 + 2 * k + 2));
+      b.slotZ[l] = c.slotSource[l] * P * 8;
+      b.slotDelta[l] = c.slotSource[l] * P * 8;
+    }
+    b.cellType.set(c.cellType);
     b.rowPtr.set(spec.rec.rowPtr);
-    b.post.set(spec.rec.post);
-    this.recGrad = new Float64Array(spec.rec.pre.length);
-    this.ffGrad = new Float64Array(spec.ff.pre.length);
+    b.ffRowPtr.set(spec.ff.rowPtr);
+    const Bq = packedTrials(B);
+    spec.rec.post.forEach((j, e) => {
+      b.recTarget[e] = j * B * 8;
+      b.packedTarget[e] = j * Bq * 4;
+    });
+    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * 8));
+    c.cellType.forEach((k, i) => (b.recSource[i] = k * P * 8));
+    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * 8));
     const teacher = spec.teacherRecWeight !== undefined;
-    this.teacherSpikes = teacher ? new Uint8Array(this.T * this.N * this.B) : null;
-    this.spikeStepGrad = teacher ? new Float64Array(this.T * this.N * this.B) : null;
+    this.teacherSpikes = teacher ? new Uint8Array(this.T * P) : null;
+    this.spikeStepGrad = teacher ? new Float64Array(this.T * P) : null;
   }
 
   /** Which kernels run: "wasm" unless WebAssembly SIMD is unavailable or the engine runs in float64. */
@@ -145,28 +196,29 @@ export class SparseCpuEngine implements Engine {
     const spec = this.spec;
     poissonInputs(spec.seed, task.epoch, this.B, this.T, spec.inputProbability, this.inputs);
     if (this.teacherSpikes) {
-      this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!);
+      this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!, false);
       this.teacherSpikes.set(this.buf.sHist);
     }
-    this.simulate(task.initialState, task.recWeight, task.ffWeight);
+    this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity);
 
     const layout = this.activityLayout();
     const summary = summarizeEpoch(spec, layout, task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
     let recGrad: Float32Array | null = null;
     let ffGrad: Float32Array | null = null;
     if (task.computeGradient) {
-      this.backward(task.recWeight, summary.spikeGrad!, summary.devCoef!, summary.meanCoef!, summary.meanV);
-      recGrad = Float32Array.from(this.recGrad);
-      ffGrad = Float32Array.from(this.ffGrad);
+      this.backward(summary.spikeGrad!, summary.devCoef!, summary.meanCoef!, summary.meanV);
+      recGrad = Float32Array.from(this.buf.recGrad);
+      ffGrad = Float32Array.from(this.buf.ffGrad);
     }
+    const { B, S, P } = this;
     const activity = task.recordActivity
       ? extractTrialActivity(
           spec,
           task.epoch,
           layout,
           this.inputs,
-          (b, t, j) => this.buf.vHist[t * this.N * this.B + j * this.B + b],
-          (b, t, j, l) => this.buf.gHist[((t * this.N + j) * this.S + l) * this.B + b],
+          (b, t, j) => this.buf.vHist[t * P + j * B + b],
+          (b, t, j, l) => this.buf.gHist[(t * S + l) * P + j * B + b],
         )
       : null;
     return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity);
@@ -176,59 +228,61 @@ export class SparseCpuEngine implements Engine {
 
   /** Spikes and voltages (after each step) of the last epoch in [b][t][j] layout, for exports. */
   recordedActivity(): { spikes: Uint8Array; voltages: Float32Array } {
-    const { N, B, T } = this;
+    const { N, B, T, P } = this;
     const spikes = new Uint8Array(B * T * N);
     const voltages = new Float32Array(B * T * N);
     for (let t = 0; t < T; t++)
       for (let j = 0; j < N; j++)
         for (let b = 0; b < B; b++) {
-          spikes[(b * T + t) * N + j] = this.buf.sHist[t * N * B + j * B + b];
-          voltages[(b * T + t) * N + j] = this.buf.vHist[(t + 1) * N * B + j * B + b];
+          spikes[(b * T + t) * N + j] = this.buf.sHist[t * P + j * B + b];
+          voltages[(b * T + t) * N + j] = this.buf.vHist[(t + 1) * P + j * B + b];
         }
     return { spikes, voltages };
   }
 
   private activityLayout(): ActivityLayout {
-    const NB = this.N * this.B;
-    return { trials: this.B, steps: this.T, neurons: this.N, sb: 1, st: NB, sj: this.B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: NB };
+    return { trials: this.B, steps: this.T, neurons: this.N, sb: 1, st: this.P, sj: this.B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: this.P };
   }
 
-  /** The epoch forward from `state`, leaving its history in vHist, gHist, sHist and g_T in g. */
-  private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array): void {
+  /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gHist) and g_T in g. */
+  private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array, record: boolean): void {
     this.loadState(state);
-    for (let t = 0; t < this.T; t++) this.forwardStep(t, W, Wff);
+    this.buf.weights.set(W);
+    this.buf.ffWeights.set(Wff);
+    for (let t = 0; t < this.T; t++) this.forwardStep(t, record);
     this.applyPendingInjection();
   }
 
-  /** Canonical [b][j] / [b][j][c][l] state into the internal [j][b] / [j][c][l][b] layout. */
+  /** Canonical [b][j] / [b][j][c][l] state into the internal flat p = j·B + b / [c][l][p] layout. */
   private loadState(state: StreamState | null): void {
-    const { N, B, S } = this;
-    const c = this.spec.constants;
+    const { N, B, S, P } = this;
     this.buf.z.fill(0);
+    this.buf.g.fill(0);
+    this.buf.vHist.fill(0, 0, P);
     if (!state) {
-      for (let j = 0; j < N; j++) for (let b = 0; b < B; b++) this.buf.vHist[j * B + b] = c.uReset[j];
-      this.buf.g.fill(0);
+      this.buf.vHist.set(this.buf.uReset.subarray(0, N * B));
       return;
     }
     for (let b = 0; b < B; b++) {
       for (let j = 0; j < N; j++) {
-        this.buf.vHist[j * B + b] = state.v[b * N + j];
+        const p = j * B + b;
+        this.buf.vHist[p] = state.v[b * N + j];
         const src = (b * N + j) * 2 * S;
-        for (let cl = 0; cl < 2 * S; cl++) this.buf.g[(j * 2 * S + cl) * B + b] = state.g[src + cl];
+        for (let cl = 0; cl < 2 * S; cl++) this.buf.g[cl * P + p] = state.g[src + cl];
       }
     }
   }
 
   private saveState(): StreamState {
-    const { N, B, S, T } = this;
+    const { N, B, S, T, P } = this;
     const v = new Float32Array(B * N);
     const g = new Float32Array(B * N * 2 * S);
-    const vT = T * N * B;
     for (let b = 0; b < B; b++) {
       for (let j = 0; j < N; j++) {
-        v[b * N + j] = this.buf.vHist[vT + j * B + b];
+        const p = j * B + b;
+        v[b * N + j] = this.buf.vHist[T * P + p];
         const dst = (b * N + j) * 2 * S;
-        for (let cl = 0; cl < 2 * S; cl++) g[dst + cl] = this.buf.g[(j * 2 * S + cl) * B + b];
+        for (let cl = 0; cl < 2 * S; cl++) g[dst + cl] = this.buf.g[cl * P + p];
       }
     }
     return { v, g };
@@ -238,273 +292,230 @@ export class SparseCpuEngine implements Engine {
    * One forward step. The injection of step t−1 (in z) is applied to g first, completing g_t; the step then
    * decays g in place and scatters this step's spikes into z, which the next step (or applyPendingInjection) adds.
    */
-  private forwardStep(t: number, W: Float32Array, Wff: Float32Array): void {
-    const { N, B, S } = this;
-    const c = this.spec.constants;
-    const NB = N * B;
-    const z = this.buf.z;
-    const vIn = t * NB;
-    const sHist = this.buf.sHist;
+  private forwardStep(t: number, record: boolean): void {
+    const { B, S, P } = this;
+    const vIn = t * P;
+    const p = this.ws.ptr;
     if (this.wasm) {
-      const p = this.ws.ptr;
-      this.wasm.forwardNeurons(N, B, S, p.g, p.z, p.gHist + t * NB * S * 4, p.vHist + vIn * 4, p.vHist + (vIn + NB) * 4, p.sHist + vIn,
-        p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.gScale, p.alphaRise, p.alphaDecay, p.eSyn, p.slotSource);
+      this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gHist + t * S * P * 4 : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotZ);
     } else {
-      this.forwardNeuronsJs(t);
+      this.forwardNeuronsJs(t, record);
     }
-    z.fill(0);
-
+    this.buf.z.fill(0);
     // Event-driven injection: only synapses of neurons (and inputs) that spiked this step are touched.
-    const rec = this.spec.rec;
-    const recPtr = rec.rowPtr;
-    const recPost = rec.post;
-    const cellType = c.cellType;
-    for (let i = 0; i < N; i++) {
-      for (let b = 0; b < B; b++) {
-        if (!sHist[vIn + i * B + b]) continue;
-        const zBase = cellType[i] * NB + b;
-        for (let e = recPtr[i], end = recPtr[i + 1]; e < end; e++) z[zBase + recPost[e] * B] += W[e];
-      }
-    }
-    const ff = this.spec.ff;
-    const M = c.numInputs;
-    const inputs = this.inputs.data;
-    const T = this.T;
-    for (let b = 0; b < B; b++) {
-      const row = (b * T + t) * M;
-      for (let i = 0; i < M; i++) {
-        if (!inputs[row + i]) continue;
-        const zBase = c.inputSource[i] * NB + b;
-        for (let e = ff.rowPtr[i], end = ff.rowPtr[i + 1]; e < end; e++) z[zBase + ff.post[e] * B] += Wff[e];
-      }
+    const M = this.spec.constants.numInputs;
+    const inputRow = t * M;
+    if (this.wasm) {
+      this.wasm.injectSpikes(this.N, B, p.sHist + vIn, B, 1, p.rowPtr, p.recTarget, p.recSource, p.weights, p.z);
+      this.wasm.injectSpikes(M, B, p.inputSpikes + inputRow, 1, this.T * M, p.ffRowPtr, p.ffTarget, p.ffSource, p.ffWeights, p.z);
+    } else {
+      const b = this.buf;
+      injectSpikesJs(this.N, B, b.sHist, vIn, B, 1, b.rowPtr, b.recTarget, b.recSource, b.weights, b.z);
+      injectSpikesJs(M, B, b.inputSpikes, inputRow, 1, this.T * M, b.ffRowPtr, b.ffTarget, b.ffSource, b.ffWeights, b.z);
     }
   }
 
   /** JavaScript version of kernels/neurons.wat forwardNeurons: the same operations in the same order. */
-  private forwardNeuronsJs(t: number): void {
-    const { N, B, S } = this;
-    const NB = N * B;
-    const { theta, uReset, eL, beta, dtOverC, alphaRise, alphaDecay, gScale, eSyn, slotSource: srcOfSlot, g, z, vHist, gHist, sHist } = this.buf;
-    const vIn = t * NB;
-    const vOut = (t + 1) * NB;
-    const gH = t * NB * S;
-    // Elementwise neuron update, trials innermost: finish g_t with the pending injection, record G_t, accumulate the
-    // synaptic current, decay g; then spike and membrane step per trial.
-    const isum = this.buf.scratchA;
-    for (let j = 0; j < N; j++) {
-      const gBase = j * 2 * S * B;
-      const jB = j * B;
-      const v0 = vIn + jB;
-      isum.fill(0);
+  private forwardNeuronsJs(t: number, record: boolean): void {
+    const { S, P } = this;
+    const { theta, uReset, eL, beta, dtOverC, slotTable, g, z, vHist, sHist, vTildeHist, gSumHist, gHist } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
+    const vIn = t * P;
+    const vOut = (t + 1) * P;
+    // Per element: finish g_t with the pending injection, record ΣG_t, accumulate the synaptic current, decay g;
+    // then the membrane step and the spike.
+    for (let p = 0; p < P; p++) {
+      const v = vHist[vIn + p];
+      let acc = 0;
+      let gsum = 0;
       for (let l = 0; l < S; l++) {
-        const gs = gScale[l];
-        const ar = alphaRise[l];
-        const ad = alphaDecay[l];
-        const es = eSyn[l];
-        const zBase = srcOfSlot[l] * NB + jB;
-        const r = gBase + l * B;
-        const d = gBase + (S + l) * B;
-        const h = gH + (j * S + l) * B;
-        for (let b = 0; b < B; b++) {
-          const inj = z[zBase + b] * gs;
-          g[r + b] -= inj;
-          g[d + b] += inj;
-          const G = g[r + b] + g[d + b];
-          gHist[h + b] = G;
-          isum[b] += G * (vHist[v0 + b] - es);
-          g[r + b] = flushTiny(g[r + b] * ar);
-          g[d + b] = flushTiny(g[d + b] * ad);
-        }
+        const inj = z[srcOfSlot[l] * P + p] * slotTable[l * 8];
+        const r = l * P + p;
+        const d = (S + l) * P + p;
+        g[r] -= inj;
+        g[d] += inj;
+        const G = g[r] + g[d];
+        if (record) gHist[(t * S + l) * P + p] = G;
+        gsum += G;
+        acc += G * (v - slotTable[l * 8 + 6]);
+        g[r] = flushTiny(g[r] * slotTable[l * 8 + 2]);
+        g[d] = flushTiny(g[d] * slotTable[l * 8 + 4]);
       }
-      const th = theta[j];
-      const ur = uReset[j];
-      const el = eL[j];
-      const be = beta[j];
-      const k = dtOverC[j];
-      for (let b = 0; b < B; b++) {
-        const v = vHist[v0 + b];
-        const spike = v > th ? 1 : 0;
-        sHist[v0 + b] = spike;
-        vHist[vOut + jB + b] = spike ? ur : el + (v - el) * be - isum[b] * k;
-      }
+      const el = eL[p];
+      const vTilde = el + (v - el) * beta[p] - acc * dtOverC[p];
+      const spike = v > theta[p] ? 1 : 0;
+      sHist[vIn + p] = spike;
+      vHist[vOut + p] = spike ? uReset[p] : vTilde;
+      vTildeHist[vIn + p] = vTilde;
+      gSumHist[vIn + p] = gsum;
     }
   }
 
   /** Adds the last step's injection so that g holds g_T, the state the next epoch of the stream starts from. */
   private applyPendingInjection(): void {
-    const { N, B, S } = this;
-    const NB = N * B;
-    const { gScale } = this.spec.constants;
-    for (let j = 0; j < N; j++) {
-      for (let l = 0; l < S; l++) {
-        const zBase = this.buf.slotSource[l] * NB + j * B;
-        const r = (j * 2 * S + l) * B;
-        const d = (j * 2 * S + S + l) * B;
-        for (let b = 0; b < B; b++) {
-          const inj = this.buf.z[zBase + b] * gScale[l];
-          this.buf.g[r + b] -= inj;
-          this.buf.g[d + b] += inj;
-        }
+    const { S, P } = this;
+    const { g, z, slotTable } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
+    for (let l = 0; l < S; l++) {
+      const gs = slotTable[l * 8];
+      const zBase = srcOfSlot[l] * P;
+      for (let p = 0; p < P; p++) {
+        const inj = z[zBase + p] * gs;
+        g[l * P + p] -= inj;
+        g[(S + l) * P + p] += inj;
       }
     }
   }
 
-  private backward(W: Float32Array, spikeGrad: Float64Array, devCoef: Float64Array, meanCoef: Float64Array, meanV: Float64Array): void {
-    const { N, B, S } = this;
+  private backward(spikeGrad: Float64Array, devCoef: Float64Array, meanCoef: Float64Array, meanV: Float64Array): void {
+    const { N, B, P, T } = this;
     const c = this.spec.constants;
-    const NB = N * B;
-    const { sHist, delta, ds } = this.buf;
-    const spikeStepGrad = this.spikeStepGrad;
-    const ff = this.spec.ff;
     const M = c.numInputs;
-    const inputs = this.inputs.data;
-    const T = this.T;
-    const chunk = this.spec.chunkSteps;
     const b0 = this.buf;
-    b0.weights.set(W);
-    b0.spikeGrad.set(spikeGrad);
-    b0.devCoef.set(devCoef);
-    b0.meanCoef.set(meanCoef);
-    b0.meanV.set(meanV);
-    this.recGrad.fill(0);
-    this.ffGrad.fill(0);
-    const recGrad = this.recGrad;
-    const ffGrad = this.ffGrad;
+    const { delta, ds, ag } = b0;
+    const spikeStepGrad = this.spikeStepGrad;
+    const chunk = this.spec.chunkSteps;
+    // Loss-gradient coefficients from the summary's [b][j] (and per-neuron) layout into the flat one.
+    for (let j = 0; j < N; j++) {
+      for (let b = 0; b < B; b++) {
+        const p = j * B + b;
+        b0.spikeGrad[p] = spikeGrad[j];
+        b0.devCoef[p] = devCoef[b * N + j];
+        b0.meanCoef[p] = meanCoef[b * N + j];
+        b0.meanV[p] = meanV[b * N + j];
+      }
+    }
+    b0.recGrad.fill(0);
+    b0.ffGrad.fill(0);
     const p = this.ws.ptr;
 
     for (let t = T - 1; t >= 0; t--) {
       const chunkEnd = (t + 1) % chunk === 0;
-      const vIn = t * NB;
+      // dL/ds_t only reaches step t − 1, through the surrogate; at a chunk start the state was detached there.
+      const needSpikeGrad = t % chunk !== 0;
+      const vIn = t * P;
+      // At a chunk end the state was detached: nothing flows back into step t from later steps.
+      if (chunkEnd) ag.fill(0);
+      delta.fill(0);
       if (this.wasm) {
-        this.wasm.backwardNeurons(N, B, S, c.numSources, chunkEnd ? 1 : 0, c.surrgradScale, p.gHist + vIn * S * 4, p.vHist + vIn * 4, p.vHist + (vIn + NB) * 4,
-          p.sHist + vIn, p.av, p.ag, p.ds, p.delta, p.scratchA, p.scratchB, p.scratchC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV,
-          p.theta, p.eL, p.beta, p.dtOverC, p.gScale, p.alphaRise, p.alphaDecay, p.eSyn, p.sourceSlotStart, p.sourceSlotCount);
-        this.wasm.rowDots(p.rowPtr, p.post, p.weights, p.delta, p.ds, p.cellType, N, B);
+        this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+          p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.av, p.ag, p.ds, p.delta,
+          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotDelta);
+        if (needSpikeGrad) {
+          this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
+          this.wasm.rowDots(p.rowPtr, p.packedTarget, p.weights, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch);
+        }
       } else {
         this.backwardNeuronsJs(t, chunkEnd);
-        this.rowDotsJs();
+        if (needSpikeGrad) {
+          this.packDeltaJs();
+          this.rowDotsJs();
+        }
       }
-      if (spikeStepGrad) for (let k = 0; k < NB; k++) ds[k] += spikeStepGrad[vIn + k];
+      if (spikeStepGrad && needSpikeGrad) for (let k = 0; k < P; k++) ds[k] += spikeStepGrad[vIn + k];
 
-      // Weight gradient, only for the trials in which presynaptic neuron i spiked: dW_ij += δ_src(i)[j].
-      const recPtr = this.spec.rec.rowPtr;
-      const recPost = this.spec.rec.post;
-      const cellType = c.cellType;
-      for (let i = 0; i < N; i++) {
-        const dBase = cellType[i] * NB;
-        const iB = i * B;
-        for (let b = 0; b < B; b++) {
-          if (!sHist[vIn + iB + b]) continue;
-          for (let e = recPtr[i], end = recPtr[i + 1]; e < end; e++) recGrad[e] += delta[dBase + recPost[e] * B + b];
-        }
-      }
-      for (let b = 0; b < B; b++) {
-        const row = (b * T + t) * M;
-        for (let i = 0; i < M; i++) {
-          if (!inputs[row + i]) continue;
-          const dBase = c.inputSource[i] * NB + b;
-          for (let e = ff.rowPtr[i], end = ff.rowPtr[i + 1]; e < end; e++) ffGrad[e] += delta[dBase + ff.post[e] * B];
-        }
+      // Weight gradient, only for the trials in which presynaptic neuron i (or input i) spiked: dW_ij += δ_src(i)[j].
+      if (this.wasm) {
+        this.wasm.gatherGradient(N, B, p.sHist + vIn, B, 1, p.rowPtr, p.recTarget, p.recSource, p.delta, p.recGrad);
+        this.wasm.gatherGradient(M, B, p.inputSpikes + t * M, 1, T * M, p.ffRowPtr, p.ffTarget, p.ffSource, p.delta, p.ffGrad);
+      } else {
+        gatherGradientJs(N, B, b0.sHist, vIn, B, 1, b0.rowPtr, b0.recTarget, b0.recSource, delta, b0.recGrad);
+        gatherGradientJs(M, B, b0.inputSpikes, t * M, 1, T * M, b0.ffRowPtr, b0.ffTarget, b0.ffSource, delta, b0.ffGrad);
       }
     }
   }
 
   /** JavaScript version of kernels/neurons.wat backwardNeurons: the same operations in the same order. */
   private backwardNeuronsJs(t: number, chunkEnd: boolean): void {
-    const { N, B, S } = this;
-    const NB = N * B;
-    const { theta, eL, beta, dtOverC, alphaRise, alphaDecay, gScale, eSyn, sourceSlotStart, sourceSlotCount } = this.buf;
-    const { vHist, gHist, sHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
-    const numSources = this.spec.constants.numSources;
+    const { S, P } = this;
+    const { theta, beta, dtOverC, slotTable, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
     const lambda = this.spec.constants.surrgradScale;
-    const vIn = t * NB;
-    const vOut = (t + 1) * NB;
-    const gH = t * NB * S;
-    // Elementwise adjoint, trials innermost: finish a_v(t+1) with the surrogate term of step t+1 (or reset it at a
-    // chunk end, where the state was detached), add the direct loss term, form δ from a_g(t+1), step a_g back.
-    const dvt = this.buf.scratchA;
-    const isumB = this.buf.scratchB;
-    const gsumB = this.buf.scratchC;
-    for (let j = 0; j < N; j++) {
-      const jB = j * B;
-      const gBase = j * 2 * S * B;
-      const th = theta[j];
-      const el = eL[j];
-      const be = beta[j];
-      const k = dtOverC[j];
-      const sg = spikeGrad[j];
-      if (chunkEnd) ag.fill(0, gBase, gBase + 2 * S * B);
-      isumB.fill(0);
-      gsumB.fill(0);
+    const vIn = t * P;
+    const vOut = (t + 1) * P;
+    // Per element: finish a_v(t+1) with the surrogate term of step t+1 (unless the state was detached there), add the
+    // direct loss term, step the membrane adjoint back, form δ from a_g(t+1), step a_g back.
+    for (let p = 0; p < P; p++) {
+      const vo = vHist[vOut + p];
+      let a = 0;
+      if (!chunkEnd) {
+        const den = lambda * Math.abs(vo - theta[p]) + 1;
+        a = av[p] + ds[p] / (den * den);
+      }
+      a += devCoef[p] * (vo - meanV[p]) + meanCoef[p];
+      const d = sHist[vIn + p] ? 0 : a;
+      ds[p] = -vTildeHist[vIn + p] * a + spikeGrad[p];
+      const k = dtOverC[p];
+      av[p] = d * (beta[p] - k * gSumHist[vIn + p]);
+      const dk = -d * k;
+      const v = vHist[vIn + p];
       for (let l = 0; l < S; l++) {
-        const h = gH + (j * S + l) * B;
-        const es = eSyn[l];
-        for (let b = 0; b < B; b++) {
-          const G = gHist[h + b];
-          isumB[b] += G * (vHist[vIn + jB + b] - es);
-          gsumB[b] += G;
-        }
-      }
-      for (let b = 0; b < B; b++) {
-        const jb = jB + b;
-        let a = 0;
-        if (!chunkEnd) {
-          const den = lambda * Math.abs(vHist[vOut + jb] - th) + 1;
-          a = av[jb] + ds[jb] / (den * den);
-        }
-        const bj = b * N + j;
-        a += devCoef[bj] * (vHist[vOut + jb] - meanV[bj]) + meanCoef[bj];
-        const v = vHist[vIn + jb];
-        const vTilde = el + (v - el) * be - isumB[b] * k;
-        const d = sHist[vIn + jb] ? 0 : a;
-        dvt[b] = d;
-        ds[jb] = -vTilde * a + sg;
-        av[jb] = d * (be - k * gsumB[b]);
-      }
-      for (let src = 0; src < numSources; src++) {
-        const out = src * NB + jB;
-        for (let b = 0; b < B; b++) delta[out + b] = 0;
-        for (let l = sourceSlotStart[src], end = l + sourceSlotCount[src]; l < end; l++) {
-          const gs = gScale[l];
-          const r = gBase + l * B;
-          const dd = gBase + (S + l) * B;
-          for (let b = 0; b < B; b++) delta[out + b] += gs * (ag[dd + b] - ag[r + b]);
-        }
-      }
-      for (let l = 0; l < S; l++) {
-        const ar = alphaRise[l];
-        const ad = alphaDecay[l];
-        const es = eSyn[l];
-        const r = gBase + l * B;
-        const dd = gBase + (S + l) * B;
-        for (let b = 0; b < B; b++) {
-          const dG = -dvt[b] * k * (vHist[vIn + jB + b] - es);
-          ag[r + b] = flushTiny(ag[r + b] * ar + dG);
-          ag[dd + b] = flushTiny(ag[dd + b] * ad + dG);
-        }
+        const r = l * P + p;
+        const dd = (S + l) * P + p;
+        delta[srcOfSlot[l] * P + p] += slotTable[l * 8] * (ag[dd] - ag[r]);
+        const dG = dk * (v - slotTable[l * 8 + 6]);
+        ag[r] = flushTiny(ag[r] * slotTable[l * 8 + 2] + dG);
+        ag[dd] = flushTiny(ag[dd] * slotTable[l * 8 + 4] + dG);
       }
     }
+  }
 
+  /** JavaScript version of kernels/adjoint.wat packDelta. */
+  private packDeltaJs(): void {
+    const { N, B, P } = this;
+    const { delta, deltaPacked } = this.buf;
+    const Bq = packedTrials(B);
+    for (let src = 0; src < this.spec.constants.numRecTypes; src++)
+      for (let j = 0; j < N; j++)
+        for (let b = 0; b < B; b++) deltaPacked[(src * N + j) * Bq + b] = flushTiny(delta[src * P + j * B + b]);
   }
 
   /**
-   * JavaScript version of kernels/adjoint.wat rowDots: ds[i·B + b] += Σ_e W[e]·δ_src(i)[post[e]·B + b] for every
-   * neuron and trial, each sum taken over the row's edges in edge order.
+   * JavaScript version of kernels/adjoint.wat rowDots: ds[i·B + b] += Σ_e W[e]·δ_src(i)[post[e]][b] for every
+   * neuron and trial, each sum taken over the row's edges in edge order in the engine's precision.
    */
   private rowDotsJs(): void {
     const { N, B } = this;
-    const NB = N * B;
-    const { rowPtr, post, cellType, weights: W, delta, ds } = this.buf;
+    const Bq = packedTrials(B);
+    const { rowPtr, cellType, weights: W, deltaPacked, packedTarget, ds } = this.buf;
+    const r = this.round;
     for (let i = 0; i < N; i++) {
-      const dBase = cellType[i] * NB;
+      const dBase = cellType[i] * N * Bq;
       const start = rowPtr[i];
       const end = rowPtr[i + 1];
       for (let b = 0; b < B; b++) {
         let acc = 0;
-        for (let e = start; e < end; e++) acc += W[e] * delta[dBase + post[e] * B + b];
+        for (let e = start; e < end; e++) acc = r(acc + r(W[e] * deltaPacked[dBase + packedTarget[e] / 4 + b]));
         ds[i * B + b] += acc;
       }
     }
   }
+}
 
+/**
+ * JavaScript version of kernels/synapses.wat injectSpikes (offsets are the kernel's byte offsets into float64
+ * arrays): z[src(i)][post[e]][b] += W[e] for every spiking (i, b); row i's flag for trial b is flags[f0 + i·fRow + b·fTrial].
+ */
+function injectSpikesJs(n: number, trials: number, flags: Uint8Array, f0: number, fRow: number, fTrial: number,
+  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, w: Float32Array, z: Float64Array): void {
+  for (let i = 0; i < n; i++) {
+    for (let b = 0; b < trials; b++) {
+      if (!flags[f0 + i * fRow + b * fTrial]) continue;
+      const base = rowSrc[i] / 8 + b;
+      for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) z[base + target[e] / 8] += w[e];
+    }
+  }
+}
+
+/** JavaScript version of kernels/synapses.wat gatherGradient: grad[e] += δ[src(i)][post[e]][b] for every spiking (i, b). */
+function gatherGradientJs(n: number, trials: number, flags: Uint8Array, f0: number, fRow: number, fTrial: number,
+  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, delta: Float64Array, grad: Float64Array): void {
+  for (let i = 0; i < n; i++) {
+    for (let b = 0; b < trials; b++) {
+      if (!flags[f0 + i * fRow + b * fTrial]) continue;
+      const base = rowSrc[i] / 8 + b;
+      for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) grad[e] += delta[base + target[e] / 8];
+    }
+  }
 }

@@ -1,91 +1,112 @@
-;; Hot loop of the sparse-cpu adjoint, in WebAssembly with 128-bit SIMD (two float64 lanes):
-;;   ds[i·B + b] += Σ_{e ∈ row i} W[e] · delta[cellType[i]·N·B + post[e]·B + b]   for every neuron i and trial b.
-;; Each lane sums over the edges of its row in edge order, exactly as the scalar JavaScript fallback does, so both
-;; give bit-identical results. Trials are processed eight (four vectors) at a time so that each synapse's weight
-;; and target index are loaded once per eight trials. All pointers are byte offsets into the module's memory.
+;; Hot loop of the sparse-cpu adjoint, in WebAssembly with 128-bit SIMD (four float32 lanes):
+;;   ds[i·B + b] += Σ_{e ∈ row i} W[e] · δ_src(i)[post[e]][b]   for every neuron i and trial b,
+;; over δ packed as float32 rows of Bq = ceil(B/4)·4 trials per postsynaptic neuron (packDelta). Each lane sums over
+;; the edges of its row in edge order, rounding every product and sum to float32, exactly as the JavaScript fallback
+;; does with Math.fround, so both give bit-identical results. Trials are processed twelve (three vectors) at a time so
+;; that each synapse's weight and target offset are loaded once per twelve trials; a last block of up to four trials
+;; uses one vector. A three-vector block over fewer than twelve trials reads up to four lanes past its neuron's row:
+;; the next row's values, or the zeroed slack at the end of the packed array; they are discarded.
+;; All pointers are byte offsets into the module's memory.
 (module
   (import "env" "memory" (memory 1))
-  (func (export "rowDots")
-    (param $rowPtr i32) (param $post i32) (param $w i32) (param $delta i32) (param $ds i32) (param $cellType i32)
-    (param $n i32) (param $trials i32)
-    (local $i i32) (local $e i32) (local $end i32) (local $b i32) (local $dBase i32) (local $row i32)
-    (local $p i32) (local $wv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local $s f64) (local $stride i32)
-    ;; bytes between consecutive postsynaptic neurons in delta: trials × 8
-    (local.set $stride (i32.shl (local.get $trials) (i32.const 3)))
-    (block $doneRows
-      (loop $rows
-        (br_if $doneRows (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $dBase (i32.add (local.get $delta)
-          (i32.mul (i32.load (i32.add (local.get $cellType) (i32.shl (local.get $i) (i32.const 2))))
-                   (i32.mul (local.get $n) (local.get $stride)))))
-        (local.set $row (i32.add (local.get $ds) (i32.mul (local.get $i) (local.get $stride))))
-        (local.set $end (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))))
+
+  ;; packed[(src·N + j)·Bq + b] = f32(δ[src·P + j·B + b]), flushed to 0 below 1e-30 in magnitude (as flushTiny in
+  ;; sparse-cpu.ts: keeps subnormal floats out of the product), for the recurrent sources src < sources.
+  (func (export "packDelta")
+    (param $delta i32) (param $packed i32) (param $n i32) (param $trials i32) (param $sources i32) (param $P i32)
+    (local $src i32) (local $j i32) (local $b i32) (local $in i32) (local $out i32) (local $x f64) (local $bq i32)
+    (local.set $bq (i32.shl (i32.shr_u (i32.add (local.get $trials) (i32.const 3)) (i32.const 2)) (i32.const 2)))
+    (block $endS (loop $S
+      (br_if $endS (i32.ge_u (local.get $src) (local.get $sources)))
+      (local.set $in (i32.add (local.get $delta) (i32.shl (i32.mul (local.get $src) (local.get $P)) (i32.const 3))))
+      (local.set $out (i32.add (local.get $packed) (i32.shl (i32.mul (i32.mul (local.get $src) (local.get $n)) (local.get $bq)) (i32.const 2))))
+      (local.set $j (i32.const 0))
+      (block $endJ (loop $J
+        (br_if $endJ (i32.ge_u (local.get $j) (local.get $n)))
         (local.set $b (i32.const 0))
-        ;; blocks of eight trials
-        (block $done8
-          (loop $blocks8
-            (br_if $done8 (i32.gt_u (i32.add (local.get $b) (i32.const 8)) (local.get $trials)))
-            (local.set $a0 (v128.const f64x2 0 0)) (local.set $a1 (v128.const f64x2 0 0))
-            (local.set $a2 (v128.const f64x2 0 0)) (local.set $a3 (v128.const f64x2 0 0))
-            (local.set $e (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $i) (i32.const 2)))))
-            (block $doneE8
-              (loop $edges8
-                (br_if $doneE8 (i32.ge_u (local.get $e) (local.get $end)))
-                (local.set $wv (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $w) (i32.shl (local.get $e) (i32.const 2)))))))
-                (local.set $p (i32.add (local.get $dBase)
-                  (i32.add (i32.mul (i32.load (i32.add (local.get $post) (i32.shl (local.get $e) (i32.const 2)))) (local.get $stride))
-                           (i32.shl (local.get $b) (i32.const 3)))))
-                (local.set $a0 (f64x2.add (local.get $a0) (f64x2.mul (local.get $wv) (v128.load offset=0 (local.get $p)))))
-                (local.set $a1 (f64x2.add (local.get $a1) (f64x2.mul (local.get $wv) (v128.load offset=16 (local.get $p)))))
-                (local.set $a2 (f64x2.add (local.get $a2) (f64x2.mul (local.get $wv) (v128.load offset=32 (local.get $p)))))
-                (local.set $a3 (f64x2.add (local.get $a3) (f64x2.mul (local.get $wv) (v128.load offset=48 (local.get $p)))))
-                (local.set $e (i32.add (local.get $e) (i32.const 1)))
-                (br $edges8)))
-            (local.set $p (i32.add (local.get $row) (i32.shl (local.get $b) (i32.const 3))))
-            (v128.store offset=0 (local.get $p) (f64x2.add (v128.load offset=0 (local.get $p)) (local.get $a0)))
-            (v128.store offset=16 (local.get $p) (f64x2.add (v128.load offset=16 (local.get $p)) (local.get $a1)))
-            (v128.store offset=32 (local.get $p) (f64x2.add (v128.load offset=32 (local.get $p)) (local.get $a2)))
-            (v128.store offset=48 (local.get $p) (f64x2.add (v128.load offset=48 (local.get $p)) (local.get $a3)))
-            (local.set $b (i32.add (local.get $b) (i32.const 8)))
-            (br $blocks8)))
-        ;; pairs of trials
-        (block $done2
-          (loop $blocks2
-            (br_if $done2 (i32.gt_u (i32.add (local.get $b) (i32.const 2)) (local.get $trials)))
-            (local.set $a0 (v128.const f64x2 0 0))
-            (local.set $e (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $i) (i32.const 2)))))
-            (block $doneE2
-              (loop $edges2
-                (br_if $doneE2 (i32.ge_u (local.get $e) (local.get $end)))
-                (local.set $p (i32.add (local.get $dBase)
-                  (i32.add (i32.mul (i32.load (i32.add (local.get $post) (i32.shl (local.get $e) (i32.const 2)))) (local.get $stride))
-                           (i32.shl (local.get $b) (i32.const 3)))))
-                (local.set $a0 (f64x2.add (local.get $a0)
-                  (f64x2.mul (f64x2.splat (f64.promote_f32 (f32.load (i32.add (local.get $w) (i32.shl (local.get $e) (i32.const 2))))))
-                             (v128.load (local.get $p)))))
-                (local.set $e (i32.add (local.get $e) (i32.const 1)))
-                (br $edges2)))
-            (local.set $p (i32.add (local.get $row) (i32.shl (local.get $b) (i32.const 3))))
-            (v128.store (local.get $p) (f64x2.add (v128.load (local.get $p)) (local.get $a0)))
-            (local.set $b (i32.add (local.get $b) (i32.const 2)))
-            (br $blocks2)))
-        ;; a last odd trial
-        (if (i32.lt_u (local.get $b) (local.get $trials))
+        (block $endB (loop $B
+          (br_if $endB (i32.ge_u (local.get $b) (local.get $trials)))
+          (local.set $x (f64.load (i32.add (local.get $in) (i32.shl (local.get $b) (i32.const 3)))))
+          (f32.store (i32.add (local.get $out) (i32.shl (local.get $b) (i32.const 2)))
+            (f32.demote_f64 (select (f64.const 0) (local.get $x) (f64.lt (f64.abs (local.get $x)) (f64.const 1e-30)))))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $B)))
+        (local.set $in (i32.add (local.get $in) (i32.shl (local.get $trials) (i32.const 3))))
+        (local.set $out (i32.add (local.get $out) (i32.shl (local.get $bq) (i32.const 2))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $J)))
+      (local.set $src (i32.add (local.get $src) (i32.const 1)))
+      (br $S))))
+
+  ;; postOff[e] = post[e]·Bq·4 (byte offset of the target's packed row); scratch: 48 bytes.
+  (func (export "rowDots")
+    (param $rowPtr i32) (param $postOff i32) (param $w i32) (param $packed i32) (param $ds i32) (param $cellType i32)
+    (param $n i32) (param $trials i32) (param $scratch i32)
+    (local $i i32) (local $b i32) (local $q i32) (local $count i32) (local $dBase i32) (local $srcBytes i32)
+    (local $pe i32) (local $pw i32) (local $pEnd i32) (local $pStart i32) (local $wStart i32) (local $a i32) (local $out i32) (local $bBase i32)
+    (local $wv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128)
+    ;; bytes of one source's packed block: N rows of Bq float32
+    (local.set $srcBytes (i32.mul (local.get $n)
+      (i32.shl (i32.shl (i32.shr_u (i32.add (local.get $trials) (i32.const 3)) (i32.const 2)) (i32.const 2)) (i32.const 2))))
+    (block $doneRows (loop $rows
+      (br_if $doneRows (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $dBase (i32.add (local.get $packed)
+        (i32.mul (i32.load (i32.add (local.get $cellType) (i32.shl (local.get $i) (i32.const 2)))) (local.get $srcBytes))))
+      (local.set $pStart (i32.add (local.get $postOff) (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 2))))
+      (local.set $wStart (i32.add (local.get $w) (i32.sub (local.get $pStart) (local.get $postOff))))
+      (local.set $pEnd (i32.add (local.get $postOff)
+        (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))) (i32.const 2))))
+      (local.set $b (i32.const 0))
+      (block $doneBlocks (loop $blocks
+        (br_if $doneBlocks (i32.ge_u (local.get $b) (local.get $trials)))
+        (local.set $pe (local.get $pStart))
+        (local.set $pw (local.get $wStart))
+        ;; this block's first trial within each packed row
+        (local.set $bBase (i32.add (local.get $dBase) (i32.shl (local.get $b) (i32.const 2))))
+        (local.set $a0 (v128.const f32x4 0 0 0 0))
+        (local.set $a1 (v128.const f32x4 0 0 0 0))
+        (local.set $a2 (v128.const f32x4 0 0 0 0))
+        (if (i32.gt_u (i32.sub (local.get $trials) (local.get $b)) (i32.const 4))
           (then
-            (local.set $s (f64.const 0))
-            (local.set $e (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $i) (i32.const 2)))))
-            (block $doneE1
-              (loop $edges1
-                (br_if $doneE1 (i32.ge_u (local.get $e) (local.get $end)))
-                (local.set $s (f64.add (local.get $s)
-                  (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $w) (i32.shl (local.get $e) (i32.const 2)))))
-                           (f64.load (i32.add (local.get $dBase)
-                             (i32.add (i32.mul (i32.load (i32.add (local.get $post) (i32.shl (local.get $e) (i32.const 2)))) (local.get $stride))
-                                      (i32.shl (local.get $b) (i32.const 3))))))))
-                (local.set $e (i32.add (local.get $e) (i32.const 1)))
-                (br $edges1)))
-            (local.set $p (i32.add (local.get $row) (i32.shl (local.get $b) (i32.const 3))))
-            (f64.store (local.get $p) (f64.add (f64.load (local.get $p)) (local.get $s)))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $rows)))))
+            ;; twelve trials from b
+            (block $doneE3 (loop $edges3
+              (br_if $doneE3 (i32.ge_u (local.get $pe) (local.get $pEnd)))
+              (local.set $wv (f32x4.splat (f32.load (local.get $pw))))
+              (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $pe))))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))
+              (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
+              (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+              (br $edges3)))
+            (local.set $count (i32.const 12)))
+          (else
+            ;; the last one to four trials
+            (block $doneE1 (loop $edges1
+              (br_if $doneE1 (i32.ge_u (local.get $pe) (local.get $pEnd)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.splat (f32.load (local.get $pw)))
+                (v128.load (i32.add (local.get $bBase) (i32.load (local.get $pe)))))))
+              (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
+              (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+              (br $edges1)))
+            (local.set $count (i32.const 4))))
+        (v128.store offset=0 (local.get $scratch) (local.get $a0))
+        (v128.store offset=16 (local.get $scratch) (local.get $a1))
+        (v128.store offset=32 (local.get $scratch) (local.get $a2))
+        (if (i32.gt_u (local.get $count) (i32.sub (local.get $trials) (local.get $b)))
+          (then (local.set $count (i32.sub (local.get $trials) (local.get $b)))))
+        ;; add the real trials' sums to ds (float64)
+        (local.set $out (i32.add (local.get $ds) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $trials)) (local.get $b)) (i32.const 3))))
+        (local.set $q (i32.const 0))
+        (block $doneQ (loop $Q
+          (br_if $doneQ (i32.ge_u (local.get $q) (local.get $count)))
+          (f64.store (local.get $out) (f64.add (f64.load (local.get $out))
+            (f64.promote_f32 (f32.load (i32.add (local.get $scratch) (i32.shl (local.get $q) (i32.const 2)))))))
+          (local.set $out (i32.add (local.get $out) (i32.const 8)))
+          (local.set $q (i32.add (local.get $q) (i32.const 1)))
+          (br $Q)))
+        (local.set $b (i32.add (local.get $b) (local.get $count)))
+        (br $blocks)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rows))))
+)

@@ -1,8 +1,9 @@
 /**
  * The sparse-cpu engine's buffers, laid out once per engine either as plain typed arrays (JavaScript kernels) or as
  * views into one WebAssembly memory shared with the compiled kernels (neurons.wat: elementwise passes; adjoint.wat:
- * the adjoint's sparse product, with SIMD). The memory never grows, so the views stay valid. Both kinds of kernel
- * perform the same floating-point operations in the same order and give bit-identical results.
+ * the adjoint's sparse product; synapses.wat: event-driven injection and weight gradient). The memory never grows,
+ * so the views stay valid. Both kinds of kernel perform the same floating-point operations in the same order and give
+ * bit-identical results.
  */
 import { readFileSync } from "node:fs";
 
@@ -15,10 +16,15 @@ export type Buffers<L extends BufferLayout> = { [K in keyof L]: InstanceType<L[K
 export interface WasmKernels {
   forwardNeurons(...args: number[]): void;
   backwardNeurons(...args: number[]): void;
+  packDelta(...args: number[]): void;
   rowDots(...args: number[]): void;
+  injectSpikes(...args: number[]): void;
+  gatherGradient(...args: number[]): void;
 }
 
-let modules: { neurons: WebAssembly.Module; adjoint: WebAssembly.Module } | null | undefined;
+const MODULES = ["neurons", "adjoint", "synapses"] as const;
+
+let modules: WebAssembly.Module[] | null | undefined;
 
 /** The compiled kernels, or null where this runtime lacks WebAssembly SIMD or the binaries were not built. */
 function wasmModules(): typeof modules {
@@ -29,7 +35,7 @@ function wasmModules(): typeof modules {
       if (!WebAssembly.validate(bytes)) throw new Error(`${name}.wasm does not validate here`);
       return new WebAssembly.Module(bytes);
     };
-    modules = { neurons: load("neurons"), adjoint: load("adjoint") };
+    modules = MODULES.map(load);
   } catch {
     modules = null;
   }
@@ -60,13 +66,8 @@ export class Workspace<L extends BufferLayout> {
       }
       const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) + 1 });
       for (const [name, [Ctor, n]] of Object.entries(layout)) buffers[name] = new Ctor(memory.buffer, ptr[name], n);
-      const neurons = new WebAssembly.Instance(mods.neurons, { env: { memory } }).exports;
-      const adjoint = new WebAssembly.Instance(mods.adjoint, { env: { memory } }).exports;
-      this.kernels = {
-        forwardNeurons: neurons.forwardNeurons as WasmKernels["forwardNeurons"],
-        backwardNeurons: neurons.backwardNeurons as WasmKernels["backwardNeurons"],
-        rowDots: adjoint.rowDots as WasmKernels["rowDots"],
-      };
+      // Every module's exports over the one memory; the kernel names are distinct across modules.
+      this.kernels = Object.assign({}, ...mods.map((m) => new WebAssembly.Instance(m, { env: { memory } }).exports)) as WasmKernels;
     }
     this.buffers = buffers as Buffers<L>;
     this.ptr = ptr as { [K in keyof L]: number };
