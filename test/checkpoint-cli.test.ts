@@ -1,9 +1,11 @@
 /** Bad checkpoints give one clear error naming the file, exit non-zero and change nothing; --fallback and tools. */
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readSafetensorsFile, writeSafetensorsFile } from "../src/shared/atomic-file.js";
-import { coord, ensureBuilt, SIM, smallParams, start, tempDir } from "./helpers/runs.js";
+import { Tensor } from "../src/shared/safetensors.js";
+import { decodeShuffleDeflate } from "../src/shared/shuffle-deflate.js";
+import { coord, ensureBuilt, finalWeights, metricRows, SIM, smallParams, start, tempDir } from "./helpers/runs.js";
 
 let params: string;
 let runDir: string;
@@ -17,6 +19,23 @@ function cloneRun(): string {
 
 const latest = (dir: string) => join(dir, "checkpoints/checkpoint_latest.safetensors");
 const best = (dir: string) => join(dir, "checkpoints/checkpoint_best.safetensors");
+
+/** Rewrites a checkpoint in format version 1 (plain F32 stream states), as runs started before version 2 have. */
+function toVersion1(path: string): void {
+  const { tensors, metadata } = readSafetensorsFile(path);
+  const { encoded_tensors: encodedJson, ...rest } = metadata;
+  const encoded = JSON.parse(encodedJson) as Record<string, { stored_as: string; shape: number[] }>;
+  const plain: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const logical = Object.keys(encoded).find((k) => encoded[k].stored_as === name);
+    if (!logical) plain[name] = t;
+    else {
+      const shape = encoded[logical].shape;
+      plain[logical] = { dtype: "F32", shape, data: decodeShuffleDeflate(t.data as Uint8Array, shape.reduce((a, d) => a * d, 1)) };
+    }
+  }
+  writeSafetensorsFile(path, plain, { ...rest, format_version: "1" });
+}
 
 beforeAll(async () => {
   ensureBuilt();
@@ -83,6 +102,22 @@ describe("bad checkpoints on resume", () => {
   });
 });
 
+describe("older checkpoints", () => {
+  it("a format-1 checkpoint (plain F32 stream states) resumes exactly as the current format does", async () => {
+    const current = cloneRun();
+    const old = cloneRun();
+    toVersion1(latest(old));
+    expect(readSafetensorsFile(latest(old)).tensors.stream_g.dtype).toBe("F32");
+    for (const dir of [current, old]) {
+      const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "12", "--resume", "auto"]);
+      expect(r.code, r.output).toBe(0);
+    }
+    expect(readSafetensorsFile(latest(old)).metadata.format_version).toBe("2");
+    expect(finalWeights(old)).toEqual(finalWeights(current));
+    expect(metricRows(old)).toEqual(metricRows(current));
+  });
+});
+
 describe("checkpoint tools", () => {
   it("--inspect prints epoch, step and sizes", async () => {
     const r = await coord(["--inspect", latest(runDir)]);
@@ -92,6 +127,12 @@ describe("checkpoint tools", () => {
     expect(info.step).toBe(2);
     expect(info.streams).toBe(3);
     expect(info.recurrent_synapses).toBeGreaterThan(0);
+    expect(info.format_version).toBe("2");
+    expect(info.file_bytes).toBe(statSync(latest(runDir)).size);
+    expect(info.tensor_bytes).toBeLessThan(info.file_bytes);
+    expect(info.stream_state_bytes.codec).toBe("shuffle4_deflate");
+    expect(info.stream_state_bytes.decoded).toBe(3 * 4 * 150 * 11 * 4);
+    expect(info.stream_state_bytes.stored).toBeLessThan(info.stream_state_bytes.decoded);
   });
 
   it("snn-sim --checkpoint simulates the trained weights", async () => {

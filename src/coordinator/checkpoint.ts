@@ -2,16 +2,37 @@
  * Checkpoints (DESIGN.md "Files a run writes", MODEL.md 5.4): everything the coordinator owns, as safetensors so
  * that Python reads it with `safetensors` or numpy. Written atomically with a whole-file checksum; read back with
  * every mismatch reported as one clear CheckpointError naming the file.
+ *
+ * Format versions:
+ *  1. every tensor plain; stream_v and stream_g as F32.
+ *  2. stream_v and stream_g stored as U8 tensors "<name>.shuffle4_deflate" (see shared/shuffle-deflate.ts), with
+ *     their codec, logical dtype and shape in the `encoded_tensors` metadata entry. They are half the file and
+ *     compress to ~75% (the conductances hold many exact zeros), which keeps a default-size checkpoint under
+ *     20 MB; weights and Adam moments stay plain F32 so that any safetensors reader gets them directly.
+ * Both are read; version 2 is written.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensorsFile, writeSafetensorsFile } from "../shared/atomic-file.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { SafetensorsError, Tensor } from "../shared/safetensors.js";
+import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, SHUFFLE4_DEFLATE } from "../shared/shuffle-deflate.js";
 import { StreamState } from "../worker/engine.js";
 import { AdamState } from "./optimizer.js";
 
-export const CHECKPOINT_FORMAT_VERSION = "1";
+export const CHECKPOINT_FORMAT_VERSION = "2";
+const READABLE_FORMAT_VERSIONS = ["1", "2"];
+
+/** Metadata key of the description of tensors stored encoded (format version 2). */
+export const ENCODED_TENSORS_KEY = "encoded_tensors";
+
+/** One entry of the `encoded_tensors` metadata (a JSON object keyed by logical tensor name). */
+export interface EncodedTensorEntry {
+  stored_as: string;
+  codec: typeof SHUFFLE4_DEFLATE;
+  dtype: "F32";
+  shape: number[];
+}
 
 export class CheckpointError extends Error {}
 
@@ -46,6 +67,8 @@ export function checkpointPaths(outputDir: string): { dir: string; latest: strin
 
 const f32 = (data: Float32Array, shape: number[] = [data.length]): Tensor => ({ dtype: "F32", shape, data });
 
+const encodedName = (name: string) => `${name}.${SHUFFLE4_DEFLATE}`;
+
 export function writeCheckpoint(path: string, s: TrainingState, id: CheckpointIdentity): void {
   const A = s.streams.length;
   const { numNeurons: N, numSlots: S, batchSize: B } = id;
@@ -58,17 +81,23 @@ export function writeCheckpoint(path: string, s: TrainingState, id: CheckpointId
     streamV.set(st.v, k * B * N);
     streamG.set(st.g, k * B * N * 2 * S);
   });
-  const tensors: Record<string, Tensor> = {
-    rec_weight: f32(s.recWeight),
-    ff_weight: f32(s.ffWeight),
-    adam_m_rec: f32(s.adam.m[0]),
-    adam_v_rec: f32(s.adam.v[0]),
-    adam_m_ff: f32(s.adam.m[1]),
-    adam_v_ff: f32(s.adam.v[1]),
-    stream_v: f32(streamV, [A, B, N]),
-    stream_g: f32(streamG, [A, B, N, 2, S]),
-    stream_started: { dtype: "U8", shape: [A], data: started },
+  const encoded: Record<string, EncodedTensorEntry> = {};
+  const encode = (name: string, data: Float32Array, shape: number[]): [string, Tensor] => {
+    const bytes = encodeShuffleDeflate(data);
+    encoded[name] = { stored_as: encodedName(name), codec: SHUFFLE4_DEFLATE, dtype: "F32", shape };
+    return [encodedName(name), { dtype: "U8", shape: [bytes.length], data: bytes }];
   };
+  const tensors = Object.fromEntries<Tensor>([
+    ["rec_weight", f32(s.recWeight)],
+    ["ff_weight", f32(s.ffWeight)],
+    ["adam_m_rec", f32(s.adam.m[0])],
+    ["adam_v_rec", f32(s.adam.v[0])],
+    ["adam_m_ff", f32(s.adam.m[1])],
+    ["adam_v_ff", f32(s.adam.v[1])],
+    encode("stream_v", streamV, [A, B, N]),
+    encode("stream_g", streamG, [A, B, N, 2, S]),
+    ["stream_started", { dtype: "U8", shape: [A], data: started }],
+  ]);
   const metadata: Record<string, string> = {
     format: "snn-train checkpoint",
     format_version: CHECKPOINT_FORMAT_VERSION,
@@ -80,6 +109,7 @@ export function writeCheckpoint(path: string, s: TrainingState, id: CheckpointId
     training_hash: id.trainingHash,
     rng: JSON.stringify({ generator: "xoshiro128** keyed by (seed, purpose, epoch, trial)", seed: id.seed, next_epoch: s.epoch }),
     wandb_run_id: s.wandbRunId,
+    [ENCODED_TENSORS_KEY]: JSON.stringify(encoded),
     created: new Date().toISOString(),
   };
   writeSafetensorsFile(path, tensors, metadata);
@@ -97,7 +127,12 @@ function jsonToNumber(x: unknown): number {
 export interface CheckpointInfo {
   state: TrainingState;
   metadata: Record<string, string>;
-  bytes: number;
+  /** Size of the file on disk. */
+  fileBytes: number;
+  /** Tensor bytes as stored in the file (encoded tensors at their compressed size). */
+  storedTensorBytes: number;
+  /** The stream states (stream_v + stream_g): as stored, and decoded to F32. */
+  streamStateBytes: { stored: number; decoded: number; codec: string };
 }
 
 /** Reads and checks a checkpoint against the current network; any problem is a CheckpointError naming the file. */
@@ -115,8 +150,8 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
     throw new CheckpointError(`${path}: ${what}`);
   };
   if (metadata.format !== "snn-train checkpoint") fail("not an snn-train checkpoint");
-  if (metadata.format_version !== CHECKPOINT_FORMAT_VERSION)
-    fail(`checkpoint format version ${metadata.format_version} is not supported (this build reads version ${CHECKPOINT_FORMAT_VERSION})`);
+  if (!READABLE_FORMAT_VERSIONS.includes(metadata.format_version))
+    fail(`checkpoint format version ${metadata.format_version} is not supported (this build reads versions ${READABLE_FORMAT_VERSIONS.join(" and ")})`);
   if (id && metadata.network_hash !== id.networkHash)
     fail("the checkpoint belongs to a different network (connectome, constants, targets or schedule differ from these parameters)");
   if (id && metadata.training_hash !== id.trainingHash)
@@ -133,10 +168,14 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   const adam: AdamState = { step: Number(metadata.step), m: [F("adam_m_rec"), F("adam_m_ff")], v: [F("adam_v_rec"), F("adam_v_ff")] };
   if (adam.m[0].length !== recWeight.length || adam.v[0].length !== recWeight.length || adam.m[1].length !== ffWeight.length || adam.v[1].length !== ffWeight.length)
     fail("optimizer moments do not match the weights");
-  const vT = get("stream_v", "F32");
-  const gT = get("stream_g", "F32");
+  const readStream = metadata.format_version === "1" ? (name: string) => get(name, "F32") : decoder(path, tensors, metadata);
+  const vT = readStream("stream_v");
+  const gT = readStream("stream_g");
+  if (vT.shape.length !== 3 || gT.shape.length !== 5) fail("stream_v must be A×B×N and stream_g A×B×N×2×S");
   const started = get("stream_started", "U8").data as Uint8Array;
   const [A, B, N] = vT.shape;
+  if (gT.shape[0] !== A || gT.shape[1] !== B || gT.shape[2] !== N || gT.shape[3] !== 2 || started.length !== A)
+    fail(`stream_v [${vT.shape}], stream_g [${gT.shape}] and stream_started [${started.length}] do not agree`);
   if (accumulationInterval !== null && A !== accumulationInterval)
     fail(`the checkpoint has ${A} streams but accumulation_interval is ${accumulationInterval}`);
   if (id && (B !== id.batchSize || N !== id.numNeurons || gT.shape[4] !== id.numSlots)) fail("stream states do not match the network size");
@@ -161,6 +200,46 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   return {
     state: { epoch, recWeight, ffWeight, adam, streams, bestLoss: jsonToNumber(JSON.parse(metadata.best_loss ?? '"Infinity"')), losses, wandbRunId: metadata.wandb_run_id ?? "" },
     metadata,
-    bytes: Object.values(tensors).reduce((a, t) => a + t.data.byteLength, 0),
+    fileBytes: statSync(path).size,
+    storedTensorBytes: Object.values(tensors).reduce((a, t) => a + t.data.byteLength, 0),
+    streamStateBytes: {
+      stored: ["stream_v", "stream_g"].reduce((a, name) => a + (tensors[name] ?? tensors[encodedName(name)]).data.byteLength, 0),
+      decoded: vT.data.byteLength + gT.data.byteLength,
+      codec: metadata.format_version === "1" ? "none" : SHUFFLE4_DEFLATE,
+    },
+  };
+}
+
+/** Format version 2: logical tensors decoded from their `encoded_tensors` entries; every problem names the tensor. */
+function decoder(path: string, tensors: Record<string, Tensor>, metadata: Record<string, string>): (name: string) => Tensor {
+  let entries: Record<string, Partial<EncodedTensorEntry>> = {};
+  try {
+    const parsed = JSON.parse(metadata[ENCODED_TENSORS_KEY] ?? "") as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+    entries = parsed as typeof entries;
+  } catch {
+    throw new CheckpointError(`${path}: metadata "${ENCODED_TENSORS_KEY}" is missing or not a JSON object`);
+  }
+  return (name) => {
+    const entry = entries[name];
+    const stored = entry?.stored_as;
+    const fail: (what: string) => never = (what) => {
+      throw new CheckpointError(`${path}: tensor "${name}"${typeof stored === "string" ? ` (stored as "${stored}")` : ""}: ${what}`);
+    };
+    if (!entry || typeof entry !== "object") fail(`has no entry in the "${ENCODED_TENSORS_KEY}" metadata`);
+    if (entry.codec !== SHUFFLE4_DEFLATE) fail(`unknown codec ${JSON.stringify(entry.codec)} (this build reads ${SHUFFLE4_DEFLATE})`);
+    if (entry.dtype !== "F32") fail(`unsupported dtype ${JSON.stringify(entry.dtype)} (expected F32)`);
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`shape ${JSON.stringify(shape)} is invalid`);
+    const t = typeof stored === "string" && Object.hasOwn(tensors, stored) ? tensors[stored] : undefined;
+    if (!t) fail("the stored tensor is missing");
+    if (t.dtype !== "U8" || t.shape.length !== 1) fail(`the stored tensor must be 1-D U8, got ${t.dtype} [${t.shape}]`);
+    const count = shape.reduce((a, d) => a * d, 1);
+    try {
+      return { dtype: "F32", shape, data: decodeShuffleDeflate(t.data as Uint8Array, count) };
+    } catch (e) {
+      if (e instanceof CodecError) fail(e.message);
+      throw e;
+    }
   };
 }

@@ -81,7 +81,11 @@ async function main(): Promise<number> {
           feedforward_synapses: s.ffWeight.length,
           streams: s.streams.length,
           streams_started: s.streams.filter(Boolean).length,
-          tensor_bytes: info.bytes,
+          format_version: info.metadata.format_version,
+          file_bytes: info.fileBytes,
+          // As stored: the stream states count at their compressed size, given decoded alongside.
+          tensor_bytes: info.storedTensorBytes,
+          stream_state_bytes: info.streamStateBytes,
           network_hash: info.metadata.network_hash,
           created: info.metadata.created,
         },

@@ -3,7 +3,7 @@ import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { readSafetensorsFile } from "../../src/shared/atomic-file.js";
+import { readCheckpoint } from "../../src/coordinator/checkpoint.js";
 
 export const ROOT = resolve(__dirname, "../..");
 export const COORD = join(ROOT, "dist/coordinator/cli.js");
@@ -91,11 +91,12 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
   }
 }
 
-/** The learned state of a run, for bit-identity checks. */
+/** The learned state of a run, for bit-identity checks (stream states decoded, whatever the checkpoint format). */
 export function finalWeights(outputDir: string): { rec: Buffer; ff: Buffer; m: Buffer; v: Buffer; streams: Buffer } {
-  const { tensors } = readSafetensorsFile(join(outputDir, "checkpoints/checkpoint_latest.safetensors"));
-  const bytes = (k: string) => Buffer.from(tensors[k].data.buffer, tensors[k].data.byteOffset, tensors[k].data.byteLength);
-  return { rec: bytes("rec_weight"), ff: bytes("ff_weight"), m: bytes("adam_m_rec"), v: bytes("adam_v_rec"), streams: bytes("stream_g") };
+  const { state } = readCheckpoint(join(outputDir, "checkpoints/checkpoint_latest.safetensors"), null, null);
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  const streams = Buffer.concat(state.streams.flatMap((s) => (s ? [bytes(s.v), bytes(s.g)] : [Buffer.from("not started")])));
+  return { rec: bytes(state.recWeight), ff: bytes(state.ffWeight), m: bytes(state.adam.m[0]), v: bytes(state.adam.v[0]), streams };
 }
 
 /** metrics.csv without the wall-clock columns, which legitimately differ between runs. */

@@ -1,0 +1,96 @@
+// Lossless compression of float32 arrays: byte shuffle (as Blosc's shuffle filter), then deflate.
+//
+// Layout of an encoded array of n floats: zlib(deflate) stream of the 4n bytes
+//   [byte 0 of every float][byte 1 of every float][byte 2 ...][byte 3 ...]   (little-endian float bytes)
+// so that Python can decode it with zlib and numpy alone:
+//   np.frombuffer(zlib.decompress(b), np.uint8).reshape(4, -1).T.copy().view("<f4")
+//
+// Why shuffle: the mantissa's low bytes are close to random, but the sign/exponent bytes of neighbouring values
+// repeat; grouping them lets deflate find those runs (and the many exact zeros) instead of seeing noise.
+// Decoding is exact whatever zlib wrote, so bit-identical resume never depends on the zlib build; the fixed
+// settings only keep the output of one build deterministic.
+import { endianness } from "node:os";
+import { constants, deflateSync, inflateSync, type ZlibOptions } from "node:zlib";
+
+/** Codec name recorded next to the encoded bytes. */
+export const SHUFFLE4_DEFLATE = "shuffle4_deflate";
+
+// Measured on checkpoint stream states: level 6 is 2% smaller than level 1 for 1.5× its time, level 9 takes 2-3×
+// longer again for < 0.5%; Z_FILTERED (suited to the noisy mantissa planes) is 1% smaller than the default strategy.
+const DEFLATE_OPTIONS: ZlibOptions = { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_FILTERED };
+
+// The float bytes are read through a Uint8Array view, which is host byte order; the format is little-endian.
+if (endianness() !== "LE") {
+  throw new Error("shuffle-deflate.ts requires a little-endian host");
+}
+
+export class CodecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CodecError";
+  }
+}
+
+/** Byte k of element i goes to position k·n + i (n = bytes.length / width). */
+export function shuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
+  const n = elementsOf(bytes, width);
+  const out = new Uint8Array(bytes.length);
+  for (let k = 0; k < width; k++) {
+    const base = k * n;
+    for (let i = 0; i < n; i++) out[base + i] = bytes[i * width + k];
+  }
+  return out;
+}
+
+/** Inverse of shuffleBytes. */
+export function unshuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
+  const n = elementsOf(bytes, width);
+  const out = new Uint8Array(bytes.length);
+  for (let k = 0; k < width; k++) {
+    const base = k * n;
+    for (let i = 0; i < n; i++) out[i * width + k] = bytes[base + i];
+  }
+  return out;
+}
+
+function elementsOf(bytes: Uint8Array, width: number): number {
+  if (!Number.isInteger(width) || width < 1) throw new RangeError(`element width must be a positive integer, got ${width}`);
+  if (bytes.length % width !== 0) throw new RangeError(`${bytes.length} bytes are not a whole number of ${width}-byte elements`);
+  return bytes.length / width;
+}
+
+export function encodeShuffleDeflate(values: Float32Array): Uint8Array {
+  const shuffled = shuffleBytes(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 4);
+  const z = deflateSync(shuffled, DEFLATE_OPTIONS);
+  return new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
+}
+
+/**
+ * Decodes exactly `count` floats. Corrupt, truncated or over-long input, and a decoded size other than
+ * 4·count bytes, are CodecErrors (the caller adds which file and tensor).
+ */
+export function decodeShuffleDeflate(bytes: Uint8Array, count: number): Float32Array {
+  if (!Number.isSafeInteger(count) || count < 0) throw new CodecError(`invalid element count ${count}`);
+  const expected = 4 * count;
+  let raw: Buffer;
+  let consumed: number;
+  try {
+    // The cap stops a damaged stream from inflating into gigabytes before its size could be checked.
+    // `info: true` returns the engine too (the typings do not know it), whose bytesWritten is the input consumed.
+    const r = inflateSync(bytes, { maxOutputLength: Math.max(1, expected), info: true } as ZlibOptions) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    raw = r.buffer;
+    consumed = r.engine.bytesWritten;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ERR_BUFFER_TOO_LARGE") throw new CodecError(`decodes to more than the ${expected} bytes its shape needs`);
+    throw new CodecError(`compressed data is corrupt or truncated (zlib: ${err.message})`);
+  }
+  if (raw.length !== expected) throw new CodecError(`decodes to ${raw.length} bytes but its shape needs ${expected}`);
+  // zlib stops at the end of the deflate stream and would silently ignore whatever follows it.
+  if (consumed !== bytes.length) throw new CodecError(`${bytes.length - consumed} unexpected bytes after the compressed data`);
+  const out = unshuffleBytes(raw, 4);
+  return new Float32Array(out.buffer, 0, count);
+}
