@@ -287,3 +287,41 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
     });
   });
 });
+
+describe("checkpoint writer thread", () => {
+  // The compiled module: its worker thread loads dist/coordinator/checkpoint-thread.js (npm test builds first).
+  const load = async () => (await import(join(ROOT, "dist/coordinator/checkpoint-writer.js"))) as typeof import("../src/coordinator/checkpoint-writer.js");
+
+  it("writes snapshots in submission order, each as the state was when it was submitted", async () => {
+    const { CheckpointWriter } = await load();
+    const dir = tempDir();
+    const state = syntheticState(2, ID, [true, true]);
+    const submitted = structuredClone(state);
+    const written: string[] = [];
+    const writer = new CheckpointWriter(ID, (seconds, kind) => {
+      expect(seconds).toBeGreaterThan(0);
+      written.push(kind);
+    });
+    writer.submit(join(dir, "best.safetensors"), state, "best");
+    // The loop goes on updating the state in place (Adam) while the thread writes.
+    state.recWeight[0] += 1;
+    state.adam.m[1][3] = 42;
+    state.epoch += 2;
+    writer.submit(join(dir, "latest.safetensors"), state, "latest");
+    await writer.close();
+    expect(written).toEqual(["best", "latest"]);
+    expectSameState(readCheckpoint(join(dir, "best.safetensors"), ID, 2).state, submitted);
+    expectSameState(readCheckpoint(join(dir, "latest.safetensors"), ID, 2).state, state);
+  });
+
+  it("reports a failed write, naming the file, on flush and on the next submit", async () => {
+    const { CheckpointWriter } = await load();
+    const dir = tempDir();
+    const bad = join(dir, "missing-dir", "checkpoint_latest.safetensors");
+    const writer = new CheckpointWriter(ID, () => {});
+    writer.submit(bad, syntheticState(1, ID, [true]), "latest");
+    await expect(writer.flush()).rejects.toThrow(`${bad}: cannot write checkpoint`);
+    expect(() => writer.submit(join(dir, "ok.safetensors"), syntheticState(1, ID, [true]), "latest")).toThrow(/cannot write checkpoint/);
+    await expect(writer.close()).rejects.toThrow(/cannot write checkpoint/);
+  });
+});

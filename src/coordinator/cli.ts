@@ -15,6 +15,7 @@ import { generateConnectome } from "../shared/connectome.js";
 import { LOSS_TERM_NAMES, LossTerms } from "../shared/losses.js";
 import { buildNetworkSpec } from "../shared/network.js";
 import { CheckpointError, CheckpointIdentity, checkpointPaths, readCheckpoint, TrainingState } from "./checkpoint.js";
+import { CheckpointWriter } from "./checkpoint-writer.js";
 import { checkpointIdentity } from "./identity.js";
 import { Progress, startBanner } from "./console.js";
 import { newAdamState } from "./optimizer.js";
@@ -200,14 +201,14 @@ async function main(): Promise<number> {
     },
     ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
     epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
-    checkpoint: (seconds, kind) => metrics.checkpointWritten(seconds, kind),
     phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : metrics.observeAdam(seconds)),
   };
+  const checkpoints = new CheckpointWriter(identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer(
     {
       config,
       spec,
-      identity,
+      checkpoints,
       outputDir,
       pool,
       runId,
@@ -242,6 +243,7 @@ async function main(): Promise<number> {
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: typeTargetRates, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);
+    await checkpoints.close();
     progress.end();
     await pool.close(outcome === "completed" ? "training completed" : "training interrupted");
     await figures?.close();
@@ -252,9 +254,15 @@ async function main(): Promise<number> {
     return outcome === "completed" ? 0 : 130;
   } catch (e) {
     progress.end();
-    if (e instanceof NoWorkersError) {
-      log(`${e.message}; writing checkpoint_latest and stopping`);
-      trainer.saveLatest();
+    // Whatever failed, the checkpoints already queued (and, without workers, the current state) reach the disk.
+    try {
+      if (e instanceof NoWorkersError) {
+        log(`${e.message}; writing checkpoint_latest and stopping`);
+        trainer.saveLatest();
+      }
+      await checkpoints.close();
+    } catch (w) {
+      if (w !== e) log((w as Error).message);
     }
     metadata.finish("failed", (e as Error).message);
     await pool.close("coordinator failed");

@@ -9,7 +9,8 @@ import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { NetworkSpec } from "../shared/network.js";
 import { ResultMessage } from "../shared/protocol.js";
 import { averageStats, rateRmse, weightAgreement } from "../shared/statistics.js";
-import { checkpointPaths, CheckpointIdentity, TrainingState, writeCheckpoint } from "./checkpoint.js";
+import { checkpointPaths, TrainingState } from "./checkpoint.js";
+import { CheckpointWriter } from "./checkpoint-writer.js";
 import { Progress, updateBlock } from "./console.js";
 import { figureTargets } from "./figures/network-view.js";
 import { adamStep, averageGradients, clipGlobalNorm } from "./optimizer.js";
@@ -21,7 +22,6 @@ export interface TrainingObservers {
   update?(record: UpdateRecord, spec: NetworkSpec): void;
   /** One epoch's result arrived: its compute time and the network time it simulated (s). */
   epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
-  checkpoint?(seconds: number, kind: "latest" | "best"): void;
   phase?(phase: "reduce" | "adam", seconds: number): void;
   /** Called with the data of one plotting epoch; queues the set for rendering. */
   figures?(data: FigureData): void;
@@ -32,7 +32,8 @@ export interface TrainingObservers {
 export interface TrainerOptions {
   config: Config;
   spec: NetworkSpec;
-  identity: CheckpointIdentity;
+  /** Writes the checkpoints this loop submits (latest, best), off the training path. */
+  checkpoints: CheckpointWriter;
   outputDir: string;
   pool: WorkerPool;
   runId: string;
@@ -75,6 +76,7 @@ export class Trainer {
     while (s.epoch < this.o.totalEpochs) {
       if (this.stopRequested) {
         this.saveLatest();
+        await this.o.checkpoints.flush();
         return "interrupted";
       }
       const update = s.epoch / A;
@@ -130,23 +132,19 @@ export class Trainer {
 
       if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
         s.bestLoss = losses.total;
-        this.timed("best", () => writeCheckpoint(checkpointPaths(this.o.outputDir).best, s, this.o.identity));
+        this.o.checkpoints.submit(checkpointPaths(this.o.outputDir).best, s, "best");
       }
       if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) this.saveLatest();
       this.o.progress?.update(s.epoch);
     }
     if (s.epoch === startEpoch) this.saveLatest();
+    await this.o.checkpoints.flush();
     return "completed";
   }
 
+  /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */
   saveLatest(): void {
-    this.timed("latest", () => writeCheckpoint(checkpointPaths(this.o.outputDir).latest, this.state, this.o.identity));
-  }
-
-  private timed(kind: "latest" | "best", f: () => void): void {
-    const t = performance.now();
-    f();
-    this.o.observers.checkpoint?.((performance.now() - t) / 1000, kind);
+    this.o.checkpoints.submit(checkpointPaths(this.o.outputDir).latest, this.state, "latest");
   }
 
   private plot(last: ResultMessage, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
