@@ -23,6 +23,8 @@ export interface ActivityLayout extends SpikeTrainLayout {
   voltages: ArrayLike<number>;
   /** Offset added to the spike index to find V after that step (1 step ahead where v_t is stored from t = 0). */
   voltageOffset: number;
+  /** An engine's own implementation of voltageMoments over this layout (the same sums in the same order, faster). */
+  voltageMoments?(mean: Float64Array, std: Float64Array): void;
 }
 
 export interface EpochSummary {
@@ -84,7 +86,8 @@ export function summarizeEpoch(
     glued[j] = isiCv(count, sum, sumSq);
   }
 
-  voltageMoments(a, meanV, stdV);
+  if (a.voltageMoments) a.voltageMoments(meanV, stdV);
+  else voltageMoments(a, meanV, stdV);
 
   const durationS = (B * T * spec.constants.dt) / 1000;
   const w = spec.lossWeights;

@@ -79,6 +79,7 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     devCoef: [Float64Array, P],
     meanCoef: [Float64Array, P],
     meanV: [Float64Array, P],
+    stdV: [Float64Array, P],
     // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offsets of the slot's source row
     // in z and in delta.
     slotTable: [Float64Array, S * 8],
@@ -98,9 +99,13 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     ffWeights: [Float32Array, F],
     ffGrad: [Float64Array, F],
     inputSpikes: [Uint8Array, B * T * M],
-    // Recurrent targets' offsets in the packed δ (sparse product) and each row's packed source block.
+    // For the sparse product: each row's source, and per edge [byte offset of the target's packed δ row, weight]
+    // (the weight's float32 bits; see packedWeights).
     cellType: [Int32Array, N],
-    packedTarget: [Int32Array, E],
+    rowOrder: [Int32Array, N],
+    productRowPtr: [Int32Array, N + 1],
+    productEdge: [Int32Array, E],
+    productSynapses: [Int32Array, 2 * E],
   } as const;
 }
 
@@ -131,6 +136,8 @@ export class SparseCpuEngine implements Engine {
   private readonly wasm: WasmKernels | null;
   /** The sparse product's rounding: float32 (Math.fround) with float32 state, none in float64 mode. */
   private readonly round: (x: number) => number;
+  /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
+  private readonly productWeights: Float32Array;
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
   private readonly teacherSpikes: Uint8Array | null;
   private readonly spikeStepGrad: Float64Array | null;
@@ -152,6 +159,7 @@ export class SparseCpuEngine implements Engine {
     this.wasm = this.ws.kernels;
     this.round = precision === "float32" ? Math.fround : (x) => x;
     const b = this.buf;
+    this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
     this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
     // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
     b.theta.fill(Infinity);
@@ -168,13 +176,19 @@ export class SparseCpuEngine implements Engine {
       b.slotDelta[l] = c.slotSource[l] * P * 8;
     }
     b.cellType.set(c.cellType);
+    // Rows grouped by source type: while the product walks one type's rows only that type's δ block is in use,
+    // which halves its cache footprint. Rows are independent sums, so their order changes no result.
+    b.rowOrder.set(Array.from(c.cellType.keys()).sort((x, y) => c.cellType[x] - c.cellType[y] || x - y));
+    let k = 0;
+    b.rowOrder.forEach((i, r) => {
+      for (let e = spec.rec.rowPtr[i]; e < spec.rec.rowPtr[i + 1]; e++) b.productEdge[k++] = e;
+      b.productRowPtr[r + 1] = k;
+    });
     b.rowPtr.set(spec.rec.rowPtr);
     b.ffRowPtr.set(spec.ff.rowPtr);
     const Bq = packedTrials(B);
-    spec.rec.post.forEach((j, e) => {
-      b.recTarget[e] = j * B * 8;
-      b.packedTarget[e] = j * Bq * 4;
-    });
+    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B * 8));
+    b.productEdge.forEach((e, k) => (b.productSynapses[2 * k] = spec.rec.post[e] * Bq * 4));
     spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * 8));
     c.cellType.forEach((k, i) => (b.recSource[i] = k * P * 8));
     c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * 8));
@@ -241,7 +255,20 @@ export class SparseCpuEngine implements Engine {
   }
 
   private activityLayout(): ActivityLayout {
-    return { trials: this.B, steps: this.T, neurons: this.N, sb: 1, st: this.P, sj: this.B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: this.P };
+    const { N, B, T, P } = this;
+    const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: 1, st: P, sj: B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: P };
+    const wasm = this.wasm;
+    if (!wasm) return layout;
+    const { meanV, stdV } = this.buf;
+    layout.voltageMoments = (mean, std) => {
+      wasm.voltageMoments(this.ws.ptr.vHist + P * 4, P, T, this.ws.ptr.meanV, this.ws.ptr.stdV);
+      for (let j = 0; j < N; j++)
+        for (let b = 0; b < B; b++) {
+          mean[b * N + j] = meanV[j * B + b];
+          std[b * N + j] = stdV[j * B + b];
+        }
+    };
+    return layout;
   }
 
   /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gHist) and g_T in g. */
@@ -386,6 +413,7 @@ export class SparseCpuEngine implements Engine {
         b0.meanV[p] = meanV[b * N + j];
       }
     }
+    for (let k = 0; k < b0.productEdge.length; k++) this.productWeights[2 * k + 1] = b0.weights[b0.productEdge[k]];
     b0.recGrad.fill(0);
     b0.ffGrad.fill(0);
     const p = this.ws.ptr;
@@ -404,7 +432,7 @@ export class SparseCpuEngine implements Engine {
           p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotDelta);
         if (needSpikeGrad) {
           this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
-          this.wasm.rowDots(p.rowPtr, p.packedTarget, p.weights, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch);
+          this.wasm.rowDots(p.productRowPtr, p.productSynapses, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
         }
       } else {
         this.backwardNeuronsJs(t, chunkEnd);
@@ -478,15 +506,15 @@ export class SparseCpuEngine implements Engine {
   private rowDotsJs(): void {
     const { N, B } = this;
     const Bq = packedTrials(B);
-    const { rowPtr, cellType, weights: W, deltaPacked, packedTarget, ds } = this.buf;
+    const { rowOrder, productRowPtr, cellType, deltaPacked, productSynapses, ds } = this.buf;
+    const W = this.productWeights;
     const r = this.round;
-    for (let i = 0; i < N; i++) {
+    for (let k = 0; k < N; k++) {
+      const i = rowOrder[k];
       const dBase = cellType[i] * N * Bq;
-      const start = rowPtr[i];
-      const end = rowPtr[i + 1];
       for (let b = 0; b < B; b++) {
         let acc = 0;
-        for (let e = start; e < end; e++) acc = r(acc + r(W[e] * deltaPacked[dBase + packedTarget[e] / 4 + b]));
+        for (let e = productRowPtr[k], end = productRowPtr[k + 1]; e < end; e++) acc = r(acc + r(W[2 * e + 1] * deltaPacked[dBase + productSynapses[2 * e] / 4 + b]));
         ds[i * B + b] += acc;
       }
     }

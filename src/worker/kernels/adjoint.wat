@@ -38,29 +38,29 @@
       (local.set $src (i32.add (local.get $src) (i32.const 1)))
       (br $S))))
 
-  ;; postOff[e] = post[e]·Bq·4 (byte offset of the target's packed row); scratch: 48 bytes.
+;; synapses: per edge e of the CSR rows, 8 bytes: [i32 byte offset post[e]·Bq·4 of the target's packed row,
+  ;; f32 weight], so that one pointer walks both; edges are taken two per iteration. scratch: 48 bytes.
   (func (export "rowDots")
-    (param $rowPtr i32) (param $postOff i32) (param $w i32) (param $packed i32) (param $ds i32) (param $cellType i32)
-    (param $n i32) (param $trials i32) (param $scratch i32)
-    (local $i i32) (local $b i32) (local $q i32) (local $count i32) (local $dBase i32) (local $srcBytes i32)
-    (local $pe i32) (local $pw i32) (local $pEnd i32) (local $pStart i32) (local $wStart i32) (local $a i32) (local $out i32) (local $bBase i32)
+    (param $rowPtr i32) (param $synapses i32) (param $packed i32) (param $ds i32) (param $cellType i32)
+    (param $n i32) (param $trials i32) (param $scratch i32) (param $rowOrder i32)
+    (local $k i32) (local $i i32) (local $b i32) (local $q i32) (local $count i32) (local $dBase i32) (local $srcBytes i32)
+    (local $ps i32) (local $pEnd i32) (local $pStart i32) (local $a i32) (local $out i32) (local $bBase i32)
     (local $wv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128)
     ;; bytes of one source's packed block: N rows of Bq float32
     (local.set $srcBytes (i32.mul (local.get $n)
       (i32.shl (i32.shl (i32.shr_u (i32.add (local.get $trials) (i32.const 3)) (i32.const 2)) (i32.const 2)) (i32.const 2))))
     (block $doneRows (loop $rows
-      (br_if $doneRows (i32.ge_u (local.get $i) (local.get $n)))
+      (br_if $doneRows (i32.ge_u (local.get $k) (local.get $n)))
+      (local.set $i (i32.load (i32.add (local.get $rowOrder) (i32.shl (local.get $k) (i32.const 2)))))
       (local.set $dBase (i32.add (local.get $packed)
         (i32.mul (i32.load (i32.add (local.get $cellType) (i32.shl (local.get $i) (i32.const 2)))) (local.get $srcBytes))))
-      (local.set $pStart (i32.add (local.get $postOff) (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 2))))
-      (local.set $wStart (i32.add (local.get $w) (i32.sub (local.get $pStart) (local.get $postOff))))
-      (local.set $pEnd (i32.add (local.get $postOff)
-        (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))) (i32.const 2))))
+      (local.set $pStart (i32.add (local.get $synapses) (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $k) (i32.const 2)))) (i32.const 3))))
+      (local.set $pEnd (i32.add (local.get $synapses)
+        (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $k) (i32.const 1)) (i32.const 2)))) (i32.const 3))))
       (local.set $b (i32.const 0))
       (block $doneBlocks (loop $blocks
         (br_if $doneBlocks (i32.ge_u (local.get $b) (local.get $trials)))
-        (local.set $pe (local.get $pStart))
-        (local.set $pw (local.get $wStart))
+        (local.set $ps (local.get $pStart))
         ;; this block's first trial within each packed row
         (local.set $bBase (i32.add (local.get $dBase) (i32.shl (local.get $b) (i32.const 2))))
         (local.set $a0 (v128.const f32x4 0 0 0 0))
@@ -68,26 +68,36 @@
         (local.set $a2 (v128.const f32x4 0 0 0 0))
         (if (i32.gt_u (i32.sub (local.get $trials) (local.get $b)) (i32.const 4))
           (then
-            ;; twelve trials from b
+            ;; twelve trials from b, two edges at a time, then a last odd edge
             (block $doneE3 (loop $edges3
-              (br_if $doneE3 (i32.ge_u (local.get $pe) (local.get $pEnd)))
-              (local.set $wv (f32x4.splat (f32.load (local.get $pw))))
-              (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $pe))))
+              (br_if $doneE3 (i32.gt_u (i32.add (local.get $ps) (i32.const 16)) (local.get $pEnd)))
+              (local.set $wv (f32x4.splat (f32.load offset=4 (local.get $ps))))
+              (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $ps))))
               (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
               (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
               (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))
-              (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+              (local.set $wv (f32x4.splat (f32.load offset=12 (local.get $ps))))
+              (local.set $a (i32.add (local.get $bBase) (i32.load offset=8 (local.get $ps))))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))
+              (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
               (br $edges3)))
+            (if (i32.lt_u (local.get $ps) (local.get $pEnd))
+              (then
+                (local.set $wv (f32x4.splat (f32.load offset=4 (local.get $ps))))
+                (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $ps))))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))))
             (local.set $count (i32.const 12)))
           (else
             ;; the last one to four trials
             (block $doneE1 (loop $edges1
-              (br_if $doneE1 (i32.ge_u (local.get $pe) (local.get $pEnd)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.splat (f32.load (local.get $pw)))
-                (v128.load (i32.add (local.get $bBase) (i32.load (local.get $pe)))))))
-              (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
-              (local.set $pw (i32.add (local.get $pw) (i32.const 4)))
+              (br_if $doneE1 (i32.ge_u (local.get $ps) (local.get $pEnd)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.splat (f32.load offset=4 (local.get $ps)))
+                (v128.load (i32.add (local.get $bBase) (i32.load (local.get $ps)))))))
+              (local.set $ps (i32.add (local.get $ps) (i32.const 8)))
               (br $edges1)))
             (local.set $count (i32.const 4))))
         (v128.store offset=0 (local.get $scratch) (local.get $a0))
@@ -107,6 +117,6 @@
           (br $Q)))
         (local.set $b (i32.add (local.get $b) (local.get $count)))
         (br $blocks)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br $rows))))
 )

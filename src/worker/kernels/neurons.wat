@@ -141,4 +141,37 @@
         (br $L)))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
       (br $Ploop))))
+  ;; Mean and unbiased std over the T recorded steps of V (float32, [t][p] from address v) per element p, two-pass,
+  ;; exactly as voltageMoments in epoch-summary.ts: Σ_t V in increasing t, mean = Σ/T, then Σ_t (V − mean)², std =
+  ;; sqrt(Σ/(T − 1)). Results into mean[p], std[p] (float64).
+  (func (export "voltageMoments") (param $v i32) (param $P i32) (param $steps i32) (param $mean i32) (param $std i32)
+    (local $p i32) (local $t i32) (local $a i32) (local $row i32) (local $sum v128) (local $m v128) (local $d v128)
+    (local.set $row (i32.shl (local.get $P) (i32.const 2)))
+    (block $endP (loop $Ploop
+      (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
+      (local.set $sum (f64x2.splat (f64.const 0)))
+      (local.set $a (i32.add (local.get $v) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $endT (loop $T
+        (br_if $endT (i32.ge_u (local.get $t) (local.get $steps)))
+        (local.set $sum (f64x2.add (local.get $sum) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $a)))))
+        (local.set $a (i32.add (local.get $a) (local.get $row)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $T)))
+      (local.set $m (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (local.get $steps)))))
+      (v128.store (i32.add (local.get $mean) (i32.shl (local.get $p) (i32.const 3))) (local.get $m))
+      (local.set $sum (f64x2.splat (f64.const 0)))
+      (local.set $a (i32.add (local.get $v) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $endT2 (loop $T2
+        (br_if $endT2 (i32.ge_u (local.get $t) (local.get $steps)))
+        (local.set $d (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $a))) (local.get $m)))
+        (local.set $sum (f64x2.add (local.get $sum) (f64x2.mul (local.get $d) (local.get $d))))
+        (local.set $a (i32.add (local.get $a) (local.get $row)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $T2)))
+      (v128.store (i32.add (local.get $std) (i32.shl (local.get $p) (i32.const 3)))
+        (f64x2.sqrt (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (i32.sub (local.get $steps) (i32.const 1)))))))
+      (local.set $p (i32.add (local.get $p) (i32.const 2)))
+      (br $Ploop))))
 )

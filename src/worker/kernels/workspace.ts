@@ -20,6 +20,7 @@ export interface WasmKernels {
   rowDots(...args: number[]): void;
   injectSpikes(...args: number[]): void;
   gatherGradient(...args: number[]): void;
+  voltageMoments(...args: number[]): void;
 }
 
 const MODULES = ["neurons", "adjoint", "synapses"] as const;
