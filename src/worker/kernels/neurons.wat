@@ -4,8 +4,9 @@
 ;; same float32 rounding of stored state, so both give bit-identical results: arithmetic in float64 lanes, state
 ;; loaded from and stored to float32 (two floats = 64 bits per vector). Every array is flat over the padded element
 ;; index p = j·B + b (slot-major for conductances: (c·S + l)·P + p), so each loop is a unit-stride stream.
-;; Per-slot constants come from a table of splatted float64 pairs: [gScale, alphaRise, alphaDecay, eSyn] × S, 16 bytes
-;; each; per-slot source offsets are byte offsets of that source's row in z (forward) or delta (backward).
+;; Per-element constants (θ, U_reset, E_L, β, dt/C) are float32 arrays. Per-slot constants come from a table of
+;; splatted float64 pairs: [gScale, alphaRise, alphaDecay, eSyn] × S, 16 bytes each; per-slot source offsets are byte
+;; offsets of that source's row in z (forward) or delta (backward).
 ;; Pointers are byte offsets; P (the element count) is even.
 (module
   (import "env" "memory" (memory 1))
@@ -60,15 +61,15 @@
         (v128.store64_lane 0 (local.get $d) (f32x4.demote_f64x2_zero (v128.andnot (local.tee $fx (f64x2.mul (local.get $gd) (v128.load offset=32 (local.get $t)))) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $l (i32.add (local.get $l) (i32.const 1)))
         (br $L)))
-      (local.set $el (v128.load (i32.add (local.get $eL) (local.get $p8))))
+      (local.set $el (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $eL) (local.get $p4)))))
       (local.set $vt (f64x2.sub
-        (f64x2.add (local.get $el) (f64x2.mul (f64x2.sub (local.get $v) (local.get $el)) (v128.load (i32.add (local.get $beta) (local.get $p8)))))
-        (f64x2.mul (local.get $acc) (v128.load (i32.add (local.get $k) (local.get $p8))))))
-      (local.set $spike (f64x2.gt (local.get $v) (v128.load (i32.add (local.get $theta) (local.get $p8)))))
+        (f64x2.add (local.get $el) (f64x2.mul (f64x2.sub (local.get $v) (local.get $el)) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $beta) (local.get $p4))))))
+        (f64x2.mul (local.get $acc) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $k) (local.get $p4)))))))
+      (local.set $spike (f64x2.gt (local.get $v) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $theta) (local.get $p4))))))
       ;; spike flags: byte 0 of each 64-bit mask lane, as 0/1
       (v128.store16_lane 0 (i32.add (local.get $sOut) (local.get $p))
         (v128.and (i8x16.shuffle 0 8 0 0 0 0 0 0 0 0 0 0 0 0 0 0 (local.get $spike) (local.get $spike)) (i8x16.splat (i32.const 1))))
-      (v128.store64_lane 0 (i32.add (local.get $vOut) (local.get $p4)) (f32x4.demote_f64x2_zero (v128.bitselect (v128.load (i32.add (local.get $uReset) (local.get $p8))) (local.get $vt) (local.get $spike))))
+      (v128.store64_lane 0 (i32.add (local.get $vOut) (local.get $p4)) (f32x4.demote_f64x2_zero (v128.bitselect (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $uReset) (local.get $p4)))) (local.get $vt) (local.get $spike))))
       (v128.store64_lane 0 (i32.add (local.get $vtOut) (local.get $p4)) (f32x4.demote_f64x2_zero (local.get $vt)))
       (v128.store64_lane 0 (i32.add (local.get $gsOut) (local.get $p4)) (f32x4.demote_f64x2_zero (local.get $gsum)))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
@@ -99,7 +100,7 @@
         (then
           (local.set $den (f64x2.add
             (f64x2.mul (f64x2.splat (local.get $lambda))
-              (f64x2.abs (f64x2.sub (local.get $vo) (v128.load (i32.add (local.get $theta) (local.get $p8))))))
+              (f64x2.abs (f64x2.sub (local.get $vo) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $theta) (local.get $p4)))))))
             (f64x2.splat (f64.const 1))))
           (local.set $a (f64x2.add (v128.load (i32.add (local.get $av) (local.get $p8)))
             (f64x2.div (v128.load (i32.add (local.get $ds) (local.get $p8))) (f64x2.mul (local.get $den) (local.get $den)))))))
@@ -117,9 +118,9 @@
       (v128.store (i32.add (local.get $ds) (local.get $p8))
         (f64x2.add (f64x2.mul (f64x2.neg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vtIn) (local.get $p4))))) (local.get $a))
           (v128.load (i32.add (local.get $spikeGrad) (local.get $p8)))))
-      (local.set $kk (v128.load (i32.add (local.get $k) (local.get $p8))))
+      (local.set $kk (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $k) (local.get $p4)))))
       (v128.store (i32.add (local.get $av) (local.get $p8))
-        (f64x2.mul (local.get $d) (f64x2.sub (v128.load (i32.add (local.get $beta) (local.get $p8)))
+        (f64x2.mul (local.get $d) (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $beta) (local.get $p4))))
           (f64x2.mul (local.get $kk) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $gsIn) (local.get $p4))))))))
       (local.set $dk (f64x2.mul (f64x2.neg (local.get $d)) (local.get $kk)))
       (local.set $v (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vIn) (local.get $p4)))))
