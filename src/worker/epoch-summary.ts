@@ -23,8 +23,19 @@ export interface ActivityLayout extends SpikeTrainLayout {
   voltages: ArrayLike<number>;
   /** Offset added to the spike index to find V after that step (1 step ahead where v_t is stored from t = 0). */
   voltageOffset: number;
-  /** An engine's own implementation of voltageMoments over this layout (the same sums in the same order, faster). */
+  /** An engine's own implementations of voltageMoments and spikeTrains over this layout (the same sums in the same
+   * order, so the same results, faster). */
   voltageMoments?(mean: Float64Array, std: Float64Array): void;
+  spikeTrains?(): SpikeTrains;
+}
+
+/** Per (trial, neuron), indexed b·N + j: spike count, first and last spike step (0 without spikes), and the sum and sum of squares of its ISIs. */
+export interface SpikeTrains {
+  count: Int32Array;
+  first: Int32Array;
+  last: Int32Array;
+  sum: Float64Array;
+  sumSq: Float64Array;
 }
 
 export interface EpochSummary {
@@ -57,7 +68,7 @@ export function summarizeEpoch(
   const stdV = new Float64Array(B * N);
   const glued = new Float64Array(N);
   const perTrialCv = new Float64Array(B * N);
-  const trains = spikeTrains(a);
+  const trains = a.spikeTrains ? a.spikeTrains() : spikeTrains(a);
 
   // Per neuron: spike counts, per-trial CVs (statistics) and the CV of the batch-glued train (the loss, as the
   // original: trial b's steps are positions b·T + t, so consecutive trials add one ISI across their boundary).
@@ -164,8 +175,7 @@ function memoryOrder(a: ActivityLayout): { k: Int32Array; offset: Int32Array } {
   return { k, offset };
 }
 
-/** Per (trial, neuron), indexed b·N + j: spike count, first and last spike step, and the sum and sum of squares of its ISIs. */
-function spikeTrains(a: ActivityLayout) {
+export function spikeTrains(a: ActivityLayout): SpikeTrains {
   const n = a.trials * a.neurons;
   const order = memoryOrder(a);
   const count = new Int32Array(n);

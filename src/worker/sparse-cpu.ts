@@ -80,6 +80,12 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     meanCoef: [Float64Array, P],
     meanV: [Float64Array, P],
     stdV: [Float64Array, P],
+    // Spike-train summaries of the epoch (see epoch-summary.ts spikeTrains), in the flat layout.
+    trainCount: [Int32Array, P],
+    trainFirst: [Int32Array, P],
+    trainLast: [Int32Array, P],
+    trainSum: [Float64Array, P],
+    trainSumSq: [Float64Array, P],
     // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offsets of the slot's source row
     // in z and in delta.
     slotTable: [Float64Array, S * 8],
@@ -259,14 +265,28 @@ export class SparseCpuEngine implements Engine {
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: 1, st: P, sj: B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: P };
     const wasm = this.wasm;
     if (!wasm) return layout;
-    const { meanV, stdV } = this.buf;
+    const b = this.buf;
+    const p = this.ws.ptr;
+    // Flat p = j·B + b results into the summary's k = b·N + j order.
+    const transpose = <A extends Int32Array | Float64Array>(from: A, to: A) => {
+      for (let j = 0; j < N; j++) for (let t = 0; t < B; t++) to[t * N + j] = from[j * B + t];
+      return to;
+    };
     layout.voltageMoments = (mean, std) => {
-      wasm.voltageMoments(this.ws.ptr.vHist + P * 4, P, T, this.ws.ptr.meanV, this.ws.ptr.stdV);
-      for (let j = 0; j < N; j++)
-        for (let b = 0; b < B; b++) {
-          mean[b * N + j] = meanV[j * B + b];
-          std[b * N + j] = stdV[j * B + b];
-        }
+      wasm.voltageMoments(p.vHist + P * 4, P, T, p.meanV, p.stdV);
+      transpose(b.meanV, mean);
+      transpose(b.stdV, std);
+    };
+    layout.spikeTrains = () => {
+      wasm.spikeTrains(p.sHist, P, T, p.trainCount, p.trainFirst, p.trainLast, p.trainSum, p.trainSumSq);
+      const n = N * B;
+      return {
+        count: transpose(b.trainCount, new Int32Array(n)),
+        first: transpose(b.trainFirst, new Int32Array(n)),
+        last: transpose(b.trainLast, new Int32Array(n)),
+        sum: transpose(b.trainSum, new Float64Array(n)),
+        sumSq: transpose(b.trainSumSq, new Float64Array(n)),
+      };
     };
     return layout;
   }

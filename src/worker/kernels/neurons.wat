@@ -175,4 +175,39 @@
         (f64x2.sqrt (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (i32.sub (local.get $steps) (i32.const 1)))))))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
       (br $Ploop))))
+
+  ;; Spike-train summary per element p from the recorded spikes (u8, [t][p] from address s), as spikeTrains in
+  ;; epoch-summary.ts: count, first and last spike step (0 without spikes), Σ ISI and Σ ISI² (integers, exact).
+  (func (export "spikeTrains") (param $s i32) (param $P i32) (param $steps i32)
+    (param $count i32) (param $first i32) (param $last i32) (param $sum i32) (param $sumSq i32)
+    (local $p i32) (local $t i32) (local $a i32) (local $c i32) (local $f i32) (local $l i32) (local $isi f64)
+    (local $su f64) (local $sq f64)
+    (block $endP (loop $Ploop
+      (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
+      (local.set $c (i32.const 0)) (local.set $f (i32.const 0)) (local.set $l (i32.const 0))
+      (local.set $su (f64.const 0)) (local.set $sq (f64.const 0))
+      (local.set $a (i32.add (local.get $s) (local.get $p)))
+      (local.set $t (i32.const 0))
+      (block $endT (loop $T
+        (br_if $endT (i32.ge_u (local.get $t) (local.get $steps)))
+        (if (i32.load8_u (local.get $a))
+          (then
+            (if (local.get $c)
+              (then
+                (local.set $isi (f64.convert_i32_u (i32.sub (local.get $t) (local.get $l))))
+                (local.set $su (f64.add (local.get $su) (local.get $isi)))
+                (local.set $sq (f64.add (local.get $sq) (f64.mul (local.get $isi) (local.get $isi)))))
+              (else (local.set $f (local.get $t))))
+            (local.set $l (local.get $t))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))))
+        (local.set $a (i32.add (local.get $a) (local.get $P)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $T)))
+      (i32.store (i32.add (local.get $count) (i32.shl (local.get $p) (i32.const 2))) (local.get $c))
+      (i32.store (i32.add (local.get $first) (i32.shl (local.get $p) (i32.const 2))) (local.get $f))
+      (i32.store (i32.add (local.get $last) (i32.shl (local.get $p) (i32.const 2))) (local.get $l))
+      (f64.store (i32.add (local.get $sum) (i32.shl (local.get $p) (i32.const 3))) (local.get $su))
+      (f64.store (i32.add (local.get $sumSq) (i32.shl (local.get $p) (i32.const 3))) (local.get $sq))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $Ploop))))
 )

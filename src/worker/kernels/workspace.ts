@@ -21,6 +21,7 @@ export interface WasmKernels {
   injectSpikes(...args: number[]): void;
   gatherGradient(...args: number[]): void;
   voltageMoments(...args: number[]): void;
+  spikeTrains(...args: number[]): void;
 }
 
 const MODULES = ["neurons", "adjoint", "synapses"] as const;
