@@ -227,8 +227,8 @@ export class SparseCpuEngine implements Engine {
     let ffGrad: Float32Array | null = null;
     if (task.computeGradient) {
       this.backward(summary.spikeGrad!, summary.devCoef!, summary.meanCoef!, summary.meanV);
-      recGrad = Float32Array.from(this.buf.recGrad);
-      ffGrad = Float32Array.from(this.buf.ffGrad);
+      recGrad = new Float32Array(this.buf.recGrad);
+      ffGrad = new Float32Array(this.buf.ffGrad);
     }
     const { B, S, P } = this;
     const activity = task.recordActivity
@@ -340,7 +340,7 @@ export class SparseCpuEngine implements Engine {
    * decays g in place and scatters this step's spikes into z, which the next step (or applyPendingInjection) adds.
    */
   private forwardStep(t: number, record: boolean): void {
-    const { B, S, P } = this;
+    const { S, P } = this;
     const vIn = t * P;
     const p = this.ws.ptr;
     if (this.wasm) {
@@ -351,15 +351,27 @@ export class SparseCpuEngine implements Engine {
     }
     this.buf.z.fill(0);
     // Event-driven injection: only synapses of neurons (and inputs) that spiked this step are touched.
+    this.synapsePass(INJECT, t);
+  }
+
+  /**
+   * Step t's event-driven pass over both synapse populations (see kernels/synapses.wat): the recurrent spikes as
+   * one flag run over the step's elements, the input spikes trial by trial.
+   */
+  private synapsePass(mode: typeof INJECT | typeof GRADIENT, t: number): void {
+    const { N, B, P, T } = this;
     const M = this.spec.constants.numInputs;
-    const inputRow = t * M;
+    const b = this.buf;
+    const [recValues, ffValues, state] = mode === INJECT ? (["weights", "ffWeights", "z"] as const) : (["recGrad", "ffGrad", "delta"] as const);
     if (this.wasm) {
-      this.wasm.injectSpikes(this.N, B, p.sHist + vIn, B, 1, p.rowPtr, p.recTarget, p.recSource, p.weights, p.z);
-      this.wasm.injectSpikes(M, B, p.inputSpikes + inputRow, 1, this.T * M, p.ffRowPtr, p.ffTarget, p.ffSource, p.ffWeights, p.z);
+      const p = this.ws.ptr;
+      this.wasm.synapsePass(mode, p.sHist + t * P, N * B, B, 0, p.rowPtr, p.recTarget, p.recSource, p[recValues], p[state]);
+      for (let trial = 0; trial < B; trial++)
+        this.wasm.synapsePass(mode, p.inputSpikes + (trial * T + t) * M, M, 1, trial, p.ffRowPtr, p.ffTarget, p.ffSource, p[ffValues], p[state]);
     } else {
-      const b = this.buf;
-      injectSpikesJs(this.N, B, b.sHist, vIn, B, 1, b.rowPtr, b.recTarget, b.recSource, b.weights, b.z);
-      injectSpikesJs(M, B, b.inputSpikes, inputRow, 1, this.T * M, b.ffRowPtr, b.ffTarget, b.ffSource, b.ffWeights, b.z);
+      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, b.rowPtr, b.recTarget, b.recSource, b[recValues], b[state]);
+      for (let trial = 0; trial < B; trial++)
+        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, b.ffRowPtr, b.ffTarget, b.ffSource, b[ffValues], b[state]);
     }
   }
 
@@ -418,7 +430,6 @@ export class SparseCpuEngine implements Engine {
   private backward(spikeGrad: Float64Array, devCoef: Float64Array, meanCoef: Float64Array, meanV: Float64Array): void {
     const { N, B, P, T } = this;
     const c = this.spec.constants;
-    const M = c.numInputs;
     const b0 = this.buf;
     const { delta, ds, ag } = b0;
     const spikeStepGrad = this.spikeStepGrad;
@@ -464,13 +475,7 @@ export class SparseCpuEngine implements Engine {
       if (spikeStepGrad && needSpikeGrad) for (let k = 0; k < P; k++) ds[k] += spikeStepGrad[vIn + k];
 
       // Weight gradient, only for the trials in which presynaptic neuron i (or input i) spiked: dW_ij += δ_src(i)[j].
-      if (this.wasm) {
-        this.wasm.gatherGradient(N, B, p.sHist + vIn, B, 1, p.rowPtr, p.recTarget, p.recSource, p.delta, p.recGrad);
-        this.wasm.gatherGradient(M, B, p.inputSpikes + t * M, 1, T * M, p.ffRowPtr, p.ffTarget, p.ffSource, p.delta, p.ffGrad);
-      } else {
-        gatherGradientJs(N, B, b0.sHist, vIn, B, 1, b0.rowPtr, b0.recTarget, b0.recSource, delta, b0.recGrad);
-        gatherGradientJs(M, B, b0.inputSpikes, t * M, 1, T * M, b0.ffRowPtr, b0.ffTarget, b0.ffSource, delta, b0.ffGrad);
-      }
+      this.synapsePass(GRADIENT, t);
     }
   }
 
@@ -541,29 +546,23 @@ export class SparseCpuEngine implements Engine {
   }
 }
 
-/**
- * JavaScript version of kernels/synapses.wat injectSpikes (offsets are the kernel's byte offsets into float64
- * arrays): z[src(i)][post[e]][b] += W[e] for every spiking (i, b); row i's flag for trial b is flags[f0 + i·fRow + b·fTrial].
- */
-function injectSpikesJs(n: number, trials: number, flags: Uint8Array, f0: number, fRow: number, fTrial: number,
-  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, w: Float32Array, z: Float64Array): void {
-  for (let i = 0; i < n; i++) {
-    for (let b = 0; b < trials; b++) {
-      if (!flags[f0 + i * fRow + b * fTrial]) continue;
-      const base = rowSrc[i] / 8 + b;
-      for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) z[base + target[e] / 8] += w[e];
-    }
-  }
-}
+const INJECT = 0;
+const GRADIENT = 1;
 
-/** JavaScript version of kernels/synapses.wat gatherGradient: grad[e] += δ[src(i)][post[e]][b] for every spiking (i, b). */
-function gatherGradientJs(n: number, trials: number, flags: Uint8Array, f0: number, fRow: number, fTrial: number,
-  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, delta: Float64Array, grad: Float64Array): void {
-  for (let i = 0; i < n; i++) {
-    for (let b = 0; b < trials; b++) {
-      if (!flags[f0 + i * fRow + b * fTrial]) continue;
-      const base = rowSrc[i] / 8 + b;
-      for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) grad[e] += delta[base + target[e] / 8];
+/**
+ * JavaScript version of kernels/synapses.wat synapsePass (offsets are the kernel's byte offsets into float64 arrays):
+ * for every flag q < L set at flags[f0 + q], row i = ⌊q / D⌋ of trial b = b0 + q mod D, and every edge e of row i,
+ * INJECT: state[src(i)][post[e]][b] += values[e];  GRADIENT: values[e] += state[src(i)][post[e]][b].
+ */
+function synapsePassJs(mode: number, flags: Uint8Array, f0: number, L: number, D: number, b0: number,
+  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, values: Float32Array | Float64Array, state: Float64Array): void {
+  for (let q = 0; q < L; q++) {
+    if (!flags[f0 + q]) continue;
+    const i = Math.floor(q / D);
+    const base = rowSrc[i] / 8 + b0 + q - i * D;
+    for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) {
+      if (mode === INJECT) state[base + target[e] / 8] += values[e];
+      else values[e] += state[base + target[e] / 8];
     }
   }
 }

@@ -18,8 +18,7 @@ export interface WasmKernels {
   backwardNeurons(...args: number[]): void;
   packDelta(...args: number[]): void;
   rowDots(...args: number[]): void;
-  injectSpikes(...args: number[]): void;
-  gatherGradient(...args: number[]): void;
+  synapsePass(...args: number[]): void;
   voltageMoments(...args: number[]): void;
   spikeTrains(...args: number[]): void;
 }
