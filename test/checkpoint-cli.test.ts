@@ -31,10 +31,20 @@ function toVersion1(path: string): void {
     if (!logical) plain[name] = t;
     else {
       const shape = encoded[logical].shape;
-      plain[logical] = { dtype: "F32", shape, data: decodeShuffleDeflate(t.data as Uint8Array, shape.reduce((a, d) => a * d, 1)) };
+      const data = decodeShuffleDeflate(t.data as Uint8Array, shape.reduce((a, d) => a * d, 1));
+      plain[logical] = logical === "stream_g" ? toElementMajor(data, shape) : { dtype: "F32", shape, data };
     }
   }
   writeSafetensorsFile(path, plain, { ...rest, format_version: "1" });
+}
+
+/** Format 2's slot-major stream_g (A×2×S×B×N) as format 1 stored it (A×B×N×2×S). */
+function toElementMajor(g: Float32Array, [A, two, S, B, N]: number[]): Tensor {
+  const out = new Float32Array(g.length);
+  for (let k = 0; k < A; k++)
+    for (let cl = 0; cl < two * S; cl++)
+      for (let e = 0; e < B * N; e++) out[(k * B * N + e) * two * S + cl] = g[(k * two * S + cl) * B * N + e];
+  return { dtype: "F32", shape: [A, B, N, two, S], data: out };
 }
 
 beforeAll(async () => {

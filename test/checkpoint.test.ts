@@ -92,7 +92,7 @@ describe("checkpoint round trip", () => {
     expect(tensors.adam_v_ff.dtype).toBe("F32");
     expect(JSON.parse(metadata[ENCODED_TENSORS_KEY])).toEqual({
       stream_v: { stored_as: "stream_v.shuffle4_deflate", codec: "shuffle4_deflate", dtype: "F32", shape: [3, 4, 30] },
-      stream_g: { stored_as: "stream_g.shuffle4_deflate", codec: "shuffle4_deflate", dtype: "F32", shape: [3, 4, 30, 2, 5] },
+      stream_g: { stored_as: "stream_g.shuffle4_deflate", codec: "shuffle4_deflate", dtype: "F32", shape: [3, 2, 5, 4, 30] },
     });
 
     const raw = 3 * 4 * 30 * 11 * 4;
@@ -199,7 +199,7 @@ describe("damaged compressed stream states", () => {
       /tensor "stream_g": has no entry in the "encoded_tensors" metadata/,
     );
     expectError(
-      tampered((_, m) => (m[ENCODED_TENSORS_KEY] = m[ENCODED_TENSORS_KEY].replace('"codec":"shuffle4_deflate","dtype":"F32","shape":[3,4,30,2,5]', '"codec":"zstd","dtype":"F32","shape":[3,4,30,2,5]'))),
+      tampered((_, m) => (m[ENCODED_TENSORS_KEY] = m[ENCODED_TENSORS_KEY].replace('"codec":"shuffle4_deflate","dtype":"F32","shape":[3,2,5,4,30]', '"codec":"zstd","dtype":"F32","shape":[3,2,5,4,30]'))),
       /tensor "stream_g" \(stored as "stream_g\.shuffle4_deflate"\): unknown codec "zstd"/,
     );
     expectError(tampered((t) => delete t[G]), /tensor "stream_g" \(stored as "stream_g\.shuffle4_deflate"\): the stored tensor is missing/);
@@ -281,9 +281,11 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
 
     const { numNeurons: N, numSlots: S, batchSize: B } = id;
     const sha = (parts: Float32Array[]) => parts.reduce((h, p) => h.update(bits(p)), createHash("sha256")).digest("hex");
+    // stream_g[k, c, l, b, j] is the engines' g[(b·N + j)·2S + c·S + l] of stream k.
+    const slotMajor = (g: Float32Array) => Float32Array.from({ length: g.length }, (_, i) => g[(i % (B * N)) * 2 * S + Math.floor(i / (B * N))]);
     expect(got).toEqual({
       stream_v: [[A, B, N], "<f4", sha(streams.map((s) => s.v))],
-      stream_g: [[A, B, N, 2, S], "<f4", sha(streams.map((s) => s.g))],
+      stream_g: [[A, 2, S, B, N], "<f4", sha(streams.map((s) => slotMajor(s.g)))],
     });
   });
 });
@@ -302,15 +304,17 @@ describe("checkpoint writer thread", () => {
       expect(seconds).toBeGreaterThan(0);
       written.push(kind);
     });
-    writer.submit(join(dir, "best.safetensors"), state, "best");
+    writer.submit([{ path: join(dir, "best.safetensors"), kind: "best" }, { path: join(dir, "latest-1.safetensors"), kind: "latest" }], state);
     // The loop goes on updating the state in place (Adam) while the thread writes.
     state.recWeight[0] += 1;
     state.adam.m[1][3] = 42;
     state.epoch += 2;
-    writer.submit(join(dir, "latest.safetensors"), state, "latest");
+    writer.submit([{ path: join(dir, "latest.safetensors"), kind: "latest" }], state);
     await writer.close();
-    expect(written).toEqual(["best", "latest"]);
+    expect(written).toEqual(["best", "latest", "latest"]);
     expectSameState(readCheckpoint(join(dir, "best.safetensors"), ID, 2).state, submitted);
+    // One encoding, written to both files of the first submission.
+    expect(readFileSync(join(dir, "latest-1.safetensors")).equals(readFileSync(join(dir, "best.safetensors")))).toBe(true);
     expectSameState(readCheckpoint(join(dir, "latest.safetensors"), ID, 2).state, state);
   });
 
@@ -319,9 +323,15 @@ describe("checkpoint writer thread", () => {
     const dir = tempDir();
     const bad = join(dir, "missing-dir", "checkpoint_latest.safetensors");
     const writer = new CheckpointWriter(ID, () => {});
-    writer.submit(bad, syntheticState(1, ID, [true]), "latest");
+    const written: string[] = [];
+    const writer2 = new CheckpointWriter(ID, (_, kind) => written.push(kind));
+    writer2.submit([{ path: join(dir, "best.safetensors"), kind: "best" }, { path: bad, kind: "latest" }], syntheticState(1, ID, [true]));
+    await expect(writer2.flush()).rejects.toThrow(`${bad}: cannot write checkpoint`);
+    expect(written).toEqual(["best"]);
+    await writer2.close().catch(() => {});
+    writer.submit([{ path: bad, kind: "latest" }], syntheticState(1, ID, [true]));
     await expect(writer.flush()).rejects.toThrow(`${bad}: cannot write checkpoint`);
-    expect(() => writer.submit(join(dir, "ok.safetensors"), syntheticState(1, ID, [true]), "latest")).toThrow(/cannot write checkpoint/);
+    expect(() => writer.submit([{ path: join(dir, "ok.safetensors"), kind: "latest" }], syntheticState(1, ID, [true]))).toThrow(/cannot write checkpoint/);
     await expect(writer.close()).rejects.toThrow(/cannot write checkpoint/);
   });
 });

@@ -1,13 +1,22 @@
-/** Worker-thread entry: encodes and atomically writes checkpoints off the coordinator's event loop, in arrival order. */
+/**
+ * Worker-thread entry: encodes checkpoints off the coordinator's event loop, in arrival order, and replaces each of
+ * the message's files atomically with the same bytes (best and latest are often due in the same update).
+ */
 import { parentPort } from "node:worker_threads";
-import { CheckpointIdentity, TrainingState, writeCheckpoint } from "./checkpoint.js";
+import { writeFileAtomic } from "../shared/atomic-file.js";
+import { CheckpointIdentity, encodeCheckpoint, TrainingState } from "./checkpoint.js";
 
-parentPort!.on("message", (m: { id: number; path: string; state: TrainingState; identity: CheckpointIdentity }) => {
+parentPort!.on("message", (m: { id: number; paths: string[]; state: TrainingState; identity: CheckpointIdentity }) => {
   const started = performance.now();
+  const seconds: number[] = [];
   try {
-    writeCheckpoint(m.path, m.state, m.identity);
-    parentPort!.postMessage({ id: m.id, seconds: (performance.now() - started) / 1000 });
+    const bytes = encodeCheckpoint(m.state, m.identity);
+    for (const path of m.paths) {
+      writeFileAtomic(path, bytes);
+      seconds.push((performance.now() - started) / 1000);
+    }
+    parentPort!.postMessage({ id: m.id, seconds });
   } catch (e) {
-    parentPort!.postMessage({ id: m.id, error: (e as Error).message });
+    parentPort!.postMessage({ id: m.id, seconds, error: (e as Error).message });
   }
 });

@@ -9,9 +9,14 @@ import { Worker } from "node:worker_threads";
 import { CheckpointError, CheckpointIdentity, TrainingState } from "./checkpoint.js";
 import { CheckpointKind } from "./metrics.js";
 
-interface Pending {
+/** One checkpoint file due: where, and which kind (for the metrics). */
+export interface CheckpointTarget {
   path: string;
   kind: CheckpointKind;
+}
+
+interface Pending {
+  targets: CheckpointTarget[];
   resolve: () => void;
 }
 
@@ -27,11 +32,12 @@ export class CheckpointWriter {
     private readonly onWritten: (seconds: number, kind: CheckpointKind) => void,
   ) {
     this.worker = new Worker(new URL("./checkpoint-thread.js", import.meta.url));
-    this.worker.on("message", (m: { id: number; seconds?: number; error?: string }) => {
+    // seconds[k]: from the start of encoding until target k was on disk; an error concerns the first target not written.
+    this.worker.on("message", (m: { id: number; seconds: number[]; error?: string }) => {
       const p = this.pending.get(m.id)!;
       this.pending.delete(m.id);
-      if (m.error !== undefined) this.failure ??= new CheckpointError(`${p.path}: cannot write checkpoint (${m.error})`);
-      else this.onWritten(m.seconds!, p.kind);
+      m.seconds.forEach((s, k) => this.onWritten(s, p.targets[k].kind));
+      if (m.error !== undefined) this.failure ??= new CheckpointError(`${p.targets[m.seconds.length].path}: cannot write checkpoint (${m.error})`);
       p.resolve();
     });
     this.worker.on("error", (e) => {
@@ -41,13 +47,14 @@ export class CheckpointWriter {
     });
   }
 
-  /** Queues `state` as it is now for writing to `path`; throws the error of an earlier failed write. */
-  submit(path: string, state: TrainingState, kind: CheckpointKind): void {
+  /** Queues `state` as it is now for writing, encoded once, to every target; throws the error of an earlier failed write. */
+  submit(targets: CheckpointTarget[], state: TrainingState): void {
     this.throwIfFailed();
+    if (targets.length === 0) return;
     const id = this.nextId++;
-    const written = new Promise<void>((resolve) => this.pending.set(id, { path, kind, resolve }));
+    const written = new Promise<void>((resolve) => this.pending.set(id, { targets, resolve }));
     this.drained = this.drained.then(() => written);
-    this.worker.postMessage({ id, path, state, identity: this.identity });
+    this.worker.postMessage({ id, paths: targets.map((t) => t.path), state, identity: this.identity });
   }
 
   /** Resolves when every queued checkpoint is on disk; rejects with the first write that failed. */

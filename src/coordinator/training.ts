@@ -10,7 +10,7 @@ import { NetworkSpec } from "../shared/network.js";
 import { ResultMessage } from "../shared/protocol.js";
 import { averageStats, rateRmse, weightAgreement } from "../shared/statistics.js";
 import { checkpointPaths, TrainingState } from "./checkpoint.js";
-import { CheckpointWriter } from "./checkpoint-writer.js";
+import { CheckpointTarget, CheckpointWriter } from "./checkpoint-writer.js";
 import { Progress, updateBlock } from "./console.js";
 import { figureTargets } from "./figures/network-view.js";
 import { adamStep, averageGradients, clipGlobalNorm } from "./optimizer.js";
@@ -130,11 +130,14 @@ export class Trainer {
       if (initialWeights) this.plot(results[A - 1], 0, initialWeights);
       if (plot) this.plot(results[A - 1], s.epoch, { rec: s.recWeight.slice(), ff: s.ffWeight.slice() });
 
+      const paths = checkpointPaths(this.o.outputDir);
+      const due: CheckpointTarget[] = [];
       if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
         s.bestLoss = losses.total;
-        this.o.checkpoints.submit(checkpointPaths(this.o.outputDir).best, s, "best");
+        due.push({ path: paths.best, kind: "best" });
       }
-      if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) this.saveLatest();
+      if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) due.push({ path: paths.latest, kind: "latest" });
+      this.o.checkpoints.submit(due, s);
       this.o.progress?.update(s.epoch);
     }
     if (s.epoch === startEpoch) this.saveLatest();
@@ -144,7 +147,7 @@ export class Trainer {
 
   /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */
   saveLatest(): void {
-    this.o.checkpoints.submit(checkpointPaths(this.o.outputDir).latest, this.state, "latest");
+    this.o.checkpoints.submit([{ path: checkpointPaths(this.o.outputDir).latest, kind: "latest" }], this.state);
   }
 
   private plot(last: ResultMessage, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
