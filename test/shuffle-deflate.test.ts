@@ -1,6 +1,6 @@
 import { deflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, shuffleBytes, unshuffleBytes } from "../src/shared/shuffle-deflate.js";
+import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, shuffleFloat32, unshuffleFloat32 } from "../src/shared/shuffle-deflate.js";
 
 /** Bit patterns, so that NaN payloads and -0 count: toEqual on floats would accept a changed NaN. */
 const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
@@ -33,23 +33,23 @@ const SPECIAL_BITS = new Uint32Array([
   0x3f800000, // 1
 ]);
 
-describe("shuffleBytes / unshuffleBytes", () => {
-  it("puts byte k of every element into plane k, and back", () => {
+describe("shuffleFloat32 / unshuffleFloat32", () => {
+  it("puts byte k of every float into plane k, and back", () => {
     const bytes = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    const shuffled = shuffleBytes(bytes, 4);
+    const shuffled = shuffleFloat32(new Float32Array(bytes.buffer));
     expect(Array.from(shuffled)).toEqual([1, 5, 9, 2, 6, 10, 3, 7, 11, 4, 8, 12]);
-    expect(Array.from(unshuffleBytes(shuffled, 4))).toEqual(Array.from(bytes));
-    expect(Array.from(unshuffleBytes(shuffleBytes(bytes, 3), 3))).toEqual(Array.from(bytes));
+    expect(Array.from(new Uint8Array(unshuffleFloat32(shuffled).buffer))).toEqual(Array.from(bytes));
   });
 
-  it("rejects a length that is not a whole number of elements", () => {
-    expect(() => shuffleBytes(new Uint8Array(6), 4)).toThrow(/not a whole number of 4-byte elements/);
-    expect(() => unshuffleBytes(new Uint8Array(4), 0)).toThrow(/positive integer/);
+  it("reads a float view at any offset and rejects a length that is not whole floats", () => {
+    const buffer = new Float32Array([7, 1.5, -2, 3]);
+    expect(Array.from(unshuffleFloat32(shuffleFloat32(buffer.subarray(1, 3))))).toEqual([1.5, -2]);
+    expect(() => unshuffleFloat32(new Uint8Array(6))).toThrow(/not a whole number of 4-byte floats/);
   });
 
   it("matches numpy's reshape(4, -1).T decoding of the planes, which the README shows", () => {
     const f = new Float32Array([1.5, -2, 3e-40]);
-    const shuffled = shuffleBytes(new Uint8Array(f.buffer), 4);
+    const shuffled = shuffleFloat32(f);
     const n = f.length;
     const rebuilt = new Uint8Array(4 * n);
     for (let i = 0; i < n; i++) for (let k = 0; k < 4; k++) rebuilt[4 * i + k] = shuffled[k * n + i];

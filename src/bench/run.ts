@@ -143,7 +143,8 @@ function coordinatorWork(config: Config, state: StreamState): void {
  */
 function throughput(): void {
   const cli = fileURLToPath(new URL("../coordinator/cli.js", import.meta.url));
-  console.log("\n5. real runs at default size, --no-figures (first update, with JIT warm-up, not counted):");
+  console.log("\n5. real runs at default size, 4 updates, --no-figures, checkpoint_best at every improving update, checkpoint_latest at the end");
+  console.log("   (first update, with JIT warm-up, not counted):");
   for (const A of [5, 6]) {
     const dir = mkdtempSync(join(tmpdir(), "snn-bench-"));
     try {
@@ -152,7 +153,7 @@ function throughput(): void {
         params,
         readFileSync(DEFAULT, "utf8")
           .replace(/^accumulation_interval = \d+/m, `accumulation_interval = ${A}`)
-          .replace(/^checkpoint_interval = \d+/m, `checkpoint_interval = ${A}`)
+          .replace(/^checkpoint_interval = \d+/m, `checkpoint_interval = ${4 * A}`)
           .replace(/^epochs = \d+/m, `epochs = ${4 * A}`),
       );
       const rates = [1, 2].map((workers) => {

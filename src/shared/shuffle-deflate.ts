@@ -34,37 +34,32 @@ export class CodecError extends Error {
   }
 }
 
-/** Byte k of element i goes to position k·n + i (n = bytes.length / width). */
-export function shuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
-  const n = elementsOf(bytes, width);
-  const out = new Uint8Array(bytes.length);
-  for (let k = 0; k < width; k++) {
-    const base = k * n;
-    for (let i = 0; i < n; i++) out[base + i] = bytes[i * width + k];
+/** Byte k of float i (little-endian) goes to position k·n + i; one 32-bit read per float. */
+export function shuffleFloat32(values: Float32Array): Uint8Array {
+  const n = values.length;
+  const words = new Uint32Array(values.buffer, values.byteOffset, n);
+  const out = new Uint8Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const w = words[i];
+    out[i] = w;
+    out[n + i] = w >>> 8;
+    out[2 * n + i] = w >>> 16;
+    out[3 * n + i] = w >>> 24;
   }
   return out;
 }
 
-/** Inverse of shuffleBytes. */
-export function unshuffleBytes(bytes: Uint8Array, width: number): Uint8Array {
-  const n = elementsOf(bytes, width);
-  const out = new Uint8Array(bytes.length);
-  for (let k = 0; k < width; k++) {
-    const base = k * n;
-    for (let i = 0; i < n; i++) out[i * width + k] = bytes[base + i];
-  }
-  return out;
-}
-
-function elementsOf(bytes: Uint8Array, width: number): number {
-  if (!Number.isInteger(width) || width < 1) throw new RangeError(`element width must be a positive integer, got ${width}`);
-  if (bytes.length % width !== 0) throw new RangeError(`${bytes.length} bytes are not a whole number of ${width}-byte elements`);
-  return bytes.length / width;
+/** Inverse of shuffleFloat32. */
+export function unshuffleFloat32(bytes: Uint8Array): Float32Array {
+  if (bytes.length % 4 !== 0) throw new RangeError(`${bytes.length} bytes are not a whole number of 4-byte floats`);
+  const n = bytes.length / 4;
+  const words = new Uint32Array(n);
+  for (let i = 0; i < n; i++) words[i] = bytes[i] | (bytes[n + i] << 8) | (bytes[2 * n + i] << 16) | (bytes[3 * n + i] << 24);
+  return new Float32Array(words.buffer);
 }
 
 export function encodeShuffleDeflate(values: Float32Array): Uint8Array {
-  const shuffled = shuffleBytes(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 4);
-  const z = deflateSync(shuffled, DEFLATE_OPTIONS);
+  const z = deflateSync(shuffleFloat32(values), DEFLATE_OPTIONS);
   return new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
 }
 
@@ -94,6 +89,5 @@ export function decodeShuffleDeflate(bytes: Uint8Array, count: number): Float32A
   if (raw.length !== expected) throw new CodecError(`decodes to ${raw.length} bytes but its shape needs ${expected}`);
   // zlib stops at the end of the deflate stream and would silently ignore whatever follows it.
   if (consumed !== bytes.length) throw new CodecError(`${bytes.length - consumed} unexpected bytes after the compressed data`);
-  const out = unshuffleBytes(raw, 4);
-  return new Float32Array(out.buffer, 0, count);
+  return unshuffleFloat32(raw);
 }
