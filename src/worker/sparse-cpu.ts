@@ -61,25 +61,27 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     // Per-slot G_t, written only for epochs whose activity is recorded for figures.
     gHist: [Real, T * S * P],
     g: [Real, 2 * S * P],
-    z: [Float64Array, G * P],
+    z: [Real, G * P],
     // Adjoint state.
-    av: [Float64Array, P],
-    ag: [Float64Array, 2 * S * P],
-    delta: [Float64Array, G * P],
-    // δ of the recurrent sources in the sparse product's layout and precision (see kernels/adjoint.wat), with slack.
+    av: [Real, P],
+    ag: [Real, 2 * S * P],
+    delta: [Real, G * P],
+    // δ of the recurrent sources in the sparse product's layout (see kernels/adjoint.wat), with slack.
     deltaPacked: [Real, c.numRecTypes * N * packedTrials(B) + 16],
-    ds: [Float64Array, P],
+    ds: [Real, P],
     // Per-element constants and loss-gradient coefficients of the epoch (see losses.ts), in the flat layout.
     theta: [Float32Array, P],
     uReset: [Float32Array, P],
     eL: [Float32Array, P],
     beta: [Float32Array, P],
     dtOverC: [Float32Array, P],
-    spikeGrad: [Float64Array, P],
-    devCoef: [Float64Array, P],
-    meanCoef: [Float64Array, P],
-    meanV: [Float64Array, P],
-    stdV: [Float64Array, P],
+    spikeGrad: [Real, P],
+    devCoef: [Real, P],
+    meanCoef: [Real, P],
+    meanV: [Real, P],
+    // Moments of V over the epoch (kernels/neurons.wat voltageMoments), in the flat layout.
+    vMean: [Float64Array, P],
+    vStd: [Float64Array, P],
     // Spike-train summaries of the epoch (see epoch-summary.ts spikeTrains), in the flat layout.
     trainCount: [Int32Array, P],
     trainFirst: [Int32Array, P],
@@ -126,7 +128,8 @@ function packedTrials(B: number): number {
 }
 
 type Layout = ReturnType<typeof engineLayout>;
-type FloatBuffers = { vHist: FloatArray; vTildeHist: FloatArray; gSumHist: FloatArray; gHist: FloatArray; g: FloatArray; deltaPacked: FloatArray };
+type RealBuffers = "vHist" | "vTildeHist" | "gSumHist" | "gHist" | "g" | "z" | "av" | "ag" | "delta" | "deltaPacked" | "ds" | "spikeGrad" | "devCoef" | "meanCoef" | "meanV";
+type FloatBuffers = { [K in RealBuffers]: FloatArray };
 
 export class SparseCpuEngine implements Engine {
   readonly kind = "sparse-cpu" as const;
@@ -142,6 +145,8 @@ export class SparseCpuEngine implements Engine {
   private readonly wasm: WasmKernels | null;
   /** The sparse product's rounding: float32 (Math.fround) with float32 state, none in float64 mode. */
   private readonly round: (x: number) => number;
+  /** Bytes of one state value (4 in float32, 8 in float64): the unit of the kernels' byte offsets into state arrays. */
+  private readonly realBytes: number;
   /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
   private readonly productWeights: Float32Array;
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
@@ -165,6 +170,7 @@ export class SparseCpuEngine implements Engine {
     this.wasm = this.ws.kernels;
     this.round = precision === "float32" ? Math.fround : (x) => x;
     const b = this.buf;
+    this.realBytes = b.z.BYTES_PER_ELEMENT;
     this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
     this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
     // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
@@ -178,8 +184,8 @@ export class SparseCpuEngine implements Engine {
     }
     for (let l = 0; l < S; l++) {
       [c.gScale[l], c.alphaRise[l], c.alphaDecay[l], c.eSyn[l]].forEach((x, k) => b.slotTable.fill(x, l * 8 + 2 * k, l * 8 + 2 * k + 2));
-      b.slotZ[l] = c.slotSource[l] * P * 8;
-      b.slotDelta[l] = c.slotSource[l] * P * 8;
+      b.slotZ[l] = c.slotSource[l] * P * this.realBytes;
+      b.slotDelta[l] = c.slotSource[l] * P * this.realBytes;
     }
     b.cellType.set(c.cellType);
     // Rows grouped by source type: while the product walks one type's rows only that type's δ block is in use,
@@ -193,11 +199,11 @@ export class SparseCpuEngine implements Engine {
     b.rowPtr.set(spec.rec.rowPtr);
     b.ffRowPtr.set(spec.ff.rowPtr);
     const Bq = packedTrials(B);
-    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B * 8));
+    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B * this.realBytes));
     b.productEdge.forEach((e, k) => (b.productSynapses[2 * k] = spec.rec.post[e] * Bq * 4));
-    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * 8));
-    c.cellType.forEach((k, i) => (b.recSource[i] = k * P * 8));
-    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * 8));
+    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * this.realBytes));
+    c.cellType.forEach((k, i) => (b.recSource[i] = k * P * this.realBytes));
+    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * this.realBytes));
     const teacher = spec.teacherRecWeight !== undefined;
     this.teacherSpikes = teacher ? new Uint8Array(this.T * P) : null;
     this.spikeStepGrad = teacher ? new Float64Array(this.T * P) : null;
@@ -273,9 +279,9 @@ export class SparseCpuEngine implements Engine {
       return to;
     };
     layout.voltageMoments = (mean, std) => {
-      wasm.voltageMoments(p.vHist + P * 4, P, T, p.meanV, p.stdV);
-      transpose(b.meanV, mean);
-      transpose(b.stdV, std);
+      wasm.voltageMoments(p.vHist + P * 4, P, T, p.vMean, p.vStd);
+      transpose(b.vMean, mean);
+      transpose(b.vStd, std);
     };
     layout.spikeTrains = () => {
       wasm.spikeTrains(p.sHist, P, T, p.trainCount, p.trainFirst, p.trainLast, p.trainSum, p.trainSumSq);
@@ -369,9 +375,9 @@ export class SparseCpuEngine implements Engine {
       for (let trial = 0; trial < B; trial++)
         this.wasm.synapsePass(mode, p.inputSpikes + (trial * T + t) * M, M, 1, trial, p.ffRowPtr, p.ffTarget, p.ffSource, p[ffValues], p[state]);
     } else {
-      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, b.rowPtr, b.recTarget, b.recSource, b[recValues], b[state]);
+      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, b.rowPtr, b.recTarget, b.recSource, b[recValues], b[state], this.realBytes);
       for (let trial = 0; trial < B; trial++)
-        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, b.ffRowPtr, b.ffTarget, b.ffSource, b[ffValues], b[state]);
+        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, b.ffRowPtr, b.ffTarget, b.ffSource, b[ffValues], b[state], this.realBytes);
     }
   }
 
@@ -550,19 +556,19 @@ const INJECT = 0;
 const GRADIENT = 1;
 
 /**
- * JavaScript version of kernels/synapses.wat synapsePass (offsets are the kernel's byte offsets into float64 arrays):
+ * JavaScript version of kernels/synapses.wat synapsePass (offsets are the kernel's byte offsets, `bytes` per value):
  * for every flag q < L set at flags[f0 + q], row i = ⌊q / D⌋ of trial b = b0 + q mod D, and every edge e of row i,
  * INJECT: state[src(i)][post[e]][b] += values[e];  GRADIENT: values[e] += state[src(i)][post[e]][b].
  */
 function synapsePassJs(mode: number, flags: Uint8Array, f0: number, L: number, D: number, b0: number,
-  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, values: Float32Array | Float64Array, state: Float64Array): void {
+  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, values: FloatArray, state: FloatArray, bytes: number): void {
   for (let q = 0; q < L; q++) {
     if (!flags[f0 + q]) continue;
     const i = Math.floor(q / D);
-    const base = rowSrc[i] / 8 + b0 + q - i * D;
+    const base = rowSrc[i] / bytes + b0 + q - i * D;
     for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) {
-      if (mode === INJECT) state[base + target[e] / 8] += values[e];
-      else values[e] += state[base + target[e] / 8];
+      if (mode === INJECT) state[base + target[e] / bytes] += values[e];
+      else values[e] += state[base + target[e] / bytes];
     }
   }
 }

@@ -1,5 +1,5 @@
 ;; Hot loop of the sparse-cpu adjoint, in WebAssembly with 128-bit SIMD (four float32 lanes):
-;;   ds[i·B + b] += Σ_{e ∈ row i} W[e] · δ_src(i)[post[e]][b]   for every neuron i and trial b,
+;;   ds[i·B + b] += Σ_{e ∈ row i} W[e] · δ_src(i)[post[e]][b]   for every neuron i and trial b (ds float32),
 ;; over δ packed as float32 rows of Bq = ceil(B/4)·4 trials per postsynaptic neuron (packDelta). Each lane sums over
 ;; the edges of its row in edge order, rounding every product and sum to float32, exactly as the JavaScript fallback
 ;; does with Math.fround, so both give bit-identical results. Trials are processed twelve (three vectors) at a time so
@@ -10,15 +10,15 @@
 (module
   (import "env" "memory" (memory 1))
 
-  ;; packed[(src·N + j)·Bq + b] = f32(δ[src·P + j·B + b]), flushed to 0 below 1e-30 in magnitude (as flushTiny in
-  ;; sparse-cpu.ts: keeps subnormal floats out of the product), for the recurrent sources src < sources.
+  ;; packed[(src·N + j)·Bq + b] = δ[src·P + j·B + b] (float32), flushed to 0 below 1e-30 in magnitude (as flushTiny
+  ;; in sparse-cpu.ts: keeps subnormal floats out of the product), for the recurrent sources src < sources.
   (func (export "packDelta")
     (param $delta i32) (param $packed i32) (param $n i32) (param $trials i32) (param $sources i32) (param $P i32)
     (local $src i32) (local $j i32) (local $b i32) (local $in i32) (local $out i32) (local $x f64) (local $bq i32)
     (local.set $bq (i32.shl (i32.shr_u (i32.add (local.get $trials) (i32.const 3)) (i32.const 2)) (i32.const 2)))
     (block $endS (loop $S
       (br_if $endS (i32.ge_u (local.get $src) (local.get $sources)))
-      (local.set $in (i32.add (local.get $delta) (i32.shl (i32.mul (local.get $src) (local.get $P)) (i32.const 3))))
+      (local.set $in (i32.add (local.get $delta) (i32.shl (i32.mul (local.get $src) (local.get $P)) (i32.const 2))))
       (local.set $out (i32.add (local.get $packed) (i32.shl (i32.mul (i32.mul (local.get $src) (local.get $n)) (local.get $bq)) (i32.const 2))))
       (local.set $j (i32.const 0))
       (block $endJ (loop $J
@@ -26,12 +26,12 @@
         (local.set $b (i32.const 0))
         (block $endB (loop $B
           (br_if $endB (i32.ge_u (local.get $b) (local.get $trials)))
-          (local.set $x (f64.load (i32.add (local.get $in) (i32.shl (local.get $b) (i32.const 3)))))
+          (local.set $x (f64.promote_f32 (f32.load (i32.add (local.get $in) (i32.shl (local.get $b) (i32.const 2))))))
           (f32.store (i32.add (local.get $out) (i32.shl (local.get $b) (i32.const 2)))
             (f32.demote_f64 (select (f64.const 0) (local.get $x) (f64.lt (f64.abs (local.get $x)) (f64.const 1e-30)))))
           (local.set $b (i32.add (local.get $b) (i32.const 1)))
           (br $B)))
-        (local.set $in (i32.add (local.get $in) (i32.shl (local.get $trials) (i32.const 3))))
+        (local.set $in (i32.add (local.get $in) (i32.shl (local.get $trials) (i32.const 2))))
         (local.set $out (i32.add (local.get $out) (i32.shl (local.get $bq) (i32.const 2))))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $J)))
@@ -105,14 +105,14 @@
         (v128.store offset=32 (local.get $scratch) (local.get $a2))
         (if (i32.gt_u (local.get $count) (i32.sub (local.get $trials) (local.get $b)))
           (then (local.set $count (i32.sub (local.get $trials) (local.get $b)))))
-        ;; add the real trials' sums to ds (float64)
-        (local.set $out (i32.add (local.get $ds) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $trials)) (local.get $b)) (i32.const 3))))
+        ;; add the real trials' sums to ds (float32, the sum taken in float64 and rounded)
+        (local.set $out (i32.add (local.get $ds) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $trials)) (local.get $b)) (i32.const 2))))
         (local.set $q (i32.const 0))
         (block $doneQ (loop $Q
           (br_if $doneQ (i32.ge_u (local.get $q) (local.get $count)))
-          (f64.store (local.get $out) (f64.add (f64.load (local.get $out))
-            (f64.promote_f32 (f32.load (i32.add (local.get $scratch) (i32.shl (local.get $q) (i32.const 2)))))))
-          (local.set $out (i32.add (local.get $out) (i32.const 8)))
+          (f32.store (local.get $out) (f32.demote_f64 (f64.add (f64.promote_f32 (f32.load (local.get $out)))
+            (f64.promote_f32 (f32.load (i32.add (local.get $scratch) (i32.shl (local.get $q) (i32.const 2))))))))
+          (local.set $out (i32.add (local.get $out) (i32.const 4)))
           (local.set $q (i32.add (local.get $q) (i32.const 1)))
           (br $Q)))
         (local.set $b (i32.add (local.get $b) (local.get $count)))

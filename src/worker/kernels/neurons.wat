@@ -26,7 +26,7 @@
     (param $vIn i32) (param $vOut i32) (param $sOut i32) (param $vtOut i32) (param $gsOut i32)
     (param $theta i32) (param $uReset i32) (param $eL i32) (param $beta i32) (param $k i32)
     (param $slotTable i32) (param $slotSrc i32)
-    (local $p i32) (local $l i32) (local $p4 i32) (local $p8 i32) (local $t i32) (local $r i32) (local $d i32)
+    (local $p i32) (local $l i32) (local $p4 i32) (local $t i32) (local $r i32) (local $d i32)
     (local $compStride i32) (local $slotStride i32)
     (local $v v128) (local $acc v128) (local $gsum v128) (local $inj v128) (local $gr v128) (local $gd v128)
     (local $G v128) (local $el v128) (local $vt v128) (local $spike v128) (local $fx v128)
@@ -36,7 +36,6 @@
     (block $endP (loop $Ploop
       (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
       (local.set $p4 (i32.shl (local.get $p) (i32.const 2)))
-      (local.set $p8 (i32.shl (local.get $p) (i32.const 3)))
       (local.set $v (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vIn) (local.get $p4)))))
       (local.set $acc (f64x2.splat (f64.const 0)))
       (local.set $gsum (f64x2.splat (f64.const 0)))
@@ -45,7 +44,7 @@
         (br_if $endL (i32.ge_u (local.get $l) (local.get $slots)))
         (local.set $t (i32.add (local.get $slotTable) (i32.shl (local.get $l) (i32.const 6))))
         (local.set $inj (f64x2.mul
-          (v128.load (i32.add (i32.add (local.get $z) (i32.load (i32.add (local.get $slotSrc) (i32.shl (local.get $l) (i32.const 2))))) (local.get $p8)))
+          (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (i32.add (local.get $z) (i32.load (i32.add (local.get $slotSrc) (i32.shl (local.get $l) (i32.const 2))))) (local.get $p4))))
           (v128.load offset=0 (local.get $t))))
         (local.set $r (i32.add (i32.add (local.get $g) (i32.mul (local.get $l) (local.get $slotStride))) (local.get $p4)))
         (local.set $d (i32.add (local.get $r) (local.get $compStride)))
@@ -75,7 +74,8 @@
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
       (br $Ploop))))
 
-  ;; One backward step (adjoint of step t) for every element p; delta must be zero and, at a chunk end, a_g too:
+  ;; One backward step (adjoint of step t) for every element p; delta must be zero and, at a chunk end, a_g too.
+  ;; The adjoint state (a_v, a_g, ds, δ) and the loss coefficients are float32 arrays, like the forward state:
   ;;   a = [not chunk end] (a_v + ds·σ'(v_{t+1} − θ)) + ∂L/∂v_{t+1};  d = s ? 0 : a;  ds = −ṽ a + ∂L/∂s;
   ;;   a_v = d (β − dt/C·ΣG);  δ_src(l) += gs_l (a_g[decay,l] − a_g[rise,l]);  a_g ← α a_g − d·dt/C·(v − E_l).
   (func (export "backwardNeurons")
@@ -84,17 +84,16 @@
     (param $av i32) (param $ag i32) (param $ds i32) (param $delta i32)
     (param $theta i32) (param $beta i32) (param $k i32) (param $spikeGrad i32) (param $devCoef i32) (param $meanCoef i32) (param $meanV i32)
     (param $slotTable i32) (param $slotDelta i32)
-    (local $p i32) (local $l i32) (local $p4 i32) (local $p8 i32) (local $t i32) (local $r i32) (local $dd i32) (local $q i32)
+    (local $p i32) (local $l i32) (local $p4 i32) (local $t i32) (local $r i32) (local $dd i32) (local $q i32)
     (local $compStride i32) (local $slotStride i32)
     (local $a v128) (local $vo v128) (local $den v128) (local $d v128) (local $dk v128) (local $v v128) (local $dG v128)
     (local $gr v128) (local $gd v128) (local $kk v128) (local $spike v128) (local $fx v128)
-    (local.set $slotStride (i32.shl (local.get $P) (i32.const 3)))
+    (local.set $slotStride (i32.shl (local.get $P) (i32.const 2)))
     (local.set $compStride (i32.mul (local.get $slotStride) (local.get $slots)))
     (block $endP (loop $Ploop
       (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
       (local.set $p4 (i32.shl (local.get $p) (i32.const 2)))
-      (local.set $p8 (i32.shl (local.get $p) (i32.const 3)))
-      (local.set $vo (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vOut) (local.get $p4)))))
+            (local.set $vo (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vOut) (local.get $p4)))))
       (local.set $a (f64x2.splat (f64.const 0)))
       (if (i32.eqz (local.get $chunkEnd))
         (then
@@ -102,42 +101,42 @@
             (f64x2.mul (f64x2.splat (local.get $lambda))
               (f64x2.abs (f64x2.sub (local.get $vo) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $theta) (local.get $p4)))))))
             (f64x2.splat (f64.const 1))))
-          (local.set $a (f64x2.add (v128.load (i32.add (local.get $av) (local.get $p8)))
-            (f64x2.div (v128.load (i32.add (local.get $ds) (local.get $p8))) (f64x2.mul (local.get $den) (local.get $den)))))))
+          (local.set $a (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $av) (local.get $p4))))
+            (f64x2.div (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $ds) (local.get $p4)))) (f64x2.mul (local.get $den) (local.get $den)))))))
       (local.set $a (f64x2.add (local.get $a)
         (f64x2.add
-          (f64x2.mul (v128.load (i32.add (local.get $devCoef) (local.get $p8)))
-            (f64x2.sub (local.get $vo) (v128.load (i32.add (local.get $meanV) (local.get $p8)))))
-          (v128.load (i32.add (local.get $meanCoef) (local.get $p8))))))
+          (f64x2.mul (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $devCoef) (local.get $p4))))
+            (f64x2.sub (local.get $vo) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $meanV) (local.get $p4))))))
+          (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $meanCoef) (local.get $p4)))))))
       ;; spike flags of the two elements widened to 64-bit lane masks
       (local.set $spike (i64x2.ne
         (i64x2.extend_low_i32x4_u (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
           (v128.load16_lane 0 (i32.add (local.get $sIn) (local.get $p)) (v128.const i64x2 0 0)))))
         (v128.const i64x2 0 0)))
       (local.set $d (v128.andnot (local.get $a) (local.get $spike)))
-      (v128.store (i32.add (local.get $ds) (local.get $p8))
+      (v128.store64_lane 0 (i32.add (local.get $ds) (local.get $p4)) (f32x4.demote_f64x2_zero
         (f64x2.add (f64x2.mul (f64x2.neg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vtIn) (local.get $p4))))) (local.get $a))
-          (v128.load (i32.add (local.get $spikeGrad) (local.get $p8)))))
+          (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $spikeGrad) (local.get $p4)))))))
       (local.set $kk (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $k) (local.get $p4)))))
-      (v128.store (i32.add (local.get $av) (local.get $p8))
+      (v128.store64_lane 0 (i32.add (local.get $av) (local.get $p4)) (f32x4.demote_f64x2_zero
         (f64x2.mul (local.get $d) (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $beta) (local.get $p4))))
-          (f64x2.mul (local.get $kk) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $gsIn) (local.get $p4))))))))
+          (f64x2.mul (local.get $kk) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $gsIn) (local.get $p4)))))))))
       (local.set $dk (f64x2.mul (f64x2.neg (local.get $d)) (local.get $kk)))
       (local.set $v (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vIn) (local.get $p4)))))
       (local.set $l (i32.const 0))
       (block $endL (loop $L
         (br_if $endL (i32.ge_u (local.get $l) (local.get $slots)))
         (local.set $t (i32.add (local.get $slotTable) (i32.shl (local.get $l) (i32.const 6))))
-        (local.set $r (i32.add (i32.add (local.get $ag) (i32.mul (local.get $l) (local.get $slotStride))) (local.get $p8)))
+        (local.set $r (i32.add (i32.add (local.get $ag) (i32.mul (local.get $l) (local.get $slotStride))) (local.get $p4)))
         (local.set $dd (i32.add (local.get $r) (local.get $compStride)))
-        (local.set $gr (v128.load (local.get $r)))
-        (local.set $gd (v128.load (local.get $dd)))
-        (local.set $q (i32.add (i32.add (local.get $delta) (i32.load (i32.add (local.get $slotDelta) (i32.shl (local.get $l) (i32.const 2))))) (local.get $p8)))
-        (v128.store (local.get $q) (f64x2.add (v128.load (local.get $q))
-          (f64x2.mul (v128.load offset=0 (local.get $t)) (f64x2.sub (local.get $gd) (local.get $gr)))))
+        (local.set $gr (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $r))))
+        (local.set $gd (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $dd))))
+        (local.set $q (i32.add (i32.add (local.get $delta) (i32.load (i32.add (local.get $slotDelta) (i32.shl (local.get $l) (i32.const 2))))) (local.get $p4)))
+        (v128.store64_lane 0 (local.get $q) (f32x4.demote_f64x2_zero (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $q)))
+          (f64x2.mul (v128.load offset=0 (local.get $t)) (f64x2.sub (local.get $gd) (local.get $gr))))))
         (local.set $dG (f64x2.mul (local.get $dk) (f64x2.sub (local.get $v) (v128.load offset=48 (local.get $t)))))
-        (v128.store (local.get $r) (v128.andnot (local.tee $fx (f64x2.add (f64x2.mul (local.get $gr) (v128.load offset=16 (local.get $t))) (local.get $dG))) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30)))))
-        (v128.store (local.get $dd) (v128.andnot (local.tee $fx (f64x2.add (f64x2.mul (local.get $gd) (v128.load offset=32 (local.get $t))) (local.get $dG))) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30)))))
+        (v128.store64_lane 0 (local.get $r) (f32x4.demote_f64x2_zero (v128.andnot (local.tee $fx (f64x2.add (f64x2.mul (local.get $gr) (v128.load offset=16 (local.get $t))) (local.get $dG))) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
+        (v128.store64_lane 0 (local.get $dd) (f32x4.demote_f64x2_zero (v128.andnot (local.tee $fx (f64x2.add (f64x2.mul (local.get $gd) (v128.load offset=32 (local.get $t))) (local.get $dG))) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $l (i32.add (local.get $l) (i32.const 1)))
         (br $L)))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))

@@ -1,12 +1,12 @@
 ;; Event-driven synapse passes of the sparse-cpu engine, compiled to WebAssembly; the JavaScript fallback in
-;; sparse-cpu.ts (synapsePassJs) performs the same float64 operations in the same order.
+;; sparse-cpu.ts (synapsePassJs) performs the same operations in the same order.
 ;; A synapse population is a CSR matrix over presynaptic rows i; its spike flags for one step are L bytes from
 ;; `flags`, byte q standing for row i = q / D of trial b = b0 + q mod D: D = B over the recurrent spikes ([j][b]),
 ;; D = 1 with one call per trial over the input spikes ([b][t][i]). The flags are scanned eight bytes at a time, as
-;; spikes are rare. postOff[e] = post[e]·B·8 and rowSrc[i] = source(i)·P·8 are byte offsets into the flat
+;; spikes are rare. postOff[e] = post[e]·B·4 and rowSrc[i] = source(i)·P·4 are byte offsets into the flat float32
 ;; [source][j·B + b] arrays (z, delta).
-;;   mode 0, injection:        z[src(i)][post[e]][b] += W[e]   (W float32, z float64)
-;;   mode 1, weight gradient:  grad[e] += δ[src(i)][post[e]][b]   (δ and grad float64), touching only rows that spiked
+;;   mode 0, injection:        z[src(i)][post[e]][b] += W[e]   (W and z float32; each sum rounded to float32)
+;;   mode 1, weight gradient:  grad[e] += δ[src(i)][post[e]][b]   (grad float64), touching only rows that spiked
 ;; Spiking (row, trial) pairs are taken in increasing q: for a fixed target (or gradient entry) contributions are
 ;; summed in increasing row (trial) order, whatever the caller's order of calls over trials.
 (module
@@ -20,14 +20,14 @@
     (local.set $pEnd (i32.add (local.get $postOff)
       (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $i) (i32.const 1)) (i32.const 2)))) (i32.const 2))))
     (local.set $base (i32.add (i32.add (local.get $state) (i32.load (i32.add (local.get $rowSrc) (i32.shl (local.get $i) (i32.const 2)))))
-      (i32.shl (local.get $b) (i32.const 3))))
+      (i32.shl (local.get $b) (i32.const 2))))
     (if (i32.eqz (local.get $mode))
       (then
         (local.set $pv (i32.add (local.get $values) (i32.shl (local.get $start) (i32.const 2))))
         (block $done (loop $edges
           (br_if $done (i32.ge_u (local.get $pe) (local.get $pEnd)))
           (local.set $a (i32.add (local.get $base) (i32.load (local.get $pe))))
-          (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load (local.get $pv)))))
+          (f32.store (local.get $a) (f32.demote_f64 (f64.add (f64.promote_f32 (f32.load (local.get $a))) (f64.promote_f32 (f32.load (local.get $pv))))))
           (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
           (local.set $pv (i32.add (local.get $pv) (i32.const 4)))
           (br $edges))))
@@ -35,7 +35,7 @@
         (local.set $pv (i32.add (local.get $values) (i32.shl (local.get $start) (i32.const 3))))
         (block $done (loop $edges
           (br_if $done (i32.ge_u (local.get $pe) (local.get $pEnd)))
-          (f64.store (local.get $pv) (f64.add (f64.load (local.get $pv)) (f64.load (i32.add (local.get $base) (i32.load (local.get $pe))))))
+          (f64.store (local.get $pv) (f64.add (f64.load (local.get $pv)) (f64.promote_f32 (f32.load (i32.add (local.get $base) (i32.load (local.get $pe)))))))
           (local.set $pe (i32.add (local.get $pe) (i32.const 4)))
           (local.set $pv (i32.add (local.get $pv) (i32.const 8)))
           (br $edges))))))
