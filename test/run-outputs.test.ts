@@ -2,7 +2,7 @@
  * What a run leaves behind, from real processes: figures for every plotting epoch, the offline W&B run, metadata,
  * and checkpoints; and that training on a small network actually fits.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/coordinator/run-dir.js";
@@ -54,6 +54,17 @@ describe("outputs of a run", () => {
     expect(readFileSync(join(dir, "parameters.toml"), "utf8")).toBe(readFileSync(params, "utf8"));
     expect(existsSync(join(dir, "checkpoints/checkpoint_latest.safetensors"))).toBe(true);
     expect(existsSync(join(dir, "checkpoints/checkpoint_best.safetensors"))).toBe(true);
+  });
+
+  it("with plotting.interval, writes figure sets at its multiples, for the untrained network and at the end", async () => {
+    const params = smallParams(tempDir(), { epochs: 15, accumulation: 3, plotting: true });
+    writeFileSync(params, readFileSync(params, "utf8").replace(/^enabled = true$/m, "enabled = true\ninterval = 6"));
+    const dir = join(tempDir(), "out");
+    const r = await coord([params, "--workers", "1", "--output", dir]);
+    expect(r.code, r.output).toBe(0);
+    expect(readdirSync(join(dir, "figures")).sort()).toEqual(["epoch_0000", "epoch_0006", "epoch_0012", "epoch_0015"]);
+    expect(readdirSync(join(dir, "figures", "epoch_0012"))).toContain("spike_raster.png");
+    expect(MetricsCsv.read(join(dir, "metrics.csv")).map((row) => row.epoch)).toEqual([3, 6, 9, 12, 15]);
   });
 
   it("refuses to overwrite a non-empty output directory without --resume or --force", async () => {

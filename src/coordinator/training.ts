@@ -73,15 +73,22 @@ export class Trainer {
     const A = config.simulation.accumulation_interval;
     const s = this.state;
     const startEpoch = s.epoch;
+    // The report of the previous update (W&B, console, figures), which may still wait for a figure set to render.
+    let report: Promise<void> = Promise.resolve();
     while (s.epoch < this.o.totalEpochs) {
       if (this.stopRequested) {
         this.saveLatest();
+        await report;
         await this.o.checkpoints.flush();
         return "interrupted";
       }
       const update = s.epoch / A;
-      const plot = config.plotting.enabled && this.o.observers.figures !== undefined;
-      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({ epoch: s.epoch + k, stream: k, initialState: st, recordActivity: plot && k === A - 1 }));
+      // Figure sets every plotting.interval epochs and at the end, plus the untrained network's after the first interval.
+      const figuresOn = config.plotting.enabled && this.o.observers.figures !== undefined;
+      const next = s.epoch + A;
+      const plot = figuresOn && (next % config.plotting.interval === 0 || next >= this.o.totalEpochs);
+      const plotInitial = figuresOn && s.epoch === 0;
+      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({ epoch: s.epoch + k, stream: k, initialState: st, recordActivity: (plot || plotInitial) && k === A - 1 }));
       const t0 = performance.now();
       const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks);
       const t1 = performance.now();
@@ -90,7 +97,7 @@ export class Trainer {
       const gradNorm = clipGlobalNorm(grads, config.hyperparameters.max_grad_norm);
       const t2 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
-      const initialWeights = plot && s.epoch === 0 ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
+      const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
       adamStep([s.recWeight, s.ffWeight], grads, s.adam, {
         learningRate: config.hyperparameters.learning_rate,
         betas: config.hyperparameters.betas,
@@ -118,17 +125,16 @@ export class Trainer {
         wallTimeS: elapsed,
         epochsPerS: A / ((t1 - t0) / 1000),
       };
-      await this.o.observers.figuresSettled?.();
+      // metrics.csv gets its row before the update's checkpoint, so that a resumed run finds every row it continues.
       const row = metricsRow(record);
       csv.append(row);
       this.history.push(row as HistoryRow);
-      this.o.observers.update?.(record, spec);
       const simulated = (spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000;
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
-      this.o.progress?.print(updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined }));
-
-      if (initialWeights) this.plot(results[A - 1], 0, initialWeights);
-      if (plot) this.plot(results[A - 1], s.epoch, { rec: s.recWeight.slice(), ff: s.ffWeight.slice() });
+      // At most one report runs behind training: the next interval trains while the previous figure set renders.
+      await report;
+      const figures = plot || plotInitial ? { last: results[A - 1], initialWeights, weights: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
+      report = this.report(record, updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined }), figures);
 
       const paths = checkpointPaths(this.o.outputDir);
       const due: CheckpointTarget[] = [];
@@ -141,8 +147,26 @@ export class Trainer {
       this.o.progress?.update(s.epoch);
     }
     if (s.epoch === startEpoch) this.saveLatest();
+    await report;
     await this.o.checkpoints.flush();
     return "completed";
+  }
+
+  /**
+   * One update's report: its scalars reach W&B only after the images of the previous plotting epoch (W&B steps only
+   * increase), which may still be rendering; then this update's figure sets are queued.
+   */
+  private async report(
+    record: UpdateRecord,
+    block: string,
+    figures: { last: ResultMessage; initialWeights: { rec: Float32Array; ff: Float32Array } | null; weights: { rec: Float32Array; ff: Float32Array } | null } | null,
+  ): Promise<void> {
+    await this.o.observers.figuresSettled?.();
+    this.o.observers.update?.(record, this.o.spec);
+    this.o.progress?.print(block);
+    if (!figures) return;
+    if (figures.initialWeights) this.plot(figures.last, 0, figures.initialWeights);
+    if (figures.weights) this.plot(figures.last, record.epoch, figures.weights);
   }
 
   /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */

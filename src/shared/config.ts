@@ -85,7 +85,7 @@ export interface Config {
     synapses: SynapseGroupConfig[];
   };
   distributed: { heartbeat_interval: number; worker_timeout: number; no_worker_timeout: number };
-  plotting: { enabled: boolean; trial: number; raster_neurons: number };
+  plotting: { enabled: boolean; interval: number; trial: number; raster_neurons: number };
   wandb: { enabled: boolean; project: string; entity: string; mode: "online" | "offline" | "disabled"; name: string };
 }
 
@@ -412,10 +412,15 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   const pR = root.table("plotting", true);
   const plotting = {
     enabled: pR.bool("enabled", true),
+    interval: pR.number("interval", { def: simulation.accumulation_interval, min: 1, int: true }),
     trial: pR.number("trial", { def: 0, min: 0, max: simulation.batch_size - 1, int: true }),
     raster_neurons: pR.number("raster_neurons", { def: 40, min: 1, max: numNeurons, int: true }),
   };
   pR.done();
+  if (plotting.interval % simulation.accumulation_interval !== 0)
+    throw new ConfigError(
+      `plotting.interval: must be a multiple of simulation.accumulation_interval (${simulation.accumulation_interval}), got ${plotting.interval}`,
+    );
 
   const wbR = root.table("wandb", true);
   const wandb = {

@@ -1,7 +1,8 @@
 /**
- * Figure rendering off the training path: sets are rendered in a worker thread while the next interval trains.
- * `settled()` lets the trainer wait for the previous set before it logs the next update, so that each set's images
- * join their own W&B step; training is slowed only when rendering a set takes longer than an interval.
+ * Figure rendering off the training path: sets are rendered in a worker thread while the next intervals train.
+ * `settled()` lets the trainer's report of an update wait for the previous set before it logs to W&B, so that each
+ * set's images join their own step; the report runs beside training, which waits for it only when rendering a set
+ * takes longer than two intervals.
  */
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
