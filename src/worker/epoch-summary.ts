@@ -68,7 +68,10 @@ export function summarizeEpoch(
   const stdV = new Float64Array(B * N);
   const glued = new Float64Array(N);
   const perTrialCv = new Float64Array(B * N);
-  const trains = a.spikeTrains ? a.spikeTrains() : spikeTrains(a);
+  // The memory order is built at most once per epoch, and not at all where the engine has its own passes.
+  let order: MemoryOrder | undefined;
+  const orderOf = () => (order ??= memoryOrder(a));
+  const trains = a.spikeTrains ? a.spikeTrains() : spikeTrains(a, orderOf());
 
   // Per neuron: spike counts, per-trial CVs (statistics) and the CV of the batch-glued train (the loss, as the
   // original: trial b's steps are positions b·T + t, so consecutive trials add one ISI across their boundary).
@@ -98,7 +101,7 @@ export function summarizeEpoch(
   }
 
   if (a.voltageMoments) a.voltageMoments(meanV, stdV);
-  else voltageMoments(a, meanV, stdV);
+  else voltageMoments(a, meanV, stdV, orderOf());
 
   const durationS = (B * T * spec.constants.dt) / 1000;
   const w = spec.lossWeights;
@@ -128,9 +131,8 @@ export function summarizeEpoch(
 }
 
 /** Two-pass mean and unbiased std over the epoch's steps of V per (trial, neuron), into mean[b·N + j], std[b·N + j]. */
-export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array): void {
+export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float64Array, order = memoryOrder(a)): void {
   const { steps: T } = a;
-  const order = memoryOrder(a);
   const n = order.k.length;
   const { voltages } = a;
   const { offset } = order;
@@ -161,7 +163,12 @@ export function voltageMoments(a: ActivityLayout, mean: Float64Array, std: Float
  * Every (trial, neuron) of a step in the layout's memory order: k[n] = b·N + j and offset[n] = b·sb + j·sj, so that
  * loops over a step read the recorded arrays sequentially.
  */
-function memoryOrder(a: ActivityLayout): { k: Int32Array; offset: Int32Array } {
+interface MemoryOrder {
+  k: Int32Array;
+  offset: Int32Array;
+}
+
+function memoryOrder(a: ActivityLayout): MemoryOrder {
   const { trials: B, neurons: N } = a;
   const k = new Int32Array(B * N);
   const offset = new Int32Array(B * N);
@@ -175,9 +182,8 @@ function memoryOrder(a: ActivityLayout): { k: Int32Array; offset: Int32Array } {
   return { k, offset };
 }
 
-export function spikeTrains(a: ActivityLayout): SpikeTrains {
+export function spikeTrains(a: ActivityLayout, order = memoryOrder(a)): SpikeTrains {
   const n = a.trials * a.neurons;
-  const order = memoryOrder(a);
   const count = new Int32Array(n);
   const first = new Int32Array(n);
   const last = new Int32Array(n);
