@@ -89,7 +89,7 @@ describe("shipped parameter files", () => {
     expect(c.feedforward.topology.conn_inputs).toEqual([[0.02, 0.02]]);
     expect(c.feedforward.synapses[0].g_bar).toEqual([0.7, 0.1]);
     expect(c.distributed).toEqual({ heartbeat_interval: 2.0, worker_timeout: 60.0, no_worker_timeout: 300.0 });
-    expect(c.plotting).toEqual({ enabled: true, interval: 25, trial: 0, raster_neurons: 40 });
+    expect(c.plotting).toEqual({ enabled: true, interval: 50, trial: 0, raster_neurons: 40 });
     expect(c.wandb.enabled).toBe(false);
     expect(c.wandb.mode).toBe("offline");
   });
@@ -239,12 +239,12 @@ describe("invalid parameters: one ConfigError naming the key", () => {
   });
 
   it("plotting.interval not a multiple of accumulation_interval, or not a positive integer", () => {
-    const msg = configError(edit(DEFAULT_TEXT, "interval = 25 ", "interval = 12 ")).message;
+    const msg = configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 12 ")).message;
     expect(msg).toMatch(/^plotting\.interval: /);
     expect(msg).toContain("accumulation_interval (5)");
     expect(msg).toContain("12");
-    expect(configError(edit(DEFAULT_TEXT, "interval = 25 ", "interval = 0 ")).message).toMatch(/^plotting\.interval: /);
-    expect(configError(edit(DEFAULT_TEXT, "interval = 25 ", "interval = 2.5 ")).message).toMatch(/^plotting\.interval: /);
+    expect(configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 0 ")).message).toMatch(/^plotting\.interval: /);
+    expect(configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 2.5 ")).message).toMatch(/^plotting\.interval: /);
   });
 
   it("unknown cell type name in a targets table", () => {
