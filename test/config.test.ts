@@ -239,12 +239,12 @@ describe("invalid parameters: one ConfigError naming the key", () => {
   });
 
   it("plotting.interval not a multiple of accumulation_interval, or not a positive integer", () => {
-    const msg = configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 12 ")).message;
+    const msg = configError(edit(DEFAULT_TEXT, "\ninterval = 50 ", "\ninterval = 12 ")).message;
     expect(msg).toMatch(/^plotting\.interval: /);
     expect(msg).toContain("accumulation_interval (5)");
     expect(msg).toContain("12");
-    expect(configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 0 ")).message).toMatch(/^plotting\.interval: /);
-    expect(configError(edit(DEFAULT_TEXT, "interval = 50 ", "interval = 2.5 ")).message).toMatch(/^plotting\.interval: /);
+    expect(configError(edit(DEFAULT_TEXT, "\ninterval = 50 ", "\ninterval = 0 ")).message).toMatch(/^plotting\.interval: /);
+    expect(configError(edit(DEFAULT_TEXT, "\ninterval = 50 ", "\ninterval = 2.5 ")).message).toMatch(/^plotting\.interval: /);
   });
 
   it("unknown cell type name in a targets table", () => {
