@@ -158,6 +158,7 @@ function throughput(): void {
         readFileSync(DEFAULT, "utf8")
           .replace(/^accumulation_interval = \d+/m, `accumulation_interval = ${A}`)
           .replace(/^checkpoint_interval = \d+/m, `checkpoint_interval = ${UPDATES * A}`)
+          .replace(/^interval = \d+/m, `interval = ${UPDATES * A}`)
           .replace(/^epochs = \d+/m, `epochs = ${UPDATES * A}`),
       );
       const rates = [1, 2].map((workers) => {
