@@ -58,8 +58,10 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     sHist: [Uint8Array, T * P],
     vTildeHist: [Real, T * P],
     gSumHist: [Real, T * P],
-    // Per-slot G_t, written only for epochs whose activity is recorded for figures.
-    gHist: [Real, T * S * P],
+    // Per-slot G_t of the step ([l][p]), written only for epochs whose activity is recorded for figures, and of the
+    // plot trial over the epoch ([t][l][j]), which is all the figures use.
+    gStep: [Real, S * P],
+    gTrial: [Real, T * S * N],
     g: [Real, 2 * S * P],
     z: [Real, G * P],
     // Adjoint state.
@@ -128,7 +130,7 @@ function packedTrials(B: number): number {
 }
 
 type Layout = ReturnType<typeof engineLayout>;
-type RealBuffers = "vHist" | "vTildeHist" | "gSumHist" | "gHist" | "g" | "z" | "av" | "ag" | "delta" | "deltaPacked" | "ds" | "spikeGrad" | "devCoef" | "meanCoef" | "meanV";
+type RealBuffers = "vHist" | "vTildeHist" | "gSumHist" | "gStep" | "gTrial" | "g" | "z" | "av" | "ag" | "delta" | "deltaPacked" | "ds" | "spikeGrad" | "devCoef" | "meanCoef" | "meanV";
 type FloatBuffers = { [K in RealBuffers]: FloatArray };
 
 export class SparseCpuEngine implements Engine {
@@ -244,7 +246,8 @@ export class SparseCpuEngine implements Engine {
           layout,
           this.inputs,
           (b, t, j) => this.buf.vHist[t * P + j * B + b],
-          (b, t, j, l) => this.buf.gHist[(t * S + l) * P + j * B + b],
+          // Figures read the plot trial only.
+          (_b, t, j, l) => this.buf.gTrial[(t * S + l) * this.N + j],
         )
       : null;
     return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity);
@@ -297,7 +300,7 @@ export class SparseCpuEngine implements Engine {
     return layout;
   }
 
-  /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gHist) and g_T in g. */
+  /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gTrial) and g_T in g. */
   private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array, record: boolean): void {
     this.loadState(state);
     this.buf.weights.set(W);
@@ -350,11 +353,12 @@ export class SparseCpuEngine implements Engine {
     const vIn = t * P;
     const p = this.ws.ptr;
     if (this.wasm) {
-      this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gHist + t * S * P * 4 : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+      this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gStep : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
         p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotZ);
     } else {
       this.forwardNeuronsJs(t, record);
     }
+    if (record) this.keepPlotTrialConductances(t);
     this.buf.z.fill(0);
     // Event-driven injection: only synapses of neurons (and inputs) that spiked this step are touched.
     this.synapsePass(INJECT, t);
@@ -381,10 +385,18 @@ export class SparseCpuEngine implements Engine {
     }
   }
 
+  /** Step t's per-slot G of the plot trial, from gStep into gTrial. */
+  private keepPlotTrialConductances(t: number): void {
+    const { N, B, S, P } = this;
+    const { gStep, gTrial } = this.buf;
+    const trial = this.spec.plotTrial;
+    for (let l = 0; l < S; l++) for (let j = 0; j < N; j++) gTrial[(t * S + l) * N + j] = gStep[l * P + j * B + trial];
+  }
+
   /** JavaScript version of kernels/neurons.wat forwardNeurons: the same operations in the same order. */
   private forwardNeuronsJs(t: number, record: boolean): void {
     const { S, P } = this;
-    const { theta, uReset, eL, beta, dtOverC, slotTable, g, z, vHist, sHist, vTildeHist, gSumHist, gHist } = this.buf;
+    const { theta, uReset, eL, beta, dtOverC, slotTable, g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
     const vIn = t * P;
     const vOut = (t + 1) * P;
@@ -401,7 +413,7 @@ export class SparseCpuEngine implements Engine {
         g[r] -= inj;
         g[d] += inj;
         const G = g[r] + g[d];
-        if (record) gHist[(t * S + l) * P + p] = G;
+        if (record) gStep[l * P + p] = G;
         gsum += G;
         acc += G * (v - slotTable[l * 8 + 6]);
         g[r] = flushTiny(g[r] * slotTable[l * 8 + 2]);
