@@ -7,9 +7,9 @@
  * line. The forward keeps for the backward only v, s, the pre-reset membrane ṽ and ΣG per step (per-slot conductances
  * only for epochs recorded for figures). All buffers are allocated once per engine; nothing is allocated per time
  * step. In float32 (the default) every pass runs as a WebAssembly kernel (kernels/*.wat) over the same buffers; the
- * JavaScript loops below are their bit-identical fallback and the float64 (test) path. The adjoint's sparse product
- * Σ_j W_ij δ[j] runs in the state's precision (float32 lanes in the default mode); everything else accumulates in
- * float64.
+ * JavaScript loops below are their bit-identical fallback and the float64 (test) path. State, adjoint state and loss
+ * coefficients are stored in the engine's precision and combined in float64; the adjoint's sparse product
+ * Σ_j W_ij δ[j] runs in that precision throughout (float32 lanes by default); weight gradients accumulate in float64.
  *
  * Forward, per step t (MODEL.md 2.4):  s = H(v − θ);  I_l = G_l (v − E_l);  ṽ = E_L + (v − E_L)β − ΣI·dt/C;
  *   v' = ṽ(1 − s) + U_reset·s;  g ← α g + gs·z,  z_src[j] = Σ_i∈src s_i W_ij.
@@ -90,11 +90,10 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     trainLast: [Int32Array, P],
     trainSum: [Float64Array, P],
     trainSumSq: [Float64Array, P],
-    // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offsets of the slot's source row
-    // in z and in delta.
+    // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offset of the slot's source row
+    // in the [source][p] arrays z and delta (same layout and precision).
     slotTable: [Float64Array, S * 8],
-    slotZ: [Int32Array, S],
-    slotDelta: [Int32Array, S],
+    slotRow: [Int32Array, S],
     scratch: [Float32Array, 12],
     // Synapses (see kernels/synapses.wat): CSR rows, byte offsets of each row's source block and of each edge's
     // target in the flat layout, weights of the epoch, gradient accumulators; the epoch's input spikes.
@@ -110,7 +109,7 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     ffGrad: [Float64Array, F],
     inputSpikes: [Uint8Array, B * T * M],
     // For the sparse product: each row's source, and per edge [byte offset of the target's packed δ row, weight]
-    // (the weight's float32 bits; see packedWeights).
+    // (the weight's float32 bits; see productWeights).
     cellType: [Int32Array, N],
     rowOrder: [Int32Array, N],
     productRowPtr: [Int32Array, N + 1],
@@ -186,8 +185,7 @@ export class SparseCpuEngine implements Engine {
     }
     for (let l = 0; l < S; l++) {
       [c.gScale[l], c.alphaRise[l], c.alphaDecay[l], c.eSyn[l]].forEach((x, k) => b.slotTable.fill(x, l * 8 + 2 * k, l * 8 + 2 * k + 2));
-      b.slotZ[l] = c.slotSource[l] * P * this.realBytes;
-      b.slotDelta[l] = c.slotSource[l] * P * this.realBytes;
+      b.slotRow[l] = c.slotSource[l] * P * this.realBytes;
     }
     b.cellType.set(c.cellType);
     // Rows grouped by source type: while the product walks one type's rows only that type's δ block is in use,
@@ -354,7 +352,7 @@ export class SparseCpuEngine implements Engine {
     const p = this.ws.ptr;
     if (this.wasm) {
       this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gStep : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
-        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotZ);
+        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotRow);
     } else {
       this.forwardNeuronsJs(t, record);
     }
@@ -478,7 +476,7 @@ export class SparseCpuEngine implements Engine {
       if (this.wasm) {
         this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
           p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.av, p.ag, p.ds, p.delta,
-          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotDelta);
+          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow);
         if (needSpikeGrad) {
           this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
           this.wasm.rowDots(p.productRowPtr, p.productSynapses, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
