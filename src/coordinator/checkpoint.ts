@@ -6,9 +6,10 @@
  * Format versions:
  *  1. every tensor plain; stream_v and stream_g as F32.
  *  2. stream_v and stream_g stored as U8 tensors "<name>.shuffle4_deflate" (see shared/shuffle-deflate.ts), with
- *     their codec, logical dtype and shape in the `encoded_tensors` metadata entry; stream_g slot-major, A×2×S×B×N. They are half the file and
- *     compress to ~75% (the conductances hold many exact zeros), which keeps a default-size checkpoint under
- *     20 MB; weights and Adam moments stay plain F32 so that any safetensors reader gets them directly.
+ *     their codec, logical dtype and shape in the `encoded_tensors` metadata entry; stream_g slot-major,
+ *     A×2×S×B×N. They are half the file and compress to ~70% (the conductances hold many exact zeros), which keeps
+ *     a default-size checkpoint under 20 MB; weights and Adam moments stay plain F32 so that any safetensors reader
+ *     gets them directly.
  * Both are read; version 2 is written.
  */
 import { existsSync, statSync } from "node:fs";
@@ -84,7 +85,7 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     if (!st) return;
     started[k] = 1;
     streamV.set(st.v, k * B * N);
-    streamG.set(slotMajor(st.g, B * N, 2 * S), k * B * N * 2 * S);
+    slotMajor(st.g, B * N, 2 * S, streamG.subarray(k * B * N * 2 * S, (k + 1) * B * N * 2 * S));
   });
   const encoded: Record<string, EncodedTensorEntry> = {};
   const encode = (name: string, data: Float32Array, shape: number[]): [string, Tensor] => {
@@ -125,10 +126,8 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
  * conductances slot-major: each component's values then sit together, and runs of equal exponent bytes and of exact
  * zeros (a slot whose presynaptic population was silent) are long, which compresses 12% better and faster.
  */
-function slotMajor(g: Float32Array, E: number, C: number): Float32Array {
-  const out = new Float32Array(E * C);
+function slotMajor(g: Float32Array, E: number, C: number, out: Float32Array): void {
   for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) out[c * E + e] = g[e * C + c];
-  return out;
 }
 
 /** Inverse of slotMajor. */
