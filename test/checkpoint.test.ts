@@ -9,6 +9,7 @@ import {
   CheckpointError,
   CheckpointIdentity,
   ENCODED_TENSORS_KEY,
+  newCounters,
   readCheckpoint,
   TrainingState,
   writeCheckpoint,
@@ -45,6 +46,12 @@ function expectSameState(got: TrainingState, want: TrainingState): void {
   expect(got.bestLoss).toBe(want.bestLoss);
   expect(got.losses).toEqual(want.losses);
   expect(got.wandbRunId).toBe(want.wandbRunId);
+  expect(got.counters).toEqual(want.counters);
+  expect(got.logWeights === null).toBe(want.logWeights === null);
+  if (want.logWeights) {
+    expect(bits(got.logWeights!.rec).equals(bits(want.logWeights.rec))).toBe(true);
+    expect(bits(got.logWeights!.ff).equals(bits(want.logWeights.ff))).toBe(true);
+  }
 }
 
 /** Conductance-like values with the bit patterns a resume must keep: zeros, -0, subnormals, NaN, infinities. */
@@ -70,10 +77,12 @@ function syntheticState(A: number, id: CheckpointIdentity, started: boolean[]): 
     bestLoss: 3.25,
     losses,
     wandbRunId: "run-1",
+    logWeights: null,
+    counters: { skippedUpdates: 2, skippedInARow: 1, updatesSinceBest: 3 },
   };
 }
 
-const ID: CheckpointIdentity = { networkHash: "net", trainingHash: "train", seed: 7, numNeurons: 30, numSlots: 5, batchSize: 4 };
+const ID: CheckpointIdentity = { networkHash: "net", trainingHash: "train", seed: 7, numNeurons: 30, numSlots: 5, batchSize: 4, parameterisation: "linear" };
 
 describe("checkpoint round trip", () => {
   it("restores weights, Adam moments and stream states bit for bit, with the stream states compressed", () => {
@@ -110,10 +119,38 @@ describe("checkpoint round trip", () => {
   });
 });
 
+describe("parameterisation", () => {
+  it('"log" checkpoints keep θ = ln w bit for bit beside the weights; the counters round-trip', () => {
+    const path = join(tempDir(), "log.safetensors");
+    const id: CheckpointIdentity = { ...ID, parameterisation: "log" };
+    const base = syntheticState(2, id, [true, false]);
+    const theta = (w: Float32Array) => w.map((x) => Math.log(Math.abs(x) + 0.1));
+    const state: TrainingState = { ...base, logWeights: { rec: theta(base.recWeight), ff: theta(base.ffWeight) } };
+    writeCheckpoint(path, state, id);
+    const info = readCheckpoint(path, id, 2);
+    expect(info.metadata.parameterisation).toBe("log");
+    expectSameState(info.state, state);
+  });
+
+  it("a checkpoint written under another parameterisation is refused, naming the key", () => {
+    const dir = tempDir();
+    const linear = join(dir, "linear.safetensors");
+    writeCheckpoint(linear, syntheticState(2, ID, [true, true]), ID);
+    expect(() => readCheckpoint(linear, { ...ID, parameterisation: "log" }, 2)).toThrow(
+      /trained with hyperparameters\.parameterisation = "linear", these parameters say "log"/,
+    );
+    const log = join(dir, "log.safetensors");
+    const id: CheckpointIdentity = { ...ID, parameterisation: "log" };
+    const st = syntheticState(2, id, [true, true]);
+    writeCheckpoint(log, { ...st, logWeights: { rec: st.recWeight, ff: st.ffWeight } }, id);
+    expect(() => readCheckpoint(log, ID, 2)).toThrow(/parameterisation = "log", these parameters say "linear"/);
+  });
+});
+
 describe("checkpoint format version 1", () => {
   // Written by the format-1 writer (commit dd0ef9d) from the values below: stream 0 started, stream 1 not.
   const FIXTURE = join(ROOT, "test/fixtures/checkpoint-v1.safetensors");
-  const fixtureId: CheckpointIdentity = { networkHash: "net-v1-fixture", trainingHash: "train-v1-fixture", seed: 7, numNeurons: 3, numSlots: 2, batchSize: 2 };
+  const fixtureId: CheckpointIdentity = { networkHash: "net-v1-fixture", trainingHash: "train-v1-fixture", seed: 7, numNeurons: 3, numSlots: 2, batchSize: 2, parameterisation: "linear" };
 
   it("still reads, with plain F32 stream states", () => {
     const info = readCheckpoint(FIXTURE, fixtureId, 2);
@@ -127,6 +164,8 @@ describe("checkpoint format version 1", () => {
       bestLoss: 12.5,
       losses: Object.fromEntries(LOSS_TERM_NAMES.map((k, i) => [k, k === "cv" ? NaN : 1.25 * (i + 1)])) as unknown as LossTerms,
       wandbRunId: "abc123",
+      logWeights: null,
+      counters: newCounters(),
     });
     expect(info.streamStateBytes).toEqual({ stored: 4 * (12 + 48), decoded: 4 * (12 + 48), codec: "none" });
   });
@@ -246,6 +285,8 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
       bestLoss: Infinity,
       losses: null,
       wandbRunId: "",
+      logWeights: null,
+      counters: newCounters(),
     };
     path = join(tempDir(), "quickstart.safetensors");
     writeCheckpoint(path, state, id);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig, roundHalfEven, typeCounts } from "../src/shared/config.js";
 
 const ROOT = join(import.meta.dirname, "..");
-const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity.toml"), "utf8");
+const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity-original.toml"), "utf8");
 const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
 
 /** Replaces exactly one occurrence of `from` (fails loudly if the parameter file changed under the test). */
@@ -33,7 +33,7 @@ function configError(text: string, source = "bad.toml"): ConfigError {
 }
 
 describe("shipped parameter files", () => {
-  it("fitting-activity.toml parses to the original's defaults (MODEL.md section 7)", () => {
+  it("fitting-activity-original.toml parses to the original's defaults (MODEL.md section 7)", () => {
     const c = parseConfig(DEFAULT_TEXT);
     expect(c.simulation).toEqual({
       seed: 42,
@@ -44,10 +44,15 @@ describe("shipped parameter files", () => {
       epochs: 500,
       accumulation_interval: 5,
       checkpoint_interval: 50,
+      burn_in_epochs: 0,
     });
     expect(c.targets).toEqual({ firing_rates: [0.5, 2.0], cvs: 1.0, alpha: [10.0, 2.0], threshold_ratio: [0.25, 0.45] });
     expect(c.hyperparameters.learning_rate).toBe(5e-4);
     expect(c.hyperparameters.surrgrad_scale).toBe(100);
+    // The original at ba6444d: gradient through the reset gate, Adam on the raw weights, constant learning rate.
+    expect(c.hyperparameters.detach_reset).toBe(false);
+    expect(c.hyperparameters.lr_schedule).toBe("constant");
+    expect(c.hyperparameters.warmup_updates).toBe(0);
     expect(c.hyperparameters.max_grad_norm).toBe(1);
     expect(c.hyperparameters.betas).toEqual([0.9, 0.999]);
     expect(c.hyperparameters.eps).toBe(1e-8);
@@ -162,7 +167,7 @@ describe("invalid parameters: one ConfigError naming the key", () => {
   });
 
   it("malformed TOML says on which line the error is", () => {
-    // "seed = 42" is on line 6 of fitting-activity.toml; smol-toml reports the position in TomlError.line/column,
+    // "seed = 42" is on line 6 of fitting-activity-original.toml; smol-toml reports the position in TomlError.line/column,
     // and the message (whose only other text is the file name and the reason) must carry that line number.
     const line = DEFAULT_TEXT.split("\n").findIndex((l) => l.startsWith("seed = 42")) + 1;
     expect(line).toBe(6);

@@ -184,6 +184,30 @@ describe("with a broad surrogate over short chunks (λ = 0.3, 12 chunks of 5 ste
   });
 });
 
+describe("with the reset gate detached (detach_reset = true)", () => {
+  it("both engines drop the reset path alike, at λ = 0.3 over short chunks and at λ = 100", async () => {
+    for (const o of [{ surrgradScale: 0.3, chunkSteps: 5, chunksPerEpoch: 12 }, {}]) {
+      const net = smallNetwork({ ...o, detachReset: true });
+      const gated = new SparseCpuEngine(smallNetwork(o).spec, "float64").runEpochSync(task(net, 0, null));
+      const sparse = new SparseCpuEngine(net.spec, "float64").runEpochSync(task(net, 0, null));
+      const sparse32 = new SparseCpuEngine(net.spec).runEpochSync(task(net, 0, null));
+      const tfjs = new TfjsEngine(net.spec);
+      const viaTfjs = await tfjs.runEpoch(task(net, 0, null));
+      tfjs.dispose();
+      // The forward is the same; only the gradient loses the −ṽ·∂s term of every spike.
+      expectSameEpoch(gated, sparse);
+      // Measured max-norm relative change of the recurrent gradient: 10.6 (λ = 0.3), 3.9e-2 (λ = 100, where the
+      // surrogate is near zero at almost every spike).
+      expect(maxRelError(gated.recGrad!, sparse.recGrad!)).toBeGreaterThan(0.02);
+      expectSameEpoch(viaTfjs, sparse);
+      expectSameEpoch(viaTfjs, sparse32);
+      const tol = o.surrgradScale ? { maxNorm: 1e-4, above1e2: 1e-4, above1e3: 1e-3 } : { maxNorm: 5e-3, above1e2: 1e-2, above1e3: 3e-2 };
+      expectGradientsAgree(viaTfjs, sparse, tol);
+      expectGradientsAgree(viaTfjs, sparse32, tol);
+    }
+  });
+});
+
 describe("tfjs engine resources", () => {
   const net = smallNetwork();
 

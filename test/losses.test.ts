@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { cvLoss, firingRateLoss, IsiAccumulator, membraneVarianceLoss, silentPenaltyLoss, totalLoss } from "../src/shared/losses.js";
-import { averageStats, cellTypeStats, nanMeanRows } from "../src/shared/statistics.js";
+import { cellTypeStats, nanMeanRows, pooledStats } from "../src/shared/statistics.js";
 
 const f64 = (...xs: number[]) => Float64Array.from(xs);
 
@@ -270,13 +270,22 @@ describe("cellTypeStats", () => {
     expect(out[2]).toBeNaN();
   });
 
-  it("averageStats averages each field over epochs, skipping NaN", () => {
-    const a = cellTypeStats(f64(0, 2), f64(NaN, NaN), Int32Array.from([0, 0]), ["excitatory"]);
-    const b = cellTypeStats(f64(4, 6), f64(1, 2), Int32Array.from([0, 0]), ["excitatory"]);
-    const [avg] = averageStats([a, b]);
-    expect(avg.cellType).toBe("excitatory");
-    expect(avg.rateMean).toBe(3); // (1 + 5)/2
-    expect(avg.cvMean).toBe(1.5); // only epoch b has CVs
-    expect(avg.activeFraction).toBe(0.75); // (0.5 + 1)/2
+  it("pooledStats takes the epochs together: rate over all of them, active if a neuron spiked in any", () => {
+    // Two epochs × 3 neurons of one type: rates (0, 2, 0) and (4, 0, 0) → pooled (2, 1, 0), active 2 of 3; CVs
+    // averaged per neuron over the epochs that have one: (NaN, 1, NaN) and (3, NaN, NaN) → (3, 1, NaN).
+    const [p] = pooledStats(
+      [
+        { rates: f64(0, 2, 0), cvs: f64(NaN, 1, NaN) },
+        { rates: f64(4, 0, 0), cvs: f64(3, NaN, NaN) },
+      ],
+      Int32Array.from([0, 0, 0]),
+      ["excitatory"],
+    );
+    expect(p.cellType).toBe("excitatory");
+    expect(p.rateMean).toBe(1);
+    expect(p.rateStd).toBeCloseTo(Math.sqrt(2 / 3), 12);
+    expect(p.activeFraction).toBeCloseTo(2 / 3, 12); // per epoch it would be 1/3 each
+    expect(p.cvMean).toBe(2);
+    expect(p.cvStd).toBe(1);
   });
 });

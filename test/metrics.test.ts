@@ -95,6 +95,8 @@ function recordSomeTraining(m: CoordinatorMetrics): void {
   m.recordUpdate({
     epoch: 10,
     step: 2,
+    outcome: "step",
+    learningRate: 0.01,
     losses: { firing_rate: 0.5, cv: 0.25, silent_penalty: 0, membrane_variance: 0.125, total: 0.875 },
     stats: [
       { cellType: "E", rateMean: 4.5, rateStd: 1.5, cvMean: 0.9, cvStd: 0.2, activeFraction: 0.75 },
@@ -143,6 +145,8 @@ describe("CoordinatorMetrics", () => {
 
     expect(value(exp, "snn_epochs_completed_total")).toBe(2);
     expect(value(exp, "snn_optimizer_steps_total")).toBe(1);
+    expect(value(exp, "snn_optimizer_skipped_updates_total")).toBe(0);
+    expect(value(exp, "snn_learning_rate")).toBe(0.01);
     expect(value(exp, "snn_epoch")).toBe(10);
     expect(value(exp, "snn_optimizer_step")).toBe(2);
     expect(value(exp, "snn_loss", { term: "total" })).toBe(0.875);
@@ -176,6 +180,18 @@ describe("CoordinatorMetrics", () => {
     expect(value(exp, "snn_build_info", { version: "0.1.0", engine: "sparse-cpu", node_version: process.version })).toBe(1);
     expect(value(exp, "process_cpu_user_seconds_total")).toBeGreaterThan(0);
     expect(exp.types.get("nodejs_heap_size_total_bytes")).toBe("gauge");
+  });
+
+  it("counts skipped updates apart from steps, and burn-in intervals as neither", async () => {
+    const m = coordinator();
+    const base = { epoch: 5, step: 0, losses: { total: 1 }, stats: [], targets: [] };
+    m.recordUpdate({ ...base, outcome: "burn-in", learningRate: 0 });
+    m.recordUpdate({ ...base, epoch: 10, outcome: "skipped", learningRate: 0.02 });
+    m.recordUpdate({ ...base, epoch: 15, step: 1, outcome: "step", learningRate: 0.03 });
+    const exp = parseExposition(await m.metricsText());
+    expect(value(exp, "snn_optimizer_steps_total")).toBe(1);
+    expect(value(exp, "snn_optimizer_skipped_updates_total")).toBe(1);
+    expect(value(exp, "snn_learning_rate")).toBe(0.03);
   });
 
   it("follows the Prometheus naming conventions with bounded labels", async () => {

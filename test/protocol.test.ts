@@ -157,13 +157,14 @@ describe("round trip", () => {
       weightsVersion: 3,
       weights: { rec: Float32Array.from(connectome.recWeight), ff: Float32Array.from(connectome.ffWeight) },
       initialState: { v: Float32Array.from([-60, -55]), g: Float32Array.from([0.5, 0.25, 0, 1]) },
+      computeGradient: true,
       recordActivity: true,
     };
     const back = roundTrip(full);
     expect(back).toStrictEqual(full);
     expect(back.weights!.rec).toBeInstanceOf(Float32Array);
     expect(back.initialState!.g).toBeInstanceOf(Float32Array);
-    const bare: AssignMessage = { ...full, weights: null, initialState: null, recordActivity: false };
+    const bare: AssignMessage = { ...full, weights: null, initialState: null, computeGradient: false, recordActivity: false };
     expect(roundTrip(bare)).toStrictEqual(bare);
   });
 
@@ -178,6 +179,7 @@ describe("round trip", () => {
       weightsVersion: 0,
       weights: { rec: backing.subarray(2, 5), ff: backing.subarray(1, 2) },
       initialState: null,
+      computeGradient: true,
       recordActivity: false,
     };
     const back = roundTrip(m);

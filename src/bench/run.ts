@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readCheckpoint, TrainingState, writeCheckpoint } from "../coordinator/checkpoint.js";
+import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../coordinator/checkpoint.js";
 import { checkpointIdentity } from "../coordinator/identity.js";
 import { adamStep, averageGradients, clipGlobalNorm, newAdamState } from "../coordinator/optimizer.js";
 import { MetricsCsv } from "../coordinator/run-dir.js";
@@ -128,8 +128,8 @@ function coordinatorWork(config: Config, state: StreamState): void {
     clipGlobalNorm(g, 1);
     adamStep(w, g, adam, { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8 });
   }, 5);
-  const assign = encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, recordActivity: false });
-  const encode = seconds(() => encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, recordActivity: false }), 5);
+  const assign = encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false });
+  const encode = seconds(() => encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false }), 5);
   const stateBytes = (state.v.byteLength + state.g.byteLength);
   const weightBytes = (E + F) * 4;
   const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)
@@ -203,8 +203,7 @@ function checkpointSize(config: Config): void {
   });
   const E = connectome.recWeight.length;
   const F = connectome.ffWeight.length;
-  const adam = newAdamState([E, F]);
-  const state: TrainingState = { epoch: A, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, adam, streams, bestLoss: 10, losses: null, wandbRunId: "bench" };
+  const state: TrainingState = { ...initialTrainingState(connectome, A, "linear", "bench"), epoch: A, streams, bestLoss: 10 };
   const dir = mkdtempSync(join(tmpdir(), "snn-bench-ckpt-"));
   try {
     const path = join(dir, "checkpoint_latest.safetensors");

@@ -10,7 +10,9 @@
  *     A×2×S×B×N. They are half the file and compress to ~70% (the conductances hold many exact zeros), which keeps
  *     a default-size checkpoint under 20 MB; weights and Adam moments stay plain F32 so that any safetensors reader
  *     gets them directly.
- * Both are read; version 2 is written.
+ * Both are read; version 2 is written. Runs with parameterisation = "log" also store what Adam optimises, θ = ln w, as
+ * rec_log_weight / ff_log_weight (the weights are stored as always); `parameterisation` in the metadata says which
+ * (absent = "linear", as every earlier checkpoint).
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -19,7 +21,7 @@ import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { encodeSafetensors, SafetensorsError, Tensor } from "../shared/safetensors.js";
 import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, SHUFFLE4_DEFLATE } from "../shared/shuffle-deflate.js";
 import { StreamState } from "../worker/engine.js";
-import { AdamState } from "./optimizer.js";
+import { AdamState, logWeights as logWeightsOf, newAdamState, Parameterisation } from "./optimizer.js";
 
 export const CHECKPOINT_FORMAT_VERSION = "2";
 const READABLE_FORMAT_VERSIONS = ["1", "2"];
@@ -43,6 +45,8 @@ export interface TrainingState {
   epoch: number;
   recWeight: Float32Array;
   ffWeight: Float32Array;
+  /** θ = ln w, what Adam optimises under parameterisation = "log" (the weights are then e^θ); null under "linear". */
+  logWeights: { rec: Float32Array; ff: Float32Array } | null;
   adam: AdamState;
   /** Carried neuron state of each stream; null while a stream has not started (rest). */
   streams: (StreamState | null)[];
@@ -50,6 +54,21 @@ export interface TrainingState {
   losses: LossTerms | null;
   /** W&B run id, so that a resumed run appends to the same run. */
   wandbRunId: string;
+  counters: TrainingCounters;
+}
+
+/** Bookkeeping of the stopping rules, carried through checkpoints so that a resumed run stops where it would have. */
+export interface TrainingCounters {
+  /** Updates skipped for a non-finite loss, gradient or weight, over the whole run. */
+  skippedUpdates: number;
+  /** Consecutive skipped updates up to now. */
+  skippedInARow: number;
+  /** Updates since the total loss last reached a new best (early stopping). */
+  updatesSinceBest: number;
+}
+
+export function newCounters(): TrainingCounters {
+  return { skippedUpdates: 0, skippedInARow: 0, updatesSinceBest: 0 };
 }
 
 export interface CheckpointIdentity {
@@ -59,6 +78,30 @@ export interface CheckpointIdentity {
   numNeurons: number;
   numSlots: number;
   batchSize: number;
+  parameterisation: Parameterisation;
+}
+
+/** A fresh run's state: the given initial weights (and their logarithms under parameterisation = "log"), rest streams. */
+export function initialTrainingState(
+  weights: { recWeight: Float32Array; ffWeight: Float32Array },
+  streams: number,
+  parameterisation: Parameterisation,
+  wandbRunId: string,
+): TrainingState {
+  const logWeights = parameterisation === "log" ? { rec: logWeightsOf(weights.recWeight), ff: logWeightsOf(weights.ffWeight) } : null;
+  return {
+    epoch: 0,
+    // Under "log" the weights are e^θ from the start, as every later step makes them.
+    recWeight: logWeights ? Float32Array.from(logWeights.rec, Math.exp) : weights.recWeight,
+    ffWeight: logWeights ? Float32Array.from(logWeights.ff, Math.exp) : weights.ffWeight,
+    logWeights,
+    adam: newAdamState([weights.recWeight.length, weights.ffWeight.length]),
+    streams: Array.from({ length: streams }, () => null),
+    bestLoss: Infinity,
+    losses: null,
+    wandbRunId,
+    counters: newCounters(),
+  };
 }
 
 export function checkpointPaths(outputDir: string): { dir: string; latest: string; best: string } {
@@ -100,6 +143,7 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     ["adam_v_rec", f32(s.adam.v[0])],
     ["adam_m_ff", f32(s.adam.m[1])],
     ["adam_v_ff", f32(s.adam.v[1])],
+    ...(s.logWeights ? [["rec_log_weight", f32(s.logWeights.rec)] as [string, Tensor], ["ff_log_weight", f32(s.logWeights.ff)] as [string, Tensor]] : []),
     encode("stream_v", streamV, [A, B, N]),
     encode("stream_g", streamG, [A, 2, S, B, N]),
     ["stream_started", { dtype: "U8", shape: [A], data: started }],
@@ -115,6 +159,8 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     training_hash: id.trainingHash,
     rng: JSON.stringify({ generator: "xoshiro128** keyed by (seed, purpose, epoch, trial)", seed: id.seed, next_epoch: s.epoch }),
     wandb_run_id: s.wandbRunId,
+    parameterisation: s.logWeights ? "log" : "linear",
+    counters: JSON.stringify(s.counters),
     [ENCODED_TENSORS_KEY]: JSON.stringify(encoded),
     created: new Date().toISOString(),
   };
@@ -174,6 +220,10 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   if (metadata.format !== "snn-train checkpoint") fail("not an snn-train checkpoint");
   if (!READABLE_FORMAT_VERSIONS.includes(metadata.format_version))
     fail(`checkpoint format version ${metadata.format_version} is not supported (this build reads versions ${READABLE_FORMAT_VERSIONS.join(" and ")})`);
+  const parameterisation = metadata.parameterisation ?? "linear";
+  if (parameterisation !== "linear" && parameterisation !== "log") fail(`unknown parameterisation ${JSON.stringify(parameterisation)}`);
+  if (id && parameterisation !== id.parameterisation)
+    fail(`the checkpoint was trained with hyperparameters.parameterisation = "${parameterisation}", these parameters say "${id.parameterisation}"; a run keeps its parameterisation`);
   if (id && metadata.network_hash !== id.networkHash)
     fail("the checkpoint belongs to a different network (connectome, constants, targets or schedule differ from these parameters)");
   if (id && metadata.training_hash !== id.trainingHash)
@@ -188,6 +238,8 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   const recWeight = F("rec_weight");
   const ffWeight = F("ff_weight");
   const adam: AdamState = { step: Number(metadata.step), m: [F("adam_m_rec"), F("adam_m_ff")], v: [F("adam_v_rec"), F("adam_v_ff")] };
+  const logWeights = parameterisation === "log" ? { rec: F("rec_log_weight"), ff: F("ff_log_weight") } : null;
+  if (logWeights && (logWeights.rec.length !== recWeight.length || logWeights.ff.length !== ffWeight.length)) fail("log-space weights do not match the weights");
   if (adam.m[0].length !== recWeight.length || adam.v[0].length !== recWeight.length || adam.m[1].length !== ffWeight.length || adam.v[1].length !== ffWeight.length)
     fail("optimizer moments do not match the weights");
   const version1 = metadata.format_version === "1";
@@ -220,7 +272,18 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
     fail("losses metadata is not valid JSON");
   }
   return {
-    state: { epoch, recWeight, ffWeight, adam, streams, bestLoss: jsonToNumber(JSON.parse(metadata.best_loss ?? '"Infinity"')), losses, wandbRunId: metadata.wandb_run_id ?? "" },
+    state: {
+      epoch,
+      recWeight,
+      ffWeight,
+      logWeights,
+      adam,
+      streams,
+      bestLoss: jsonToNumber(JSON.parse(metadata.best_loss ?? '"Infinity"')),
+      losses,
+      wandbRunId: metadata.wandb_run_id ?? "",
+      counters: readCounters(metadata.counters, fail),
+    },
     metadata,
     fileBytes: statSync(path).size,
     storedTensorBytes: Object.values(tensors).reduce((a, t) => a + t.data.byteLength, 0),
@@ -230,6 +293,24 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
       codec: metadata.format_version === "1" ? "none" : SHUFFLE4_DEFLATE,
     },
   };
+}
+
+/** The stopping-rule counters (absent in checkpoints written before they existed: all zero). */
+function readCounters(raw: string | undefined, fail: (what: string) => never): TrainingCounters {
+  if (raw === undefined) return newCounters();
+  let c: Record<string, unknown> = {};
+  try {
+    c = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    fail("counters metadata is not valid JSON");
+  }
+  const out = newCounters();
+  for (const k of Object.keys(out) as (keyof TrainingCounters)[]) {
+    const v = c[k];
+    if (!Number.isSafeInteger(v) || (v as number) < 0) fail(`counters metadata: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    out[k] = v as number;
+  }
+  return out;
 }
 
 /** Format version 2: logical tensors decoded from their `encoded_tensors` entries; every problem names the tensor. */

@@ -10,22 +10,21 @@ import { basename, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./options.js";
-import { ConfigError, loadConfig } from "../shared/config.js";
+import { checkTrainingLength, ConfigError, loadConfig } from "../shared/config.js";
 import { generateConnectome } from "../shared/connectome.js";
 import { LOSS_TERM_NAMES, LossTerms } from "../shared/losses.js";
 import { buildNetworkSpec } from "../shared/network.js";
-import { CheckpointError, CheckpointIdentity, checkpointPaths, readCheckpoint, TrainingState } from "./checkpoint.js";
+import { CheckpointError, CheckpointIdentity, checkpointPaths, initialTrainingState, readCheckpoint, TrainingState } from "./checkpoint.js";
 import { CheckpointWriter } from "./checkpoint-writer.js";
 import { checkpointIdentity } from "./identity.js";
 import { Progress, startBanner } from "./console.js";
-import { newAdamState } from "./optimizer.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { figureDir, FigureQueue } from "./figures/queue.js";
 import { figureTargets, networkView } from "./figures/network-view.js";
 import { WandbLogger } from "./wandb.js";
 import { MetadataFile, metricsColumns, MetricsCsv, metricsRow, packageVersion, prepareOutputDir, RunDirError, UpdateRecord, writeParameters } from "./run-dir.js";
 import { studentInitialWeights, teacherWeights } from "./student.js";
-import { Trainer, TrainingObservers } from "./training.js";
+import { Trainer, TrainingDivergedError, TrainingObservers } from "./training.js";
 import { NoWorkersError, WorkerPool } from "./worker-pool.js";
 
 
@@ -39,7 +38,12 @@ function reportedLosses(losses: LossTerms, vanRossum: boolean): Record<string, n
 
 /** The scalars of one update under the original's W&B keys (teacher and per-neuron target ones as in metrics.csv). */
 function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string, number> {
-  const out: Record<string, number> = { "optimizer/step": r.step, "optimizer/grad_norm": r.gradNorm };
+  const out: Record<string, number> = {
+    "optimizer/step": r.step,
+    "optimizer/grad_norm": r.gradNorm,
+    "optimizer/learning_rate": r.learningRate,
+    "optimizer/skipped_updates": r.skippedUpdates,
+  };
   for (const [k, v] of Object.entries(reportedLosses(r.losses, vanRossum))) out[`loss/${k}`] = v;
   const row = metricsRow(r);
   for (const key of Object.keys(row)) if (/^(firing_rate|cv|fraction_active|teacher|targets)\//.test(key)) out[key] = row[key];
@@ -102,6 +106,7 @@ async function main(): Promise<number> {
   const A = config.simulation.accumulation_interval;
   const totalEpochs = args.epochs ?? config.simulation.epochs;
   if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
+  if (args.epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const outputDir = resolve(args.output ?? join("runs", `${basename(paramsFile, ".toml")}-${stamp}`));
 
@@ -118,17 +123,8 @@ async function main(): Promise<number> {
     log(`resuming from epoch ${state.epoch} (step ${state.adam.step})`);
     if (state.epoch > totalEpochs) throw new UsageError(`the checkpoint is at epoch ${state.epoch}, beyond the requested ${totalEpochs} epochs`);
   } else {
-    const { recWeight, ffWeight } = studentInitialWeights(config, connectome, teacher);
-    state = {
-      epoch: 0,
-      recWeight,
-      ffWeight,
-      adam: newAdamState([connectome.recWeight.length, connectome.ffWeight.length]),
-      streams: Array.from({ length: A }, () => null),
-      bestLoss: Infinity,
-      losses: null,
-      wandbRunId: randomUUID().replace(/-/g, "").slice(0, 8),
-    };
+    const wandbRunId = randomUUID().replace(/-/g, "").slice(0, 8);
+    state = initialTrainingState(studentInitialWeights(config, connectome, teacher), A, config.hyperparameters.parameterisation, wandbRunId);
   }
 
   prepareOutputDir(outputDir, resuming ? "resume" : args.force ? "force" : "new");
@@ -196,7 +192,16 @@ async function main(): Promise<number> {
   const view = figures ? networkView(config, connectome) : null;
   const observers: TrainingObservers = {
     update: (r) => {
-      metrics.recordUpdate({ epoch: r.epoch, step: r.step, losses: reportedLosses(r.losses, vanRossum), stats: r.stats, targets, teacher: r.teacher });
+      metrics.recordUpdate({
+        epoch: r.epoch,
+        step: r.step,
+        losses: reportedLosses(r.losses, vanRossum),
+        stats: r.stats,
+        targets,
+        teacher: r.teacher,
+        outcome: r.outcome,
+        learningRate: r.learningRate,
+      });
       wandb?.log(r.epoch, wandbScalars(r, vanRossum));
     },
     ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
@@ -245,13 +250,15 @@ async function main(): Promise<number> {
     const outcome = await trainer.run(csv);
     await checkpoints.close();
     progress.end();
-    await pool.close(outcome === "completed" ? "training completed" : "training interrupted");
+    const interrupted = outcome.kind === "interrupted";
+    await pool.close(interrupted ? "training interrupted" : "training completed");
     await figures?.close();
-    await wandb?.finish(outcome === "completed" ? 0 : 130);
+    await wandb?.finish(interrupted ? 130 : 0);
     await metrics.close();
-    metadata.finish(outcome);
-    log(outcome === "completed" ? `done: ${outputDir}` : `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
-    return outcome === "completed" ? 0 : 130;
+    metadata.finish(interrupted ? "interrupted" : "completed", undefined, outcome.kind === "stopped-early" ? outcome.message : undefined);
+    if (outcome.kind === "stopped-early") log(outcome.message);
+    log(interrupted ? `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto` : `done: ${outputDir}`);
+    return interrupted ? 130 : 0;
   } catch (e) {
     progress.end();
     // Whatever failed, the checkpoints already queued (and, without workers, the current state) reach the disk.
@@ -277,7 +284,8 @@ main().then(
   (code) => process.exit(code),
   (e) => {
     const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof UsageError;
-    console.error(`snn-coord: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
-    process.exit(expected ? 2 : e instanceof NoWorkersError ? 4 : 1);
+    const diverged = e instanceof TrainingDivergedError;
+    console.error(`snn-coord: ${expected || diverged ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
+    process.exit(expected ? 2 : diverged ? 3 : e instanceof NoWorkersError ? 4 : 1);
   },
 );

@@ -14,12 +14,12 @@ export function updateBlock(
   totalEpochs: number,
   losses: LossTerms,
   stats: CellTypeStats[],
-  extras: Pick<UpdateRecord, "teacher" | "rateRmse"> & { vanRossum?: boolean } = {},
+  extras: Partial<Pick<UpdateRecord, "teacher" | "rateRmse" | "outcome">> & { vanRossum?: boolean } = {},
 ): string {
   const perType = (f: (s: CellTypeStats) => string) => stats.map((s) => `${s.cellType} ${f(s)}`).join(", ");
   const t = extras.teacher;
   return [
-    `Epoch ${epoch}/${totalEpochs}:`,
+    extras.outcome === "burn-in" ? `Epoch ${epoch}/${totalEpochs} (burn-in, no update):` : `Epoch ${epoch}/${totalEpochs}:`,
     `  CV Loss: ${fmt(losses.cv)}`,
     `  FR Loss: ${fmt(losses.firing_rate)}`,
     `  Silent Penalty: ${fmt(losses.silent_penalty)}`,

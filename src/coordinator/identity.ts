@@ -10,7 +10,9 @@ import { CheckpointIdentity } from "./checkpoint.js";
 export function trainingHash(config: Config): string {
   const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
   const { file: _f, ...targets } = config.targets;
-  return hashValue({ simulation, hyperparameters: config.hyperparameters, targets });
+  // When to stop (patience, max_skipped_updates) changes no update's result, so a resume may change it.
+  const { patience: _p, max_skipped_updates: _m, ...hyperparameters } = config.hyperparameters;
+  return hashValue({ simulation, hyperparameters, targets });
 }
 
 export function checkpointIdentity(config: Config, spec: NetworkSpec): CheckpointIdentity {
@@ -21,5 +23,6 @@ export function checkpointIdentity(config: Config, spec: NetworkSpec): Checkpoin
     numNeurons: spec.constants.numNeurons,
     numSlots: spec.constants.numSlots,
     batchSize: spec.batchSize,
+    parameterisation: config.hyperparameters.parameterisation,
   };
 }

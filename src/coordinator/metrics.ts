@@ -31,6 +31,10 @@ export interface UpdateRecord {
   targets: readonly CellTypeTarget[];
   /** Learned weights against a teacher's, when the run has one. */
   teacher?: Record<TeacherPopulation, { correlation: number; relativeError: number }>;
+  /** What the update did: an Adam step, a step skipped for a non-finite value, or a burn-in interval (no step). */
+  outcome: "step" | "skipped" | "burn-in";
+  /** The learning rate of the step (0 in burn-in). */
+  learningRate: number;
 }
 
 export type TeacherPopulation = "recurrent" | "feedforward";
@@ -44,6 +48,8 @@ export class CoordinatorMetrics extends MetricsServer {
   private readonly optimizerStep: Gauge;
   private readonly epochsCompleted: Counter;
   private readonly optimizerSteps: Counter;
+  private readonly skippedUpdates: Counter;
+  private readonly learningRate: Gauge;
   private readonly loss: Gauge<"term">;
   private readonly firingRate: Gauge<"cell_type">;
   private readonly firingRateStd: Gauge<"cell_type">;
@@ -77,6 +83,11 @@ export class CoordinatorMetrics extends MetricsServer {
     this.optimizerStep = gauge("snn_optimizer_step", "Global optimizer step, counted across resumes.");
     this.epochsCompleted = counter("snn_epochs_completed_total", "Epoch results accepted by this coordinator process.");
     this.optimizerSteps = counter("snn_optimizer_steps_total", "Adam steps applied by this coordinator process.");
+    this.skippedUpdates = counter(
+      "snn_optimizer_skipped_updates_total",
+      "Updates skipped by this coordinator process because a loss term, gradient or weight was not finite.",
+    );
+    this.learningRate = gauge("snn_learning_rate", "Learning rate of the latest update (lr_schedule).");
     this.loss = gauge("snn_loss", "Loss term of the latest update (term=total is the optimized sum).", ["term"]);
     this.firingRate = gauge("snn_firing_rate_hertz", "Mean firing rate per cell type in the latest update.", [
       "cell_type",
@@ -151,7 +162,9 @@ export class CoordinatorMetrics extends MetricsServer {
   recordUpdate(update: UpdateRecord): void {
     this.epoch.set(update.epoch);
     this.optimizerStep.set(update.step);
-    this.optimizerSteps.inc();
+    if (update.outcome === "step") this.optimizerSteps.inc();
+    if (update.outcome === "skipped") this.skippedUpdates.inc();
+    this.learningRate.set(update.learningRate);
     for (const [term, value] of Object.entries(update.losses)) this.loss.set({ term }, value);
     for (const s of update.stats) {
       const labels = { cell_type: s.cellType };

@@ -78,3 +78,78 @@ export function adamStep(weights: Float32Array[], grads: Float64Array[], state: 
     }
   }
 }
+
+/**
+ * What Adam optimises ([hyperparameters] parameterisation): the conductance weights w themselves, projected back onto
+ * w ≥ 0 after every step ("linear"), or θ = ln w, so that w = e^θ > 0 always ("log", the original's newer default).
+ */
+export type Parameterisation = "linear" | "log";
+
+/** θ = ln w per synapse; a zero weight (only reachable by projection) maps to ln 1e−8, a practically dead synapse. */
+export function logWeights(w: Float32Array): Float32Array {
+  const theta = new Float32Array(w.length);
+  for (let i = 0; i < w.length; i++) theta[i] = Math.log(Math.max(w[i], 1e-8));
+  return theta;
+}
+
+/** w = e^θ, in place into `out`. */
+export function weightsFromLog(theta: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < theta.length; i++) out[i] = Math.exp(theta[i]);
+}
+
+/** Chain rule into log space, in place: ∂L/∂θ = w·∂L/∂w. */
+export function logSpaceGradient(grad: Float64Array, w: Float32Array): void {
+  for (let i = 0; i < grad.length; i++) grad[i] *= w[i];
+}
+
+/** Projection onto w ≥ 0, in place; returns how many weights it moved. */
+export function projectNonNegative(w: Float32Array): number {
+  let moved = 0;
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] < 0) {
+      w[i] = 0;
+      moved++;
+    }
+  }
+  return moved;
+}
+
+/** Index of the first non-finite value, or −1. */
+export function firstNonFinite(x: ArrayLike<number>): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
+}
+
+/** Learning-rate schedule ([hyperparameters] lr_schedule and its keys), over the run's updates. */
+export interface LearningRateSchedule {
+  kind: "constant" | "cosine" | "step";
+  /** Peak learning rate. */
+  learningRate: number;
+  /** Updates of linear warm-up from learningRate/warmupUpdates to learningRate (0 = none). */
+  warmupUpdates: number;
+  /** cosine: the rate reached at the last update. */
+  minLearningRate: number;
+  /** step: the rate is multiplied by stepFactor every stepUpdates updates after warm-up. */
+  stepUpdates: number;
+  stepFactor: number;
+}
+
+/**
+ * The learning rate of update u (0-based) of a run of `totalUpdates`: linear warm-up over the first warmupUpdates
+ * (u + 1)/warmup·lr, then constant; cosine lr_min + (lr − lr_min)·(1 + cos(π·k/K))/2 with k = u − warmup of
+ * K = totalUpdates − warmup − 1; or step lr·factor^⌊k/stepUpdates⌋.
+ */
+export function learningRateAt(s: LearningRateSchedule, u: number, totalUpdates: number): number {
+  if (u < s.warmupUpdates) return (s.learningRate * (u + 1)) / s.warmupUpdates;
+  const k = u - s.warmupUpdates;
+  switch (s.kind) {
+    case "constant":
+      return s.learningRate;
+    case "cosine": {
+      const K = Math.max(1, totalUpdates - s.warmupUpdates - 1);
+      return s.minLearningRate + ((s.learningRate - s.minLearningRate) * (1 + Math.cos((Math.PI * Math.min(k, K)) / K))) / 2;
+    }
+    case "step":
+      return s.learningRate * Math.pow(s.stepFactor, Math.floor(k / s.stepUpdates));
+  }
+}

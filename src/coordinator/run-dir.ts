@@ -35,6 +35,7 @@ export interface Metadata {
   duration_seconds?: number;
   status: "running" | "completed" | "failed" | "interrupted";
   error?: string;
+  note?: string;
   resumed_from_epoch?: number;
 }
 
@@ -61,9 +62,17 @@ export class MetadataFile {
     this.write();
   }
 
-  finish(status: Metadata["status"], error?: string): void {
+  /** `error` says why a run failed; `note` how a completed one ended, when not at its last epoch (early stopping). */
+  finish(status: Metadata["status"], error?: string, note?: string): void {
     const end = new Date();
-    this.data = { ...this.data, status, end_time: end.toISOString(), duration_seconds: (end.getTime() - Date.parse(this.data.start_time)) / 1000, ...(error ? { error } : {}) };
+    this.data = {
+      ...this.data,
+      status,
+      end_time: end.toISOString(),
+      duration_seconds: (end.getTime() - Date.parse(this.data.start_time)) / 1000,
+      ...(error ? { error } : {}),
+      ...(note ? { note } : {}),
+    };
     this.write();
   }
 
@@ -94,7 +103,7 @@ export const RATE_RMSE_COLUMN = "targets/rate_rmse";
 export function metricsColumns(cellTypes: string[], o: MetricsOptions = { vanRossum: false, teacher: false, perNeuronTargets: false }): string[] {
   const cols = ["epoch", "step", "total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
   if (o.vanRossum) cols.push("van_rossum_loss");
-  cols.push("grad_norm");
+  cols.push("grad_norm", "learning_rate", "skipped_updates");
   for (const t of cellTypes) cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`);
   if (o.teacher) cols.push(...TEACHER_COLUMNS);
   if (o.perNeuronTargets) cols.push(RATE_RMSE_COLUMN);
@@ -106,7 +115,12 @@ export interface UpdateRecord {
   epoch: number;
   step: number;
   losses: LossTerms;
+  /** Global L2 norm of the interval's mean gradient before clipping (NaN in burn-in). */
   gradNorm: number;
+  outcome: "step" | "skipped" | "burn-in";
+  learningRate: number;
+  /** Updates skipped so far in the run. */
+  skippedUpdates: number;
   stats: CellTypeStats[];
   /** Learned weights against the teacher's, after this update's step (when a teacher is configured). */
   teacher?: { recurrent: WeightAgreement; feedforward: WeightAgreement };
@@ -127,6 +141,8 @@ export function metricsRow(r: UpdateRecord): Record<string, number> {
     membrane_variance_loss: r.losses.membrane_variance,
     van_rossum_loss: r.losses.van_rossum,
     grad_norm: r.gradNorm,
+    learning_rate: r.learningRate,
+    skipped_updates: r.skippedUpdates,
   };
   for (const s of r.stats) {
     row[`firing_rate/${s.cellType}/mean`] = s.rateMean;

@@ -8,12 +8,22 @@ import { FigureData, HistoryRow } from "../shared/figure-data.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { NetworkSpec } from "../shared/network.js";
 import { ResultMessage } from "../shared/protocol.js";
-import { averageStats, rateRmse, weightAgreement } from "../shared/statistics.js";
+import { pooledStats, rateRmse, weightAgreement } from "../shared/statistics.js";
 import { checkpointPaths, TrainingState } from "./checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "./checkpoint-writer.js";
 import { Progress, updateBlock } from "./console.js";
 import { figureTargets } from "./figures/network-view.js";
-import { adamStep, averageGradients, clipGlobalNorm } from "./optimizer.js";
+import {
+  AdamState,
+  adamStep,
+  averageGradients,
+  clipGlobalNorm,
+  firstNonFinite,
+  LearningRateSchedule,
+  learningRateAt,
+  logSpaceGradient,
+  projectNonNegative,
+} from "./optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "./run-dir.js";
 import { EpochAssignment, WorkerPool } from "./worker-pool.js";
 
@@ -46,12 +56,21 @@ export interface TrainerOptions {
   progress: Progress | null;
 }
 
-export type TrainingOutcome = "completed" | "interrupted";
+/** How a run of the loop ended; a diverged run throws TrainingDivergedError instead. */
+export type TrainingOutcome = { kind: "completed" } | { kind: "interrupted" } | { kind: "stopped-early"; message: string };
+
+/**
+ * max_skipped_updates consecutive updates had a non-finite loss term, gradient or weight. checkpoint_latest then
+ * holds the state before the first of them.
+ */
+export class TrainingDivergedError extends Error {}
 
 export class Trainer {
   private stopRequested = false;
   private readonly history: HistoryRow[] = [];
   private readonly started = Date.now();
+  /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
+  private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
 
   constructor(
     private readonly o: TrainerOptions,
@@ -70,47 +89,68 @@ export class Trainer {
 
   async run(csv: MetricsCsv): Promise<TrainingOutcome> {
     const { config, pool, spec } = this.o;
+    const h = config.hyperparameters;
     const A = config.simulation.accumulation_interval;
+    const burnIn = config.simulation.burn_in_epochs;
+    const totalUpdates = (this.o.totalEpochs - burnIn) / A;
+    const schedule: LearningRateSchedule = {
+      kind: h.lr_schedule,
+      learningRate: h.learning_rate,
+      warmupUpdates: h.warmup_updates,
+      minLearningRate: h.lr_min,
+      stepUpdates: h.lr_step_updates,
+      stepFactor: h.lr_step_factor,
+    };
     const s = this.state;
     const startEpoch = s.epoch;
     // The report of the previous update (W&B, console, figures), which may still wait for a figure set to render.
     let report: Promise<void> = Promise.resolve();
+    const finish = async (outcome: TrainingOutcome): Promise<TrainingOutcome> => {
+      if (outcome.kind !== "completed" || s.epoch === startEpoch) this.saveLatest();
+      await report;
+      await this.o.checkpoints.flush();
+      return outcome;
+    };
     while (s.epoch < this.o.totalEpochs) {
-      if (this.stopRequested) {
-        this.saveLatest();
-        await report;
-        await this.o.checkpoints.flush();
-        return "interrupted";
-      }
+      if (this.stopRequested) return finish({ kind: "interrupted" });
       const update = s.epoch / A;
+      const training = s.epoch >= burnIn;
       // Figure sets every plotting.interval epochs and at the end, plus the untrained network's after the first interval.
       const figuresOn = config.plotting.enabled && this.o.observers.figures !== undefined;
       const next = s.epoch + A;
       const plot = figuresOn && (next % config.plotting.interval === 0 || next >= this.o.totalEpochs);
       const plotInitial = figuresOn && s.epoch === 0;
-      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({ epoch: s.epoch + k, stream: k, initialState: st, recordActivity: (plot || plotInitial) && k === A - 1 }));
+      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({
+        epoch: s.epoch + k,
+        stream: k,
+        initialState: st,
+        computeGradient: training,
+        recordActivity: (plot || plotInitial) && k === A - 1,
+      }));
       const t0 = performance.now();
       const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks);
       const t1 = performance.now();
-
-      const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
-      const gradNorm = clipGlobalNorm(grads, config.hyperparameters.max_grad_norm);
-      const t2 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
-      adamStep([s.recWeight, s.ffWeight], grads, s.adam, {
-        learningRate: config.hyperparameters.learning_rate,
-        betas: config.hyperparameters.betas,
-        eps: config.hyperparameters.eps,
+      const learningRate = training ? learningRateAt(schedule, (s.epoch - burnIn) / A, totalUpdates) : 0;
+      const problem = training ? this.step(results, learningRate, t1) : null;
+      const outcome: UpdateRecord["outcome"] = !training ? "burn-in" : problem ? "skipped" : "step";
+      if (problem) {
+        if (s.counters.skippedInARow === 0) this.lastGood = { epoch: s.epoch, streams: s.streams.slice() };
+        s.counters.skippedUpdates++;
+        s.counters.skippedInARow++;
+      } else if (training) {
+        s.counters.skippedInARow = 0;
+        this.lastGood = null;
+      }
+      // A stream whose state went non-finite is not carried on: it keeps the state it started the interval from.
+      results.forEach((r, k) => {
+        if (firstNonFinite(r.finalState.v) < 0 && firstNonFinite(r.finalState.g) < 0) s.streams[k] = r.finalState;
       });
-      const t3 = performance.now();
-      this.o.observers.phase?.("reduce", (t2 - t1) / 1000);
-      this.o.observers.phase?.("adam", (t3 - t2) / 1000);
-      results.forEach((r, k) => (s.streams[k] = r.finalState));
       s.epoch += A;
 
       const losses = meanLosses(results);
-      const stats = averageStats(results.map((r) => r.stats));
+      const stats = pooledStats(results, spec.constants.cellType, spec.cellTypeNames);
       s.losses = losses;
       const elapsed = (Date.now() - this.started) / 1000;
       const teacher = this.o.teacherWeights;
@@ -118,7 +158,10 @@ export class Trainer {
         epoch: s.epoch,
         step: s.adam.step,
         losses,
-        gradNorm,
+        gradNorm: this.lastGradNorm,
+        outcome,
+        learningRate,
+        skippedUpdates: s.counters.skippedUpdates,
         stats,
         ...(teacher ? { teacher: { recurrent: weightAgreement(s.recWeight, teacher.recWeight), feedforward: weightAgreement(s.ffWeight, teacher.ffWeight) } } : {}),
         ...(config.targets.file ? { rateRmse: rateRmse(results.map((r) => r.rates), spec.targets.rate) } : {}),
@@ -134,22 +177,91 @@ export class Trainer {
       // At most one report runs behind training: the next interval trains while the previous figure set renders.
       await report;
       const figures = plot || plotInitial ? { last: results[A - 1], initialWeights, weights: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
-      report = this.report(record, updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined }), figures);
+      const block = updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined });
+      const skippedLine = problem
+        ? `  Skipped update (${problem}): weights and optimizer unchanged (${s.counters.skippedInARow} in a row, at most ${h.max_skipped_updates})`
+        : null;
+      report = this.report(record, skippedLine ? `${block}\n${skippedLine}` : block, figures);
+
+      if (problem && s.counters.skippedInARow >= h.max_skipped_updates) {
+        const good = this.lastGood!;
+        this.o.checkpoints.submit([{ path: checkpointPaths(this.o.outputDir).latest, kind: "latest" }], { ...s, epoch: good.epoch, streams: good.streams });
+        await report;
+        await this.o.checkpoints.flush();
+        throw new TrainingDivergedError(
+          `training diverged: ${s.counters.skippedInARow} consecutive updates skipped (epochs ${good.epoch + 1}–${s.epoch}; last: ${problem}); ` +
+            `checkpoint_latest holds epoch ${good.epoch}, before the first of them (hyperparameters.max_skipped_updates = ${h.max_skipped_updates})`,
+        );
+      }
 
       const paths = checkpointPaths(this.o.outputDir);
       const due: CheckpointTarget[] = [];
-      if (!Number.isNaN(losses.total) && losses.total < s.bestLoss) {
-        s.bestLoss = losses.total;
-        due.push({ path: paths.best, kind: "best" });
+      if (outcome === "step") {
+        if (Number.isFinite(losses.total) && losses.total < s.bestLoss) {
+          s.bestLoss = losses.total;
+          s.counters.updatesSinceBest = 0;
+          due.push({ path: paths.best, kind: "best" });
+        } else {
+          s.counters.updatesSinceBest++;
+        }
       }
       if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) due.push({ path: paths.latest, kind: "latest" });
       this.o.checkpoints.submit(due, s);
       this.o.progress?.update(s.epoch);
+      if (h.patience > 0 && s.counters.updatesSinceBest >= h.patience && s.epoch < this.o.totalEpochs)
+        return finish({
+          kind: "stopped-early",
+          message: `early stopping at epoch ${s.epoch}: no new best total loss in ${h.patience} updates (best ${s.bestLoss.toPrecision(6)}; hyperparameters.patience)`,
+        });
     }
-    if (s.epoch === startEpoch) this.saveLatest();
-    await report;
-    await this.o.checkpoints.flush();
-    return "completed";
+    return finish({ kind: "completed" });
+  }
+
+  /** Pre-clip gradient norm of the latest training update (NaN after burn-in intervals and before the first). */
+  private lastGradNorm = NaN;
+
+  /**
+   * The interval's update: reduce the gradients in epoch order, map them into the optimised parameters, clip, step
+   * Adam and refresh the weights (projected onto w ≥ 0, or e^θ). Returns why it was skipped instead, leaving weights
+   * and optimizer untouched: a non-finite loss term in some epoch, a non-finite gradient, or a step that would make a
+   * weight non-finite.
+   */
+  private step(results: ResultMessage[], learningRate: number, reduceStart: number): string | null {
+    const { config } = this.o;
+    const h = config.hyperparameters;
+    const s = this.state;
+    this.lastGradNorm = NaN;
+    for (const r of results) {
+      const term = LOSS_TERM_NAMES.find((k) => k !== "cv" && !Number.isFinite(r.losses[k]));
+      if (term) return `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`;
+    }
+    const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
+    const params = s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : [s.recWeight, s.ffWeight];
+    if (s.logWeights) {
+      logSpaceGradient(grads[0], s.recWeight);
+      logSpaceGradient(grads[1], s.ffWeight);
+    }
+    const gradNorm = clipGlobalNorm(grads, h.max_grad_norm);
+    this.lastGradNorm = gradNorm;
+    if (!Number.isFinite(gradNorm)) {
+      const which = firstNonFinite(grads[0]) >= 0 ? "recurrent" : "feedforward";
+      return `${which} gradient is not finite (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
+    }
+    const t2 = performance.now();
+    // Adam works on copies, so that a step that would produce a non-finite weight changes nothing.
+    const next = params.map((p) => p.slice());
+    const adam: AdamState = { step: s.adam.step, m: s.adam.m.map((m) => m.slice()), v: s.adam.v.map((v) => v.slice()) };
+    adamStep(next, grads, adam, { learningRate, betas: h.betas, eps: h.eps });
+    const weights = s.logWeights ? next.map((theta) => Float32Array.from(theta, Math.exp)) : next;
+    if (weights.some((w) => firstNonFinite(w) >= 0)) return `the step would make a weight non-finite (learning rate ${learningRate})`;
+    if (!s.logWeights) weights.forEach(projectNonNegative);
+    s.adam = adam;
+    [s.recWeight, s.ffWeight] = weights;
+    if (s.logWeights) s.logWeights = { rec: next[0], ff: next[1] };
+    const t3 = performance.now();
+    this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
+    this.o.observers.phase?.("adam", (t3 - t2) / 1000);
+    return null;
   }
 
   /**

@@ -35,6 +35,7 @@ export interface EpochAssignment {
   epoch: number;
   stream: number;
   initialState: WireState | null;
+  computeGradient: boolean;
   recordActivity: boolean;
 }
 
@@ -370,6 +371,7 @@ export class WorkerPool {
       weightsVersion: cur.version,
       weights: w.weightsVersion === cur.version ? null : { rec: cur.rec, ff: cur.ff },
       initialState: t.initialState,
+      computeGradient: t.computeGradient,
       recordActivity: t.recordActivity,
     };
     w.weightsVersion = cur.version;

@@ -40,6 +40,11 @@ export interface Config {
     epochs: number;
     accumulation_interval: number;
     checkpoint_interval: number;
+    /**
+     * The run's first epochs simulate the streams forward without gradient and without an update, so that training
+     * starts from steady activity instead of the rest state (a multiple of accumulation_interval; counted in epochs).
+     */
+    burn_in_epochs: number;
   };
   targets: {
     /** Per recurrent cell type, in the order of recurrent.names. */
@@ -56,7 +61,26 @@ export interface Config {
   hyperparameters: {
     learning_rate: number;
     surrgrad_scale: number;
+    /**
+     * Detach the reset gate (1 − s) from the graph, as the original's newer versions do: no gradient flows through the
+     * reset (false = MODEL.md 2.4, the surrogate carries −ṽ·∂s through it).
+     */
+    detach_reset: boolean;
     max_grad_norm: number;
+    /** What Adam optimises: w with projection onto w ≥ 0 ("linear") or ln w ("log"). */
+    parameterisation: "linear" | "log";
+    lr_schedule: "constant" | "cosine" | "step";
+    /** Updates of linear learning-rate warm-up at the start of training. */
+    warmup_updates: number;
+    /** cosine: the learning rate reached at the last update. */
+    lr_min: number;
+    /** step: multiply the learning rate by lr_step_factor every lr_step_updates updates. */
+    lr_step_updates: number;
+    lr_step_factor: number;
+    /** Consecutive updates skipped for a non-finite loss, gradient or weight before the run stops as failed. */
+    max_skipped_updates: number;
+    /** Early stopping: stop after this many updates without a new best total loss (0 = off). */
+    patience: number;
     betas: [number, number];
     eps: number;
     /** Time constant (ms) of the van Rossum spike-train filter. */
@@ -310,6 +334,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     epochs: simR.number("epochs", { def: 500, min: 1, int: true }),
     accumulation_interval: simR.number("accumulation_interval", { def: 5, min: 1, int: true }),
     checkpoint_interval: simR.number("checkpoint_interval", { def: 50, min: 1, int: true }),
+    burn_in_epochs: simR.number("burn_in_epochs", { def: 0, min: 0, int: true }),
   };
   simR.done();
   if (simulation.epochs % simulation.accumulation_interval !== 0)
@@ -375,10 +400,26 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   const hR = root.table("hyperparameters");
   const betas = hR.has("betas") ? hR.numbers("betas", 2, { min: 0, max: 0.999999999 }) : [0.9, 0.999];
   const lwR = hR.table("loss_weight", true);
+  const lr_schedule = hR.string("lr_schedule", "constant", ["constant", "cosine", "step"]) as "constant" | "cosine" | "step";
+  // A schedule's own keys only with that schedule: a lr_min under a constant schedule would silently do nothing.
+  const scheduleKey = (k: string, schedule: string, opts: Parameters<Reader["number"]>[1]) => {
+    if (hR.has(k) && lr_schedule !== schedule)
+      throw new ConfigError(`hyperparameters.${k}: only used with lr_schedule = "${schedule}" (lr_schedule is "${lr_schedule}")`);
+    return hR.number(k, opts);
+  };
   const hyperparameters = {
     learning_rate: hR.number("learning_rate", { def: 5e-4, ...positive }),
     surrgrad_scale: hR.number("surrgrad_scale", { def: 100, ...positive }),
+    detach_reset: hR.bool("detach_reset", false),
     max_grad_norm: hR.number("max_grad_norm", { def: 1.0, ...positive }),
+    parameterisation: hR.string("parameterisation", "linear", ["linear", "log"]) as "linear" | "log",
+    lr_schedule,
+    warmup_updates: hR.number("warmup_updates", { def: 0, min: 0, int: true }),
+    lr_min: scheduleKey("lr_min", "cosine", { def: 0, min: 0 }),
+    lr_step_updates: scheduleKey("lr_step_updates", "step", { def: 100, min: 1, int: true }),
+    lr_step_factor: scheduleKey("lr_step_factor", "step", { def: 0.5, min: 0, max: 1, exclusiveMin: true }),
+    max_skipped_updates: hR.number("max_skipped_updates", { def: 5, min: 1, int: true }),
+    patience: hR.number("patience", { def: 0, min: 0, int: true }),
     betas: [betas[0], betas[1]] as [number, number],
     eps: hR.number("eps", { def: 1e-8, ...positive }),
     van_rossum_tau: hR.number("van_rossum_tau", { def: 20.0, ...positive }),
@@ -392,6 +433,9 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   };
   lwR.done();
   hR.done();
+  if (hyperparameters.lr_min > hyperparameters.learning_rate)
+    throw new ConfigError(`hyperparameters.lr_min: must be ≤ hyperparameters.learning_rate (${hyperparameters.learning_rate}), got ${hyperparameters.lr_min}`);
+  checkTrainingLength(simulation, hyperparameters, simulation.epochs, "simulation.epochs");
 
   const student = readStudent(root.table("student", true), baseDir);
   if (hyperparameters.loss_weight.van_rossum > 0 && !student.teacher_file)
@@ -463,6 +507,28 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   };
   checkStability(config);
   return config;
+}
+
+/**
+ * Burn-in and warm-up must leave updates to train: checked for the parameters' epochs and again for an --epochs
+ * override (`epochsKey` names where the count came from).
+ */
+export function checkTrainingLength(
+  simulation: Pick<Config["simulation"], "accumulation_interval" | "burn_in_epochs">,
+  h: Pick<Config["hyperparameters"], "warmup_updates">,
+  epochs: number,
+  epochsKey: string,
+): void {
+  const A = simulation.accumulation_interval;
+  if (simulation.burn_in_epochs % A !== 0)
+    throw new ConfigError(`simulation.burn_in_epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${simulation.burn_in_epochs}`);
+  if (simulation.burn_in_epochs >= epochs)
+    throw new ConfigError(`simulation.burn_in_epochs: must be below ${epochsKey} (${epochs}) so that some epochs train, got ${simulation.burn_in_epochs}`);
+  const updates = (epochs - simulation.burn_in_epochs) / A;
+  if (h.warmup_updates >= updates)
+    throw new ConfigError(
+      `hyperparameters.warmup_updates: must be shorter than the run's ${updates} updates (${epochsKey} ${epochs} − burn-in ${simulation.burn_in_epochs}, every ${A} epochs), got ${h.warmup_updates}`,
+    );
 }
 
 /**

@@ -19,6 +19,8 @@ export interface ModelConstants {
   numRecTypes: number;
   dt: number;
   surrgradScale: number;
+  /** Reset gate (1 − s) detached: the backward drops the −ṽ·∂L/∂v' term of ∂L/∂s ([hyperparameters] detach_reset). */
+  detachReset: boolean;
   /** Per neuron (float32 values). */
   theta: Float32Array;
   uReset: Float32Array;
@@ -98,6 +100,7 @@ export function buildModelConstants(config: Config, connectome: Pick<Connectome,
     numRecTypes: K,
     dt,
     surrgradScale: config.hyperparameters.surrgrad_scale,
+    detachReset: config.hyperparameters.detach_reset,
     theta: perNeuron((p) => p.theta),
     uReset: perNeuron((p) => p.U_reset),
     eL: perNeuron((p) => p.E_L),

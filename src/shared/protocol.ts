@@ -13,7 +13,7 @@ import { NetworkSpec } from "./network.js";
 import { CellTypeStats } from "./statistics.js";
 
 /** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -50,6 +50,8 @@ export type AssignMessage = {
   /** Present when the worker does not hold this version yet. */
   weights: { rec: Float32Array; ff: Float32Array } | null;
   initialState: WireState | null;
+  /** false for burn-in epochs: forward only, and the result's gradients are empty. */
+  computeGradient: boolean;
   recordActivity: boolean;
 };
 export type ResultMessage = {
@@ -233,6 +235,7 @@ function readConstants(f: Fields): ModelConstants {
     numRecTypes: f.num("numRecTypes", { int: true, min: 1 }),
     dt: f.num("dt", { min: 0 }),
     surrgradScale: f.num("surrgradScale", { min: 0 }),
+    detachReset: f.bool("detachReset"),
     theta: perNeuron("theta"),
     uReset: perNeuron("uReset"),
     eL: perNeuron("eL"),
@@ -365,6 +368,7 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
         weightsVersion: f.num("weightsVersion", { int: true, min: 0 }),
         weights: f.nullable("weights", (w) => ({ rec: w.array<Float32Array>("rec", "f32"), ff: w.array<Float32Array>("ff", "f32") })),
         initialState: f.nullable("initialState", readState),
+        computeGradient: f.bool("computeGradient"),
         recordActivity: f.bool("recordActivity"),
       };
     case "result":

@@ -12,8 +12,6 @@ export interface CellTypeStats {
   activeFraction: number;
 }
 
-export const STAT_FIELDS = ["rateMean", "rateStd", "cvMean", "cvStd", "activeFraction"] as const;
-
 function meanStd(values: number[]): [number, number] {
   if (values.length === 0) return [NaN, NaN];
   const m = values.reduce((a, b) => a + b, 0) / values.length;
@@ -56,15 +54,24 @@ export function nanMeanRows(perTrial: Float64Array, trials: number, n: number): 
   return out;
 }
 
-/** Mean over the epochs of one interval of their statistics (NaN entries skipped). */
-export function averageStats(list: CellTypeStats[][]): CellTypeStats[] {
-  return list[0].map((first, k) => {
-    const avg = (f: (typeof STAT_FIELDS)[number]) => {
-      const xs = list.map((s) => s[k][f]).filter((x) => !Number.isNaN(x));
-      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-    };
-    return { cellType: first.cellType, rateMean: avg("rateMean"), rateStd: avg("rateStd"), cvMean: avg("cvMean"), cvStd: avg("cvStd"), activeFraction: avg("activeFraction") };
+/**
+ * Statistics of several equally long epochs taken together (an interval's, or a simulation's): each neuron's rate
+ * over all of them and the mean of its CVs, then per cell type. A neuron counts as active if it spiked in any of
+ * them, so the active fraction is measured over A·B·T steps (5 s of network time at the defaults) rather than one
+ * epoch's B·T: at 0.5 Hz a single 1 s epoch could show at most ~40% of the cells active.
+ */
+export function pooledStats(epochs: { rates: ArrayLike<number>; cvs: ArrayLike<number> }[], cellType: Int32Array, names: string[]): CellTypeStats[] {
+  const N = cellType.length;
+  const E = epochs.length;
+  const rates = new Float64Array(N);
+  const cvs = new Float64Array(E * N);
+  epochs.forEach((e, k) => {
+    for (let j = 0; j < N; j++) {
+      rates[j] += e.rates[j] / E;
+      cvs[k * N + j] = e.cvs[j];
+    }
   });
+  return cellTypeStats(rates, nanMeanRows(cvs, E, N), cellType, names);
 }
 
 export interface WeightAgreement {

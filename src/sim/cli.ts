@@ -14,7 +14,7 @@ import { FigureData } from "../shared/figure-data.js";
 import { poissonInputs } from "../shared/inputs.js";
 import { buildNetworkSpec, NetworkSpec } from "../shared/network.js";
 import { Tensor } from "../shared/safetensors.js";
-import { averageStats } from "../shared/statistics.js";
+import { pooledStats } from "../shared/statistics.js";
 import { writeTargetsFile } from "../shared/targets-file.js";
 import { CheckpointError, readCheckpoint } from "../coordinator/checkpoint.js";
 import { figureTargets, networkView } from "../coordinator/figures/network-view.js";
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     const initial = state;
     const task = { epoch: e, initialState: state, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
     last = engine.runEpochSync(task);
-    stats.push(last.stats);
+    stats.push(last);
     state = last.finalState;
     if (streamStats && e > 0) {
       const { spikes, voltages } = engine.recordedActivity();
@@ -107,7 +107,7 @@ async function main(): Promise<number> {
   }
   const seconds = (args.epochs * spec.batchSize * T * spec.constants.dt) / 1000;
   console.log(`simulated ${args.epochs} epochs × ${spec.batchSize} trials × ${T} steps (${seconds.toFixed(1)} s of network time per trial summed)`);
-  for (const s of averageStats(stats)) {
+  for (const s of pooledStats(stats, spec.constants.cellType, spec.cellTypeNames)) {
     console.log(
       `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%`,
     );
@@ -197,6 +197,7 @@ function exportEpoch(
     dt: String(c.dt),
     chunk_steps: String(spec.chunkSteps),
     surrgrad_scale: String(c.surrgradScale),
+    detach_reset: String(c.detachReset),
     loss_weights: JSON.stringify(spec.lossWeights),
     losses: JSON.stringify(r.losses),
   });

@@ -14,7 +14,7 @@
  * Forward, per step t (MODEL.md 2.4):  s = H(v − θ);  I_l = G_l (v − E_l);  ṽ = E_L + (v − E_L)β − ΣI·dt/C;
  *   v' = ṽ(1 − s) + U_reset·s;  g ← α g + gs·z,  z_src[j] = Σ_i∈src s_i W_ij.
  * Backward, with a_v = dL/dv_{t+1}, a_g = dL/dg_{t+1} (reset to 0 at chunk ends: truncated BPTT):
- *   dṽ = a_v(1 − s);  ds = −ṽ a_v + ∂L/∂s + Σ_j W_ij δ_src(i)[j];  δ_src[j] = Σ_l∈src gs_l (a_g[1,l] − a_g[0,l]);
+ *   dṽ = a_v(1 − s);  ds = −ṽ a_v + ∂L/∂s + Σ_j W_ij δ_src(i)[j]  (without −ṽ a_v when the reset gate is detached);  δ_src[j] = Σ_l∈src gs_l (a_g[1,l] − a_g[0,l]);
  *   a_g(t) = α a_g + dG,  dG_l = −dṽ·dt/C·(v − E_l);  a_v(t) = dṽ(β − dt/C·ΣG) + ds·σ'(v − θ);
  *   dW_ij += s_i δ_src(i)[j]   (only rows of neurons that spiked).
  * With a teacher (van Rossum loss), the teacher is simulated first on the same input from the same state, and ∂L/∂s
@@ -474,7 +474,7 @@ export class SparseCpuEngine implements Engine {
       if (chunkEnd) ag.fill(0);
       delta.fill(0);
       if (this.wasm) {
-        this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+        this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, c.detachReset ? 0 : 1, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
           p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.av, p.ag, p.ds, p.delta,
           p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow);
         if (needSpikeGrad) {
@@ -501,6 +501,8 @@ export class SparseCpuEngine implements Engine {
     const { theta, beta, dtOverC, slotTable, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
     const lambda = this.spec.constants.surrgradScale;
+    // The reset gate's share of dL/ds: ∂v'/∂s = −ṽ, or nothing when the gate is detached.
+    const resetGain = this.spec.constants.detachReset ? 0 : 1;
     const vIn = t * P;
     const vOut = (t + 1) * P;
     // Per element: finish a_v(t+1) with the surrogate term of step t+1 (unless the state was detached there), add the
@@ -514,7 +516,7 @@ export class SparseCpuEngine implements Engine {
       }
       a += devCoef[p] * (vo - meanV[p]) + meanCoef[p];
       const d = sHist[vIn + p] ? 0 : a;
-      ds[p] = -vTildeHist[vIn + p] * a + spikeGrad[p];
+      ds[p] = -vTildeHist[vIn + p] * a * resetGain + spikeGrad[p];
       const k = dtOverC[p];
       av[p] = d * (beta[p] - k * gSumHist[vIn + p]);
       const dk = -d * k;

@@ -408,8 +408,10 @@ export class TfjsEngine implements Engine {
       // Σ_l G_l (v − E_l) as v·ΣG − Σ G_l E_l: products, not broadcasts, which the cpu backend does element by element.
       const current = tf.sub(tf.mul(v, tf.reshape(tf.matMul(G, c.ones), [B, N])), tf.reshape(tf.matMul(G, c.eSyn), [B, N]));
       const vTilde = tf.sub(tf.add(tf.mul(tf.sub(v, c.eL), c.beta), c.eL), tf.mul(current, c.dtOverC));
-      // Hard reset: only U_reset·s is detached; the (1 − s) gate carries the surrogate through the reset path.
-      const vNext = tf.add(tf.mul(vTilde, tf.sub(1, s)), tf.mul(c.uReset, stopGradient(s))) as tf.Tensor2D;
+      // Hard reset: U_reset·s is detached; the (1 − s) gate carries the surrogate through the reset path unless
+      // detach_reset detaches it too.
+      const gate = this.spec.constants.detachReset ? stopGradient(s) : s;
+      const vNext = tf.add(tf.mul(vTilde, tf.sub(1, gate)), tf.mul(c.uReset, stopGradient(s))) as tf.Tensor2D;
       const z = this.populations.map((p, k) => {
         if (p.input) return inputDrive[k]![t];
         return tf.matMul(tf.slice(s, [0, p.start], [B, p.size]), W[k]);

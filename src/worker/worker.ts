@@ -10,6 +10,9 @@ import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError
 import { NetworkSpec } from "../shared/network.js";
 import { Engine } from "./engine.js";
 
+/** The gradients of a burn-in (forward-only) epoch's result. */
+const NO_GRADIENT = new Float32Array(0);
+
 export interface WorkerOptions {
   endpoint: string;
   /** Builds the engine for a network (sparse-cpu, or tfjs on a GPU). */
@@ -144,7 +147,7 @@ export class WorkerProcess {
         initialState: a.initialState,
         recWeight: this.weights.rec,
         ffWeight: this.weights.ff,
-        computeGradient: true,
+        computeGradient: a.computeGradient,
         recordActivity: a.recordActivity,
       });
       const seconds = (performance.now() - started) / 1000;
@@ -158,8 +161,8 @@ export class WorkerProcess {
         stats: r.stats,
         rates: r.rates,
         cvs: r.cvs,
-        recGrad: r.recGrad!,
-        ffGrad: r.ffGrad!,
+        recGrad: r.recGrad ?? NO_GRADIENT,
+        ffGrad: r.ffGrad ?? NO_GRADIENT,
         finalState: r.finalState,
         activity: r.activity,
         computeSeconds: seconds,

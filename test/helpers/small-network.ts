@@ -14,6 +14,7 @@ export interface SmallNetworkOptions {
   chunkSteps?: number;
   chunksPerEpoch?: number;
   surrgradScale?: number;
+  detachReset?: boolean;
   inputRateHz?: number;
 }
 
@@ -42,6 +43,7 @@ threshold_ratio = { excitatory = 0.25, inhibitory = 0.45 }
 
 [hyperparameters]
 surrgrad_scale = ${(o.surrgradScale ?? 100).toExponential()}
+detach_reset = ${o.detachReset ?? false}
 loss_weight.firing_rate = 1.0
 loss_weight.cv = 0.5
 loss_weight.silent_penalty = 1.0

@@ -76,10 +76,11 @@
 
   ;; One backward step (adjoint of step t) for every element p; delta must be zero and, at a chunk end, a_g too.
   ;; The adjoint state (a_v, a_g, ds, δ) and the loss coefficients are float32 arrays, like the forward state:
-  ;;   a = [not chunk end] (a_v + ds·σ'(v_{t+1} − θ)) + ∂L/∂v_{t+1};  d = s ? 0 : a;  ds = −ṽ a + ∂L/∂s;
+  ;;   a = [not chunk end] (a_v + ds·σ'(v_{t+1} − θ)) + ∂L/∂v_{t+1};  d = s ? 0 : a;  ds = −ṽ a·resetGain + ∂L/∂s
+;;   (resetGain 1, or 0 with the reset gate detached);
   ;;   a_v = d (β − dt/C·ΣG);  δ_src(l) += gs_l (a_g[decay,l] − a_g[rise,l]);  a_g ← α a_g − d·dt/C·(v − E_l).
   (func (export "backwardNeurons")
-    (param $P i32) (param $slots i32) (param $chunkEnd i32) (param $lambda f64)
+    (param $P i32) (param $slots i32) (param $chunkEnd i32) (param $lambda f64) (param $resetGain f64)
     (param $vIn i32) (param $vOut i32) (param $sIn i32) (param $vtIn i32) (param $gsIn i32)
     (param $av i32) (param $ag i32) (param $ds i32) (param $delta i32)
     (param $theta i32) (param $beta i32) (param $k i32) (param $spikeGrad i32) (param $devCoef i32) (param $meanCoef i32) (param $meanV i32)
@@ -115,7 +116,8 @@
         (v128.const i64x2 0 0)))
       (local.set $d (v128.andnot (local.get $a) (local.get $spike)))
       (v128.store64_lane 0 (i32.add (local.get $ds) (local.get $p4)) (f32x4.demote_f64x2_zero
-        (f64x2.add (f64x2.mul (f64x2.neg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vtIn) (local.get $p4))))) (local.get $a))
+        (f64x2.add (f64x2.mul (f64x2.mul (f64x2.neg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $vtIn) (local.get $p4))))) (local.get $a))
+            (f64x2.splat (local.get $resetGain)))
           (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $spikeGrad) (local.get $p4)))))))
       (local.set $kk (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $k) (local.get $p4)))))
       (v128.store64_lane 0 (i32.add (local.get $av) (local.get $p4)) (f32x4.demote_f64x2_zero
