@@ -92,11 +92,6 @@ export function logWeights(w: Float32Array): Float32Array {
   return theta;
 }
 
-/** w = e^θ, in place into `out`. */
-export function weightsFromLog(theta: Float32Array, out: Float32Array): void {
-  for (let i = 0; i < theta.length; i++) out[i] = Math.exp(theta[i]);
-}
-
 /** Chain rule into log space, in place: ∂L/∂θ = w·∂L/∂w. */
 export function logSpaceGradient(grad: Float64Array, w: Float32Array): void {
   for (let i = 0; i < grad.length; i++) grad[i] *= w[i];

@@ -41,6 +41,11 @@ export interface TfjsEngineOptions {
    * through the whole epoch, which only tests and analyses want: it shows what the truncation removes.
    */
   truncateBptt?: boolean;
+  /**
+   * Differentiate with respect to θ = ln w instead of w (parameterisation = "log"), by autodiff through w = e^θ: the
+   * oracle for the coordinator's chain rule ∂L/∂θ = w·∂L/∂w. Workers always return ∂L/∂w.
+   */
+  logSpaceGradient?: boolean;
 }
 
 /**
@@ -151,6 +156,7 @@ export class TfjsEngine implements Engine {
   readonly kind: EngineKind;
   private readonly backend: string;
   private readonly truncateBptt: boolean;
+  private readonly logSpaceGradient: boolean;
   private readonly N: number;
   private readonly B: number;
   private readonly S: number;
@@ -170,6 +176,7 @@ export class TfjsEngine implements Engine {
     this.backend = options.backend ?? "cpu";
     this.kind = GPU_BACKENDS.has(this.backend) ? "tfjs-gpu" : "tfjs";
     this.truncateBptt = options.truncateBptt ?? true;
+    this.logSpaceGradient = options.logSpaceGradient ?? false;
     const c = spec.constants;
     const N = (this.N = c.numNeurons);
     this.B = spec.batchSize;
@@ -255,27 +262,31 @@ export class TfjsEngine implements Engine {
       return x;
     };
     try {
-      const weights = own(tf.tidy(() => this.denseWeights(c, task.recWeight, task.ffWeight)));
+      const edgeWeights = own([tf.tensor1d(task.recWeight), tf.tensor1d(task.ffWeight)]);
+      const weights = own(tf.tidy(() => this.denseWeights(c, edgeWeights[0], edgeWeights[1])));
       const inputs = own(this.populations.map((p) => (p.input ? this.inputTensor(p) : undefined)));
       const v0 = own(tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]));
       const g0 = own(tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]));
       const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
       const teacher =
         spec.teacherRecWeight && spec.teacherFfWeight
-          ? own(tf.tidy(() => this.simulate(c, this.denseWeights(c, spec.teacherRecWeight!, spec.teacherFfWeight!), inputs, v0, g0, false).spikes))
+          ? own(tf.tidy(() => this.simulate(c, this.denseWeights(c, tf.tensor1d(spec.teacherRecWeight!), tf.tensor1d(spec.teacherFfWeight!)), inputs, v0, g0, false).spikes))
           : null;
 
       let recorded: Recorded;
       let grads: tf.Tensor[] | null = null;
+      // Per population's dense matrix, or (log space) per edge vector [rec, ff] of θ = ln w.
+      const logSpace = this.logSpaceGradient;
       if (task.computeGradient) {
         const kept: { recorded?: Recorded } = {};
-        const { value, grads: g } = tf.valueAndGrads((...ws: tf.Tensor[]) => {
-          const r = simulate(ws);
+        const variables = logSpace ? own(edgeWeights.map((w) => tf.log(w))) : weights;
+        const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
+          const r = simulate(logSpace ? this.denseWeightsByGather(tf.exp(xs[0]), tf.exp(xs[1])) : xs);
           // valueAndGrads runs f inside a tidy: what the host reads afterwards must survive it.
           recordedTensors(r).forEach((x) => tf.keep(x));
           kept.recorded = r;
           return this.lossTensor(c, r.spikes, r.volts, teacher);
-        })(weights);
+        })(variables);
         value.dispose();
         grads = own(g);
         recorded = own(kept.recorded!);
@@ -293,7 +304,10 @@ export class TfjsEngine implements Engine {
         recGrad: null,
         ffGrad: null,
       };
-      if (grads) {
+      if (grads && logSpace) {
+        result.recGrad = (await grads[0].data()) as Float32Array;
+        result.ffGrad = (await grads[1].data()) as Float32Array;
+      } else if (grads) {
         const recGrad = (result.recGrad = new Float32Array(spec.rec.pre.length));
         const ffGrad = (result.ffGrad = new Float32Array(spec.ff.pre.length));
         for (let k = 0; k < this.populations.length; k++) {
@@ -360,13 +374,26 @@ export class TfjsEngine implements Engine {
   }
 
   /** W_k [n_k, N] per population: the edge weights scattered into zeros (masked entries stay exactly 0). */
-  private denseWeights(c: Constants, recWeight: Float32Array, ffWeight: Float32Array): tf.Tensor2D[] {
-    const rec = tf.tensor1d(recWeight);
-    const ff = tf.tensor1d(ffWeight);
+  private denseWeights(c: Constants, rec: tf.Tensor, ff: tf.Tensor): tf.Tensor2D[] {
     return this.populations.map((p, k) => {
       const shape: [number, number] = [p.size, this.N];
       if (p.edgeIds.length === 0) return tf.zeros(shape);
       return tf.scatterND(c.positions[k], tf.gather(p.input ? ff : rec, c.edgeIds[k]), shape) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * The same matrices as a gather from the edge vector (tfjs has no gradient for scatterND): each dense entry reads
+   * its edge's value, or a zero appended after the edges. Used where autodiff must reach the edge vectors (log space);
+   * the index costs n_k·N int32 per population, which only small test networks afford.
+   */
+  private denseWeightsByGather(rec: tf.Tensor, ff: tf.Tensor): tf.Tensor2D[] {
+    return this.populations.map((p) => {
+      const values = p.input ? ff : rec;
+      const E = values.shape[0];
+      const index = new Int32Array(p.size * this.N).fill(E);
+      p.edgeIds.forEach((e, m) => (index[p.positions[2 * m] * this.N + p.positions[2 * m + 1]] = e));
+      return tf.reshape(tf.gather(tf.concat([values, tf.zeros([1])]), tf.tensor1d(index, "int32")), [p.size, this.N]) as tf.Tensor2D;
     });
   }
 

@@ -5,7 +5,7 @@
  * (through spikes and through voltages) are exercised. Inputs fire at 80 Hz onto half of the neurons; rates keep
  * rising over later epochs as NMDA conductance builds up, which the non-rest-state tests use.
  */
-import { parseConfig } from "../../src/shared/config.js";
+import { Config, parseConfig } from "../../src/shared/config.js";
 import { Connectome, generateConnectome } from "../../src/shared/connectome.js";
 import { buildNetworkSpec, NetworkSpec } from "../../src/shared/network.js";
 
@@ -16,6 +16,12 @@ export interface SmallNetworkOptions {
   surrgradScale?: number;
   detachReset?: boolean;
   inputRateHz?: number;
+  /** Extra lines for the [simulation] and [hyperparameters] tables (training tests). */
+  simulationLines?: string;
+  hyperparameterLines?: string;
+  /** simulation.epochs and accumulation_interval (default 10 and 1). */
+  epochs?: number;
+  accumulationInterval?: number;
 }
 
 export interface SmallNetwork {
@@ -31,9 +37,10 @@ dt = 1.0
 chunk_steps = ${o.chunkSteps ?? 20}
 chunks_per_epoch = ${o.chunksPerEpoch ?? 3}
 batch_size = 3
-epochs = 10
-accumulation_interval = 1
-checkpoint_interval = 10
+epochs = ${o.epochs ?? 10}
+accumulation_interval = ${o.accumulationInterval ?? 1}
+checkpoint_interval = ${o.accumulationInterval ?? 10}
+${o.simulationLines ?? ""}
 
 [targets]
 firing_rates = { excitatory = 5.0, inhibitory = 10.0 }
@@ -44,6 +51,7 @@ threshold_ratio = { excitatory = 0.25, inhibitory = 0.45 }
 [hyperparameters]
 surrgrad_scale = ${(o.surrgradScale ?? 100).toExponential()}
 detach_reset = ${o.detachReset ?? false}
+${o.hyperparameterLines ?? ""}
 loss_weight.firing_rate = 1.0
 loss_weight.cv = 0.5
 loss_weight.silent_penalty = 1.0
@@ -117,8 +125,8 @@ raster_neurons = 20
 `;
 }
 
-export function smallNetwork(o: SmallNetworkOptions = {}): SmallNetwork {
+export function smallNetwork(o: SmallNetworkOptions = {}): SmallNetwork & { config: Config } {
   const config = parseConfig(smallNetworkToml(o), "small-network");
   const connectome = generateConnectome(config);
-  return { spec: buildNetworkSpec(config, connectome), connectome };
+  return { spec: buildNetworkSpec(config, connectome), connectome, config };
 }
