@@ -241,12 +241,11 @@ export class Trainer {
       logSpaceGradient(grads[0], s.recWeight);
       logSpaceGradient(grads[1], s.ffWeight);
     }
-    const gradNorm = clipGlobalNorm(grads, h.max_grad_norm);
-    this.lastGradNorm = gradNorm;
-    if (!Number.isFinite(gradNorm)) {
-      const which = firstNonFinite(grads[0]) >= 0 ? "recurrent" : "feedforward";
-      return `${which} gradient is not finite (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
+    const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
+    if (bad >= 0) {
+      return `${bad === 0 ? "recurrent" : "feedforward"} gradient is not finite (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
     }
+    this.lastGradNorm = clipGlobalNorm(grads, h.max_grad_norm);
     const t2 = performance.now();
     // Adam works on copies, so that a step that would produce a non-finite weight changes nothing.
     const next = params.map((p) => p.slice());

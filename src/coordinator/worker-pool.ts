@@ -75,6 +75,8 @@ export class WorkerPool {
     rec: Float32Array;
     ff: Float32Array;
     pending: EpochAssignment[];
+    /** Epochs whose results carry gradients (all but burn-in ones). */
+    withGradient: Set<number>;
     results: Map<number, ResultMessage>;
     failures: Map<number, number>;
     update: number;
@@ -149,6 +151,7 @@ export class WorkerPool {
         rec: weights.rec,
         ff: weights.ff,
         pending: [...tasks],
+        withGradient: new Set(tasks.filter((t) => t.computeGradient).map((t) => t.epoch)),
         results: new Map(),
         failures: new Map(),
         update,
@@ -289,7 +292,7 @@ export class WorkerPool {
       this.dispatch();
       return;
     }
-    const bad = this.checkResult(r);
+    const bad = this.checkResult(r, cur.withGradient.has(r.epoch));
     if (bad) {
       this.drop(w, "protocol", `invalid result for epoch ${r.epoch}: ${bad}`);
       if (assignment) this.requeue(assignment);
@@ -308,12 +311,14 @@ export class WorkerPool {
     this.dispatch();
   }
 
-  private checkResult(r: ResultMessage): string | null {
+  private checkResult(r: ResultMessage, withGradient: boolean): string | null {
     const N = this.spec.constants.numNeurons;
     const S = this.spec.constants.numSlots;
     const B = this.spec.batchSize;
-    if (r.recGrad.length !== this.spec.rec.pre.length) return `recurrent gradient has ${r.recGrad.length} values`;
-    if (r.ffGrad.length !== this.spec.ff.pre.length) return `feedforward gradient has ${r.ffGrad.length} values`;
+    // A burn-in epoch's result has empty gradients.
+    const [rec, ff] = withGradient ? [this.spec.rec.pre.length, this.spec.ff.pre.length] : [0, 0];
+    if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
+    if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
     if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";
     if (r.rates.length !== N || r.cvs.length !== N) return "per-neuron statistics have the wrong size";
     return null;
