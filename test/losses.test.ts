@@ -232,10 +232,14 @@ describe("cellTypeStats", () => {
   // I: rate mean 5, std 5; CV mean 0.8, std 0; active 1/2.
   const rates = f64(0, 2, 4, 10, 0);
   const cvs = f64(NaN, 1, 0.5, 0.8, NaN);
+  // Membrane ratios: E 0.1, 0.2, 0.6 → mean 0.3; I 0.5, 0.25 → 0.375.
+  const ratios = f64(0.1, 0.2, 0.6, 0.5, 0.25);
   const types = Int32Array.from([0, 0, 0, 1, 1]);
 
   it("mean, ddof-0 std, CV stats over defined CVs, active fraction", () => {
-    const [e, i] = cellTypeStats(rates, cvs, types, ["excitatory", "inhibitory"]);
+    const [e, i] = cellTypeStats(rates, cvs, ratios, types, ["excitatory", "inhibitory"]);
+    expect(e.ratioMean).toBeCloseTo(0.3, 14);
+    expect(i.ratioMean).toBe(0.375);
     expect(e.cellType).toBe("excitatory");
     expect(e.rateMean).toBeCloseTo(2, 14);
     expect(e.rateStd).toBeCloseTo(Math.sqrt(8 / 3), 14);
@@ -251,11 +255,12 @@ describe("cellTypeStats", () => {
   });
 
   it("a type with no neurons, or no defined CV, gives NaN rather than 0", () => {
-    const [, , x] = cellTypeStats(rates, cvs, types, ["excitatory", "inhibitory", "extra"]);
+    const [, , x] = cellTypeStats(rates, cvs, ratios, types, ["excitatory", "inhibitory", "extra"]);
+    expect(x.ratioMean).toBeNaN();
     expect(x.rateMean).toBeNaN();
     expect(x.cvMean).toBeNaN();
     expect(x.activeFraction).toBeNaN();
-    const [e] = cellTypeStats(f64(0, 0), f64(NaN, NaN), Int32Array.from([0, 0]), ["excitatory"]);
+    const [e] = cellTypeStats(f64(0, 0), f64(NaN, NaN), f64(0, 0), Int32Array.from([0, 0]), ["excitatory"]);
     expect(e.rateMean).toBe(0);
     expect(e.activeFraction).toBe(0);
     expect(e.cvMean).toBeNaN();
@@ -275,8 +280,8 @@ describe("cellTypeStats", () => {
     // averaged per neuron over the epochs that have one: (NaN, 1, NaN) and (3, NaN, NaN) → (3, 1, NaN).
     const [p] = pooledStats(
       [
-        { rates: f64(0, 2, 0), cvs: f64(NaN, 1, NaN) },
-        { rates: f64(4, 0, 0), cvs: f64(3, NaN, NaN) },
+        { rates: f64(0, 2, 0), cvs: f64(NaN, 1, NaN), ratios: f64(0.1, 0.2, 0.3) },
+        { rates: f64(4, 0, 0), cvs: f64(3, NaN, NaN), ratios: f64(0.3, 0.2, 0.1) },
       ],
       Int32Array.from([0, 0, 0]),
       ["excitatory"],
@@ -287,5 +292,6 @@ describe("cellTypeStats", () => {
     expect(p.activeFraction).toBeCloseTo(2 / 3, 12); // per epoch it would be 1/3 each
     expect(p.cvMean).toBe(2);
     expect(p.cvStd).toBe(1);
+    expect(p.ratioMean).toBeCloseTo(0.2, 14);
   });
 });

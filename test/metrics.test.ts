@@ -99,11 +99,11 @@ function recordSomeTraining(m: CoordinatorMetrics): void {
     learningRate: 0.01,
     losses: { firing_rate: 0.5, cv: 0.25, silent_penalty: 0, membrane_variance: 0.125, total: 0.875 },
     stats: [
-      { cellType: "E", rateMean: 4.5, rateStd: 1.5, cvMean: 0.9, cvStd: 0.2, activeFraction: 0.75 },
-      { cellType: "I", rateMean: 12, rateStd: 3, cvMean: 1.1, cvStd: 0.3, activeFraction: 1 },
+      { cellType: "E", rateMean: 4.5, rateStd: 1.5, cvMean: 0.9, cvStd: 0.2, activeFraction: 0.75, ratioMean: 0.25 },
+      { cellType: "I", rateMean: 12, rateStd: 3, cvMean: 1.1, cvStd: 0.3, activeFraction: 1, ratioMean: 0.5 },
     ],
     targets: [
-      { cellType: "E", rate: 5, cv: 1 },
+      { cellType: "E", rate: 5, cv: 1, ratio: 0.3 },
       { cellType: "I", rate: 15, cv: 1 },
     ],
     teacher: { recurrent: { correlation: 0.75, relativeError: 0.5 }, feedforward: { correlation: 0.875, relativeError: 0.25 } },
@@ -158,6 +158,8 @@ describe("CoordinatorMetrics", () => {
     expect(value(exp, "snn_cv_stddev", { cell_type: "E" })).toBe(0.2);
     expect(value(exp, "snn_target_cv", { cell_type: "E" })).toBe(1);
     expect(value(exp, "snn_active_ratio", { cell_type: "E" })).toBe(0.75);
+    expect(value(exp, "snn_membrane_ratio", { cell_type: "I" })).toBe(0.5);
+    expect(value(exp, "snn_target_membrane_ratio", { cell_type: "E" })).toBe(0.3);
     expect(value(exp, "snn_teacher_weight_correlation", { population: "feedforward" })).toBe(0.875);
     expect(value(exp, "snn_teacher_weight_relative_error", { population: "recurrent" })).toBe(0.5);
     expect(value(exp, "snn_workers_connected")).toBe(3);

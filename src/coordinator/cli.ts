@@ -46,7 +46,7 @@ function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string, numbe
   };
   for (const [k, v] of Object.entries(reportedLosses(r.losses, vanRossum))) out[`loss/${k}`] = v;
   const row = metricsRow(r);
-  for (const key of Object.keys(row)) if (/^(firing_rate|cv|fraction_active|teacher|targets)\//.test(key)) out[key] = row[key];
+  for (const key of Object.keys(row)) if (/^(firing_rate|cv|fraction_active|membrane_ratio|teacher|targets)\//.test(key)) out[key] = row[key];
   return out;
 }
 
@@ -163,7 +163,7 @@ async function main(): Promise<number> {
   });
   const progress = new Progress(state.epoch, totalEpochs);
   const typeTargetRates = figureTargets(config, spec).firingRate;
-  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs }));
+  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs, ratio: config.targets.threshold_ratio[k] }));
   const wandbEnabled = args.wandb ?? config.wandb.enabled;
   const wandb = wandbEnabled
     ? await WandbLogger.start({

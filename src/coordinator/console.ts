@@ -29,6 +29,7 @@ export function updateBlock(
     `  Mean FR: ${perType((s) => `${fmt(s.rateMean, 2)} Hz`)}`,
     `  Mean CV: ${perType((s) => fmt(s.cvMean, 2))}`,
     `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
+    `  Membrane ratio: ${perType((s) => fmt(s.ratioMean, 2))}`,
     ...(extras.rateRmse !== undefined ? [`  Rate RMS error to per-neuron targets: ${fmt(extras.rateRmse, 3)} Hz`] : []),
     ...(t
       ? [

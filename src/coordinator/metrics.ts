@@ -18,6 +18,8 @@ export interface CellTypeTarget {
   rate: number;
   /** Target CV, where the loss has one. */
   cv?: number;
+  /** Target membrane ratio std(V)/(θ − mean(V)) (targets.threshold_ratio). */
+  ratio?: number;
 }
 
 export interface UpdateRecord {
@@ -58,6 +60,8 @@ export class CoordinatorMetrics extends MetricsServer {
   private readonly cvStd: Gauge<"cell_type">;
   private readonly targetCv: Gauge<"cell_type">;
   private readonly activeRatio: Gauge<"cell_type">;
+  private readonly membraneRatio: Gauge<"cell_type">;
+  private readonly targetMembraneRatio: Gauge<"cell_type">;
   private readonly teacherCorrelation: Gauge<"population">;
   private readonly teacherRelativeError: Gauge<"population">;
   private readonly workersConnected: Gauge;
@@ -108,6 +112,8 @@ export class CoordinatorMetrics extends MetricsServer {
       "Fraction of neurons per cell type that spiked in the latest update.",
       ["cell_type"],
     );
+    this.membraneRatio = gauge("snn_membrane_ratio", "Mean membrane ratio std(V)/(theta - mean(V)) per cell type in the latest update.", ["cell_type"]);
+    this.targetMembraneRatio = gauge("snn_target_membrane_ratio", "Target membrane ratio per cell type.", ["cell_type"]);
     this.teacherCorrelation = gauge(
       "snn_teacher_weight_correlation",
       "Pearson correlation over synapses between the learned weights and the teacher's (teacher-student runs).",
@@ -173,11 +179,13 @@ export class CoordinatorMetrics extends MetricsServer {
       this.cv.set(labels, s.cvMean);
       this.cvStd.set(labels, s.cvStd);
       this.activeRatio.set(labels, s.activeFraction);
+      this.membraneRatio.set(labels, s.ratioMean);
     }
     for (const t of update.targets) {
       const labels = { cell_type: t.cellType };
       this.targetFiringRate.set(labels, t.rate);
       if (t.cv !== undefined) this.targetCv.set(labels, t.cv);
+      if (t.ratio !== undefined) this.targetMembraneRatio.set(labels, t.ratio);
     }
     for (const [population, a] of Object.entries(update.teacher ?? {})) {
       this.teacherCorrelation.set({ population }, a.correlation);

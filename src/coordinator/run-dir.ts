@@ -104,7 +104,8 @@ export function metricsColumns(cellTypes: string[], o: MetricsOptions = { vanRos
   const cols = ["epoch", "step", "total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
   if (o.vanRossum) cols.push("van_rossum_loss");
   cols.push("grad_norm", "learning_rate", "skipped_updates");
-  for (const t of cellTypes) cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`);
+  for (const t of cellTypes)
+    cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`, `membrane_ratio/${t}/mean`);
   if (o.teacher) cols.push(...TEACHER_COLUMNS);
   if (o.perNeuronTargets) cols.push(RATE_RMSE_COLUMN);
   cols.push("wall_time_s", "epochs_per_s");
@@ -150,6 +151,7 @@ export function metricsRow(r: UpdateRecord): Record<string, number> {
     row[`cv/${s.cellType}/mean`] = s.cvMean;
     row[`cv/${s.cellType}/std`] = s.cvStd;
     row[`fraction_active/${s.cellType}`] = s.activeFraction;
+    row[`membrane_ratio/${s.cellType}/mean`] = s.ratioMean;
   }
   if (r.teacher) {
     const [corrRec, corrFf, errRec, errFf] = TEACHER_COLUMNS;

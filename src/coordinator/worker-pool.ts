@@ -320,7 +320,7 @@ export class WorkerPool {
     if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
     if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
     if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";
-    if (r.rates.length !== N || r.cvs.length !== N) return "per-neuron statistics have the wrong size";
+    if (r.rates.length !== N || r.cvs.length !== N || r.ratios.length !== N) return "per-neuron statistics have the wrong size";
     return null;
   }
 

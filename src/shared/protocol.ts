@@ -63,6 +63,7 @@ export type ResultMessage = {
   stats: CellTypeStats[];
   rates: Float32Array;
   cvs: Float32Array;
+  ratios: Float32Array;
   recGrad: Float32Array;
   ffGrad: Float32Array;
   finalState: WireState;
@@ -385,9 +386,11 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
           cvMean: s.real("cvMean"),
           cvStd: s.real("cvStd"),
           activeFraction: s.real("activeFraction"),
+          ratioMean: s.real("ratioMean"),
         })),
         rates: f.array("rates", "f32"),
         cvs: f.array("cvs", "f32"),
+        ratios: f.array("ratios", "f32"),
         recGrad: f.array("recGrad", "f32"),
         ffGrad: f.array("ffGrad", "f32"),
         finalState: readState(f.obj("finalState")),

@@ -10,6 +10,8 @@ export interface CellTypeStats {
   cvMean: number;
   cvStd: number;
   activeFraction: number;
+  /** Mean over the type's neurons of the membrane ratio std(V)/(θ − mean(V)) (target: threshold_ratio). */
+  ratioMean: number;
 }
 
 function meanStd(values: number[]): [number, number] {
@@ -19,20 +21,22 @@ function meanStd(values: number[]): [number, number] {
   return [m, Math.sqrt(v)];
 }
 
-/** rates in Hz and cvs (NaN = undefined) per neuron; cellType indexes names. */
-export function cellTypeStats(rates: ArrayLike<number>, cvs: ArrayLike<number>, cellType: Int32Array, names: string[]): CellTypeStats[] {
+/** rates in Hz, cvs (NaN = undefined) and membrane ratios per neuron; cellType indexes names. */
+export function cellTypeStats(rates: ArrayLike<number>, cvs: ArrayLike<number>, ratios: ArrayLike<number>, cellType: Int32Array, names: string[]): CellTypeStats[] {
   return names.map((name, k) => {
     const r: number[] = [];
     const c: number[] = [];
+    const m: number[] = [];
     for (let j = 0; j < cellType.length; j++) {
       if (cellType[j] !== k) continue;
       r.push(rates[j]);
+      m.push(ratios[j]);
       if (!Number.isNaN(cvs[j])) c.push(cvs[j]);
     }
     const [rateMean, rateStd] = meanStd(r);
     const [cvMean, cvStd] = meanStd(c);
     const activeFraction = r.length ? r.filter((x) => x > 0).length / r.length : NaN;
-    return { cellType: name, rateMean, rateStd, cvMean, cvStd, activeFraction };
+    return { cellType: name, rateMean, rateStd, cvMean, cvStd, activeFraction, ratioMean: meanStd(m)[0] };
   });
 }
 
@@ -60,18 +64,24 @@ export function nanMeanRows(perTrial: Float64Array, trials: number, n: number): 
  * them, so the active fraction is measured over A·B·T steps (5 s of network time at the defaults) rather than one
  * epoch's B·T: at 0.5 Hz a single 1 s epoch could show at most ~40% of the cells active.
  */
-export function pooledStats(epochs: { rates: ArrayLike<number>; cvs: ArrayLike<number> }[], cellType: Int32Array, names: string[]): CellTypeStats[] {
+export function pooledStats(
+  epochs: { rates: ArrayLike<number>; cvs: ArrayLike<number>; ratios: ArrayLike<number> }[],
+  cellType: Int32Array,
+  names: string[],
+): CellTypeStats[] {
   const N = cellType.length;
   const E = epochs.length;
   const rates = new Float64Array(N);
+  const ratios = new Float64Array(N);
   const cvs = new Float64Array(E * N);
   epochs.forEach((e, k) => {
     for (let j = 0; j < N; j++) {
       rates[j] += e.rates[j] / E;
+      ratios[j] += e.ratios[j] / E;
       cvs[k * N + j] = e.cvs[j];
     }
   });
-  return cellTypeStats(rates, nanMeanRows(cvs, E, N), cellType, names);
+  return cellTypeStats(rates, nanMeanRows(cvs, E, N), ratios, cellType, names);
 }
 
 export interface WeightAgreement {

@@ -38,6 +38,8 @@ export interface EpochResult {
   /** Per neuron: firing rate over all trials (Hz) and the mean of its per-trial CVs (NaN if none). */
   rates: Float32Array;
   cvs: Float32Array;
+  /** Per neuron: membrane ratio std(V)/(θ − mean(V)), mean over trials. */
+  ratios: Float32Array;
   recGrad: Float32Array | null;
   ffGrad: Float32Array | null;
   finalState: StreamState;

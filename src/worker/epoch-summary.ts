@@ -11,6 +11,7 @@ import {
   LossTerms,
   membraneVarianceLoss,
   silentPenaltyLoss,
+  thresholdRatio,
   totalLoss,
 } from "../shared/losses.js";
 import { NetworkSpec } from "../shared/network.js";
@@ -43,6 +44,8 @@ export interface EpochSummary {
   stats: CellTypeStats[];
   rates: Float32Array;
   cvs: Float32Array;
+  /** Per neuron: the membrane ratio std(V)/(θ − mean(V)) of the loss, averaged over trials. */
+  ratios: Float32Array;
   /** Gradient coefficients (see losses.ts); present when requested. */
   spikeGrad: Float64Array | null;
   devCoef: Float64Array | null;
@@ -118,11 +121,14 @@ export function summarizeEpoch(
   };
   const rates = Float32Array.from(counts, (c) => c / durationS);
   const cvs = Float32Array.from(nanMeanRows(perTrialCv, B, N));
+  const ratios = new Float32Array(N);
+  for (let k = 0; k < B * N; k++) ratios[k % N] += thresholdRatio(meanV[k], stdV[k], spec.targets.theta[k % N]) / B;
   return {
     losses: { ...terms, total: totalLoss(terms, w) },
-    stats: cellTypeStats(rates, cvs, spec.constants.cellType, spec.cellTypeNames),
+    stats: cellTypeStats(rates, cvs, ratios, spec.constants.cellType, spec.cellTypeNames),
     rates,
     cvs,
+    ratios,
     spikeGrad,
     devCoef: coefs?.devCoef ?? null,
     meanCoef: coefs?.meanCoef ?? null,
@@ -317,5 +323,5 @@ export function epochResult(
   finalState: StreamState,
   activity: TrialActivity | null,
 ): EpochResult {
-  return { epoch, losses: summary.losses, stats: summary.stats, rates: summary.rates, cvs: summary.cvs, ...grads, finalState, activity };
+  return { epoch, losses: summary.losses, stats: summary.stats, rates: summary.rates, cvs: summary.cvs, ratios: summary.ratios, ...grads, finalState, activity };
 }

@@ -153,6 +153,11 @@ export class SparseCpuEngine implements Engine {
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
   private readonly teacherSpikes: Uint8Array | null;
   private readonly spikeStepGrad: Float64Array | null;
+  /**
+   * Diagnostics (bench): called as the backward finishes each chunk (last chunk first) with the weight gradients
+   * accumulated so far, so that per-chunk contributions can be told apart.
+   */
+  onChunkGradient: ((chunk: number, recGrad: Float64Array, ffGrad: Float64Array) => void) | null = null;
 
   constructor(
     private readonly spec: NetworkSpec,
@@ -492,6 +497,7 @@ export class SparseCpuEngine implements Engine {
 
       // Weight gradient, only for the trials in which presynaptic neuron i (or input i) spiked: dW_ij += δ_src(i)[j].
       this.synapsePass(GRADIENT, t);
+      if (t % chunk === 0) this.onChunkGradient?.(t / chunk, b0.recGrad, b0.ffGrad);
     }
   }
 

@@ -161,6 +161,7 @@ export class WorkerProcess {
         stats: r.stats,
         rates: r.rates,
         cvs: r.cvs,
+        ratios: r.ratios,
         recGrad: r.recGrad ?? NO_GRADIENT,
         ffGrad: r.ffGrad ?? NO_GRADIENT,
         finalState: r.finalState,
