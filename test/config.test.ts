@@ -104,13 +104,40 @@ describe("shipped parameter files", () => {
     expect(c.recurrent.num_neurons).toBe(500);
     expect(c.recurrent.num_assemblies).toBe(5);
     expect(c.feedforward.num_neurons).toBe(150);
-    expect(c.simulation.epochs).toBe(100);
-    expect(c.simulation.checkpoint_interval).toBe(25);
-    expect(c.hyperparameters.learning_rate).toBe(2e-2);
+    expect(c.simulation.epochs).toBe(800);
+    expect(c.simulation.checkpoint_interval).toBe(50);
     expect(c.recurrent.topology.conn_within).toEqual([
       [0.5, 0.5],
       [0.8, 0.5],
     ]);
+  });
+
+  it("quickstart.toml and fitting-activity.toml train with the settings measured to fit (README, Training that fits)", () => {
+    const quick = parseConfig(QUICK_TEXT);
+    const full = parseConfig(readFileSync(join(ROOT, "parameters/fitting-activity.toml"), "utf8"));
+    for (const c of [quick, full]) {
+      expect(c.simulation.burn_in_epochs).toBe(50);
+      expect(c.hyperparameters).toMatchObject({
+        learning_rate: 2e-2,
+        lr_schedule: "cosine",
+        warmup_updates: 5,
+        lr_min: 1e-3,
+        surrgrad_scale: 15,
+        detach_reset: true,
+        parameterisation: "linear",
+        max_skipped_updates: 5,
+        patience: 0,
+      });
+    }
+    expect(full.simulation.epochs).toBe(1550);
+    // The network, model and targets are the original's: only [simulation] epochs/burn-in, [hyperparameters] and
+    // [plotting] interval differ from fitting-activity-original.toml.
+    const original = parseConfig(DEFAULT_TEXT);
+    const { simulation: s1, hyperparameters: h1, plotting: p1, ...rest1 } = full;
+    const { simulation: s2, hyperparameters: h2, plotting: p2, ...rest2 } = original;
+    expect(rest1).toEqual(rest2);
+    expect({ ...s1, epochs: 0, burn_in_epochs: 0 }).toEqual({ ...s2, epochs: 0 });
+    expect(h1.loss_weight).toEqual(h2.loss_weight);
   });
 
   it("loadConfig returns the parsed config and the exact text", () => {

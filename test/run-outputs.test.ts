@@ -91,22 +91,23 @@ describe("bad command lines", () => {
 });
 
 describe("fitting", () => {
-  it("lowers the loss and moves the inhibitory rate toward its target on the quickstart network", async () => {
+  it("the shipped quickstart settings lower the loss and move both rates toward their targets within 200 epochs", async () => {
     const dir = join(tempDir(), "fit");
-    const r = await coord([join(ROOT, "parameters/quickstart.toml"), "--workers", "2", "--output", dir, "--epochs", "80", "--no-figures"], 240_000);
+    const r = await coord([join(ROOT, "parameters/quickstart.toml"), "--workers", "2", "--output", dir, "--epochs", "200", "--no-figures"], 240_000);
     expect(r.code, r.output).toBe(0);
     const rows = MetricsCsv.read(join(dir, "metrics.csv"));
-    expect(rows.length).toBe(16);
+    expect(rows.length).toBe(40);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    // The streams start from rest, so activity (and the loss) first builds up for a few updates: compare updates
-    // 3–4 with the last two.
-    const early = rows.slice(2, 4);
-    const late = rows.slice(-2);
-    const lossEarly = mean(early.map((x) => x.total_loss));
-    const lossLate = mean(late.map((x) => x.total_loss));
-    const rateEarly = mean(early.map((x) => x["firing_rate/inhibitory/mean"]));
-    const rateLate = mean(late.map((x) => x["firing_rate/inhibitory/mean"]));
-    expect(lossLate).toBeLessThan(0.8 * lossEarly);
-    expect(Math.abs(rateLate - 2)).toBeLessThan(Math.abs(rateEarly - 2) - 1);
+    // The untrained network in steady state (the burn-in's last intervals, epochs 30–50) against the last 3 updates.
+    const early = rows.slice(6, 10);
+    expect(early.every((x) => x.step === 0)).toBe(true);
+    const late = rows.slice(-3);
+    const at = (xs: typeof rows, k: string) => mean(xs.map((x) => x[k]));
+    // Measured: total loss 27.2 → 7.7; I 14.0 → 7.6 Hz; E 0.06 → 0.62 Hz (the full 800 epochs reach the targets).
+    expect(at(late, "total_loss")).toBeLessThan(0.4 * at(early, "total_loss"));
+    expect(Math.abs(at(late, "firing_rate/inhibitory/mean") - 2)).toBeLessThan(0.6 * Math.abs(at(early, "firing_rate/inhibitory/mean") - 2));
+    expect(Math.abs(at(late, "firing_rate/excitatory/mean") - 0.5)).toBeLessThan(0.5 * Math.abs(at(early, "firing_rate/excitatory/mean") - 0.5));
+    expect(rows.every((x) => x.skipped_updates === 0)).toBe(true);
   });
+
 });

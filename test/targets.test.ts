@@ -204,7 +204,7 @@ describe("comparison with the teacher", () => {
   it("metrics.csv gains teacher, van Rossum and per-neuron target columns only when configured", () => {
     const plain = metricsColumns(["E", "I"]);
     expect(plain.filter((c) => /van_rossum|teacher|targets/.test(c))).toEqual([]);
-    expect(plain).toHaveLength(22);
+    expect(plain).toHaveLength(24);
     const all = metricsColumns(["E", "I"], { vanRossum: true, teacher: true, perNeuronTargets: true });
     expect(all.filter((c) => !plain.includes(c))).toEqual([
       "van_rossum_loss",

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint } from "../src/coordinator/checkpoint.js";
 import { MetricsCsv } from "../src/coordinator/run-dir.js";
-import { coord, ensureBuilt, finalWeights, metricRows, smallParams, tempDir } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, finalWeights, metricRows, smallParams, start, tempDir, waitFor } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());
 
@@ -131,5 +131,26 @@ describe("burn-in, log parameterisation and a schedule across workers", () => {
     const latest = readCheckpoint(join(runs[0], "checkpoints/checkpoint_latest.safetensors"), null, null);
     expect(latest.metadata.parameterisation).toBe("log");
     expect(latest.state.recWeight.every((w) => w > 0)).toBe(true);
+  });
+
+  it("resume under a schedule, burn-in and log parameterisation continues exactly (same --epochs)", async () => {
+    const dir = tempDir();
+    const file = params(dir, {
+      epochs: 15,
+      simulation: "burn_in_epochs = 3",
+      hyperparameters: 'parameterisation = "log"\nlr_schedule = "cosine"\nwarmup_updates = 1\ndetach_reset = true',
+    });
+    const straight = join(dir, "straight");
+    expect((await coord([file, "--workers", "1", "--output", straight])).code).toBe(0);
+    const resumed = join(dir, "resumed");
+    const p = start(COORD, [file, "--workers", "1", "--output", resumed, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 6\//.test(p.output()), 60_000, "the first update after burn-in");
+    p.child.kill("SIGINT");
+    expect(await p.exit, p.output()).toBe(130);
+    const r = await coord([file, "--workers", "1", "--output", resumed, "--resume", "auto"]);
+    expect(r.code, r.output).toBe(0);
+    const [a, b] = [straight, resumed].map(finalWeights);
+    for (const key of ["rec", "ff", "m", "v", "streams"] as const) expect(a[key].equals(b[key]), key).toBe(true);
+    expect(metricRows(resumed)).toEqual(metricRows(straight));
   });
 });

@@ -9,7 +9,16 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkpointPaths, initialTrainingState, readCheckpoint, TrainingState } from "../src/coordinator/checkpoint.js";
 import { checkpointIdentity } from "../src/coordinator/identity.js";
-import { learningRateAt, LearningRateSchedule, logSpaceGradient, logWeights, projectNonNegative } from "../src/coordinator/optimizer.js";
+import {
+  learningRateAt,
+  LearningRateSchedule,
+  logSpaceGradient,
+  logWeights,
+  newAdamState,
+  OptimizedParameters,
+  optimizerStep,
+  projectNonNegative,
+} from "../src/coordinator/optimizer.js";
 import { metricsColumns, MetricsCsv, prepareOutputDir, UpdateRecord } from "../src/coordinator/run-dir.js";
 import { Trainer, TrainingDivergedError, TrainingOutcome } from "../src/coordinator/training.js";
 import { EpochAssignment, WorkerPool } from "../src/coordinator/worker-pool.js";
@@ -52,6 +61,48 @@ describe("optimiser functions", () => {
     const w = Float32Array.from([0.5, -0.25, 0, -0, -3]);
     expect(projectNonNegative(w)).toBe(2);
     expect(Array.from(w)).toEqual([0.5, 0, 0, -0, 0]);
+  });
+});
+
+describe("optimizerStep", () => {
+  const h = { learningRate: 0.1, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
+  const fresh = (log: boolean): OptimizedParameters => {
+    const weights = [Float32Array.from([0.05, 0.5]), Float32Array.from([1])];
+    return { weights, logWeights: log ? weights.map(logWeights) : null, adam: newAdamState([2, 1]) };
+  };
+
+  it("linear: Adam's first step moves each weight by −lr·sign(g), then projects onto w ≥ 0", () => {
+    const cur = fresh(false);
+    const step = optimizerStep(cur, [Float64Array.from([1, -2]), Float64Array.from([0.5])], h, ["rec", "ff"]);
+    expect(step.applied).toBe(true);
+    if (!step.applied) return;
+    // Pre-clip norm √(1 + 4 + 0.25); the first bias-corrected Adam step is lr·g/(|g| + eps) ≈ lr·sign(g).
+    expect(step.gradNorm).toBeCloseTo(Math.sqrt(5.25), 12);
+    expect(step.next.weights[0][0]).toBe(0); // 0.05 − 0.1 < 0 → projected
+    expect(step.next.weights[0][1]).toBeCloseTo(0.6, 6);
+    expect(step.next.weights[1][0]).toBeCloseTo(0.9, 6);
+    expect(step.next.adam.step).toBe(1);
+    expect(Array.from(cur.weights[0])).toEqual([Math.fround(0.05), 0.5]); // the input is untouched
+    expect(cur.adam.step).toBe(0);
+  });
+
+  it("log: the step is taken on θ = ln w, so weights move by a factor e^(∓lr) and stay positive", () => {
+    const step = optimizerStep(fresh(true), [Float64Array.from([1, -2]), Float64Array.from([0.5])], h, ["rec", "ff"]);
+    expect(step.applied).toBe(true);
+    if (!step.applied) return;
+    expect(step.next.weights[0][0]).toBeCloseTo(0.05 * Math.exp(-0.1), 6);
+    expect(step.next.weights[0][1]).toBeCloseTo(0.5 * Math.exp(0.1), 6);
+    expect(Array.from(step.next.logWeights![0], Math.exp).map(Math.fround)).toEqual(Array.from(step.next.weights[0]));
+  });
+
+  it("a non-finite gradient or weight is reported, naming the part, and nothing changes", () => {
+    const cur = fresh(false);
+    const nan = optimizerStep(cur, [Float64Array.from([1, 2]), Float64Array.from([NaN])], h, ["recurrent", "feedforward"]);
+    expect(nan).toEqual({ applied: false, gradNorm: NaN, problem: "feedforward gradient is not finite" });
+    const huge = optimizerStep(fresh(true), [Float64Array.from([-1, 1]), Float64Array.from([1])], { ...h, learningRate: 200 }, ["recurrent", "feedforward"]);
+    expect(huge.applied).toBe(false);
+    expect(huge).toMatchObject({ problem: "the step would make a weight non-finite (learning rate 200)" });
+    expect(cur.adam.step).toBe(0);
   });
 });
 

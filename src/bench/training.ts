@@ -5,7 +5,7 @@
  *  9. what the training options cost: a burn-in (forward-only) epoch against a training epoch at default size, and
  *     the coordinator's step under each parameterisation.
  */
-import { adamStep, logSpaceGradient, newAdamState, projectNonNegative } from "../coordinator/optimizer.js";
+import { logWeights, newAdamState, OptimizedParameters, optimizerStep } from "../coordinator/optimizer.js";
 import { Config, loadConfig } from "../shared/config.js";
 import { Connectome, generateConnectome } from "../shared/connectome.js";
 import { LossWeights } from "../shared/losses.js";
@@ -119,21 +119,15 @@ export function trainingCosts(defaultFile: string): void {
   const E = connectome.recWeight.length;
   const F = connectome.ffWeight.length;
   const grads = [Float64Array.from({ length: E }, (_, i) => Math.sin(i) * 1e-3), Float64Array.from({ length: F }, (_, i) => Math.cos(i) * 1e-3)];
+  // The coordinator's step less the reduction (optimizerStep, as the trainer takes it), median of 9.
   const step = (log: boolean) => {
-    const adam = newAdamState([E, F]);
-    const w = [connectome.recWeight.slice(), connectome.ffWeight.slice()];
-    const theta = w.map((x) => Float32Array.from(x, Math.log));
+    const weights = [connectome.recWeight.slice(), connectome.ffWeight.slice()];
+    const current: OptimizedParameters = { weights, logWeights: log ? weights.map(logWeights) : null, adam: newAdamState([E, F]) };
     const xs: number[] = [];
     for (let k = 0; k < 9; k++) {
       const g = grads.map((x) => x.slice());
       const t = performance.now();
-      // The coordinator's step (training.ts) less the reduction: chain rule, Adam on copies, weights from θ or projected.
-      if (log) g.forEach((x, p) => logSpaceGradient(x, w[p]));
-      const next = (log ? theta : w).map((x) => x.slice());
-      const moments = { step: adam.step, m: adam.m.map((x) => x.slice()), v: adam.v.map((x) => x.slice()) };
-      adamStep(next, g, moments, { learningRate: 1e-3, betas: [0.9, 0.999], eps: 1e-8 });
-      if (log) next.map((x) => Float32Array.from(x, Math.exp));
-      else next.forEach(projectNonNegative);
+      optimizerStep(current, g, { learningRate: 1e-3, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["recurrent", "feedforward"]);
       xs.push((performance.now() - t) / 1000);
     }
     return xs.sort((a, b) => a - b)[4];

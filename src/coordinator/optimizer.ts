@@ -148,3 +148,42 @@ export function learningRateAt(s: LearningRateSchedule, u: number, totalUpdates:
       return s.learningRate * Math.pow(s.stepFactor, Math.floor(k / s.stepUpdates));
   }
 }
+
+/** What the optimiser holds between updates: the weights, their logarithms under "log", the Adam state. */
+export interface OptimizedParameters {
+  /** Per part (recurrent, feedforward): the conductance weights. */
+  weights: Float32Array[];
+  /** Per part: θ = ln w, what Adam optimises under parameterisation = "log"; null under "linear". */
+  logWeights: Float32Array[] | null;
+  adam: AdamState;
+}
+
+export type UpdateStep =
+  | { applied: true; gradNorm: number; next: OptimizedParameters }
+  | { applied: false; gradNorm: number; problem: string };
+
+/**
+ * One update from the interval's mean gradient ∂L/∂w (float64, one array per part, consumed): into the optimised
+ * parameters (∂L/∂θ = w·∂L/∂w under "log"), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
+ * Works on copies and returns them, so that a non-finite gradient, or a step that would make a weight non-finite,
+ * leaves `current` untouched and is reported instead (`partNames` name the parts in that message).
+ */
+export function optimizerStep(
+  current: OptimizedParameters,
+  grads: Float64Array[],
+  h: AdamHyperparameters & { maxGradNorm: number },
+  partNames: string[],
+): UpdateStep {
+  const { weights, logWeights } = current;
+  if (logWeights) grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
+  const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
+  if (bad >= 0) return { applied: false, gradNorm: NaN, problem: `${partNames[bad]} gradient is not finite` };
+  const gradNorm = clipGlobalNorm(grads, h.maxGradNorm);
+  const params = (logWeights ?? weights).map((p) => p.slice());
+  const adam: AdamState = { step: current.adam.step, m: current.adam.m.map((m) => m.slice()), v: current.adam.v.map((v) => v.slice()) };
+  adamStep(params, grads, adam, h);
+  const nextWeights = logWeights ? params.map((theta) => Float32Array.from(theta, Math.exp)) : params;
+  if (nextWeights.some((w) => firstNonFinite(w) >= 0)) return { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` };
+  if (!logWeights) nextWeights.forEach(projectNonNegative);
+  return { applied: true, gradNorm, next: { weights: nextWeights, logWeights: logWeights ? params : null, adam } };
+}

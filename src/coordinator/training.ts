@@ -13,17 +13,7 @@ import { checkpointPaths, TrainingState } from "./checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "./checkpoint-writer.js";
 import { Progress, updateBlock } from "./console.js";
 import { figureTargets } from "./figures/network-view.js";
-import {
-  AdamState,
-  adamStep,
-  averageGradients,
-  clipGlobalNorm,
-  firstNonFinite,
-  LearningRateSchedule,
-  learningRateAt,
-  logSpaceGradient,
-  projectNonNegative,
-} from "./optimizer.js";
+import { averageGradients, firstNonFinite, LearningRateSchedule, learningRateAt, optimizerStep } from "./optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "./run-dir.js";
 import { EpochAssignment, WorkerPool } from "./worker-pool.js";
 
@@ -221,10 +211,9 @@ export class Trainer {
   private lastGradNorm = NaN;
 
   /**
-   * The interval's update: reduce the gradients in epoch order, map them into the optimised parameters, clip, step
-   * Adam and refresh the weights (projected onto w ≥ 0, or e^θ). Returns why it was skipped instead, leaving weights
-   * and optimizer untouched: a non-finite loss term in some epoch, a non-finite gradient, or a step that would make a
-   * weight non-finite.
+   * The interval's update: reduce the gradients in epoch order and take the optimiser's step (optimizerStep). Returns
+   * why it was skipped instead, leaving weights and optimizer untouched: a non-finite loss term in some epoch, a
+   * non-finite gradient, or a step that would make a weight non-finite.
    */
   private step(results: ResultMessage[], learningRate: number, reduceStart: number): string | null {
     const { config } = this.o;
@@ -236,27 +225,18 @@ export class Trainer {
       if (term) return `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`;
     }
     const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
-    const params = s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : [s.recWeight, s.ffWeight];
-    if (s.logWeights) {
-      logSpaceGradient(grads[0], s.recWeight);
-      logSpaceGradient(grads[1], s.ffWeight);
-    }
-    const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
-    if (bad >= 0) {
-      return `${bad === 0 ? "recurrent" : "feedforward"} gradient is not finite (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
-    }
-    this.lastGradNorm = clipGlobalNorm(grads, h.max_grad_norm);
     const t2 = performance.now();
-    // Adam works on copies, so that a step that would produce a non-finite weight changes nothing.
-    const next = params.map((p) => p.slice());
-    const adam: AdamState = { step: s.adam.step, m: s.adam.m.map((m) => m.slice()), v: s.adam.v.map((v) => v.slice()) };
-    adamStep(next, grads, adam, { learningRate, betas: h.betas, eps: h.eps });
-    const weights = s.logWeights ? next.map((theta) => Float32Array.from(theta, Math.exp)) : next;
-    if (weights.some((w) => firstNonFinite(w) >= 0)) return `the step would make a weight non-finite (learning rate ${learningRate})`;
-    if (!s.logWeights) weights.forEach(projectNonNegative);
-    s.adam = adam;
-    [s.recWeight, s.ffWeight] = weights;
-    if (s.logWeights) s.logWeights = { rec: next[0], ff: next[1] };
+    const step = optimizerStep(
+      { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam },
+      grads,
+      { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm },
+      ["recurrent", "feedforward"],
+    );
+    this.lastGradNorm = step.gradNorm;
+    if (!step.applied) return `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
+    [s.recWeight, s.ffWeight] = step.next.weights;
+    s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
+    s.adam = step.next.adam;
     const t3 = performance.now();
     this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
     this.o.observers.phase?.("adam", (t3 - t2) / 1000);

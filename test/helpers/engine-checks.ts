@@ -44,7 +44,11 @@ export function expectSameEpoch(a: EpochResult, b: EpochResult): void {
   expect(a.losses.van_rossum).toBe(b.losses.van_rossum);
   expect(Math.abs(a.losses.membrane_variance / b.losses.membrane_variance - 1)).toBeLessThan(1e-5);
   expect(Math.abs(a.losses.total / b.losses.total - 1)).toBeLessThan(1e-5);
-  expect(a.stats).toEqual(b.stats);
+  // Spike statistics are exact; membrane ratios come from voltages, which agree to float32 precision.
+  const spikeStats = (r: EpochResult) => r.stats.map(({ ratioMean: _r, ...rest }) => rest);
+  expect(spikeStats(a)).toEqual(spikeStats(b));
+  a.stats.forEach((s, k) => expect(Math.abs(s.ratioMean / b.stats[k].ratioMean - 1)).toBeLessThan(1e-5));
+  expect(maxRelError(a.ratios, b.ratios)).toBeLessThan(1e-5);
   expect(maxAbsDiff(a.finalState.v, b.finalState.v)).toBeLessThan(1e-4);
   expect(maxRelError(a.finalState.g, b.finalState.g)).toBeLessThan(1e-5);
   if (a.activity && b.activity) {

@@ -55,8 +55,12 @@ export function smallParams(dir: string, overrides: { epochs?: number; accumulat
   set(/^heartbeat_interval = [\d.]+/m, "heartbeat_interval = 0.5");
   set(/^no_worker_timeout = [\d.]+/m, "no_worker_timeout = 20");
   set(/^enabled = true/m, `enabled = ${overrides.plotting ?? false}`);
-  // A run of a few epochs has no room for the shipped burn-in and warm-up (and a schedule's own keys need it).
+  // A run of a few epochs has no room for the shipped burn-in and warm-up; and a constant learning rate makes runs of
+  // different lengths (--epochs) agree update by update, as the distribution and resume tests compare them.
   text = text.replace(/^burn_in_epochs = \d+/m, "burn_in_epochs = 0").replace(/^warmup_updates = \d+/m, "warmup_updates = 0");
+  text = text.replace(/^lr_schedule = .*$/m, 'lr_schedule = "constant"').replace(/^lr_min = .*\n/m, "");
+  // Figures (where enabled) every interval, the default.
+  text = text.replace(/^interval = \d+ .*\n/m, "");
   const file = join(dir, "params.toml");
   writeFileSync(file, text);
   return file;
