@@ -513,6 +513,8 @@ describe.skipIf(!hasPyYaml)("deploy/k8s", () => {
     const paramsFile = join(tempDir(), "params.toml");
     writeFileSync(paramsFile, cm.data["params.toml"]);
     expect(() => loadConfig(paramsFile)).not.toThrow();
+    // The ConfigMap says it is parameters/quickstart.toml: it is, byte for byte.
+    expect(cm.data["params.toml"]).toBe(readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8"));
 
     // The command: start, restart or resume, with flags snn-coord accepts.
     expect(c.command.slice(0, 2)).toEqual(["sh", "-c"]);

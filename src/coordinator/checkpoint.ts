@@ -21,7 +21,7 @@ import { LossTerms, LOSS_TERM_NAMES } from "../shared/losses.js";
 import { encodeSafetensors, SafetensorsError, Tensor } from "../shared/safetensors.js";
 import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, SHUFFLE4_DEFLATE } from "../shared/shuffle-deflate.js";
 import { StreamState } from "../worker/engine.js";
-import { AdamState, logWeights as logWeightsOf, newAdamState, Parameterisation } from "./optimizer.js";
+import { AdamState, expWeights, logWeights as logWeightsOf, newAdamState, Parameterisation } from "./optimizer.js";
 
 export const CHECKPOINT_FORMAT_VERSION = "2";
 const READABLE_FORMAT_VERSIONS = ["1", "2"];
@@ -92,8 +92,8 @@ export function initialTrainingState(
   return {
     epoch: 0,
     // Under "log" the weights are e^θ from the start, as every later step makes them.
-    recWeight: logWeights ? Float32Array.from(logWeights.rec, Math.exp) : weights.recWeight,
-    ffWeight: logWeights ? Float32Array.from(logWeights.ff, Math.exp) : weights.ffWeight,
+    recWeight: logWeights ? expWeights(logWeights.rec) : weights.recWeight,
+    ffWeight: logWeights ? expWeights(logWeights.ff) : weights.ffWeight,
     logWeights,
     adam: newAdamState([weights.recWeight.length, weights.ffWeight.length]),
     streams: Array.from({ length: streams }, () => null),
