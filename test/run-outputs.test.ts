@@ -42,6 +42,9 @@ describe("outputs of a run", () => {
     history.forEach((h, i) => {
       expect(h["loss/total"]).toBe(rows[i].total_loss);
       expect(h["firing_rate/inhibitory/mean"]).toBe(rows[i]["firing_rate/inhibitory/mean"]);
+      expect(h["membrane_ratio/excitatory/mean"]).toBe(rows[i]["membrane_ratio/excitatory/mean"]);
+      expect(h["optimizer/learning_rate"]).toBe(rows[i].learning_rate);
+      expect(h["optimizer/skipped_updates"]).toBe(0);
       // Each update's figures joined that update's W&B row.
       expect(h["plots/spike_raster"]?._type).toBe("image-file");
     });
