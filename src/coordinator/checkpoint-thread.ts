@@ -1,12 +1,13 @@
 /**
  * Worker-thread entry: encodes checkpoints off the coordinator's event loop, in arrival order, and replaces each of
- * the message's files atomically with the same bytes (best and latest are often due in the same update).
+ * the request's files atomically with the same bytes (best and latest are often due in the same update).
  */
-import { parentPort } from "node:worker_threads";
 import { writeFileAtomic } from "../shared/atomic-file.js";
-import { CheckpointIdentity, encodeCheckpoint, TrainingState } from "./checkpoint.js";
+import { serveRpc } from "../shared/thread-rpc.js";
+import { encodeCheckpoint } from "./checkpoint.js";
+import type { CheckpointRequest, CheckpointWritten } from "./checkpoint-writer.js";
 
-parentPort!.on("message", (m: { id: number; paths: string[]; state: TrainingState; identity: CheckpointIdentity }) => {
+serveRpc<undefined, CheckpointRequest, CheckpointWritten>((m) => {
   const started = performance.now();
   const seconds: number[] = [];
   try {
@@ -15,8 +16,8 @@ parentPort!.on("message", (m: { id: number; paths: string[]; state: TrainingStat
       writeFileAtomic(path, bytes);
       seconds.push((performance.now() - started) / 1000);
     }
-    parentPort!.postMessage({ id: m.id, seconds });
+    return { seconds };
   } catch (e) {
-    parentPort!.postMessage({ id: m.id, seconds, error: (e as Error).message });
+    return { seconds, error: (e as Error).message };
   }
 });

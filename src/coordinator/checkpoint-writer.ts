@@ -3,9 +3,10 @@
  * states, checksum, fsync) takes about half a second, and a "best" one may be due after every update; so the state is
  * snapshotted (structured clone) when a checkpoint is due and a worker thread encodes and writes it, in submission
  * order, while the next interval trains. Each file is still replaced atomically, so a crash at any moment leaves the
- * previous checkpoint or the new one. A failed write is reported by the next submit or by `flush()`.
+ * previous checkpoint or the new one. A failed write, or a writer thread that died, is reported by the next submit or
+ * by `flush()`.
  */
-import { Worker } from "node:worker_threads";
+import { ThreadRpc } from "../shared/thread-rpc.js";
 import { CheckpointError, CheckpointIdentity, TrainingState } from "./checkpoint.js";
 import { CheckpointKind } from "./metrics.js";
 
@@ -15,46 +16,44 @@ export interface CheckpointTarget {
   kind: CheckpointKind;
 }
 
-interface Pending {
-  targets: CheckpointTarget[];
-  resolve: () => void;
+/** One request to the writer thread: the state, encoded once and written to every path in order. */
+export interface CheckpointRequest {
+  paths: string[];
+  state: TrainingState;
+  identity: CheckpointIdentity;
+}
+
+/** Seconds from the start of encoding until each written path was on disk; an error concerns the first one not written. */
+export interface CheckpointWritten {
+  seconds: number[];
+  error?: string;
 }
 
 export class CheckpointWriter {
-  private readonly worker: Worker;
-  private nextId = 0;
-  private readonly pending = new Map<number, Pending>();
+  readonly thread = new ThreadRpc<CheckpointRequest, CheckpointWritten>(new URL("./checkpoint-thread.js", import.meta.url), "checkpoint writer");
   private failure: CheckpointError | null = null;
   private drained: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly identity: CheckpointIdentity,
     private readonly onWritten: (seconds: number, kind: CheckpointKind) => void,
-  ) {
-    this.worker = new Worker(new URL("./checkpoint-thread.js", import.meta.url));
-    // seconds[k]: from the start of encoding until target k was on disk; an error concerns the first target not written.
-    this.worker.on("message", (m: { id: number; seconds: number[]; error?: string }) => {
-      const p = this.pending.get(m.id)!;
-      this.pending.delete(m.id);
-      m.seconds.forEach((s, k) => this.onWritten(s, p.targets[k].kind));
-      if (m.error !== undefined) this.failure ??= new CheckpointError(`${p.targets[m.seconds.length].path}: cannot write checkpoint (${m.error})`);
-      p.resolve();
-    });
-    this.worker.on("error", (e) => {
-      this.failure ??= new CheckpointError(`checkpoint writer failed (${e.message})`);
-      for (const p of this.pending.values()) p.resolve();
-      this.pending.clear();
-    });
-  }
+  ) {}
 
   /** Queues `state` as it is now for writing, encoded once, to every target; throws the error of an earlier failed write. */
   submit(targets: CheckpointTarget[], state: TrainingState): void {
     this.throwIfFailed();
     if (targets.length === 0) return;
-    const id = this.nextId++;
-    const written = new Promise<void>((resolve) => this.pending.set(id, { targets, resolve }));
+    // The request is structured-cloned when posted: later changes to `state` do not reach it.
+    const written = this.thread.call({ paths: targets.map((t) => t.path), state, identity: this.identity }).then(
+      (w) => {
+        w.seconds.forEach((s, k) => this.onWritten(s, targets[k].kind));
+        if (w.error !== undefined) this.failure ??= new CheckpointError(`${targets[w.seconds.length].path}: cannot write checkpoint (${w.error})`);
+      },
+      (e: Error) => {
+        this.failure ??= new CheckpointError(`${targets[0].path}: not written (${e.message})`);
+      },
+    );
     this.drained = this.drained.then(() => written);
-    this.worker.postMessage({ id, paths: targets.map((t) => t.path), state, identity: this.identity });
   }
 
   /** Resolves when every queued checkpoint is on disk; rejects with the first write that failed. */
@@ -68,7 +67,7 @@ export class CheckpointWriter {
     try {
       await this.flush();
     } finally {
-      await this.worker.terminate();
+      await this.thread.close();
     }
   }
 
