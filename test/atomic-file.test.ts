@@ -14,13 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "../src/shared/atomic-file.js";
-import { encodeSafetensors, SafetensorsError } from "../src/shared/safetensors.js";
+import { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "../src/platform/atomic-file.js";
+import { encodeSafetensors, SafetensorsError } from "../src/platform/safetensors.js";
 import { payload } from "./fixtures/atomic-writer.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixture = join(root, "test/fixtures/atomic-writer.mjs");
-const sources = ["src/shared/atomic-file.ts", "src/shared/safetensors.ts"];
+const sources = ["src/platform/atomic-file.ts", "src/platform/safetensors.ts"];
 const TEMP_NAME = /^\.(.+)\.tmp-\d+-[0-9a-f]{12}$/;
 
 const work = mkdtempSync(join(tmpdir(), "atomic-file-test-"));
@@ -77,7 +77,7 @@ describe("safetensors files", () => {
  * just the two modules under test into a temp directory.
  */
 function compiledModule(): string {
-  const distModule = join(root, "dist/shared/atomic-file.js");
+  const distModule = join(root, "dist/platform/atomic-file.js");
   const fresh = (): boolean =>
     sources.every((src) => {
       const built = join(root, src.replace(/^src/, "dist").replace(/\.ts$/, ".js"));
@@ -89,7 +89,7 @@ function compiledModule(): string {
   const outDir = join(work, "build");
   const own = spawnSync(
     "npx",
-    ["tsc", "--outDir", outDir, "--rootDir", "src/shared", "--target", "ES2022", "--module", "NodeNext",
+    ["tsc", "--outDir", outDir, "--rootDir", "src/platform", "--target", "ES2022", "--module", "NodeNext",
       "--moduleResolution", "NodeNext", "--strict", "--skipLibCheck", "--types", "node", ...sources],
     { cwd: root, encoding: "utf8" },
   );

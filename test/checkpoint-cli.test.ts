@@ -2,9 +2,9 @@
 import { cpSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readSafetensorsFile, writeSafetensorsFile } from "../src/shared/atomic-file.js";
-import { Tensor } from "../src/shared/safetensors.js";
-import { decodeShuffleDeflate } from "../src/shared/shuffle-deflate.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/platform/atomic-file.js";
+import { Tensor } from "../src/platform/safetensors.js";
+import { decodeShuffleDeflate } from "../src/platform/shuffle-deflate.js";
 import { coord, ensureBuilt, finalWeights, metricRows, SIM, smallParams, start, tempDir } from "./helpers/runs.js";
 
 let params: string;

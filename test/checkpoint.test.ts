@@ -13,16 +13,16 @@ import {
   readCheckpoint,
   TrainingState,
   writeCheckpoint,
-} from "../src/coordinator/checkpoint.js";
-import { checkpointIdentity } from "../src/coordinator/identity.js";
-import { readSafetensorsFile } from "../src/shared/atomic-file.js";
-import { loadConfig } from "../src/shared/config.js";
-import { generateConnectome } from "../src/shared/connectome.js";
-import { LOSS_TERM_NAMES, LossTerms } from "../src/shared/losses.js";
-import { buildNetworkSpec } from "../src/shared/network.js";
-import { decodeSafetensors, encodeSafetensors, Tensor } from "../src/shared/safetensors.js";
-import { StreamState } from "../src/worker/engine.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
+} from "../src/io/checkpoint.js";
+import { checkpointIdentity } from "../src/io/identity.js";
+import { readSafetensorsFile } from "../src/platform/atomic-file.js";
+import { loadConfig } from "../src/model/config.js";
+import { generateConnectome } from "../src/model/connectome.js";
+import { LOSS_TERM_NAMES, LossTerms } from "../src/model/losses.js";
+import { buildNetworkSpec } from "../src/model/network.js";
+import { decodeSafetensors, encodeSafetensors, Tensor } from "../src/platform/safetensors.js";
+import { StreamState } from "../src/engine/engine.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { ROOT, tempDir } from "./helpers/runs.js";
 
 const bits = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLength);
@@ -332,8 +332,8 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
 });
 
 describe("checkpoint writer thread", () => {
-  // The compiled module: its worker thread loads dist/coordinator/checkpoint-thread.js (npm test builds first).
-  const load = async () => (await import(join(ROOT, "dist/coordinator/checkpoint-writer.js"))) as typeof import("../src/coordinator/checkpoint-writer.js");
+  // The compiled module: its worker thread loads dist/io/checkpoint-thread.js (npm test builds first).
+  const load = async () => (await import(join(ROOT, "dist/io/checkpoint-writer.js"))) as typeof import("../src/io/checkpoint-writer.js");
 
   it("writes snapshots in submission order, each as the state was when it was submitted", async () => {
     const { CheckpointWriter } = await load();

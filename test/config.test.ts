@@ -1,5 +1,5 @@
 /**
- * The configuration schema (src/shared/config.ts): both shipped parameter files parse to the documented values,
+ * The configuration schema (src/model/config.ts): both shipped parameter files parse to the documented values,
  * targets accept a scalar or a per-cell-type table, and every invalid input is one ConfigError naming its key.
  * The coordinator CLI turns such an error into exit code 2, one stderr line, and no output directory.
  */
@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseConfig, roundHalfEven, typeCounts } from "../src/shared/config.js";
+import { ConfigError, loadConfig, parseConfig, roundHalfEven, typeCounts } from "../src/model/config.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity-original.toml"), "utf8");
@@ -404,11 +404,11 @@ describe("helpers", () => {
 
 /**
  * Whether dist/ lacks, or has an older build of, any module the coordinator CLI loads (its relative imports,
- * followed from src/coordinator/cli.ts).
+ * followed from src/cli/snn-coord.ts).
  */
 function staleDist(): boolean {
   const seen = new Set<string>();
-  const queue = [join(ROOT, "src/coordinator/cli.ts")];
+  const queue = [join(ROOT, "src/cli/snn-coord.ts")];
   while (queue.length) {
     const ts = queue.pop()!;
     if (seen.has(ts) || !existsSync(ts)) continue;
@@ -424,7 +424,7 @@ function staleDist(): boolean {
 
 describe("snn-coord with invalid parameters", () => {
   let dir: string;
-  const cli = join(ROOT, "dist/coordinator/cli.js");
+  const cli = join(ROOT, "dist/cli/snn-coord.js");
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "snn-config-test-"));

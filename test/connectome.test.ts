@@ -1,12 +1,12 @@
 /**
- * Connectome generation (src/shared/connectome.ts, MODEL.md section 1): determinism, edge-list invariants, the
+ * Connectome generation (src/model/connectome.ts, MODEL.md section 1): determinism, edge-list invariants, the
  * original's quirks, and, at the default size, the realised statistics measured on the original (MODEL.md 1.2-1.4).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Config, parseConfig } from "../src/shared/config.js";
-import { Connectome, EdgeList, generateConnectome, lognormalParameters, makeEdgeList } from "../src/shared/connectome.js";
+import { Config, parseConfig } from "../src/model/config.js";
+import { Connectome, EdgeList, generateConnectome, lognormalParameters, makeEdgeList } from "../src/model/connectome.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");

@@ -10,9 +10,9 @@ import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import { basename, dirname, join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { coordinatorCli } from "../src/coordinator/options.js";
-import { workerCli } from "../src/worker/options.js";
-import { loadConfig } from "../src/shared/config.js";
+import { coordinatorCli } from "../src/cli/coord-options.js";
+import { workerCli } from "../src/cli/worker-options.js";
+import { loadConfig } from "../src/model/config.js";
 import { COORD, ensureBuilt, freePort, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
 const DEPLOY = join(ROOT, "deploy");
@@ -306,8 +306,8 @@ describe.each(["Dockerfile", "Dockerfile.gpu"])("deploy/docker/%s", (file) => {
       expect(existsSync(join(ROOT, file)), `${name} → ${file} (npx tsc -p tsconfig.json builds it)`).toBe(true);
       expect(readFileSync(join(ROOT, file), "utf8").startsWith("#!/usr/bin/env node"), `${file} has a shebang`).toBe(true);
     }
-    expect(pkg.bin["snn-coord"]).toBe("dist/coordinator/cli.js");
-    expect(pkg.bin["snn-worker"]).toBe("dist/worker/cli.js");
+    expect(pkg.bin["snn-coord"]).toBe("dist/cli/snn-coord.js");
+    expect(pkg.bin["snn-worker"]).toBe("dist/cli/snn-worker.js");
     const cmd = JSON.parse(final.steps.find((s) => s.op === "CMD")!.args) as string[];
     expect(cmd).toEqual(["snn-coord", "--help"]);
   });

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
-import { decodeMessage } from "../src/shared/protocol.js";
+import { decodeMessage } from "../src/distributed/protocol.js";
 import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;

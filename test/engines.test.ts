@@ -19,11 +19,11 @@
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { logSpaceGradient } from "../src/coordinator/optimizer.js";
-import { Rng } from "../src/shared/rng.js";
-import { EpochResult, StreamState } from "../src/worker/engine.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
-import { createTfjsEngine, TfjsEngine } from "../src/worker/tfjs-engine.js";
+import { logSpaceGradient } from "../src/model/optimizer.js";
+import { Rng } from "../src/model/rng.js";
+import { EpochResult, StreamState } from "../src/engine/engine.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
+import { createTfjsEngine, TfjsEngine } from "../src/engine/tfjs/tfjs-engine.js";
 import { expectGradientsAgree, expectSameEpoch, maxRelError, task } from "./helpers/engine-checks.js";
 import { smallNetwork } from "./helpers/small-network.js";
 

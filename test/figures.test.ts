@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rasterSample, rasterSpec } from "../src/coordinator/figures/activity.js";
-import { ratesVsTargetsSpec, trainingHistorySpec } from "../src/coordinator/figures/history.js";
-import { renderFigureSet, specToSvg } from "../src/coordinator/figures/render.js";
-import { rateScatterSpec } from "../src/coordinator/figures/statistics-figures.js";
+import { rasterSample, rasterSpec } from "../src/report/figures/activity.js";
+import { ratesVsTargetsSpec, trainingHistorySpec } from "../src/report/figures/history.js";
+import { renderFigureSet, specToSvg } from "../src/report/figures/render.js";
+import { rateScatterSpec } from "../src/report/figures/statistics-figures.js";
 import {
   FANO_WINDOWS,
   binMatrix,
@@ -23,9 +23,9 @@ import {
   meanStd,
   percentile,
   psth,
-} from "../src/coordinator/figures/stats.js";
-import { syntheticFigureData } from "../src/coordinator/figures/synthetic.js";
-import type { FigureData } from "../src/shared/figure-data.js";
+} from "../src/report/figures/stats.js";
+import { syntheticFigureData } from "../src/report/figures/synthetic.js";
+import type { FigureData } from "../src/report/figure-data.js";
 
 const EXPECTED = [
   "assembly_graph.png",

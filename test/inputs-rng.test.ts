@@ -1,10 +1,10 @@
 /**
- * Keyed random numbers (src/shared/rng.ts) and Poisson inputs (src/shared/inputs.ts): streams depend on their keys
+ * Keyed random numbers (src/model/rng.ts) and Poisson inputs (src/model/inputs.ts): streams depend on their keys
  * only, have the right distributions, and trial b of epoch e is the same whichever call generates it.
  */
 import { describe, expect, it } from "vitest";
-import { poissonInputs, spikeProbabilities } from "../src/shared/inputs.js";
-import { Rng, RngPurpose } from "../src/shared/rng.js";
+import { poissonInputs, spikeProbabilities } from "../src/model/inputs.js";
+import { Rng, RngPurpose } from "../src/model/rng.js";
 
 const draws = (rng: Rng, n: number) => Array.from({ length: n }, () => rng.nextU32());
 

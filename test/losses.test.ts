@@ -1,10 +1,10 @@
 /**
- * Loss terms (src/shared/losses.ts, MODEL.md section 4) and per-cell-type statistics (src/shared/statistics.ts)
+ * Loss terms (src/model/losses.ts, MODEL.md section 4) and per-cell-type statistics (src/model/statistics.ts)
  * on inputs small enough to compute by hand; gradient coefficients against numeric derivatives.
  */
 import { describe, expect, it } from "vitest";
-import { cvLoss, firingRateLoss, IsiAccumulator, membraneVarianceLoss, silentPenaltyLoss, totalLoss } from "../src/shared/losses.js";
-import { cellTypeStats, nanMeanRows, pooledStats } from "../src/shared/statistics.js";
+import { cvLoss, firingRateLoss, IsiAccumulator, membraneVarianceLoss, silentPenaltyLoss, totalLoss } from "../src/model/losses.js";
+import { cellTypeStats, nanMeanRows, pooledStats } from "../src/model/statistics.js";
 
 const f64 = (...xs: number[]) => Float64Array.from(xs);
 

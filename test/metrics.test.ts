@@ -4,9 +4,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { CoordinatorMetrics } from "../src/coordinator/metrics.js";
-import type { MetricsServer } from "../src/shared/metrics-server.js";
-import { WorkerMetrics } from "../src/worker/metrics.js";
+import { CoordinatorMetrics } from "../src/report/metrics.js";
+import type { MetricsServer } from "../src/platform/metrics-server.js";
+import { WorkerMetrics } from "../src/report/worker-metrics.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DASHBOARD_DIR = join(ROOT, "deploy/grafana/dashboards");

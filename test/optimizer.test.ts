@@ -1,9 +1,9 @@
 /**
- * Gradient averaging, global-norm clipping and Adam (src/coordinator/optimizer.ts, MODEL.md 5.2 step 7) against
+ * Gradient averaging, global-norm clipping and Adam (src/model/optimizer.ts, MODEL.md 5.2 step 7) against
  * values computed by hand with torch's formulas.
  */
 import { describe, expect, it } from "vitest";
-import { adamStep, averageGradients, clipGlobalNorm, globalNorm, newAdamState } from "../src/coordinator/optimizer.js";
+import { adamStep, averageGradients, clipGlobalNorm, globalNorm, newAdamState } from "../src/model/optimizer.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);
 const f64 = (...xs: number[]) => Float64Array.from(xs);

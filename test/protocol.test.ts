@@ -1,15 +1,15 @@
 /**
- * Coordinator ↔ worker message schema (src/shared/protocol.ts): every message type survives encode → decode with
+ * Coordinator ↔ worker message schema (src/distributed/protocol.ts): every message type survives encode → decode with
  * typed arrays of the right class and value, and malformed frames are rejected with a ProtocolError that says why.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Packr } from "msgpackr";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../src/shared/config.js";
-import { Connectome, generateConnectome } from "../src/shared/connectome.js";
-import { TrialActivity } from "../src/shared/figure-data.js";
-import { buildNetworkSpec, hashValue, NetworkSpec } from "../src/shared/network.js";
+import { parseConfig } from "../src/model/config.js";
+import { Connectome, generateConnectome } from "../src/model/connectome.js";
+import { TrialActivity } from "../src/report/figure-data.js";
+import { buildNetworkSpec, hashValue, NetworkSpec } from "../src/model/network.js";
 import {
   AssignMessage,
   decodeMessage,
@@ -18,8 +18,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   ResultMessage,
-} from "../src/shared/protocol.js";
-import { Rng } from "../src/shared/rng.js";
+} from "../src/distributed/protocol.js";
+import { Rng } from "../src/model/rng.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { MetricsCsv } from "../src/coordinator/run-dir.js";
+import { MetricsCsv } from "../src/io/run-dir.js";
 import { coord, ensureBuilt, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());

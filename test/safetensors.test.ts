@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { readSafetensorsFile, writeSafetensorsFile } from "../src/shared/atomic-file.js";
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type Tensor } from "../src/shared/safetensors.js";
+import { readSafetensorsFile, writeSafetensorsFile } from "../src/platform/atomic-file.js";
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type Tensor } from "../src/platform/safetensors.js";
 
 function allDTypes(): Record<string, Tensor> {
   // Odd-sized tensors first so that every later tensor starts at an offset unaligned for its type.

@@ -1,6 +1,6 @@
 import { deflateSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, shuffleFloat32, unshuffleFloat32 } from "../src/shared/shuffle-deflate.js";
+import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, shuffleFloat32, unshuffleFloat32 } from "../src/platform/shuffle-deflate.js";
 
 /** Bit patterns, so that NaN payloads and -0 count: toEqual on floats would accept a changed NaN. */
 const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));

@@ -1,10 +1,10 @@
 /** The WebAssembly kernels of the sparse-cpu engine and their JavaScript fallbacks are interchangeable to the bit. */
 import { describe, expect, it } from "vitest";
-import { EpochResult } from "../src/worker/engine.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
-import { parseConfig } from "../src/shared/config.js";
-import { generateConnectome } from "../src/shared/connectome.js";
-import { buildNetworkSpec } from "../src/shared/network.js";
+import { EpochResult } from "../src/engine/engine.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
+import { parseConfig } from "../src/model/config.js";
+import { generateConnectome } from "../src/model/connectome.js";
+import { buildNetworkSpec } from "../src/model/network.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 
 /** The small test network with another trial count and size. */

@@ -1,20 +1,20 @@
 /**
- * Per-neuron targets and teacher files (src/shared/targets-file.ts), how they enter the network spec and its hash,
- * a student's initial weights (src/coordinator/student.ts) and the weight-agreement metrics.
+ * Per-neuron targets and teacher files (src/io/targets-file.ts), how they enter the network spec and its hash,
+ * a student's initial weights (src/training/student.ts) and the weight-agreement metrics.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { writeSafetensorsFile } from "../src/shared/atomic-file.js";
-import { Config, ConfigError, parseConfig } from "../src/shared/config.js";
-import { generateConnectome } from "../src/shared/connectome.js";
-import { buildNetworkSpec } from "../src/shared/network.js";
-import { Rng, RngPurpose } from "../src/shared/rng.js";
-import { meanByType, rateRmse, weightAgreement } from "../src/shared/statistics.js";
-import { readTargetsFile, readTeacherWeights, writeTargetsFile } from "../src/shared/targets-file.js";
-import { metricsColumns, metricsRow } from "../src/coordinator/run-dir.js";
-import { perturbLognormal, studentInitialWeights, teacherWeights } from "../src/coordinator/student.js";
+import { writeSafetensorsFile } from "../src/platform/atomic-file.js";
+import { Config, ConfigError, parseConfig } from "../src/model/config.js";
+import { generateConnectome } from "../src/model/connectome.js";
+import { buildNetworkSpec } from "../src/model/network.js";
+import { Rng, RngPurpose } from "../src/model/rng.js";
+import { meanByType, rateRmse, weightAgreement } from "../src/model/statistics.js";
+import { readTargetsFile, readTeacherWeights, writeTargetsFile } from "../src/io/targets-file.js";
+import { metricsColumns, metricsRow } from "../src/io/run-dir.js";
+import { perturbLognormal, studentInitialWeights, teacherWeights } from "../src/training/student.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 
 const dir = mkdtempSync(join(tmpdir(), "snn-targets-test-"));

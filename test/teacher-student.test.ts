@@ -6,8 +6,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { MetricsCsv } from "../src/coordinator/run-dir.js";
-import { readSafetensorsFile } from "../src/shared/atomic-file.js";
+import { MetricsCsv } from "../src/io/run-dir.js";
+import { readSafetensorsFile } from "../src/platform/atomic-file.js";
 import { coord, ensureBuilt, finalWeights, metricRows, SIM, start, tempDir } from "./helpers/runs.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 

@@ -7,15 +7,15 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import type * as CheckpointWriterModule from "../src/coordinator/checkpoint-writer.js";
-import type * as FigureQueueModule from "../src/coordinator/figures/queue.js";
-import type * as ThreadRpcModule from "../src/shared/thread-rpc.js";
-import type * as ThreadedEngineModule from "../src/worker/threaded-engine.js";
-import type * as WorkerModule from "../src/worker/worker.js";
-import { initialTrainingState } from "../src/coordinator/checkpoint.js";
-import { syntheticFigureData } from "../src/coordinator/figures/synthetic.js";
-import { Engine, EpochTask } from "../src/worker/engine.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
+import type * as CheckpointWriterModule from "../src/io/checkpoint-writer.js";
+import type * as FigureQueueModule from "../src/report/figures/queue.js";
+import type * as ThreadRpcModule from "../src/platform/thread-rpc.js";
+import type * as ThreadedEngineModule from "../src/engine/threaded-engine.js";
+import type * as WorkerModule from "../src/distributed/worker.js";
+import { initialTrainingState } from "../src/io/checkpoint.js";
+import { syntheticFigureData } from "../src/report/figures/synthetic.js";
+import { Engine, EpochTask } from "../src/engine/engine.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { COORD, coord, ensureBuilt, freePort, metricRows, ROOT, smallParams, start, tempDir } from "./helpers/runs.js";
 import { smallNetwork } from "./helpers/small-network.js";
 
@@ -24,7 +24,7 @@ const dist = async <T>(path: string): Promise<T> => (await import(join(ROOT, "di
 let rpc: typeof ThreadRpcModule;
 beforeAll(async () => {
   ensureBuilt();
-  rpc = await dist<typeof ThreadRpcModule>("shared/thread-rpc.js");
+  rpc = await dist<typeof ThreadRpcModule>("platform/thread-rpc.js");
 });
 
 /** A thread that echoes its init and request, throws on "throw", crashes outside any request on "crash", hangs on "hang". */
@@ -32,7 +32,7 @@ function testThread(): URL {
   const file = join(tempDir(), "thread.mjs");
   writeFileSync(
     file,
-    `import { serveRpc } from ${JSON.stringify(join(ROOT, "dist/shared/thread-rpc.js"))};
+    `import { serveRpc } from ${JSON.stringify(join(ROOT, "dist/platform/thread-rpc.js"))};
 serveRpc((req, init) => {
   if (req === "throw") throw new Error("bad request");
   if (req === "crash") { setTimeout(() => { throw new Error("boom"); }); return new Promise(() => {}); }
@@ -70,7 +70,7 @@ describe("ThreadRpc", () => {
 
 describe("engine threads", () => {
   it("a dead engine thread fails its epoch with a clear error; the next epoch runs on a fresh thread", async () => {
-    const { ThreadedEngine } = await dist<typeof ThreadedEngineModule>("worker/threaded-engine.js");
+    const { ThreadedEngine } = await dist<typeof ThreadedEngineModule>("engine/threaded-engine.js");
     const net = smallNetwork();
     const engine = new ThreadedEngine(net.spec, 1);
     const task: EpochTask = { epoch: 0, initialState: null, recWeight: net.connectome.recWeight, ffWeight: net.connectome.ffWeight, computeGradient: true, recordActivity: false };
@@ -84,8 +84,8 @@ describe("engine threads", () => {
   });
 
   it("in a run, the epoch of a worker whose engine thread died is reassigned, and the run ends as an undisturbed one", async () => {
-    const { WorkerProcess } = await dist<typeof WorkerModule>("worker/worker.js");
-    const { ThreadedEngine } = await dist<typeof ThreadedEngineModule>("worker/threaded-engine.js");
+    const { WorkerProcess } = await dist<typeof WorkerModule>("distributed/worker.js");
+    const { ThreadedEngine } = await dist<typeof ThreadedEngineModule>("engine/threaded-engine.js");
     const dir = tempDir();
     const params = smallParams(dir, { epochs: 12, accumulation: 3 });
     const reference = join(dir, "reference");
@@ -122,7 +122,7 @@ describe("engine threads", () => {
         return engine;
       },
     });
-    const healthy = start(join(ROOT, "dist/worker/cli.js"), ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    const healthy = start(join(ROOT, "dist/cli/snn-worker.js"), ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     const [code] = await Promise.all([c.exit, sabotaged.run(), healthy.exit]);
     expect(code, c.output()).toBe(0);
     expect(killed).toBe(true);
@@ -133,7 +133,7 @@ describe("engine threads", () => {
 
 describe("figure and checkpoint threads", () => {
   it("a dead figure thread costs that figure set (reported), not the run: the next set renders", async () => {
-    const { FigureQueue } = await dist<typeof FigureQueueModule>("coordinator/figures/queue.js");
+    const { FigureQueue } = await dist<typeof FigureQueueModule>("report/figures/queue.js");
     const rendered: number[] = [];
     const failed: string[] = [];
     const q = new FigureQueue(
@@ -153,7 +153,7 @@ describe("figure and checkpoint threads", () => {
   });
 
   it("a dead checkpoint writer thread is a CheckpointError naming the file, on flush and on the next submit", async () => {
-    const { CheckpointWriter } = await dist<typeof CheckpointWriterModule>("coordinator/checkpoint-writer.js");
+    const { CheckpointWriter } = await dist<typeof CheckpointWriterModule>("io/checkpoint-writer.js");
     const net = smallNetwork();
     const id = { networkHash: "n", trainingHash: "t", seed: 7, numNeurons: 60, numSlots: 5, batchSize: 3, parameterisation: "linear" as const };
     const w = new CheckpointWriter(id, () => {});

@@ -7,8 +7,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readCheckpoint } from "../src/coordinator/checkpoint.js";
-import { MetricsCsv } from "../src/coordinator/run-dir.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
+import { MetricsCsv } from "../src/io/run-dir.js";
 import { coord, COORD, ensureBuilt, finalWeights, metricRows, smallParams, start, tempDir, waitFor } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());

@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkpointPaths, initialTrainingState, readCheckpoint, TrainingState } from "../src/coordinator/checkpoint.js";
-import { checkpointIdentity } from "../src/coordinator/identity.js";
+import { checkpointPaths, initialTrainingState, readCheckpoint, TrainingState } from "../src/io/checkpoint.js";
+import { checkpointIdentity } from "../src/io/identity.js";
 import {
   learningRateAt,
   LearningRateSchedule,
@@ -18,12 +18,12 @@ import {
   OptimizedParameters,
   optimizerStep,
   projectNonNegative,
-} from "../src/coordinator/optimizer.js";
-import { metricsColumns, MetricsCsv, prepareOutputDir, UpdateRecord } from "../src/coordinator/run-dir.js";
-import { Trainer, TrainingDivergedError, TrainingOutcome } from "../src/coordinator/training.js";
-import { EpochAssignment, WorkerPool } from "../src/coordinator/worker-pool.js";
-import { ResultMessage } from "../src/shared/protocol.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
+} from "../src/model/optimizer.js";
+import { metricsColumns, MetricsCsv, prepareOutputDir, UpdateRecord } from "../src/io/run-dir.js";
+import { Trainer, TrainingDivergedError, TrainingOutcome } from "../src/training/trainer.js";
+import { EpochAssignment, WorkerPool } from "../src/distributed/worker-pool.js";
+import { ResultMessage } from "../src/distributed/protocol.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { ROOT, tempDir } from "./helpers/runs.js";
 import { smallNetwork, SmallNetworkOptions } from "./helpers/small-network.js";
 
@@ -142,8 +142,8 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
   prepareOutputDir(dir, "new");
   const A = config.simulation.accumulation_interval;
   const state = initialTrainingState(net.connectome, A, config.hyperparameters.parameterisation, "test");
-  // The compiled writer: its thread loads dist/coordinator/checkpoint-thread.js (npm test builds first).
-  const { CheckpointWriter } = (await import(join(ROOT, "dist/coordinator/checkpoint-writer.js"))) as typeof import("../src/coordinator/checkpoint-writer.js");
+  // The compiled writer: its thread loads dist/io/checkpoint-thread.js (npm test builds first).
+  const { CheckpointWriter } = (await import(join(ROOT, "dist/io/checkpoint-writer.js"))) as typeof import("../src/io/checkpoint-writer.js");
   const checkpoints = new CheckpointWriter(checkpointIdentity(config, spec), () => {});
   const records: UpdateRecord[] = [];
   const weights: Float32Array[] = [];

@@ -1,16 +1,16 @@
 /**
- * The van Rossum spike-train loss (src/shared/van-rossum.ts): its value on a train small enough to compute by hand,
+ * The van Rossum spike-train loss (src/model/van-rossum.ts): its value on a train small enough to compute by hand,
  * its gradient against numeric derivatives, and the engines against each other with a teacher in the network, in the
  * three surrogate regimes of engines.test.ts (see its header for the tolerance reasoning).
  */
 import { describe, expect, it } from "vitest";
-import { perturbLognormal } from "../src/coordinator/student.js";
-import { NetworkSpec } from "../src/shared/network.js";
-import { Rng } from "../src/shared/rng.js";
-import { SpikeTrainLayout, vanRossumFilterMatrix, vanRossumLoss } from "../src/shared/van-rossum.js";
-import { EpochResult } from "../src/worker/engine.js";
-import { SparseCpuEngine } from "../src/worker/sparse-cpu.js";
-import { TfjsEngine } from "../src/worker/tfjs-engine.js";
+import { perturbLognormal } from "../src/training/student.js";
+import { NetworkSpec } from "../src/model/network.js";
+import { Rng } from "../src/model/rng.js";
+import { SpikeTrainLayout, vanRossumFilterMatrix, vanRossumLoss } from "../src/model/van-rossum.js";
+import { EpochResult } from "../src/engine/engine.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
+import { TfjsEngine } from "../src/engine/tfjs/tfjs-engine.js";
 import { expectGradientsAgree, expectSameEpoch, maxRelError, task } from "./helpers/engine-checks.js";
 import { smallNetwork, SmallNetworkOptions } from "./helpers/small-network.js";
 

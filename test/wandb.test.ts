@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { resolveWandbMode, WandbLogger, type WandbStartOptions } from "../src/coordinator/wandb.js";
-import { RunMirror, WandbClient } from "../src/coordinator/wandb-api.js";
-import { main as syncMain } from "../src/coordinator/wandb-sync.js";
+import { resolveWandbMode, WandbLogger, type WandbStartOptions } from "../src/report/wandb.js";
+import { RunMirror, WandbClient } from "../src/report/wandb-api.js";
+import { main as syncMain } from "../src/report/wandb-sync.js";
 
 const API_KEY = "k".repeat(40);
 const CONFIG = { simulation: { dt: 1, epochs: 500, seed: 42 }, targets: { firing_rates: [5, 15], cvs: 1 } };

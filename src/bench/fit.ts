@@ -13,9 +13,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readCheckpoint } from "../coordinator/checkpoint.js";
-import { MetricsCsv } from "../coordinator/run-dir.js";
-import { parseConfig } from "../shared/config.js";
+import { readCheckpoint } from "../io/checkpoint.js";
+import { MetricsCsv } from "../io/run-dir.js";
+import { parseConfig } from "../model/config.js";
 
 const SHIPPED: [string, number][] = [
   ["parameters/quickstart.toml", 0.25],
@@ -78,7 +78,7 @@ function main(): void {
     }
     return;
   }
-  const cli = fileURLToPath(new URL("../coordinator/cli.js", import.meta.url));
+  const cli = fileURLToPath(new URL("../cli/snn-coord.js", import.meta.url));
   for (const [file, tolerance] of SHIPPED) {
     const out = join(mkdtempSync(join(tmpdir(), "snn-fit-")), "run");
     const started = performance.now();

@@ -17,18 +17,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../coordinator/checkpoint.js";
-import { checkpointIdentity } from "../coordinator/identity.js";
-import { averageGradients, newAdamState, OptimizedParameters, optimizerStep } from "../coordinator/optimizer.js";
-import { MetricsCsv } from "../coordinator/run-dir.js";
-import { benchFigureSet } from "../coordinator/figures/bench.js";
-import { Config, loadConfig } from "../shared/config.js";
-import { generateConnectome } from "../shared/connectome.js";
-import { buildNetworkSpec } from "../shared/network.js";
-import { encodeMessage } from "../shared/protocol.js";
-import { cellTypeStats } from "../shared/statistics.js";
-import { EpochTask, StreamState } from "../worker/engine.js";
-import { SparseCpuEngine } from "../worker/sparse-cpu.js";
+import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../io/checkpoint.js";
+import { checkpointIdentity } from "../io/identity.js";
+import { averageGradients, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
+import { MetricsCsv } from "../io/run-dir.js";
+import { benchFigureSet } from "../report/figures/bench.js";
+import { Config, loadConfig } from "../model/config.js";
+import { generateConnectome } from "../model/connectome.js";
+import { buildNetworkSpec } from "../model/network.js";
+import { encodeMessage } from "../distributed/protocol.js";
+import { cellTypeStats } from "../model/statistics.js";
+import { EpochTask, StreamState } from "../engine/engine.js";
+import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { trainingCosts, trainingGradients } from "./training.js";
 
 const DEFAULT = "parameters/fitting-activity.toml";
@@ -105,7 +105,7 @@ function engineSpeed(config: Config): { epochSeconds: number; state: StreamState
 }
 
 async function tfjsRatio(): Promise<void> {
-  const { TfjsEngine } = await import("../worker/tfjs-engine.js");
+  const { TfjsEngine } = await import("../engine/tfjs/tfjs-engine.js");
   const config = loadConfig(QUICKSTART).config;
   const connectome = generateConnectome(config);
   const spec = buildNetworkSpec(config, connectome);
@@ -150,7 +150,7 @@ const UPDATES = 8;
 const WARMUP_UPDATES = 2;
 
 function throughput(): void {
-  const cli = fileURLToPath(new URL("../coordinator/cli.js", import.meta.url));
+  const cli = fileURLToPath(new URL("../cli/snn-coord.js", import.meta.url));
   // V8 tiers the kernels up over a worker's first few epochs; with 2 workers each has done half of them by then.
   console.log(`\n5. real runs at default size, ${UPDATES} updates, --no-figures, checkpoint_best at every improving update, checkpoint_latest at the end`);
   console.log(`   (the first ${WARMUP_UPDATES} updates, JIT warm-up, not counted):`);

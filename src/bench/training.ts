@@ -5,13 +5,13 @@
  *  9. what the training options cost: a burn-in (forward-only) epoch against a training epoch at default size, and
  *     the coordinator's step under each parameterisation.
  */
-import { logWeights, newAdamState, OptimizedParameters, optimizerStep } from "../coordinator/optimizer.js";
-import { Config, loadConfig } from "../shared/config.js";
-import { Connectome, generateConnectome } from "../shared/connectome.js";
-import { LossWeights } from "../shared/losses.js";
-import { buildNetworkSpec, NetworkSpec } from "../shared/network.js";
-import { EpochTask, StreamState } from "../worker/engine.js";
-import { SparseCpuEngine } from "../worker/sparse-cpu.js";
+import { logWeights, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
+import { Config, loadConfig } from "../model/config.js";
+import { Connectome, generateConnectome } from "../model/connectome.js";
+import { LossWeights } from "../model/losses.js";
+import { buildNetworkSpec, NetworkSpec } from "../model/network.js";
+import { EpochTask, StreamState } from "../engine/engine.js";
+import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 
 const TERMS = ["firing_rate", "silent_penalty", "membrane_variance"] as const;
 

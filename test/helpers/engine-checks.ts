@@ -1,6 +1,6 @@
 /** Comparisons of engine results shared by the engine tests (tolerance reasoning in engines.test.ts). */
 import { expect } from "vitest";
-import { EpochResult, EpochTask, StreamState } from "../../src/worker/engine.js";
+import { EpochResult, EpochTask, StreamState } from "../../src/engine/engine.js";
 import { SmallNetwork } from "./small-network.js";
 
 /** max|a − b| / max|b|: the error of a gradient vector relative to its scale. */

@@ -3,12 +3,12 @@ import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { readCheckpoint } from "../../src/coordinator/checkpoint.js";
+import { readCheckpoint } from "../../src/io/checkpoint.js";
 
 export const ROOT = resolve(__dirname, "../..");
-export const COORD = join(ROOT, "dist/coordinator/cli.js");
-export const WORKER = join(ROOT, "dist/worker/cli.js");
-export const SIM = join(ROOT, "dist/sim/cli.js");
+export const COORD = join(ROOT, "dist/cli/snn-coord.js");
+export const WORKER = join(ROOT, "dist/cli/snn-worker.js");
+export const SIM = join(ROOT, "dist/cli/snn-sim.js");
 
 /** Compiles once per test run if dist is older than the sources (tsc emits even when other files have type errors). */
 export function ensureBuilt(): void {

@@ -5,9 +5,9 @@
  * (through spikes and through voltages) are exercised. Inputs fire at 80 Hz onto half of the neurons; rates keep
  * rising over later epochs as NMDA conductance builds up, which the non-rest-state tests use.
  */
-import { Config, parseConfig } from "../../src/shared/config.js";
-import { Connectome, generateConnectome } from "../../src/shared/connectome.js";
-import { buildNetworkSpec, NetworkSpec } from "../../src/shared/network.js";
+import { Config, parseConfig } from "../../src/model/config.js";
+import { Connectome, generateConnectome } from "../../src/model/connectome.js";
+import { buildNetworkSpec, NetworkSpec } from "../../src/model/network.js";
 
 export interface SmallNetworkOptions {
   seed?: number;

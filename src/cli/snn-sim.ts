@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+/**
+ * snn-sim PARAMS [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]:
+ * simulates the network a run would start from (or a checkpoint's) as one stream of epochs from rest, prints
+ * per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python, per-neuron
+ * targets and weights for teacher-student fitting, and the figure set.
+ */
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { writeSafetensorsFile } from "../platform/atomic-file.js";
+import { Config, ConfigError, loadConfig } from "../model/config.js";
+import { generateConnectome } from "../model/connectome.js";
+import { FigureData } from "../report/figure-data.js";
+import { poissonInputs } from "../model/inputs.js";
+import { buildNetworkSpec, NetworkSpec } from "../model/network.js";
+import { Tensor } from "../platform/safetensors.js";
+import { pooledStats } from "../model/statistics.js";
+import { writeTargetsFile } from "../io/targets-file.js";
+import { CheckpointError, readCheckpoint } from "../io/checkpoint.js";
+import { figureTargets, networkView } from "../report/figures/network-view.js";
+import { checkpointIdentity } from "../io/identity.js";
+import { studentInitialWeights, teacherWeights } from "../training/student.js";
+import { EpochResult, epochSteps, StreamState } from "../engine/engine.js";
+import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
+import { StreamStatistics } from "../engine/stream-statistics.js";
+
+class UsageError extends Error {}
+
+/**
+ * The teacher is the parameters' own network: its targets file, student table and van Rossum loss describe a student
+ * (and may name the very file being exported), so they are set aside and one parameters file serves both roles.
+ */
+function teacherConfig(config: Config): Config {
+  return {
+    ...config,
+    targets: { ...config.targets, file: undefined },
+    hyperparameters: { ...config.hyperparameters, loss_weight: { ...config.hyperparameters.loss_weight, van_rossum: 0 } },
+    student: { init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1 },
+  };
+}
+
+async function main(): Promise<number> {
+  const args = await yargs(hideBin(process.argv))
+    .scriptName("snn-sim")
+    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]")
+    .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
+    .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
+    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the initial ones" })
+    .option("teacher", {
+      type: "boolean",
+      default: false,
+      describe: "simulate the teacher: the generated (or --checkpoint) weights, ignoring [student], [targets] file and the van Rossum loss",
+    })
+    .option("export", { type: "string", describe: "write the last epoch (inputs, state, spikes, voltages, gradients) as safetensors" })
+    .option("export-targets", {
+      type: "string",
+      describe: "write per-neuron rates, CVs and membrane ratios (first epoch dropped as warm-up) and the weights as a targets file",
+    })
+    .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
+    .check((a) => {
+      if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
+      if (a["export-targets"] !== undefined && a.epochs < 2)
+        throw new Error(`--export-targets: needs --epochs ≥ 2 (the first epoch is dropped as warm-up), got ${a.epochs}`);
+      return true;
+    })
+    .strict()
+    .help()
+    .fail((message, error) => {
+      throw new UsageError(message ?? error.message);
+    })
+    .parseAsync();
+
+  const loaded = loadConfig(String(args.params)).config;
+  const config = args.teacher ? teacherConfig(loaded) : loaded;
+  const connectome = generateConnectome(config);
+  const spec = buildNetworkSpec(config, connectome);
+  let { recWeight, ffWeight } = args.teacher ? connectome : studentInitialWeights(config, connectome, teacherWeights(config, connectome));
+  if (args.checkpoint) {
+    const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);
+    recWeight = ck.state.recWeight;
+    ffWeight = ck.state.ffWeight;
+    console.log(`weights from ${args.checkpoint} (epoch ${ck.state.epoch})`);
+  }
+  const engine = new SparseCpuEngine(spec);
+  const T = epochSteps(spec);
+  const targetsFile = args["export-targets"];
+  const streamStats = targetsFile ? new StreamStatistics(spec.batchSize, T, spec.constants.theta, spec.constants.dt) : null;
+  let state: StreamState | null = null;
+  let last: EpochResult | null = null;
+  const stats = [];
+  for (let e = 0; e < args.epochs; e++) {
+    const isLast = e === args.epochs - 1;
+    const initial = state;
+    const task = { epoch: e, initialState: state, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
+    last = engine.runEpochSync(task);
+    stats.push(last);
+    state = last.finalState;
+    if (streamStats && e > 0) {
+      const { spikes, voltages } = engine.recordedActivity();
+      const N = spec.constants.numNeurons;
+      streamStats.add({ trials: spec.batchSize, steps: T, neurons: N, sb: T * N, st: N, sj: 1, spikes, voltages, voltageOffset: 0 });
+    }
+    if (isLast && args.export) {
+      exportEpoch(args.export, spec, e, initial, recWeight, ffWeight, engine, last);
+      console.log(`exported epoch ${e} to ${args.export}`);
+    }
+  }
+  const seconds = (args.epochs * spec.batchSize * T * spec.constants.dt) / 1000;
+  console.log(`simulated ${args.epochs} epochs × ${spec.batchSize} trials × ${T} steps (${seconds.toFixed(1)} s of network time per trial summed)`);
+  for (const s of pooledStats(stats, spec.constants.cellType, spec.cellTypeNames)) {
+    console.log(
+      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%`,
+    );
+  }
+  if (targetsFile && streamStats) {
+    writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
+    console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
+  }
+  if (args.figures && last?.activity) {
+    // Loaded only here: the figure pipeline (vega, resvg) is heavy and most runs do not draw.
+    const { renderFigureSet } = await import("../report/figures/render.js");
+    const data: FigureData = {
+      epoch: args.epochs,
+      totalEpochs: args.epochs,
+      network: { ...networkView(config, connectome), recWeight, ffWeight },
+      activity: last.activity,
+      rates: last.rates,
+      cvs: last.cvs,
+      targets: figureTargets(config, spec),
+      history: [],
+    };
+    const files = await renderFigureSet(data, args.figures);
+    console.log(`wrote ${files.length} figures of the last epoch to ${args.figures}`);
+  }
+  return 0;
+}
+
+function exportEpoch(
+  file: string,
+  spec: NetworkSpec,
+  epoch: number,
+  initial: StreamState | null,
+  recWeight: Float32Array,
+  ffWeight: Float32Array,
+  engine: SparseCpuEngine,
+  r: EpochResult,
+): void {
+  const c = spec.constants;
+  const B = spec.batchSize;
+  const T = epochSteps(spec);
+  const N = c.numNeurons;
+  const M = c.numInputs;
+  const S = c.numSlots;
+  const rec = engine.recordedActivity();
+  const init = initial ?? { v: Float32Array.from({ length: B * N }, (_, k) => c.uReset[k % N]), g: new Float32Array(B * N * 2 * S) };
+  const slotsRec = c.sourceSlotStart[c.numRecTypes];
+  const gRec = new Float32Array(B * N * 2 * slotsRec);
+  const gFf = new Float32Array(B * N * 2 * (S - slotsRec));
+  for (let bj = 0; bj < B * N; bj++)
+    for (let cc = 0; cc < 2; cc++)
+      for (let l = 0; l < S; l++) {
+        const x = init.g[(bj * 2 + cc) * S + l];
+        if (l < slotsRec) gRec[(bj * 2 + cc) * slotsRec + l] = x;
+        else gFf[(bj * 2 + cc) * (S - slotsRec) + (l - slotsRec)] = x;
+      }
+  const f32 = (data: Float32Array, shape: number[]): Tensor => ({ dtype: "F32", shape, data });
+  const i32 = (data: Int32Array, shape: number[]): Tensor => ({ dtype: "I32", shape, data });
+  const tensors: Record<string, Tensor> = {
+    rec_pre: i32(spec.rec.pre, [spec.rec.pre.length]),
+    rec_post: i32(spec.rec.post, [spec.rec.post.length]),
+    rec_weight: f32(recWeight, [recWeight.length]),
+    ff_pre: i32(spec.ff.pre, [spec.ff.pre.length]),
+    ff_post: i32(spec.ff.post, [spec.ff.post.length]),
+    ff_weight: f32(ffWeight, [ffWeight.length]),
+    cell_type: i32(c.cellType, [N]),
+    theta: f32(c.theta, [N]),
+    u_reset: f32(c.uReset, [N]),
+    e_l: f32(c.eL, [N]),
+    c_m: f32(c.cM, [N]),
+    beta: f32(c.beta, [N]),
+    alpha: f32(Float32Array.from([...c.alphaRise, ...c.alphaDecay]), [2, S]),
+    g_scale: f32(Float32Array.from([...Array.from(c.gScale, (x) => -x), ...c.gScale]), [2, S]),
+    e_syn: f32(c.eSyn, [S]),
+    target_rate: f32(Float32Array.from(spec.targets.rate), [N]),
+    target_alpha: f32(Float32Array.from(spec.targets.alpha), [N]),
+    target_ratio: f32(Float32Array.from(spec.targets.ratio), [N]),
+    input_spikes: { dtype: "U8", shape: [B, T, M], data: poissonInputs(spec.seed, epoch, B, T, spec.inputProbability).data },
+    initial_v: f32(init.v, [B, N]),
+    initial_g: f32(gRec, [B, N, 2, slotsRec]),
+    initial_g_ff: f32(gFf, [B, N, 2, S - slotsRec]),
+    spikes: { dtype: "U8", shape: [B, T, N], data: rec.spikes },
+    voltages: f32(rec.voltages, [B, T, N]),
+    rec_grad: f32(r.recGrad!, [r.recGrad!.length]),
+    ff_grad: f32(r.ffGrad!, [r.ffGrad!.length]),
+  };
+  writeSafetensorsFile(file, tensors, {
+    dt: String(c.dt),
+    chunk_steps: String(spec.chunkSteps),
+    surrgrad_scale: String(c.surrgradScale),
+    detach_reset: String(c.detachReset),
+    loss_weights: JSON.stringify(spec.lossWeights),
+    losses: JSON.stringify(r.losses),
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof UsageError;
+    console.error(`snn-sim: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
+    process.exit(expected ? 2 : 1);
+  },
+);

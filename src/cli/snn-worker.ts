@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * snn-worker --connect tcp://HOST:5555 [--gpu 0 | --cpu]: joins a coordinator and computes epochs until told to stop.
+ */
+import { hideBin } from "yargs/helpers";
+import { workerCli } from "./worker-options.js";
+import { ThreadedEngine } from "../engine/threaded-engine.js";
+import { WorkerProcess } from "../distributed/worker.js";
+import { WorkerMetrics } from "../report/worker-metrics.js";
+import { packageVersion } from "../io/run-dir.js";
+
+async function main(): Promise<number> {
+  const args = await workerCli(hideBin(process.argv))
+    .fail((message, error) => {
+      throw new UsageError(message ?? error.message);
+    })
+    .parseAsync();
+  const gpu = args.gpu;
+  // tfjs is loaded only for GPU workers (CPU workers start faster without it), and before joining, so that a missing
+  // GPU package is one clear error at start-up.
+  const tfjs = gpu !== undefined ? await import("../engine/tfjs/tfjs-engine.js") : null;
+  if (tfjs && gpu !== undefined) await tfjs.loadGpuBackend(gpu);
+  const engineName = gpu !== undefined ? "tfjs-gpu" : "sparse-cpu";
+  const worker = new WorkerProcess({
+    endpoint: args.connect,
+    engineName,
+    threads: args.threads,
+    coordinatorTimeout: args.timeout,
+    heartbeatInterval: args.heartbeat,
+    createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new ThreadedEngine(spec, args.threads)),
+    onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
+  });
+  const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
+  if (metrics) await metrics.serve(args["metrics-port"]);
+  const stop = () => worker.close();
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  try {
+    return await worker.run();
+  } finally {
+    await metrics?.close();
+  }
+}
+
+/** A bad command line: one line naming the problem, exit code 2. */
+class UsageError extends Error {}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`snn-worker: ${(e as Error).message}`);
+    process.exit(e instanceof UsageError ? 2 : 1);
+  },
+);

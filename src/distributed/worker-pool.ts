@@ -1,0 +1,399 @@
+/**
+ * The coordinator's side of the wire: a ZeroMQ ROUTER that registers workers, sends them the network and weights,
+ * hands out the epochs of an interval as workers become free, and takes them back from workers that fail, hang or
+ * leave. It only moves epochs and results; what is done with results (reduction in epoch order) is the trainer's.
+ */
+import { ChildProcess, spawn } from "node:child_process";
+import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Router } from "zeromq";
+import { NetworkSpec } from "../model/network.js";
+import {
+  AssignMessage,
+  decodeMessage,
+  encodeMessage,
+  HelloMessage,
+  MAX_MESSAGE_BYTES,
+  Message,
+  ResultMessage,
+  WireState,
+} from "./protocol.js";
+
+export type FailureReason = "timeout" | "disconnect" | "crash" | "protocol";
+
+export interface PoolEvents {
+  log(line: string): void;
+  workersChanged?(connected: number): void;
+  workerFailed?(reason: FailureReason): void;
+  bytes?(sent: number, received: number): void;
+  epochsInFlight?(n: number): void;
+  /** Time to encode and queue the interval's first assignments, weights included (the weights broadcast). */
+  broadcast?(seconds: number): void;
+}
+
+export interface EpochAssignment {
+  epoch: number;
+  stream: number;
+  initialState: WireState | null;
+  computeGradient: boolean;
+  recordActivity: boolean;
+}
+
+export class NoWorkersError extends Error {}
+
+interface WorkerEntry {
+  key: string;
+  routingId: Buffer;
+  hello: HelloMessage;
+  lastSeen: number;
+  weightsVersion: number;
+  /** Epochs assigned and not yet answered; at most hello.threads. */
+  busy: EpochAssignment[];
+  computed: number;
+  /** Epochs this worker failed: it is not given the same epoch twice. */
+  failedEpochs: Set<number>;
+}
+
+/** Removes and returns the worker's assignment of this epoch, if it has one. */
+function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
+  const i = w.busy.findIndex((t) => t.epoch === epoch);
+  return i < 0 ? null : w.busy.splice(i, 1)[0];
+}
+
+/** Failing the same epoch on this many workers means the epoch itself is the problem: stop instead of looping. */
+const MAX_EPOCH_FAILURES = 3;
+
+export class WorkerPool {
+  // A short linger, so that the shutdown messages queued just before close() still reach the workers.
+  private readonly router = new Router({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 2000 });
+  private readonly workers = new Map<string, WorkerEntry>();
+  private readonly children = new Map<number, ChildProcess>();
+  private sendChain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private current: {
+    version: number;
+    rec: Float32Array;
+    ff: Float32Array;
+    pending: EpochAssignment[];
+    /** Epochs whose results carry gradients (all but burn-in ones). */
+    withGradient: Set<number>;
+    results: Map<number, ResultMessage>;
+    failures: Map<number, number>;
+    update: number;
+    total: number;
+    resolve: (r: ResultMessage[]) => void;
+    reject: (e: Error) => void;
+    lastWorkerSeen: number;
+  } | null = null;
+  /** Epochs of the current interval in reduction order. */
+  private order: number[] = [];
+  private closed = false;
+  boundEndpoint = "";
+
+  constructor(
+    private readonly spec: NetworkSpec,
+    private readonly runId: string,
+    private readonly opts: { heartbeatInterval: number; workerTimeout: number; noWorkerTimeout: number; events: PoolEvents },
+  ) {}
+
+  get connected(): number {
+    return this.workers.size;
+  }
+
+  async bind(endpoint: string): Promise<string> {
+    await this.router.bind(endpoint);
+    this.boundEndpoint = this.router.lastEndpoint ?? endpoint;
+    void this.receiveLoop();
+    this.timer = setInterval(() => this.tick(), this.opts.heartbeatInterval * 1000);
+    return this.boundEndpoint;
+  }
+
+  /** Starts n local worker processes (the embedded default); their exit is noticed immediately. */
+  spawnLocal(n: number, metricsPortBase: number): void {
+    const cli = fileURLToPath(new URL("../cli/snn-worker.js", import.meta.url));
+    const connect = this.boundEndpoint.replace("tcp://0.0.0.0", "tcp://127.0.0.1");
+    for (let i = 0; i < n; i++) {
+      const child = spawn(
+        process.execPath,
+        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPortBase ? metricsPortBase + i : 0)],
+        { stdio: ["ignore", "inherit", "inherit"] },
+      );
+      const pid = child.pid!;
+      this.children.set(pid, child);
+      child.on("exit", (code, signal) => {
+        this.children.delete(pid);
+        if (this.closed) return;
+        for (const w of this.workers.values()) {
+          if (w.hello.pid === pid && w.hello.hostname === hostname()) this.drop(w, "crash", `local worker ${pid} exited (${signal ?? `code ${code}`})`);
+        }
+      });
+    }
+  }
+
+  /** Resolves once `min` workers are registered; rejects after `timeoutS`. */
+  async waitForWorkers(min: number, timeoutS: number): Promise<void> {
+    const deadline = Date.now() + timeoutS * 1000;
+    while (this.workers.size < min) {
+      if (this.closed) throw new NoWorkersError("coordinator closed");
+      if (Date.now() > deadline) throw new NoWorkersError(`only ${this.workers.size} of ${min} workers joined within ${timeoutS} s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Computes the given epochs with the given weights and resolves with their results in the order of `tasks`.
+   * Rejects with NoWorkersError when no worker has been connected for noWorkerTimeout seconds.
+   */
+  runInterval(update: number, version: number, weights: { rec: Float32Array; ff: Float32Array }, tasks: EpochAssignment[]): Promise<ResultMessage[]> {
+    return new Promise((resolve, reject) => {
+      this.current = {
+        version,
+        rec: weights.rec,
+        ff: weights.ff,
+        pending: [...tasks],
+        withGradient: new Set(tasks.filter((t) => t.computeGradient).map((t) => t.epoch)),
+        results: new Map(),
+        failures: new Map(),
+        update,
+        total: tasks.length,
+        resolve: (r) => {
+          this.current = null;
+          resolve(r);
+        },
+        reject: (e) => {
+          this.current = null;
+          reject(e);
+        },
+        lastWorkerSeen: Date.now(),
+      };
+      this.order = tasks.map((t) => t.epoch);
+      const started = performance.now();
+      this.dispatch();
+      this.opts.events.broadcast?.((performance.now() - started) / 1000);
+    });
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    for (const w of this.workers.values()) {
+      this.opts.events.log(`worker ${w.hello.workerId} computed ${w.computed} epochs`);
+      this.send(w.routingId, { type: "shutdown", reason });
+    }
+    await Promise.race([this.sendChain, new Promise((r) => setTimeout(r, 1000))]);
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    const exits = [...this.children.values()].map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.exitCode !== null || c.signalCode !== null) return r();
+          const kill = setTimeout(() => c.kill("SIGKILL"), 5000);
+          c.once("exit", () => {
+            clearTimeout(kill);
+            r();
+          });
+        }),
+    );
+    await Promise.all(exits);
+    this.router.close();
+  }
+
+  /** Child processes of local workers (tests kill them to prove recovery). */
+  localPids(): number[] {
+    return [...this.children.keys()];
+  }
+
+  private send(routingId: Buffer, m: Message): void {
+    const frame = encodeMessage(m);
+    this.opts.events.bytes?.(frame.byteLength, 0);
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.router.send([routingId, frame]))).catch((e) => {
+      if (!this.closed) this.opts.events.log(`send failed: ${(e as Error).message}`);
+    });
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.router) {
+        const [routingId, frame] = frames;
+        this.opts.events.bytes?.(0, frames.reduce((a, f) => a + f.byteLength, 0));
+        if (frames.length !== 2) {
+          this.refuse(routingId, `expected one message frame, got ${frames.length - 1}`);
+          continue;
+        }
+        let msg: Message;
+        try {
+          msg = decodeMessage(frame);
+        } catch (e) {
+          this.refuse(routingId, (e as Error).message);
+          continue;
+        }
+        this.handle(routingId, msg);
+      }
+    } catch (e) {
+      if (!this.closed) this.opts.events.log(`receive loop stopped: ${(e as Error).message}`);
+    }
+  }
+
+  /** A peer that speaks garbage or another protocol is told why and forgotten; the run goes on. */
+  private refuse(routingId: Buffer, reason: string): void {
+    this.opts.events.log(`refused a message from peer ${routingId.toString("hex")}: ${reason}`);
+    this.opts.events.workerFailed?.("protocol");
+    const w = this.workers.get(routingId.toString("hex"));
+    if (w) this.drop(w, "protocol", reason);
+    this.send(routingId, { type: "reject", reason });
+  }
+
+  private handle(routingId: Buffer, msg: Message): void {
+    const key = routingId.toString("hex");
+    const w = this.workers.get(key);
+    if (w) w.lastSeen = Date.now();
+    switch (msg.type) {
+      case "hello": {
+        if (w) this.drop(w, "disconnect", "re-registered");
+        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
+        this.workers.set(key, entry);
+        this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}, ${msg.threads} thread${msg.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
+        this.opts.events.workersChanged?.(this.workers.size);
+        if (msg.networkHash !== this.spec.hash) this.send(routingId, { type: "network", spec: this.spec });
+        this.dispatch();
+        return;
+      }
+      case "heartbeat":
+      case "result":
+      case "failure":
+        if (!w) {
+          // Dropped earlier (it hung past worker_timeout), or this coordinator restarted: it registers again, and any
+          // result it sends until then is ignored (its epoch was reassigned, and recomputing gives the same numbers).
+          this.send(routingId, { type: "rejoin" });
+          return;
+        }
+        if (msg.type === "result") this.onResult(w, msg);
+        if (msg.type !== "failure") return;
+        this.opts.events.log(`worker ${w.hello.workerId} failed epoch ${msg.epoch}: ${msg.message}`);
+        this.opts.events.workerFailed?.("crash");
+        const failed = takeAssignment(w, msg.epoch);
+        if (failed) {
+          w.failedEpochs.add(msg.epoch);
+          this.requeue(failed);
+          // Weights may be what it lacks: send them again with the next assignment.
+          w.weightsVersion = -1;
+        }
+        this.dispatch();
+        return;
+      default:
+        this.refuse(routingId, `unexpected message type "${msg.type}" from a worker`);
+    }
+  }
+
+  private onResult(w: WorkerEntry, r: ResultMessage): void {
+    const cur = this.current;
+    const assignment = takeAssignment(w, r.epoch);
+    if (!cur || r.runId !== this.runId || r.weightsVersion !== cur.version || !this.order.includes(r.epoch) || cur.results.has(r.epoch)) {
+      // A late or duplicate result (the epoch was reassigned and is done): identical by construction, ignore it.
+      this.dispatch();
+      return;
+    }
+    const bad = this.checkResult(r, cur.withGradient.has(r.epoch));
+    if (bad) {
+      this.drop(w, "protocol", `invalid result for epoch ${r.epoch}: ${bad}`);
+      if (assignment) this.requeue(assignment);
+      this.dispatch();
+      return;
+    }
+    cur.results.set(r.epoch, r);
+    w.computed++;
+    cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
+    // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.
+    if (cur.results.size === cur.total) {
+      this.opts.events.epochsInFlight?.(0);
+      cur.resolve(this.order.map((e) => cur.results.get(e)!));
+      return;
+    }
+    this.dispatch();
+  }
+
+  private checkResult(r: ResultMessage, withGradient: boolean): string | null {
+    const N = this.spec.constants.numNeurons;
+    const S = this.spec.constants.numSlots;
+    const B = this.spec.batchSize;
+    // A burn-in epoch's result has empty gradients.
+    const [rec, ff] = withGradient ? [this.spec.rec.pre.length, this.spec.ff.pre.length] : [0, 0];
+    if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
+    if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
+    if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";
+    if (r.rates.length !== N || r.cvs.length !== N || r.ratios.length !== N) return "per-neuron statistics have the wrong size";
+    return null;
+  }
+
+  private requeue(t: EpochAssignment): void {
+    const cur = this.current;
+    if (!cur || cur.results.has(t.epoch)) return;
+    const n = (cur.failures.get(t.epoch) ?? 0) + 1;
+    cur.failures.set(t.epoch, n);
+    if (n >= MAX_EPOCH_FAILURES) {
+      cur.reject(new Error(`epoch ${t.epoch} failed on ${n} workers; stopping (see the worker logs above)`));
+      return;
+    }
+    if (!cur.pending.some((p) => p.epoch === t.epoch)) cur.pending.unshift(t);
+  }
+
+  private drop(w: WorkerEntry, reason: FailureReason, detail: string): void {
+    if (!this.workers.delete(w.key)) return;
+    this.opts.events.log(`worker ${w.hello.workerId} dropped (${reason}: ${detail}); ${this.workers.size} connected`);
+    this.opts.events.workerFailed?.(reason);
+    this.opts.events.workersChanged?.(this.workers.size);
+    const cur = this.current;
+    for (const t of w.busy.splice(0)) {
+      if (cur && !cur.results.has(t.epoch) && !cur.pending.some((p) => p.epoch === t.epoch)) cur.pending.unshift(t);
+    }
+    this.dispatch();
+  }
+
+  /** Hands pending epochs, in epoch order, to idle workers; a worker never gets an epoch it failed before. */
+  private dispatch(): void {
+    const cur = this.current;
+    if (!cur) return;
+    const inFlight = new Set([...this.workers.values()].flatMap((w) => w.busy.map((t) => t.epoch)));
+    for (const w of this.workers.values()) {
+      while (w.busy.length < w.hello.threads) {
+        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && !w.failedEpochs.has(p.epoch));
+        if (!t) break;
+        this.assign(w, t, cur);
+        inFlight.add(t.epoch);
+      }
+    }
+    this.opts.events.epochsInFlight?.(inFlight.size);
+  }
+
+  /** Sends one epoch to a worker, with the weights if it does not hold this version yet. */
+  private assign(w: WorkerEntry, t: EpochAssignment, cur: NonNullable<WorkerPool["current"]>): void {
+    w.busy.push(t);
+    const assign: AssignMessage = {
+      type: "assign",
+      runId: this.runId,
+      update: cur.update,
+      epoch: t.epoch,
+      stream: t.stream,
+      weightsVersion: cur.version,
+      weights: w.weightsVersion === cur.version ? null : { rec: cur.rec, ff: cur.ff },
+      initialState: t.initialState,
+      computeGradient: t.computeGradient,
+      recordActivity: t.recordActivity,
+    };
+    w.weightsVersion = cur.version;
+    this.send(w.routingId, assign);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const w of [...this.workers.values()]) {
+      if (now - w.lastSeen > this.opts.workerTimeout * 1000) this.drop(w, "timeout", `silent for ${((now - w.lastSeen) / 1000).toFixed(1)} s`);
+      else this.send(w.routingId, { type: "heartbeat" });
+    }
+    const cur = this.current;
+    if (!cur) return;
+    if (this.workers.size > 0) cur.lastWorkerSeen = now;
+    else if (now - cur.lastWorkerSeen > this.opts.noWorkerTimeout * 1000)
+      cur.reject(new NoWorkersError(`no worker connected for ${this.opts.noWorkerTimeout} s`));
+  }
+}
+

@@ -1,0 +1,176 @@
+/**
+ * A worker process: a ZeroMQ DEALER that announces itself, receives the static network once (cached by hash),
+ * weights by version, and computes the epochs it is assigned, one at a time. It holds no training state: a crash
+ * loses nothing but the epoch in flight, which the coordinator reassigns.
+ */
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import { Dealer } from "zeromq";
+import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError, AssignMessage } from "./protocol.js";
+import { NetworkSpec } from "../model/network.js";
+import { Engine } from "../engine/engine.js";
+
+/** The gradients of a burn-in (forward-only) epoch's result. */
+const NO_GRADIENT = new Float32Array(0);
+
+export interface WorkerOptions {
+  endpoint: string;
+  /** Builds the engine for a network (sparse-cpu, or tfjs on a GPU). */
+  createEngine: (spec: NetworkSpec) => Promise<Engine>;
+  engineName: string;
+  threads: number;
+  /** Seconds without any message from the coordinator before the worker gives up and exits. */
+  coordinatorTimeout: number;
+  heartbeatInterval: number;
+  log?: (line: string) => void;
+  onEpoch?: (seconds: number, trialSteps: number) => void;
+}
+
+export class WorkerProcess {
+  private readonly socket = new Dealer({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 0 });
+  readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  private spec: NetworkSpec | null = null;
+  private engine: Engine | null = null;
+  /** The weights of the current version; epochs of an interval all use it. */
+  private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;
+  private lastHeard = Date.now();
+  private sendChain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.log = opts.log ?? ((l) => console.error(`[snn-worker ${this.id}] ${l}`));
+  }
+
+  /** Runs until shutdown (resolves 0), or the coordinator is gone for coordinatorTimeout (resolves 3). */
+  async run(): Promise<number> {
+    this.socket.connect(this.opts.endpoint);
+    await this.hello();
+    let exitCode = 0;
+    const timer = setInterval(() => {
+      if (Date.now() - this.lastHeard > this.opts.coordinatorTimeout * 1000) {
+        this.log(`no message from the coordinator at ${this.opts.endpoint} for ${this.opts.coordinatorTimeout} s; exiting`);
+        exitCode = 3;
+        this.close();
+        return;
+      }
+      this.send({ type: "heartbeat" }).catch(() => {});
+    }, this.opts.heartbeatInterval * 1000);
+    try {
+      for await (const [frame] of this.socket) {
+        this.lastHeard = Date.now();
+        let msg: Message;
+        try {
+          msg = decodeMessage(frame);
+        } catch (e) {
+          this.log(`ignored a bad message from the coordinator: ${(e as Error).message}`);
+          if (e instanceof ProtocolError && e.message.startsWith("protocol version mismatch")) {
+            exitCode = 2;
+            break;
+          }
+          continue;
+        }
+        if (msg.type === "shutdown") {
+          this.log(`shutdown: ${msg.reason}`);
+          break;
+        }
+        if (msg.type === "reject") {
+          this.log(`refused by the coordinator: ${msg.reason}`);
+          exitCode = 2;
+          break;
+        }
+        if (msg.type === "rejoin") await this.hello();
+        else if (msg.type === "network") await this.setNetwork(msg.spec);
+        // Not awaited: with --threads T several epochs are computed at once; results go back as they finish.
+        else if (msg.type === "assign") void this.compute(msg);
+      }
+    } catch (e) {
+      if (!this.closed) throw e;
+    } finally {
+      clearInterval(timer);
+      this.close();
+    }
+    return exitCode;
+  }
+
+  /** Announces this worker; the network it already holds is named so that it is not sent again. */
+  private hello(): Promise<void> {
+    return this.send({
+      type: "hello",
+      workerId: this.id,
+      hostname: hostname(),
+      pid: process.pid,
+      engine: this.opts.engineName,
+      threads: this.opts.threads,
+      networkHash: this.spec?.hash ?? null,
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.engine?.dispose();
+    this.socket.close();
+  }
+
+  /** ZeroMQ allows one pending send per socket: concurrent epochs answer through this chain. */
+  private send(m: Message): Promise<void> {
+    const frame = encodeMessage(m);
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send(frame))).catch((e) => {
+      if (!this.closed) this.log(`send failed: ${(e as Error).message}`);
+    });
+    return this.sendChain;
+  }
+
+  private async setNetwork(spec: NetworkSpec): Promise<void> {
+    if (this.spec?.hash === spec.hash) return;
+    this.engine?.dispose();
+    this.spec = spec;
+    this.weights = null;
+    this.engine = await this.opts.createEngine(spec);
+    this.log(`network ${spec.hash.slice(0, 12)}: ${spec.constants.numNeurons} neurons, ${spec.rec.pre.length} recurrent + ${spec.ff.pre.length} feedforward synapses, engine ${this.engine.kind}`);
+  }
+
+  private async compute(a: AssignMessage): Promise<void> {
+    const fail = (message: string) => this.send({ type: "failure", epoch: a.epoch, message });
+    if (!this.engine || !this.spec) return fail("no network received yet");
+    if (a.weights) {
+      if (a.weights.rec.length !== this.spec.rec.pre.length || a.weights.ff.length !== this.spec.ff.pre.length)
+        return fail(`weights do not match the network (${a.weights.rec.length}/${a.weights.ff.length} values)`);
+      this.weights = { version: a.weightsVersion, ...a.weights };
+    }
+    if (!this.weights || this.weights.version !== a.weightsVersion) return fail(`weights version ${a.weightsVersion} not held`);
+    const started = performance.now();
+    try {
+      const r = await this.engine.runEpoch({
+        epoch: a.epoch,
+        initialState: a.initialState,
+        recWeight: this.weights.rec,
+        ffWeight: this.weights.ff,
+        computeGradient: a.computeGradient,
+        recordActivity: a.recordActivity,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
+      await this.send({
+        type: "result",
+        runId: a.runId,
+        epoch: a.epoch,
+        weightsVersion: a.weightsVersion,
+        losses: r.losses,
+        stats: r.stats,
+        rates: r.rates,
+        cvs: r.cvs,
+        ratios: r.ratios,
+        recGrad: r.recGrad ?? NO_GRADIENT,
+        ffGrad: r.ffGrad ?? NO_GRADIENT,
+        finalState: r.finalState,
+        activity: r.activity,
+        computeSeconds: seconds,
+      });
+    } catch (e) {
+      this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);
+      await fail((e as Error).message);
+    }
+  }
+}

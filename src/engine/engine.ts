@@ -1,0 +1,65 @@
+/**
+ * The engine interface: one epoch (batch_size trials × chunks_per_epoch chunks of chunk_steps steps) from a given
+ * initial stream state, forward and, on request, backward with truncated BPTT at chunk boundaries.
+ * Gradients are per existing synapse (edge order of the network's edge lists), never dense matrices.
+ */
+import { TrialActivity } from "../report/figure-data.js";
+import { LossTerms } from "../model/losses.js";
+import { NetworkSpec } from "../model/network.js";
+import { CellTypeStats } from "../model/statistics.js";
+
+export type EngineKind = "sparse-cpu" | "tfjs" | "tfjs-gpu";
+
+/**
+ * Neuron state of every trial of a stream, in the canonical layout shared by engines, messages and checkpoints:
+ * v[b·N + j] (mV); g[((b·N + j)·2 + c)·S + l] (nS), c = 0 rise, 1 decay component, l = synapse slot.
+ */
+export interface StreamState {
+  v: Float32Array;
+  g: Float32Array;
+}
+
+export interface EpochTask {
+  /** Global epoch index: keys the Poisson input. */
+  epoch: number;
+  /** null = from rest (v = U_reset, g = 0). */
+  initialState: StreamState | null;
+  recWeight: Float32Array;
+  ffWeight: Float32Array;
+  computeGradient: boolean;
+  /** Extract the designated trial's activity for figures. */
+  recordActivity: boolean;
+}
+
+export interface EpochResult {
+  epoch: number;
+  losses: LossTerms;
+  stats: CellTypeStats[];
+  /** Per neuron: firing rate over all trials (Hz) and the mean of its per-trial CVs (NaN if none). */
+  rates: Float32Array;
+  cvs: Float32Array;
+  /** Per neuron: membrane ratio std(V)/(θ − mean(V)), mean over trials. */
+  ratios: Float32Array;
+  recGrad: Float32Array | null;
+  ffGrad: Float32Array | null;
+  finalState: StreamState;
+  activity: TrialActivity | null;
+}
+
+export interface Engine {
+  readonly kind: EngineKind;
+  runEpoch(task: EpochTask): Promise<EpochResult>;
+  dispose(): void;
+}
+
+export function restState(spec: NetworkSpec): StreamState {
+  const { numNeurons: N, numSlots: S, uReset } = spec.constants;
+  const B = spec.batchSize;
+  const v = new Float32Array(B * N);
+  for (let b = 0; b < B; b++) v.set(uReset, b * N);
+  return { v, g: new Float32Array(B * N * 2 * S) };
+}
+
+export function epochSteps(spec: NetworkSpec): number {
+  return spec.chunkSteps * spec.chunksPerEpoch;
+}

@@ -1,0 +1,592 @@
+/**
+ * sparse-cpu engine: event-driven CSR forward and a hand-written adjoint (MODEL.md 2.4 and 3).
+ *
+ * Internal layout is flat over the element p = j·B + b (neuron-major, trial innermost), padded to whole SIMD pairs:
+ * per-step arrays are [t][p], conductances and their adjoints slot-major [c][l][p], so that the elementwise passes are
+ * unit-stride streams and the sparse passes load each synapse once and reach all trials of its target from one cache
+ * line. The forward keeps for the backward only v, s, the pre-reset membrane ṽ and ΣG per step (per-slot conductances
+ * only for epochs recorded for figures). All buffers are allocated once per engine; nothing is allocated per time
+ * step. In float32 (the default) every pass runs as a WebAssembly kernel (kernels/*.wat) over the same buffers; the
+ * JavaScript loops below are their bit-identical fallback and the float64 (test) path. State, adjoint state and loss
+ * coefficients are stored in the engine's precision and combined in float64; the adjoint's sparse product
+ * Σ_j W_ij δ[j] runs in that precision throughout (float32 lanes by default); weight gradients accumulate in float64.
+ *
+ * Forward, per step t (MODEL.md 2.4):  s = H(v − θ);  I_l = G_l (v − E_l);  ṽ = E_L + (v − E_L)β − ΣI·dt/C;
+ *   v' = ṽ(1 − s) + U_reset·s;  g ← α g + gs·z,  z_src[j] = Σ_i∈src s_i W_ij.
+ * Backward, with a_v = dL/dv_{t+1}, a_g = dL/dg_{t+1} (reset to 0 at chunk ends: truncated BPTT):
+ *   dṽ = a_v(1 − s);  ds = −ṽ a_v + ∂L/∂s + Σ_j W_ij δ_src(i)[j]  (without −ṽ a_v when the reset gate is detached);  δ_src[j] = Σ_l∈src gs_l (a_g[1,l] − a_g[0,l]);
+ *   a_g(t) = α a_g + dG,  dG_l = −dṽ·dt/C·(v − E_l);  a_v(t) = dṽ(β − dt/C·ΣG) + ds·σ'(v − θ);
+ *   dW_ij += s_i δ_src(i)[j]   (only rows of neurons that spiked).
+ * With a teacher (van Rossum loss), the teacher is simulated first on the same input from the same state, and ∂L/∂s
+ * gains a per-(trial, step, neuron) term.
+ */
+import { InputSpikes, poissonInputs } from "../../model/inputs.js";
+import { NetworkSpec } from "../../model/network.js";
+import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engine.js";
+import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "../epoch-summary.js";
+import { KernelKind, WasmKernels, Workspace } from "./kernels/workspace.js";
+
+/**
+ * Conductances decay geometrically (AMPA rise by e^-10 per step) and reach subnormal numbers within tens of steps;
+ * subnormal arithmetic is ~100× slower on x86. Values below 1e-30 (nS, or their adjoints) cannot affect anything
+ * that is recorded, so they are set to zero.
+ */
+function flushTiny(x: number): number {
+  return x > -1e-30 && x < 1e-30 ? 0 : x;
+}
+
+export type Precision = "float32" | "float64";
+
+type FloatArray = Float32Array | Float64Array;
+
+/** Every buffer of the engine, sized for one network; see Workspace. P is the padded element count (see SparseCpuEngine). */
+function engineLayout(spec: NetworkSpec, precision: Precision) {
+  const c = spec.constants;
+  const N = c.numNeurons;
+  const B = spec.batchSize;
+  const S = c.numSlots;
+  const T = epochSteps(spec);
+  const G = c.numSources;
+  const P = paddedElements(N, B);
+  const M = c.numInputs;
+  const E = spec.rec.post.length;
+  const F = spec.ff.post.length;
+  const Real = precision === "float64" ? Float64Array : Float32Array;
+  return {
+    // Per-step history for the adjoint: v_t for t = 0..T; s_t, ṽ_t (membrane before reset) and ΣG_t for t < T.
+    vHist: [Real, (T + 1) * P],
+    sHist: [Uint8Array, T * P],
+    vTildeHist: [Real, T * P],
+    gSumHist: [Real, T * P],
+    // Per-slot G_t of the step ([l][p]), written only for epochs whose activity is recorded for figures, and of the
+    // plot trial over the epoch ([t][l][j]), which is all the figures use.
+    gStep: [Real, S * P],
+    gTrial: [Real, T * S * N],
+    g: [Real, 2 * S * P],
+    z: [Real, G * P],
+    // Adjoint state.
+    av: [Real, P],
+    ag: [Real, 2 * S * P],
+    delta: [Real, G * P],
+    // δ of the recurrent sources in the sparse product's layout (see kernels/adjoint.wat), with slack.
+    deltaPacked: [Real, c.numRecTypes * N * packedTrials(B) + 16],
+    ds: [Real, P],
+    // Per-element constants and loss-gradient coefficients of the epoch (see losses.ts), in the flat layout.
+    theta: [Float32Array, P],
+    uReset: [Float32Array, P],
+    eL: [Float32Array, P],
+    beta: [Float32Array, P],
+    dtOverC: [Float32Array, P],
+    spikeGrad: [Real, P],
+    devCoef: [Real, P],
+    meanCoef: [Real, P],
+    meanV: [Real, P],
+    // Moments of V over the epoch (kernels/neurons.wat voltageMoments), in the flat layout.
+    vMean: [Float64Array, P],
+    vStd: [Float64Array, P],
+    // Spike-train summaries of the epoch (see epoch-summary.ts spikeTrains), in the flat layout.
+    trainCount: [Int32Array, P],
+    trainFirst: [Int32Array, P],
+    trainLast: [Int32Array, P],
+    trainSum: [Float64Array, P],
+    trainSumSq: [Float64Array, P],
+    // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offset of the slot's source row
+    // in the [source][p] arrays z and delta (same layout and precision).
+    slotTable: [Float64Array, S * 8],
+    slotRow: [Int32Array, S],
+    scratch: [Float32Array, 12],
+    // Synapses (see kernels/synapses.wat): CSR rows, byte offsets of each row's source block and of each edge's
+    // target in the flat layout, weights of the epoch, gradient accumulators; the epoch's input spikes.
+    rowPtr: [Int32Array, N + 1],
+    recSource: [Int32Array, N],
+    recTarget: [Int32Array, E],
+    weights: [Float32Array, E],
+    recGrad: [Float64Array, E],
+    ffRowPtr: [Int32Array, M + 1],
+    ffSource: [Int32Array, M],
+    ffTarget: [Int32Array, F],
+    ffWeights: [Float32Array, F],
+    ffGrad: [Float64Array, F],
+    inputSpikes: [Uint8Array, B * T * M],
+    // For the sparse product: each row's source, and per edge [byte offset of the target's packed δ row, weight]
+    // (the weight's float32 bits; see productWeights).
+    cellType: [Int32Array, N],
+    rowOrder: [Int32Array, N],
+    productRowPtr: [Int32Array, N + 1],
+    productEdge: [Int32Array, E],
+    productSynapses: [Int32Array, 2 * E],
+  } as const;
+}
+
+/** Element count N·B rounded up to whole SIMD pairs; padding elements never spike and stay at zero. */
+function paddedElements(N: number, B: number): number {
+  return N * B + ((N * B) & 1);
+}
+
+/** Trials per packed δ row: B rounded up to whole float32 vectors. */
+function packedTrials(B: number): number {
+  return Math.ceil(B / 4) * 4;
+}
+
+type Layout = ReturnType<typeof engineLayout>;
+type RealBuffers = "vHist" | "vTildeHist" | "gSumHist" | "gStep" | "gTrial" | "g" | "z" | "av" | "ag" | "delta" | "deltaPacked" | "ds" | "spikeGrad" | "devCoef" | "meanCoef" | "meanV";
+type FloatBuffers = { [K in RealBuffers]: FloatArray };
+
+export class SparseCpuEngine implements Engine {
+  readonly kind = "sparse-cpu" as const;
+  private readonly N: number;
+  private readonly B: number;
+  private readonly S: number;
+  private readonly T: number;
+  /** Padded element count: element p = j·B + b of every flat per-step array. */
+  private readonly P: number;
+  private readonly inputs: InputSpikes;
+  private readonly ws: Workspace<Layout>;
+  private readonly buf: Workspace<Layout>["buffers"] & FloatBuffers;
+  private readonly wasm: WasmKernels | null;
+  /** The sparse product's rounding: float32 (Math.fround) with float32 state, none in float64 mode. */
+  private readonly round: (x: number) => number;
+  /** Bytes of one state value (4 in float32, 8 in float64): the unit of the kernels' byte offsets into state arrays. */
+  private readonly realBytes: number;
+  /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
+  private readonly productWeights: Float32Array;
+  // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
+  private readonly teacherSpikes: Uint8Array | null;
+  private readonly spikeStepGrad: Float64Array | null;
+  /**
+   * Diagnostics (bench): called as the backward finishes each chunk (last chunk first) with the weight gradients
+   * accumulated so far, so that per-chunk contributions can be told apart.
+   */
+  onChunkGradient: ((chunk: number, recGrad: Float64Array, ffGrad: Float64Array) => void) | null = null;
+
+  constructor(
+    private readonly spec: NetworkSpec,
+    precision: Precision = "float32",
+    kernel: KernelKind = "wasm",
+  ) {
+    const c = spec.constants;
+    const N = (this.N = c.numNeurons);
+    const B = (this.B = spec.batchSize);
+    const S = (this.S = c.numSlots);
+    this.T = epochSteps(spec);
+    const P = (this.P = paddedElements(N, B));
+    // The compiled kernels store state as float32; the float64 mode (finite-difference tests) runs the JS loops.
+    this.ws = new Workspace(engineLayout(spec, precision), precision === "float32" ? kernel : "js");
+    this.buf = this.ws.buffers as Workspace<Layout>["buffers"] & FloatBuffers;
+    this.wasm = this.ws.kernels;
+    this.round = precision === "float32" ? Math.fround : (x) => x;
+    const b = this.buf;
+    this.realBytes = b.z.BYTES_PER_ELEMENT;
+    this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
+    this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
+    // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
+    b.theta.fill(Infinity);
+    for (let j = 0; j < N; j++) {
+      b.theta.fill(c.theta[j], j * B, (j + 1) * B);
+      b.uReset.fill(c.uReset[j], j * B, (j + 1) * B);
+      b.eL.fill(c.eL[j], j * B, (j + 1) * B);
+      b.beta.fill(c.beta[j], j * B, (j + 1) * B);
+      b.dtOverC.fill(c.dtOverC[j], j * B, (j + 1) * B);
+    }
+    for (let l = 0; l < S; l++) {
+      [c.gScale[l], c.alphaRise[l], c.alphaDecay[l], c.eSyn[l]].forEach((x, k) => b.slotTable.fill(x, l * 8 + 2 * k, l * 8 + 2 * k + 2));
+      b.slotRow[l] = c.slotSource[l] * P * this.realBytes;
+    }
+    b.cellType.set(c.cellType);
+    // Rows grouped by source type: while the product walks one type's rows only that type's δ block is in use,
+    // which halves its cache footprint. Rows are independent sums, so their order changes no result.
+    b.rowOrder.set(Array.from(c.cellType.keys()).sort((x, y) => c.cellType[x] - c.cellType[y] || x - y));
+    let k = 0;
+    b.rowOrder.forEach((i, r) => {
+      for (let e = spec.rec.rowPtr[i]; e < spec.rec.rowPtr[i + 1]; e++) b.productEdge[k++] = e;
+      b.productRowPtr[r + 1] = k;
+    });
+    b.rowPtr.set(spec.rec.rowPtr);
+    b.ffRowPtr.set(spec.ff.rowPtr);
+    const Bq = packedTrials(B);
+    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B * this.realBytes));
+    b.productEdge.forEach((e, k) => (b.productSynapses[2 * k] = spec.rec.post[e] * Bq * 4));
+    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * this.realBytes));
+    c.cellType.forEach((k, i) => (b.recSource[i] = k * P * this.realBytes));
+    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * this.realBytes));
+    const teacher = spec.teacherRecWeight !== undefined;
+    this.teacherSpikes = teacher ? new Uint8Array(this.T * P) : null;
+    this.spikeStepGrad = teacher ? new Float64Array(this.T * P) : null;
+  }
+
+  /** Which kernels run: "wasm" unless WebAssembly SIMD is unavailable or the engine runs in float64. */
+  get kernel(): KernelKind {
+    return this.ws.kind;
+  }
+
+  async runEpoch(task: EpochTask): Promise<EpochResult> {
+    return this.runEpochSync(task);
+  }
+
+  runEpochSync(task: EpochTask): EpochResult {
+    const spec = this.spec;
+    poissonInputs(spec.seed, task.epoch, this.B, this.T, spec.inputProbability, this.inputs);
+    if (this.teacherSpikes) {
+      this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!, false);
+      this.teacherSpikes.set(this.buf.sHist);
+    }
+    this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity);
+
+    const layout = this.activityLayout();
+    const summary = summarizeEpoch(spec, layout, task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
+    let recGrad: Float32Array | null = null;
+    let ffGrad: Float32Array | null = null;
+    if (task.computeGradient) {
+      this.backward(summary.spikeGrad!, summary.devCoef!, summary.meanCoef!, summary.meanV);
+      recGrad = new Float32Array(this.buf.recGrad);
+      ffGrad = new Float32Array(this.buf.ffGrad);
+    }
+    const { B, S, P } = this;
+    const activity = task.recordActivity
+      ? extractTrialActivity(
+          spec,
+          task.epoch,
+          layout,
+          this.inputs,
+          (b, t, j) => this.buf.vHist[t * P + j * B + b],
+          // Figures read the plot trial only.
+          (_b, t, j, l) => this.buf.gTrial[(t * S + l) * this.N + j],
+        )
+      : null;
+    return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity);
+  }
+
+  dispose(): void {}
+
+  /** Spikes and voltages (after each step) of the last epoch in [b][t][j] layout, for exports. */
+  recordedActivity(): { spikes: Uint8Array; voltages: Float32Array } {
+    const { N, B, T, P } = this;
+    const spikes = new Uint8Array(B * T * N);
+    const voltages = new Float32Array(B * T * N);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < N; j++)
+        for (let b = 0; b < B; b++) {
+          spikes[(b * T + t) * N + j] = this.buf.sHist[t * P + j * B + b];
+          voltages[(b * T + t) * N + j] = this.buf.vHist[(t + 1) * P + j * B + b];
+        }
+    return { spikes, voltages };
+  }
+
+  private activityLayout(): ActivityLayout {
+    const { N, B, T, P } = this;
+    const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: 1, st: P, sj: B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: P };
+    const wasm = this.wasm;
+    if (!wasm) return layout;
+    const b = this.buf;
+    const p = this.ws.ptr;
+    // Flat p = j·B + b results into the summary's k = b·N + j order.
+    const transpose = <A extends Int32Array | Float64Array>(from: A, to: A) => {
+      for (let j = 0; j < N; j++) for (let t = 0; t < B; t++) to[t * N + j] = from[j * B + t];
+      return to;
+    };
+    layout.voltageMoments = (mean, std) => {
+      wasm.voltageMoments(p.vHist + P * 4, P, T, p.vMean, p.vStd);
+      transpose(b.vMean, mean);
+      transpose(b.vStd, std);
+    };
+    layout.spikeTrains = () => {
+      wasm.spikeTrains(p.sHist, P, T, p.trainCount, p.trainFirst, p.trainLast, p.trainSum, p.trainSumSq);
+      const n = N * B;
+      return {
+        count: transpose(b.trainCount, new Int32Array(n)),
+        first: transpose(b.trainFirst, new Int32Array(n)),
+        last: transpose(b.trainLast, new Int32Array(n)),
+        sum: transpose(b.trainSum, new Float64Array(n)),
+        sumSq: transpose(b.trainSumSq, new Float64Array(n)),
+      };
+    };
+    return layout;
+  }
+
+  /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gTrial) and g_T in g. */
+  private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array, record: boolean): void {
+    this.loadState(state);
+    this.buf.weights.set(W);
+    this.buf.ffWeights.set(Wff);
+    for (let t = 0; t < this.T; t++) this.forwardStep(t, record);
+    this.applyPendingInjection();
+  }
+
+  /** Canonical [b][j] / [b][j][c][l] state into the internal flat p = j·B + b / [c][l][p] layout. */
+  private loadState(state: StreamState | null): void {
+    const { N, B, S, P } = this;
+    this.buf.z.fill(0);
+    this.buf.g.fill(0);
+    this.buf.vHist.fill(0, 0, P);
+    if (!state) {
+      this.buf.vHist.set(this.buf.uReset.subarray(0, N * B));
+      return;
+    }
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < N; j++) {
+        const p = j * B + b;
+        this.buf.vHist[p] = state.v[b * N + j];
+        const src = (b * N + j) * 2 * S;
+        for (let cl = 0; cl < 2 * S; cl++) this.buf.g[cl * P + p] = state.g[src + cl];
+      }
+    }
+  }
+
+  private saveState(): StreamState {
+    const { N, B, S, T, P } = this;
+    const v = new Float32Array(B * N);
+    const g = new Float32Array(B * N * 2 * S);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < N; j++) {
+        const p = j * B + b;
+        v[b * N + j] = this.buf.vHist[T * P + p];
+        const dst = (b * N + j) * 2 * S;
+        for (let cl = 0; cl < 2 * S; cl++) g[dst + cl] = this.buf.g[cl * P + p];
+      }
+    }
+    return { v, g };
+  }
+
+  /**
+   * One forward step. The injection of step t−1 (in z) is applied to g first, completing g_t; the step then
+   * decays g in place and scatters this step's spikes into z, which the next step (or applyPendingInjection) adds.
+   */
+  private forwardStep(t: number, record: boolean): void {
+    const { S, P } = this;
+    const vIn = t * P;
+    const p = this.ws.ptr;
+    if (this.wasm) {
+      this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gStep : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotRow);
+    } else {
+      this.forwardNeuronsJs(t, record);
+    }
+    if (record) this.keepPlotTrialConductances(t);
+    this.buf.z.fill(0);
+    // Event-driven injection: only synapses of neurons (and inputs) that spiked this step are touched.
+    this.synapsePass(INJECT, t);
+  }
+
+  /**
+   * Step t's event-driven pass over both synapse populations (see kernels/synapses.wat): the recurrent spikes as
+   * one flag run over the step's elements, the input spikes trial by trial.
+   */
+  private synapsePass(mode: typeof INJECT | typeof GRADIENT, t: number): void {
+    const { N, B, P, T } = this;
+    const M = this.spec.constants.numInputs;
+    const b = this.buf;
+    const [recValues, ffValues, state] = mode === INJECT ? (["weights", "ffWeights", "z"] as const) : (["recGrad", "ffGrad", "delta"] as const);
+    if (this.wasm) {
+      const p = this.ws.ptr;
+      this.wasm.synapsePass(mode, p.sHist + t * P, N * B, B, 0, p.rowPtr, p.recTarget, p.recSource, p[recValues], p[state]);
+      for (let trial = 0; trial < B; trial++)
+        this.wasm.synapsePass(mode, p.inputSpikes + (trial * T + t) * M, M, 1, trial, p.ffRowPtr, p.ffTarget, p.ffSource, p[ffValues], p[state]);
+    } else {
+      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, b.rowPtr, b.recTarget, b.recSource, b[recValues], b[state], this.realBytes);
+      for (let trial = 0; trial < B; trial++)
+        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, b.ffRowPtr, b.ffTarget, b.ffSource, b[ffValues], b[state], this.realBytes);
+    }
+  }
+
+  /** Step t's per-slot G of the plot trial, from gStep into gTrial. */
+  private keepPlotTrialConductances(t: number): void {
+    const { N, B, S, P } = this;
+    const { gStep, gTrial } = this.buf;
+    const trial = this.spec.plotTrial;
+    for (let l = 0; l < S; l++) for (let j = 0; j < N; j++) gTrial[(t * S + l) * N + j] = gStep[l * P + j * B + trial];
+  }
+
+  /** JavaScript version of kernels/neurons.wat forwardNeurons: the same operations in the same order. */
+  private forwardNeuronsJs(t: number, record: boolean): void {
+    const { S, P } = this;
+    const { theta, uReset, eL, beta, dtOverC, slotTable, g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
+    const vIn = t * P;
+    const vOut = (t + 1) * P;
+    // Per element: finish g_t with the pending injection, record ΣG_t, accumulate the synaptic current, decay g;
+    // then the membrane step and the spike.
+    for (let p = 0; p < P; p++) {
+      const v = vHist[vIn + p];
+      let acc = 0;
+      let gsum = 0;
+      for (let l = 0; l < S; l++) {
+        const inj = z[srcOfSlot[l] * P + p] * slotTable[l * 8];
+        const r = l * P + p;
+        const d = (S + l) * P + p;
+        g[r] -= inj;
+        g[d] += inj;
+        const G = g[r] + g[d];
+        if (record) gStep[l * P + p] = G;
+        gsum += G;
+        acc += G * (v - slotTable[l * 8 + 6]);
+        g[r] = flushTiny(g[r] * slotTable[l * 8 + 2]);
+        g[d] = flushTiny(g[d] * slotTable[l * 8 + 4]);
+      }
+      const el = eL[p];
+      const vTilde = el + (v - el) * beta[p] - acc * dtOverC[p];
+      const spike = v > theta[p] ? 1 : 0;
+      sHist[vIn + p] = spike;
+      vHist[vOut + p] = spike ? uReset[p] : vTilde;
+      vTildeHist[vIn + p] = vTilde;
+      gSumHist[vIn + p] = gsum;
+    }
+  }
+
+  /** Adds the last step's injection so that g holds g_T, the state the next epoch of the stream starts from. */
+  private applyPendingInjection(): void {
+    const { S, P } = this;
+    const { g, z, slotTable } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
+    for (let l = 0; l < S; l++) {
+      const gs = slotTable[l * 8];
+      const zBase = srcOfSlot[l] * P;
+      for (let p = 0; p < P; p++) {
+        const inj = z[zBase + p] * gs;
+        g[l * P + p] -= inj;
+        g[(S + l) * P + p] += inj;
+      }
+    }
+  }
+
+  private backward(spikeGrad: Float64Array, devCoef: Float64Array, meanCoef: Float64Array, meanV: Float64Array): void {
+    const { N, B, P, T } = this;
+    const c = this.spec.constants;
+    const b0 = this.buf;
+    const { delta, ds, ag } = b0;
+    const spikeStepGrad = this.spikeStepGrad;
+    const chunk = this.spec.chunkSteps;
+    // Loss-gradient coefficients from the summary's [b][j] (and per-neuron) layout into the flat one.
+    for (let j = 0; j < N; j++) {
+      for (let b = 0; b < B; b++) {
+        const p = j * B + b;
+        b0.spikeGrad[p] = spikeGrad[j];
+        b0.devCoef[p] = devCoef[b * N + j];
+        b0.meanCoef[p] = meanCoef[b * N + j];
+        b0.meanV[p] = meanV[b * N + j];
+      }
+    }
+    for (let k = 0; k < b0.productEdge.length; k++) this.productWeights[2 * k + 1] = b0.weights[b0.productEdge[k]];
+    b0.recGrad.fill(0);
+    b0.ffGrad.fill(0);
+    const p = this.ws.ptr;
+
+    for (let t = T - 1; t >= 0; t--) {
+      const chunkEnd = (t + 1) % chunk === 0;
+      // dL/ds_t only reaches step t − 1, through the surrogate; at a chunk start the state was detached there.
+      const needSpikeGrad = t % chunk !== 0;
+      const vIn = t * P;
+      // At a chunk end the state was detached: nothing flows back into step t from later steps.
+      if (chunkEnd) ag.fill(0);
+      delta.fill(0);
+      if (this.wasm) {
+        this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, c.detachReset ? 0 : 1, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
+          p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.av, p.ag, p.ds, p.delta,
+          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow);
+        if (needSpikeGrad) {
+          this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
+          this.wasm.rowDots(p.productRowPtr, p.productSynapses, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
+        }
+      } else {
+        this.backwardNeuronsJs(t, chunkEnd);
+        if (needSpikeGrad) {
+          this.packDeltaJs();
+          this.rowDotsJs();
+        }
+      }
+      if (spikeStepGrad && needSpikeGrad) for (let k = 0; k < P; k++) ds[k] += spikeStepGrad[vIn + k];
+
+      // Weight gradient, only for the trials in which presynaptic neuron i (or input i) spiked: dW_ij += δ_src(i)[j].
+      this.synapsePass(GRADIENT, t);
+      if (t % chunk === 0) this.onChunkGradient?.(t / chunk, b0.recGrad, b0.ffGrad);
+    }
+  }
+
+  /** JavaScript version of kernels/neurons.wat backwardNeurons: the same operations in the same order. */
+  private backwardNeuronsJs(t: number, chunkEnd: boolean): void {
+    const { S, P } = this;
+    const { theta, beta, dtOverC, slotTable, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
+    const srcOfSlot = this.spec.constants.slotSource;
+    const lambda = this.spec.constants.surrgradScale;
+    // The reset gate's share of dL/ds: ∂v'/∂s = −ṽ, or nothing when the gate is detached.
+    const resetGain = this.spec.constants.detachReset ? 0 : 1;
+    const vIn = t * P;
+    const vOut = (t + 1) * P;
+    // Per element: finish a_v(t+1) with the surrogate term of step t+1 (unless the state was detached there), add the
+    // direct loss term, step the membrane adjoint back, form δ from a_g(t+1), step a_g back.
+    for (let p = 0; p < P; p++) {
+      const vo = vHist[vOut + p];
+      let a = 0;
+      if (!chunkEnd) {
+        const den = lambda * Math.abs(vo - theta[p]) + 1;
+        a = av[p] + ds[p] / (den * den);
+      }
+      a += devCoef[p] * (vo - meanV[p]) + meanCoef[p];
+      const d = sHist[vIn + p] ? 0 : a;
+      ds[p] = -vTildeHist[vIn + p] * a * resetGain + spikeGrad[p];
+      const k = dtOverC[p];
+      av[p] = d * (beta[p] - k * gSumHist[vIn + p]);
+      const dk = -d * k;
+      const v = vHist[vIn + p];
+      for (let l = 0; l < S; l++) {
+        const r = l * P + p;
+        const dd = (S + l) * P + p;
+        delta[srcOfSlot[l] * P + p] += slotTable[l * 8] * (ag[dd] - ag[r]);
+        const dG = dk * (v - slotTable[l * 8 + 6]);
+        ag[r] = flushTiny(ag[r] * slotTable[l * 8 + 2] + dG);
+        ag[dd] = flushTiny(ag[dd] * slotTable[l * 8 + 4] + dG);
+      }
+    }
+  }
+
+  /** JavaScript version of kernels/adjoint.wat packDelta. */
+  private packDeltaJs(): void {
+    const { N, B, P } = this;
+    const { delta, deltaPacked } = this.buf;
+    const Bq = packedTrials(B);
+    for (let src = 0; src < this.spec.constants.numRecTypes; src++)
+      for (let j = 0; j < N; j++)
+        for (let b = 0; b < B; b++) deltaPacked[(src * N + j) * Bq + b] = flushTiny(delta[src * P + j * B + b]);
+  }
+
+  /**
+   * JavaScript version of kernels/adjoint.wat rowDots: ds[i·B + b] += Σ_e W[e]·δ_src(i)[post[e]][b] for every
+   * neuron and trial, each sum taken over the row's edges in edge order in the engine's precision.
+   */
+  private rowDotsJs(): void {
+    const { N, B } = this;
+    const Bq = packedTrials(B);
+    const { rowOrder, productRowPtr, cellType, deltaPacked, productSynapses, ds } = this.buf;
+    const W = this.productWeights;
+    const r = this.round;
+    for (let k = 0; k < N; k++) {
+      const i = rowOrder[k];
+      const dBase = cellType[i] * N * Bq;
+      for (let b = 0; b < B; b++) {
+        let acc = 0;
+        for (let e = productRowPtr[k], end = productRowPtr[k + 1]; e < end; e++) acc = r(acc + r(W[2 * e + 1] * deltaPacked[dBase + productSynapses[2 * e] / 4 + b]));
+        ds[i * B + b] += acc;
+      }
+    }
+  }
+}
+
+const INJECT = 0;
+const GRADIENT = 1;
+
+/**
+ * JavaScript version of kernels/synapses.wat synapsePass (offsets are the kernel's byte offsets, `bytes` per value):
+ * for every flag q < L set at flags[f0 + q], row i = ⌊q / D⌋ of trial b = b0 + q mod D, and every edge e of row i,
+ * INJECT: state[src(i)][post[e]][b] += values[e];  GRADIENT: values[e] += state[src(i)][post[e]][b].
+ */
+function synapsePassJs(mode: number, flags: Uint8Array, f0: number, L: number, D: number, b0: number,
+  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, values: FloatArray, state: FloatArray, bytes: number): void {
+  for (let q = 0; q < L; q++) {
+    if (!flags[f0 + q]) continue;
+    const i = Math.floor(q / D);
+    const base = rowSrc[i] / bytes + b0 + q - i * D;
+    for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) {
+      if (mode === INJECT) state[base + target[e] / bytes] += values[e];
+      else values[e] += state[base + target[e] / bytes];
+    }
+  }
+}

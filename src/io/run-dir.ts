@@ -1,0 +1,211 @@
+/**
+ * The output directory of a run: parameters.toml, metadata.json, metrics.csv (one row per update). Existing results
+ * are never overwritten unless the user resumes or forces.
+ */
+import { execFileSync } from "node:child_process";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { writeFileAtomic } from "../platform/atomic-file.js";
+import { LossTerms } from "../model/losses.js";
+import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
+
+export class RunDirError extends Error {}
+
+export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"): void {
+  const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
+  if (mode === "new" && nonEmpty)
+    throw new RunDirError(`${dir}: output directory exists and is not empty; pass --resume to continue that run or --force to start over in it`);
+  if (mode === "resume" && !nonEmpty) throw new RunDirError(`${dir}: nothing to resume (the directory is empty or missing)`);
+  if (mode === "force" && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, "checkpoints"), { recursive: true });
+}
+
+export interface Metadata {
+  command: string;
+  version: string;
+  git_commit: string | null;
+  host: string;
+  engine: string;
+  workers: number | string;
+  parameters_file: string;
+  output_dir: string;
+  start_time: string;
+  end_time?: string;
+  duration_seconds?: number;
+  status: "running" | "completed" | "failed" | "interrupted";
+  error?: string;
+  note?: string;
+  resumed_from_epoch?: number;
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] }).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export class MetadataFile {
+  private data: Metadata;
+  private readonly path: string;
+
+  constructor(dir: string, init: Omit<Metadata, "version" | "git_commit" | "host" | "start_time" | "status">) {
+    this.path = join(dir, "metadata.json");
+    this.data = { ...init, version: packageVersion(), git_commit: gitCommit(), host: hostname(), start_time: new Date().toISOString(), status: "running" };
+    this.write();
+  }
+
+  /** `error` says why a run failed; `note` how a completed one ended, when not at its last epoch (early stopping). */
+  finish(status: Metadata["status"], error?: string, note?: string): void {
+    const end = new Date();
+    this.data = {
+      ...this.data,
+      status,
+      end_time: end.toISOString(),
+      duration_seconds: (end.getTime() - Date.parse(this.data.start_time)) / 1000,
+      ...(error ? { error } : {}),
+      ...(note ? { note } : {}),
+    };
+    this.write();
+  }
+
+  private write(): void {
+    writeFileAtomic(this.path, `${JSON.stringify(this.data, null, 2)}\n`);
+  }
+}
+
+/** The optional parts of a run; each adds columns only when configured, so other runs keep their columns. */
+export interface MetricsOptions {
+  /** The van Rossum loss is on. */
+  vanRossum: boolean;
+  /** A teacher's weights are known ([student] teacher_file). */
+  teacher: boolean;
+  /** Per-neuron targets ([targets] file). */
+  perNeuronTargets: boolean;
+}
+
+export const TEACHER_COLUMNS = [
+  "teacher/weight_correlation/recurrent",
+  "teacher/weight_correlation/feedforward",
+  "teacher/weight_relative_error/recurrent",
+  "teacher/weight_relative_error/feedforward",
+] as const;
+export const RATE_RMSE_COLUMN = "targets/rate_rmse";
+
+/** Columns of metrics.csv: fixed by the cell type names and options so that every row has the same shape. */
+export function metricsColumns(cellTypes: string[], o: MetricsOptions = { vanRossum: false, teacher: false, perNeuronTargets: false }): string[] {
+  const cols = ["epoch", "step", "total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
+  if (o.vanRossum) cols.push("van_rossum_loss");
+  cols.push("grad_norm", "learning_rate", "skipped_updates");
+  for (const t of cellTypes)
+    cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`, `membrane_ratio/${t}/mean`);
+  if (o.teacher) cols.push(...TEACHER_COLUMNS);
+  if (o.perNeuronTargets) cols.push(RATE_RMSE_COLUMN);
+  cols.push("wall_time_s", "epochs_per_s");
+  return cols;
+}
+
+export interface UpdateRecord {
+  epoch: number;
+  step: number;
+  losses: LossTerms;
+  /** Global L2 norm of the interval's mean gradient before clipping (NaN in burn-in). */
+  gradNorm: number;
+  outcome: "step" | "skipped" | "burn-in";
+  learningRate: number;
+  /** Updates skipped so far in the run. */
+  skippedUpdates: number;
+  stats: CellTypeStats[];
+  /** Learned weights against the teacher's, after this update's step (when a teacher is configured). */
+  teacher?: { recurrent: WeightAgreement; feedforward: WeightAgreement };
+  /** RMS difference (Hz) between the interval's per-neuron rates and per-neuron targets (with a targets file). */
+  rateRmse?: number;
+  wallTimeS: number;
+  epochsPerS: number;
+}
+
+export function metricsRow(r: UpdateRecord): Record<string, number> {
+  const row: Record<string, number> = {
+    epoch: r.epoch,
+    step: r.step,
+    total_loss: r.losses.total,
+    firing_rate_loss: r.losses.firing_rate,
+    cv_loss: r.losses.cv,
+    silent_penalty_loss: r.losses.silent_penalty,
+    membrane_variance_loss: r.losses.membrane_variance,
+    van_rossum_loss: r.losses.van_rossum,
+    grad_norm: r.gradNorm,
+    learning_rate: r.learningRate,
+    skipped_updates: r.skippedUpdates,
+  };
+  for (const s of r.stats) {
+    row[`firing_rate/${s.cellType}/mean`] = s.rateMean;
+    row[`firing_rate/${s.cellType}/std`] = s.rateStd;
+    row[`cv/${s.cellType}/mean`] = s.cvMean;
+    row[`cv/${s.cellType}/std`] = s.cvStd;
+    row[`fraction_active/${s.cellType}`] = s.activeFraction;
+    row[`membrane_ratio/${s.cellType}/mean`] = s.ratioMean;
+  }
+  if (r.teacher) {
+    const [corrRec, corrFf, errRec, errFf] = TEACHER_COLUMNS;
+    row[corrRec] = r.teacher.recurrent.correlation;
+    row[corrFf] = r.teacher.feedforward.correlation;
+    row[errRec] = r.teacher.recurrent.relativeError;
+    row[errFf] = r.teacher.feedforward.relativeError;
+  }
+  if (r.rateRmse !== undefined) row[RATE_RMSE_COLUMN] = r.rateRmse;
+  row.wall_time_s = r.wallTimeS;
+  row.epochs_per_s = r.epochsPerS;
+  return row;
+}
+
+/** metrics.csv, appended one row per update. Numbers are written with full precision (shortest round-trip form). */
+export class MetricsCsv {
+  readonly path: string;
+
+  constructor(
+    dir: string,
+    private readonly columns: string[],
+  ) {
+    this.path = join(dir, "metrics.csv");
+  }
+
+  /** Starts the file, or on resume keeps only the rows up to the resumed epoch so no row is repeated or missing. */
+  open(resumeEpoch: number | null): void {
+    const header = this.columns.join(",");
+    if (resumeEpoch === null || !existsSync(this.path)) {
+      writeFileAtomic(this.path, `${header}\n`);
+      return;
+    }
+    const lines = readFileSync(this.path, "utf8").split("\n").filter((l) => l.length > 0);
+    if (lines[0] !== header) throw new RunDirError(`${this.path}: its columns differ from this run's; cannot resume into it`);
+    const kept = lines.filter((l, i) => i === 0 || Number(l.split(",")[0]) <= resumeEpoch);
+    writeFileAtomic(this.path, `${kept.join("\n")}\n`);
+  }
+
+  append(row: Record<string, number>): void {
+    appendFileSync(this.path, `${this.columns.map((c) => formatNumber(row[c])).join(",")}\n`);
+  }
+
+  static read(path: string): Record<string, number>[] {
+    const [header, ...rows] = readFileSync(path, "utf8").trim().split("\n");
+    const cols = header.split(",");
+    return rows.map((r) => Object.fromEntries(r.split(",").map((v, i) => [cols[i], Number(v)])));
+  }
+}
+
+function formatNumber(x: number | undefined): string {
+  if (x === undefined) return "";
+  return Number.isNaN(x) ? "nan" : String(x);
+}
+
+export function writeParameters(dir: string, text: string): void {
+  writeFileSync(join(dir, "parameters.toml"), text);
+}

@@ -1,0 +1,62 @@
+/** Training-history figures from the metrics rows: loss terms and per-type mean rates against their targets. */
+import type { TopLevelSpec } from "vega-lite";
+import type { FigureData } from "../figure-data.js";
+import { type Datum, type Layer, type Panel, figure, noteLayer, notePanel, populationScale } from "./spec.js";
+
+const WIDTH = 720;
+const HEIGHT = 360;
+const epochAxis = { field: "epoch", type: "quantitative" as const, title: "epoch", axis: { tickMinStep: 1, format: "d" } };
+
+export function trainingHistorySpec(data: FigureData): TopLevelSpec {
+  const terms = [...new Set(data.history.flatMap((row) => Object.keys(row).filter((k) => k.endsWith("loss"))))].sort((a, b) =>
+    a === "total_loss" ? -1 : b === "total_loss" ? 1 : a.localeCompare(b),
+  );
+  const values: Datum[] = [];
+  for (const row of data.history) {
+    for (const term of terms) {
+      const v = row[term];
+      if (Number.isFinite(v) && v > 0) values.push({ epoch: row.epoch, value: v, term: term.replace(/_loss$/, "").replace(/_/g, " ") });
+    }
+  }
+  const subtitle = "log scale: zero, negative and non-finite values (e.g. the first epoch's inf) are left out";
+  if (values.length === 0) return figure(data, "Training history", notePanel("no positive loss values logged yet", WIDTH, HEIGHT), subtitle);
+  const body: Panel = {
+    width: WIDTH,
+    height: HEIGHT,
+    data: { values },
+    mark: { type: "line", point: true, strokeWidth: 1.6 },
+    encoding: {
+      x: epochAxis,
+      y: { field: "value", type: "quantitative", scale: { type: "log" }, title: "loss" },
+      color: { field: "term", type: "nominal", sort: null, legend: { title: null } },
+    },
+  };
+  return figure(data, "Training history", body, subtitle);
+}
+
+export function ratesVsTargetsSpec(data: FigureData): TopLevelSpec {
+  const names = data.network.cellTypeNames;
+  const values: Datum[] = [];
+  for (const row of data.history) {
+    for (const pop of names) {
+      const v = row[`firing_rate/${pop}/mean`];
+      if (Number.isFinite(v)) values.push({ epoch: row.epoch, rate: v, pop });
+    }
+  }
+  const color = { field: "pop", type: "nominal" as const, scale: populationScale(data.network, names), legend: { title: null } };
+  const targets = names.map((pop, t) => ({ pop, target: data.targets.firingRate[t] }));
+  const layer: Layer[] = [
+    {
+      data: { values: targets },
+      mark: { type: "rule", strokeDash: [6, 3], strokeWidth: 1.4 },
+      encoding: { y: { field: "target", type: "quantitative", title: "mean firing rate (Hz)" }, color },
+    },
+  ];
+  if (values.length > 0) {
+    const line = { type: "line" as const, point: true, strokeWidth: 1.6 };
+    layer.push({ data: { values }, mark: line, encoding: { x: epochAxis, y: { field: "rate", type: "quantitative" }, color } });
+  } else {
+    layer.push(noteLayer("no rates logged yet"));
+  }
+  return figure(data, "Mean firing rate per cell type", { width: WIDTH, height: HEIGHT, layer }, "solid: mean rate over the neurons of a type; dashed: target");
+}

@@ -1,0 +1,45 @@
+/**
+ * Figure rendering off the training path: sets are rendered in a worker thread while the next intervals train.
+ * `settled()` lets the trainer's report of an update wait for the previous set before it logs to W&B, so that each
+ * set's images join their own step; the report runs beside training, which waits for it only when rendering a set
+ * takes longer than two intervals. A crashed thread costs its set (reported through onError) and is replaced.
+ */
+import { join } from "node:path";
+import { FigureData } from "../figure-data.js";
+import { ThreadRpc } from "../../platform/thread-rpc.js";
+
+export function figureDir(outputDir: string, epoch: number): string {
+  return join(outputDir, "figures", `epoch_${String(epoch).padStart(4, "0")}`);
+}
+
+export class FigureQueue {
+  readonly thread = new ThreadRpc<{ data: FigureData; dir: string }, string[]>(new URL("./thread.js", import.meta.url), "figure");
+  private inFlight: Promise<unknown>[] = [];
+
+  /** A set that fails (its thread crashed, or rendering threw) costs that set only: `onError` says so, the run goes on. */
+  constructor(
+    private readonly onRendered: (epoch: number, dir: string, paths: string[]) => void,
+    private readonly onError: (epoch: number, message: string) => void,
+  ) {}
+
+  /** Queues a set for rendering. */
+  submit(data: FigureData, dir: string): void {
+    const done = this.thread.call({ data, dir }).then(
+      (paths) => this.onRendered(data.epoch, dir, paths),
+      (e: Error) => this.onError(data.epoch, e.message),
+    );
+    const tracked = done.finally(() => (this.inFlight = this.inFlight.filter((p) => p !== tracked)));
+    this.inFlight.push(tracked);
+  }
+
+  /** Resolves when every queued set is rendered (or failed). */
+  async settled(): Promise<void> {
+    await Promise.all(this.inFlight);
+  }
+
+  /** Waits for every queued set, then stops the thread. */
+  async close(): Promise<void> {
+    await this.settled();
+    await this.thread.close();
+  }
+}

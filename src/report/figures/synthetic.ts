@@ -1,0 +1,249 @@
+/**
+ * A plausible, deterministic FigureData without running a simulation, for tests and the figure benchmark:
+ * assembly-structured sparse weights, Poisson spikes, an OU-like voltage with resets, decaying conductances.
+ */
+import type { FigureData, HistoryRow, NetworkView, TrialActivity } from "../figure-data.js";
+
+export interface SyntheticOptions {
+  neurons: number;
+  inputs: number;
+  steps: number;
+  assemblies: number;
+  seed: number;
+  /** Epoch of the set and length of its history (default 40 of 500). */
+  epoch?: number;
+  totalEpochs?: number;
+}
+
+/** mulberry32: tiny, fast, good enough for test data, and the same in every run and on every machine. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Rng = () => number;
+
+const normal = (rng: Rng): number => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+
+/** Gap to the next success of a Bernoulli(p) sequence, ≥ 1: visits only the hits, so sparse sampling is O(hits). */
+const geometricGap = (rng: Rng, p: number): number => (p >= 1 ? 1 : 1 + Math.floor(Math.log(1 - rng()) / Math.log(1 - p)));
+
+/** Lognormal with the given mean and variance, parameterised as the original's "linear" mode. */
+function lognormal(rng: Rng, mean: number, variance: number): number {
+  const s2 = Math.log(1 + variance / (mean * mean));
+  return Math.exp(Math.log(mean) - s2 / 2 + Math.sqrt(s2) * normal(rng));
+}
+
+const CELL_TYPES = ["excitatory", "inhibitory"];
+const INPUT_TYPES = ["mitral"];
+/** Recurrent connection probability within an assembly per presynaptic type, and between assemblies. */
+const P_WITHIN = [0.2, 0.3];
+const P_BETWEEN = 0.02;
+const P_FEEDFORWARD = 0.02;
+const WEIGHT = [
+  { mean: 0.4, variance: 0.2 },
+  { mean: 0.5, variance: 0.2 },
+];
+const SLOTS: NetworkView["slots"] = [
+  { name: "AMPA", source: "excitatory", excitatory: true, gBar: 0.7 },
+  { name: "NMDA", source: "excitatory", excitatory: true, gBar: 0.1 },
+  { name: "GABA_A", source: "inhibitory", excitatory: false, gBar: 1.5 },
+  { name: "AMPA", source: "mitral", excitatory: true, gBar: 0.7 },
+  { name: "NMDA", source: "mitral", excitatory: true, gBar: 0.1 },
+];
+const SLOT_TAU_MS = [5, 70, 6, 5, 70];
+/** Presynaptic events per second arriving in each slot of the sample neuron. */
+const SLOT_EVENT_HZ = [120, 120, 60, 180, 180];
+const E_SYN = (excitatory: boolean): number => (excitatory ? 0 : -70);
+const THETA = [-38, -45];
+const REST = [-60, -60];
+const TARGET_RATE = [0.5, 2];
+const TRACES_PER_TYPE = 3;
+
+function network(o: SyntheticOptions, rng: Rng): NetworkView {
+  const N = o.neurons;
+  const cellType = new Int32Array(N);
+  for (let j = Math.round(0.8 * N); j < N; j++) cellType[j] = 1;
+  for (let j = N - 1; j > 0; j--) {
+    const k = Math.floor(rng() * (j + 1));
+    [cellType[j], cellType[k]] = [cellType[k], cellType[j]];
+  }
+  const assemblySize = Math.floor(N / o.assemblies);
+  const assemblyOf = (j: number): number => (j < assemblySize * o.assemblies ? Math.floor(j / assemblySize) : -1);
+  const recPre: number[] = [];
+  const recPost: number[] = [];
+  const recWeight: number[] = [];
+  for (let pre = 0; pre < N; pre++) {
+    const t = cellType[pre];
+    const a = assemblyOf(pre);
+    // Walk the row in runs of constant probability (before, inside and after the own assembly).
+    const from = a >= 0 ? a * assemblySize : 0;
+    const to = a >= 0 ? from + assemblySize : 0;
+    const runs: [number, number, number][] = [
+      [0, from, P_BETWEEN],
+      [from, to, P_WITHIN[t]],
+      [to, N, P_BETWEEN],
+    ];
+    for (const [lo, hi, p] of runs) {
+      for (let post = lo - 1 + geometricGap(rng, p); post < hi; post += geometricGap(rng, p)) {
+        if (post === pre) continue;
+        recPre.push(pre);
+        recPost.push(post);
+        recWeight.push(lognormal(rng, WEIGHT[t].mean, WEIGHT[t].variance));
+      }
+    }
+  }
+  const ffPre: number[] = [];
+  const ffPost: number[] = [];
+  const ffWeight: number[] = [];
+  for (let pre = 0; pre < o.inputs; pre++) {
+    for (let post = geometricGap(rng, P_FEEDFORWARD) - 1; post < N; post += geometricGap(rng, P_FEEDFORWARD)) {
+      ffPre.push(pre);
+      ffPost.push(post);
+      ffWeight.push(lognormal(rng, 0.4, 0.2));
+    }
+  }
+  return {
+    cellTypeNames: CELL_TYPES,
+    inputTypeNames: INPUT_TYPES,
+    cellType,
+    inputType: new Int32Array(o.inputs),
+    assemblySize,
+    numAssemblies: o.assemblies,
+    recPre: Int32Array.from(recPre),
+    recPost: Int32Array.from(recPost),
+    recWeight: Float32Array.from(recWeight),
+    ffPre: Int32Array.from(ffPre),
+    ffPost: Int32Array.from(ffPost),
+    ffWeight: Float32Array.from(ffWeight),
+    theta: THETA,
+    restingPotential: REST,
+    slots: SLOTS,
+  };
+}
+
+/** Poisson spike trains as CSR over `steps` steps of `dt` ms. */
+function poissonTrains(rates: ArrayLike<number>, steps: number, dt: number, rng: Rng): { ptr: Int32Array; spikeSteps: Int32Array } {
+  const ptr = new Int32Array(rates.length + 1);
+  const out: number[] = [];
+  for (let j = 0; j < rates.length; j++) {
+    const p = Math.min(0.5, (rates[j] * dt) / 1000);
+    if (p > 0) for (let s = geometricGap(rng, p) - 1; s < steps; s += geometricGap(rng, p)) out.push(s);
+    ptr[j + 1] = out.length;
+  }
+  return { ptr, spikeSteps: Int32Array.from(out) };
+}
+
+/** Fluctuating subthreshold voltage that resets at the given spike steps. */
+function voltageTrace(spikes: ArrayLike<number>, steps: number, type: number, rng: Rng): Float32Array {
+  const v = new Float32Array(steps);
+  const mean = REST[type] + 0.45 * (THETA[type] - REST[type]);
+  let x = mean;
+  let k = 0;
+  for (let s = 0; s < steps; s++) {
+    x += (mean - x) / 20 + 1.2 * normal(rng);
+    if (k < spikes.length && spikes[k] === s) {
+      x = REST[type];
+      k++;
+    }
+    v[s] = x;
+  }
+  return v;
+}
+
+function activity(o: SyntheticOptions, epoch: number, net: NetworkView, rates: Float64Array, rng: Rng): TrialActivity {
+  const dt = 1;
+  const steps = o.steps;
+  const rec = poissonTrains(rates, steps, dt, rng);
+  const inp = poissonTrains(new Float64Array(o.inputs).fill(6), steps, dt, rng);
+  const spiked = (j: number): boolean => rec.ptr[j + 1] > rec.ptr[j];
+  const firstOf = (t: number): number => {
+    const j = net.cellType.findIndex((c, i) => c === t && spiked(i));
+    return j >= 0 ? j : Math.max(0, net.cellType.indexOf(t));
+  };
+  const sampleNeuron = firstOf(0);
+  const traceNeurons: number[] = [];
+  for (let t = 0; t < CELL_TYPES.length; t++) {
+    const ofType = Array.from(net.cellType.keys()).filter((j) => net.cellType[j] === t);
+    traceNeurons.push(...[...ofType.filter(spiked), ...ofType.filter((j) => !spiked(j))].slice(0, TRACES_PER_TYPE));
+  }
+  const trace = (j: number): Float32Array => voltageTrace(rec.spikeSteps.subarray(rec.ptr[j], rec.ptr[j + 1]), steps, net.cellType[j], rng);
+  const sampleVoltage = trace(sampleNeuron);
+  const traceVoltages = new Float32Array(traceNeurons.length * steps);
+  traceNeurons.forEach((j, i) => traceVoltages.set(trace(j), i * steps));
+  const S = SLOTS.length;
+  const sampleConductance = new Float32Array(steps * S);
+  const sampleCurrent = new Float32Array(steps * S);
+  const g = new Float64Array(S);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < S; i++) {
+      g[i] *= Math.exp(-dt / SLOT_TAU_MS[i]);
+      if (rng() < (SLOT_EVENT_HZ[i] * dt) / 1000) g[i] += SLOTS[i].gBar * lognormal(rng, 0.4, 0.2);
+      sampleConductance[s * S + i] = g[i];
+      sampleCurrent[s * S + i] = g[i] * (sampleVoltage[s] - E_SYN(SLOTS[i].excitatory));
+    }
+  }
+  return {
+    epoch,
+    steps,
+    dt,
+    spikePtr: rec.ptr,
+    spikeSteps: rec.spikeSteps,
+    inputSpikePtr: inp.ptr,
+    inputSpikeSteps: inp.spikeSteps,
+    sampleNeuron,
+    sampleVoltage,
+    sampleConductance,
+    sampleCurrent,
+    traceNeurons: Int32Array.from(traceNeurons),
+    traceVoltages,
+  };
+}
+
+/** Losses decaying towards a floor and rates relaxing from their initial values to the targets, epoch 0 logged as inf. */
+function history(epochs: number, rng: Rng): HistoryRow[] {
+  const terms = ["total_loss", "firing_rate_loss", "cv_loss", "silent_penalty_loss", "membrane_variance_loss"];
+  const rows: HistoryRow[] = [{ epoch: 0, ...Object.fromEntries(terms.map((t) => [t, Infinity])) }];
+  for (let e = 1; e <= epochs; e++) {
+    const decay = Math.exp(-e / 15);
+    const jitter = (): number => Math.exp(0.15 * normal(rng));
+    const losses = {
+      firing_rate_loss: (0.05 + 2 * decay) * jitter(),
+      cv_loss: (0.1 + 0.3 * decay) * jitter(),
+      silent_penalty_loss: (0.01 + 0.5 * decay) * jitter(),
+      membrane_variance_loss: (0.02 + 0.1 * decay) * jitter(),
+    };
+    rows.push({
+      epoch: e,
+      total_loss: Object.values(losses).reduce((a, b) => a + b, 0),
+      ...losses,
+      "firing_rate/excitatory/mean": TARGET_RATE[0] + (0.02 - TARGET_RATE[0]) * decay * jitter(),
+      "firing_rate/inhibitory/mean": TARGET_RATE[1] + (11.7 - TARGET_RATE[1]) * decay * jitter(),
+    });
+  }
+  return rows;
+}
+
+export function syntheticFigureData(o: SyntheticOptions): FigureData {
+  const rng = mulberry32(o.seed);
+  const net = network(o, rng);
+  // Silent cells in both types, and lognormal rates around the targets for the rest.
+  const rates = Float64Array.from(net.cellType, (t) => (rng() < (t === 0 ? 0.2 : 0.05) ? 0 : lognormal(rng, t === 0 ? 2 : 10, t === 0 ? 4 : 50)));
+  const epoch = o.epoch ?? 40;
+  return {
+    epoch,
+    totalEpochs: o.totalEpochs ?? 500,
+    network: net,
+    activity: activity(o, epoch, net, rates, rng),
+    rates: Float32Array.from(rates, (r) => r * (0.8 + 0.4 * rng())),
+    cvs: Float32Array.from(rates, (r) => (r < 0.5 ? NaN : Math.max(0.05, 1 + 0.3 * normal(rng)))),
+    targets: { firingRate: TARGET_RATE, cv: 1 },
+    history: history(epoch, rng),
+  };
+}

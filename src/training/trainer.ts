@@ -1,0 +1,292 @@
+/**
+ * The training loop of the coordinator: per accumulation interval it hands the interval's epochs to the worker pool,
+ * reduces their gradients in epoch order, clips, applies Adam, carries the stream states, logs, plots and checkpoints.
+ * The coordinator owns all mutable state and never simulates.
+ */
+import { Config } from "../model/config.js";
+import { FigureData, HistoryRow } from "../report/figure-data.js";
+import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
+import { NetworkSpec } from "../model/network.js";
+import { ResultMessage } from "../distributed/protocol.js";
+import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
+import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
+import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
+import { Progress, updateBlock } from "../report/console.js";
+import { figureTargets } from "../report/figures/network-view.js";
+import { averageGradients, firstNonFinite, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
+import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
+import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
+
+/** What the loop reports to; each observer is optional so tests and tools can run the loop bare. */
+export interface TrainingObservers {
+  update?(record: UpdateRecord, spec: NetworkSpec): void;
+  /** One epoch's result arrived: its compute time and the network time it simulated (s). */
+  epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
+  phase?(phase: "reduce" | "adam", seconds: number): void;
+  /** Called with the data of one plotting epoch; queues the set for rendering. */
+  figures?(data: FigureData): void;
+  /** Resolves when the previous plotting epoch's figures are done (awaited before the next update is logged). */
+  figuresSettled?(): Promise<void>;
+}
+
+export interface TrainerOptions {
+  config: Config;
+  spec: NetworkSpec;
+  /** Writes the checkpoints this loop submits (latest, best), off the training path. */
+  checkpoints: CheckpointWriter;
+  outputDir: string;
+  pool: WorkerPool;
+  runId: string;
+  totalEpochs: number;
+  observers: TrainingObservers;
+  /** The teacher's weights ([student] teacher_file), to report how close the learned ones are; null without. */
+  teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
+  /** Network view for figures (structure arrays); built once by the caller. */
+  figureNetwork: FigureData["network"] | null;
+  progress: Progress | null;
+}
+
+/** How a run of the loop ended; a diverged run throws TrainingDivergedError instead. */
+export type TrainingOutcome = { kind: "completed" } | { kind: "interrupted" } | { kind: "stopped-early"; message: string };
+
+/**
+ * max_skipped_updates consecutive updates had a non-finite loss term, gradient or weight. checkpoint_latest then
+ * holds the state before the first of them.
+ */
+export class TrainingDivergedError extends Error {}
+
+export class Trainer {
+  private stopRequested = false;
+  private readonly history: HistoryRow[] = [];
+  private readonly started = Date.now();
+  /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
+  private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
+
+  constructor(
+    private readonly o: TrainerOptions,
+    private readonly state: TrainingState,
+  ) {}
+
+  /** Finish the current update, checkpoint, and stop (SIGINT/SIGTERM). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Rows of metrics.csv written before a resume, so that history figures show the whole run. */
+  loadHistory(rows: Record<string, number>[]): void {
+    for (const r of rows) this.history.push({ ...r, epoch: r.epoch });
+  }
+
+  async run(csv: MetricsCsv): Promise<TrainingOutcome> {
+    const { config, pool, spec } = this.o;
+    const h = config.hyperparameters;
+    const A = config.simulation.accumulation_interval;
+    const burnIn = config.simulation.burn_in_epochs;
+    const totalUpdates = (this.o.totalEpochs - burnIn) / A;
+    const schedule: LearningRateSchedule = {
+      kind: h.lr_schedule,
+      learningRate: h.learning_rate,
+      warmupUpdates: h.warmup_updates,
+      minLearningRate: h.lr_min,
+      stepUpdates: h.lr_step_updates,
+      stepFactor: h.lr_step_factor,
+    };
+    const s = this.state;
+    const startEpoch = s.epoch;
+    // The report of the previous update (W&B, console, figures), which may still wait for a figure set to render.
+    let report: Promise<void> = Promise.resolve();
+    const finish = async (outcome: TrainingOutcome): Promise<TrainingOutcome> => {
+      if (outcome.kind !== "completed" || s.epoch === startEpoch) this.saveLatest();
+      await report;
+      await this.o.checkpoints.flush();
+      return outcome;
+    };
+    while (s.epoch < this.o.totalEpochs) {
+      if (this.stopRequested) return finish({ kind: "interrupted" });
+      const update = s.epoch / A;
+      const training = s.epoch >= burnIn;
+      // Figure sets every plotting.interval epochs and at the end, plus the untrained network's after the first interval.
+      const figuresOn = config.plotting.enabled && this.o.observers.figures !== undefined;
+      const next = s.epoch + A;
+      const plot = figuresOn && (next % config.plotting.interval === 0 || next >= this.o.totalEpochs);
+      const plotInitial = figuresOn && s.epoch === 0;
+      const tasks: EpochAssignment[] = s.streams.map((st, k) => ({
+        epoch: s.epoch + k,
+        stream: k,
+        initialState: st,
+        computeGradient: training,
+        recordActivity: (plot || plotInitial) && k === A - 1,
+      }));
+      const t0 = performance.now();
+      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks);
+      const t1 = performance.now();
+      // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
+      const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
+      const learningRate = training ? learningRateAt(schedule, (s.epoch - burnIn) / A, totalUpdates) : 0;
+      const problem = training ? this.step(results, learningRate, t1) : null;
+      const outcome: UpdateRecord["outcome"] = !training ? "burn-in" : problem ? "skipped" : "step";
+      if (problem) {
+        if (s.counters.skippedInARow === 0) this.lastGood = { epoch: s.epoch, streams: s.streams.slice() };
+        s.counters.skippedUpdates++;
+        s.counters.skippedInARow++;
+      } else if (training) {
+        s.counters.skippedInARow = 0;
+        this.lastGood = null;
+      }
+      // A stream whose state went non-finite is not carried on: it keeps the state it started the interval from.
+      results.forEach((r, k) => {
+        if (firstNonFinite(r.finalState.v) < 0 && firstNonFinite(r.finalState.g) < 0) s.streams[k] = r.finalState;
+      });
+      s.epoch += A;
+
+      const losses = meanLosses(results);
+      const stats = pooledStats(results, spec.constants.cellType, spec.cellTypeNames);
+      s.losses = losses;
+      const elapsed = (Date.now() - this.started) / 1000;
+      const teacher = this.o.teacherWeights;
+      const record: UpdateRecord = {
+        epoch: s.epoch,
+        step: s.adam.step,
+        losses,
+        gradNorm: this.lastGradNorm,
+        outcome,
+        learningRate,
+        skippedUpdates: s.counters.skippedUpdates,
+        stats,
+        ...(teacher ? { teacher: { recurrent: weightAgreement(s.recWeight, teacher.recWeight), feedforward: weightAgreement(s.ffWeight, teacher.ffWeight) } } : {}),
+        ...(config.targets.file ? { rateRmse: rateRmse(results.map((r) => r.rates), spec.targets.rate) } : {}),
+        wallTimeS: elapsed,
+        epochsPerS: A / ((t1 - t0) / 1000),
+      };
+      // metrics.csv gets its row before the update's checkpoint, so that a resumed run finds every row it continues.
+      const row = metricsRow(record);
+      csv.append(row);
+      this.history.push(row as HistoryRow);
+      const simulated = (spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000;
+      for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
+      // At most one report runs behind training: the next interval trains while the previous figure set renders.
+      await report;
+      const figures = plot || plotInitial ? { last: results[A - 1], initialWeights, weights: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
+      const block = updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined });
+      const skippedLine = problem
+        ? `  Skipped update (${problem}): weights and optimizer unchanged (${s.counters.skippedInARow} in a row, at most ${h.max_skipped_updates})`
+        : null;
+      report = this.report(record, skippedLine ? `${block}\n${skippedLine}` : block, figures);
+
+      if (problem && s.counters.skippedInARow >= h.max_skipped_updates) {
+        const good = this.lastGood!;
+        this.o.checkpoints.submit([{ path: checkpointPaths(this.o.outputDir).latest, kind: "latest" }], { ...s, epoch: good.epoch, streams: good.streams });
+        await report;
+        await this.o.checkpoints.flush();
+        throw new TrainingDivergedError(
+          `training diverged: ${s.counters.skippedInARow} consecutive updates skipped (epochs ${good.epoch + 1}–${s.epoch}; last: ${problem}); ` +
+            `checkpoint_latest holds epoch ${good.epoch}, before the first of them (hyperparameters.max_skipped_updates = ${h.max_skipped_updates})`,
+        );
+      }
+
+      const paths = checkpointPaths(this.o.outputDir);
+      const due: CheckpointTarget[] = [];
+      if (outcome === "step") {
+        if (Number.isFinite(losses.total) && losses.total < s.bestLoss) {
+          s.bestLoss = losses.total;
+          s.counters.updatesSinceBest = 0;
+          due.push({ path: paths.best, kind: "best" });
+        } else {
+          s.counters.updatesSinceBest++;
+        }
+      }
+      if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) due.push({ path: paths.latest, kind: "latest" });
+      this.o.checkpoints.submit(due, s);
+      this.o.progress?.update(s.epoch);
+      if (h.patience > 0 && s.counters.updatesSinceBest >= h.patience && s.epoch < this.o.totalEpochs)
+        return finish({
+          kind: "stopped-early",
+          message: `early stopping at epoch ${s.epoch}: no new best total loss in ${h.patience} updates (best ${s.bestLoss.toPrecision(6)}; hyperparameters.patience)`,
+        });
+    }
+    return finish({ kind: "completed" });
+  }
+
+  /** Pre-clip gradient norm of the latest training update (NaN after burn-in intervals and before the first). */
+  private lastGradNorm = NaN;
+
+  /**
+   * The interval's update: reduce the gradients in epoch order and take the optimiser's step (optimizerStep). Returns
+   * why it was skipped instead, leaving weights and optimizer untouched: a non-finite loss term in some epoch, a
+   * non-finite gradient, or a step that would make a weight non-finite.
+   */
+  private step(results: ResultMessage[], learningRate: number, reduceStart: number): string | null {
+    const { config } = this.o;
+    const h = config.hyperparameters;
+    const s = this.state;
+    this.lastGradNorm = NaN;
+    for (const r of results) {
+      const term = LOSS_TERM_NAMES.find((k) => k !== "cv" && !Number.isFinite(r.losses[k]));
+      if (term) return `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`;
+    }
+    const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
+    const t2 = performance.now();
+    const step = optimizerStep(
+      { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam },
+      grads,
+      { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm },
+      ["recurrent", "feedforward"],
+    );
+    this.lastGradNorm = step.gradNorm;
+    if (!step.applied) return `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
+    [s.recWeight, s.ffWeight] = step.next.weights;
+    s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
+    s.adam = step.next.adam;
+    const t3 = performance.now();
+    this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
+    this.o.observers.phase?.("adam", (t3 - t2) / 1000);
+    return null;
+  }
+
+  /**
+   * One update's report: its scalars reach W&B only after the images of the previous plotting epoch (W&B steps only
+   * increase), which may still be rendering; then this update's figure sets are queued.
+   */
+  private async report(
+    record: UpdateRecord,
+    block: string,
+    figures: { last: ResultMessage; initialWeights: { rec: Float32Array; ff: Float32Array } | null; weights: { rec: Float32Array; ff: Float32Array } | null } | null,
+  ): Promise<void> {
+    await this.o.observers.figuresSettled?.();
+    this.o.observers.update?.(record, this.o.spec);
+    this.o.progress?.print(block);
+    if (!figures) return;
+    if (figures.initialWeights) this.plot(figures.last, 0, figures.initialWeights);
+    if (figures.weights) this.plot(figures.last, record.epoch, figures.weights);
+  }
+
+  /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */
+  saveLatest(): void {
+    this.o.checkpoints.submit([{ path: checkpointPaths(this.o.outputDir).latest, kind: "latest" }], this.state);
+  }
+
+  private plot(last: ResultMessage, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
+    if (!last.activity || !this.o.figureNetwork || !this.o.observers.figures) return;
+    this.o.progress?.print("  Generating plots...");
+    this.o.observers.figures({
+      epoch,
+      totalEpochs: this.o.totalEpochs,
+      network: { ...this.o.figureNetwork, recWeight: weights.rec, ffWeight: weights.ff },
+      activity: last.activity,
+      rates: last.rates,
+      cvs: last.cvs,
+      targets: figureTargets(this.o.config, this.o.spec),
+      history: this.history.filter((row) => row.epoch <= epoch),
+    });
+  }
+}
+
+/** Mean of each loss term over the interval's epochs; the CV term ignores epochs where it is undefined. */
+export function meanLosses(results: { losses: LossTerms }[]): LossTerms {
+  const out = {} as LossTerms;
+  for (const k of LOSS_TERM_NAMES) {
+    const xs = results.map((r) => r.losses[k]).filter((x) => !(k === "cv" && Number.isNaN(x)));
+    out[k] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  }
+  return out;
+}
