@@ -16,10 +16,10 @@ import {
 } from "../src/io/checkpoint.js";
 import { checkpointIdentity } from "../src/io/identity.js";
 import { readSafetensorsFile } from "../src/platform/atomic-file.js";
-import { loadConfig } from "../src/model/config.js";
+import { loadConfig } from "../src/io/parameters-file.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { LOSS_TERM_NAMES, LossTerms } from "../src/model/losses.js";
-import { buildNetworkSpec } from "../src/model/network.js";
+import { loadNetworkSpec } from "../src/io/network-files.js";
 import { decodeSafetensors, encodeSafetensors, Tensor } from "../src/platform/safetensors.js";
 import { StreamState } from "../src/engine/engine.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
@@ -264,7 +264,7 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
 
   beforeAll(() => {
     const connectome = generateConnectome(config);
-    const spec = buildNetworkSpec(config, connectome);
+    const spec = loadNetworkSpec(config, connectome);
     id = checkpointIdentity(config, spec);
     // Two epochs per stream, as after the second update of a run.
     const engine = new SparseCpuEngine(spec);

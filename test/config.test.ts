@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseConfig, roundHalfEven, typeCounts } from "../src/model/config.js";
+import { ConfigError, parseConfig, roundHalfEven, typeCounts } from "../src/model/config.js";
+import { loadConfig } from "../src/io/parameters-file.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity-original.toml"), "utf8");

@@ -12,7 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { coordinatorCli } from "../src/cli/coord-options.js";
 import { workerCli } from "../src/cli/worker-options.js";
-import { loadConfig } from "../src/model/config.js";
+import { loadConfig } from "../src/io/parameters-file.js";
 import { COORD, ensureBuilt, freePort, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
 const DEPLOY = join(ROOT, "deploy");

@@ -8,8 +8,8 @@ import { Packr } from "msgpackr";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../src/model/config.js";
 import { Connectome, generateConnectome } from "../src/model/connectome.js";
-import { TrialActivity } from "../src/report/figure-data.js";
-import { buildNetworkSpec, hashValue, NetworkSpec } from "../src/model/network.js";
+import { hashValue, NetworkSpec } from "../src/model/network.js";
+import { loadNetworkSpec } from "../src/io/network-files.js";
 import {
   AssignMessage,
   decodeMessage,
@@ -20,6 +20,7 @@ import {
   ResultMessage,
 } from "../src/distributed/protocol.js";
 import { Rng } from "../src/model/rng.js";
+import { TrialActivity } from "../src/engine/engine.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
@@ -41,7 +42,7 @@ beforeAll(() => {
   t = replaceOnce(t, "num_neurons = 150", "num_neurons = 10");
   const config = parseConfig(t, "small");
   connectome = generateConnectome(config);
-  spec = buildNetworkSpec(config, connectome);
+  spec = loadNetworkSpec(config, connectome);
 });
 
 function roundTrip<M extends Message>(m: M): M {

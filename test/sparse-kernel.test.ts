@@ -4,7 +4,7 @@ import { EpochResult } from "../src/engine/engine.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { parseConfig } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
-import { buildNetworkSpec } from "../src/model/network.js";
+import { loadNetworkSpec } from "../src/io/network-files.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 
 /** The small test network with another trial count and size. */
@@ -16,7 +16,7 @@ function network(batch: number, neurons: number) {
   expect(config.simulation.batch_size).toBe(batch);
   expect(config.recurrent.num_neurons).toBe(neurons);
   const connectome = generateConnectome(config);
-  return { spec: buildNetworkSpec(config, connectome), connectome };
+  return { spec: loadNetworkSpec(config, connectome), connectome };
 }
 
 const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { writeSafetensorsFile } from "../src/platform/atomic-file.js";
 import { Config, ConfigError, parseConfig } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
-import { buildNetworkSpec } from "../src/model/network.js";
+import { loadNetworkSpec } from "../src/io/network-files.js";
 import { Rng, RngPurpose } from "../src/model/rng.js";
 import { meanByType, rateRmse, weightAgreement } from "../src/model/statistics.js";
 import { readTargetsFile, readTeacherWeights, writeTargetsFile } from "../src/io/targets-file.js";
@@ -64,7 +64,7 @@ function problem(f: () => unknown): string {
 
 describe("per-neuron targets from a CSV file", () => {
   it("override the per-type targets for the columns present; an empty CV keeps the scalar", () => {
-    const spec = buildNetworkSpec(config(`file = "${csv("ok.csv", ["neuron,rate,cv,ratio", ...rows().reverse()])}"`), connectome);
+    const spec = loadNetworkSpec(config(`file = "${csv("ok.csv", ["neuron,rate,cv,ratio", ...rows().reverse()])}"`), connectome);
     expect(Array.from(spec.targets.rate)).toEqual(Array.from({ length: N }, (_, j) => j / 10));
     expect(Array.from(spec.targets.cv)).toEqual(Array.from({ length: N }, (_, j) => (j % 3 === 0 ? 1.0 : 0.8)));
     expect(Array.from(spec.targets.ratio)).toEqual(Array.from({ length: N }, () => 0.3));
@@ -75,7 +75,7 @@ describe("per-neuron targets from a CSV file", () => {
   it("accept any column order, only the required columns, spaces and CRLF", () => {
     const name = "crlf.csv";
     writeFileSync(join(dir, name), ["rate , neuron", ...Array.from({ length: N }, (_, j) => ` ${j / 10} , ${j} `)].join("\r\n"));
-    const spec = buildNetworkSpec(config(`file = "${name}"`), connectome);
+    const spec = loadNetworkSpec(config(`file = "${name}"`), connectome);
     expect(spec.targets.rate[7]).toBeCloseTo(0.7, 12);
     expect(Array.from(spec.targets.ratio)).toEqual(Array.from(connectome.cellType, (k) => [0.25, 0.45][k]));
   });
@@ -97,21 +97,21 @@ describe("per-neuron targets from a CSV file", () => {
   ];
   it.each(cases)("%s is a ConfigError naming the file and the problem", (name, lines, message) => {
     const file = csv(`${name.replace(/\W+/g, "-")}.csv`, lines);
-    const msg = problem(() => buildNetworkSpec(config(`file = "${file}"`), connectome));
+    const msg = problem(() => loadNetworkSpec(config(`file = "${file}"`), connectome));
     expect(msg).toMatch(/^targets\.file ".*\.csv": /);
     expect(msg).toMatch(message);
   });
 
   it("a missing file and an unknown extension", () => {
-    expect(problem(() => buildNetworkSpec(config('file = "nope.csv"'), connectome))).toMatch(/^targets\.file ".*nope\.csv": file not found$/);
-    expect(problem(() => buildNetworkSpec(config('file = "t.json"'), connectome))).toMatch(/unknown file type "\.json"/);
+    expect(problem(() => loadNetworkSpec(config('file = "nope.csv"'), connectome))).toMatch(/^targets\.file ".*nope\.csv": file not found$/);
+    expect(problem(() => loadNetworkSpec(config('file = "t.json"'), connectome))).toMatch(/unknown file type "\.json"/);
   });
 });
 
 describe("targets and teacher weights from snn-sim's safetensors file", () => {
   it("round trip: targets override, NaN CVs keep the scalar, weights come back", () => {
     const name = teacherFile("teacher.safetensors");
-    const spec = buildNetworkSpec(config(`file = "${name}"`), connectome);
+    const spec = loadNetworkSpec(config(`file = "${name}"`), connectome);
     expect(Array.from(spec.targets.rate)).toEqual(Array.from({ length: N }, (_, j) => Math.fround(j / 5)));
     expect(Array.from(spec.targets.cv)).toEqual(Array.from({ length: N }, (_, j) => (j % 4 === 0 ? 1.0 : Math.fround(1.1))));
     const w = readTeacherWeights("student.teacher_file", join(dir, name), connectome);
@@ -122,42 +122,42 @@ describe("targets and teacher weights from snn-sim's safetensors file", () => {
   it("refuses a file from another network, naming both hashes", () => {
     const other = generateConnectome(parseConfig(smallNetworkToml({ seed: 8 }), "other"));
     const name = teacherFile("other.safetensors", { networkHash: other.hash, recWeight: other.recWeight, ffWeight: other.ffWeight });
-    const msg = problem(() => buildNetworkSpec(config(`file = "${name}"`), connectome));
+    const msg = problem(() => loadNetworkSpec(config(`file = "${name}"`), connectome));
     expect(msg).toMatch(/^targets\.file ".*other\.safetensors": exported from a different network \(network hash [0-9a-f]{12}…, these parameters give [0-9a-f]{12}…/);
     expect(problem(() => readTeacherWeights("student.teacher_file", join(dir, name), connectome))).toMatch(/^student\.teacher_file .*different network/);
   });
 
   it("refuses wrong lengths, negative targets, non-finite weights and other safetensors files", () => {
     const short = teacherFile("short.safetensors", { rate: new Float64Array(N - 1) });
-    expect(problem(() => buildNetworkSpec(config(`file = "${short}"`), connectome))).toMatch(new RegExp(`tensor "target_rate" has shape \\[${N - 1}\\], expected \\[${N}\\]`));
+    expect(problem(() => loadNetworkSpec(config(`file = "${short}"`), connectome))).toMatch(new RegExp(`tensor "target_rate" has shape \\[${N - 1}\\], expected \\[${N}\\]`));
     const negative = teacherFile("negative.safetensors", { ratio: Float64Array.from({ length: N }, (_, j) => (j === 9 ? -0.5 : 0.3)) });
-    expect(problem(() => buildNetworkSpec(config(`file = "${negative}"`), connectome))).toMatch(/ratio of neuron 9 is -0.5/);
+    expect(problem(() => loadNetworkSpec(config(`file = "${negative}"`), connectome))).toMatch(/ratio of neuron 9 is -0.5/);
     const nanWeight = teacherFile("nan-weight.safetensors", { recWeight: connectome.recWeight.map((w, e) => (e === 3 ? NaN : w)) });
     expect(problem(() => readTeacherWeights("student.teacher_file", join(dir, nanWeight), connectome))).toMatch(/teacher_rec_weight\[3\] is NaN/);
     writeSafetensorsFile(join(dir, "checkpoint.safetensors"), { rec_weight: { dtype: "F32", shape: [1], data: new Float32Array(1) } }, { format: "snn-train checkpoint" });
-    expect(problem(() => buildNetworkSpec(config('file = "checkpoint.safetensors"'), connectome))).toMatch(/not a targets file written by snn-sim --export-targets/);
+    expect(problem(() => loadNetworkSpec(config('file = "checkpoint.safetensors"'), connectome))).toMatch(/not a targets file written by snn-sim --export-targets/);
     writeFileSync(join(dir, "garbage.safetensors"), "not safetensors at all");
-    expect(problem(() => buildNetworkSpec(config('file = "garbage.safetensors"'), connectome))).toMatch(/^targets\.file ".*garbage\.safetensors": /);
+    expect(problem(() => loadNetworkSpec(config('file = "garbage.safetensors"'), connectome))).toMatch(/^targets\.file ".*garbage\.safetensors": /);
   });
 });
 
 describe("the network hash", () => {
   it("covers the targets file's contents and, with the van Rossum loss, the teacher's weights", () => {
-    const a = buildNetworkSpec(config(`file = "${csv("h1.csv", ["neuron,rate", ...rows((j) => `${j},1`)])}"`), connectome);
-    const same = buildNetworkSpec(config(`file = "${csv("h2.csv", ["neuron,rate", ...rows((j) => `${j},1`)])}"`), connectome);
-    const changed = buildNetworkSpec(config(`file = "${csv("h3.csv", ["neuron,rate", ...rows((j) => `${j},${j === 0 ? 2 : 1}`)])}"`), connectome);
+    const a = loadNetworkSpec(config(`file = "${csv("h1.csv", ["neuron,rate", ...rows((j) => `${j},1`)])}"`), connectome);
+    const same = loadNetworkSpec(config(`file = "${csv("h2.csv", ["neuron,rate", ...rows((j) => `${j},1`)])}"`), connectome);
+    const changed = loadNetworkSpec(config(`file = "${csv("h3.csv", ["neuron,rate", ...rows((j) => `${j},${j === 0 ? 2 : 1}`)])}"`), connectome);
     expect(same.hash).toBe(a.hash);
     expect(changed.hash).not.toBe(a.hash);
-    expect(buildNetworkSpec(baseConfig, connectome).hash).not.toBe(a.hash);
+    expect(loadNetworkSpec(baseConfig, connectome).hash).not.toBe(a.hash);
 
     const vr = (file: string) =>
       parseConfig(smallNetworkToml().replace("loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 1.0") + `\n[student]\nteacher_file = "${file}"\n`, "vr", dir);
-    const t1 = buildNetworkSpec(vr(teacherFile("w1.safetensors")), connectome);
-    const t2 = buildNetworkSpec(vr(teacherFile("w2.safetensors", { recWeight: connectome.recWeight.map((w) => 4 * w) })), connectome);
+    const t1 = loadNetworkSpec(vr(teacherFile("w1.safetensors")), connectome);
+    const t2 = loadNetworkSpec(vr(teacherFile("w2.safetensors", { recWeight: connectome.recWeight.map((w) => 4 * w) })), connectome);
     expect(t1.teacherRecWeight).toBeInstanceOf(Float32Array);
     expect(t2.hash).not.toBe(t1.hash);
     // Without the loss the workers need no teacher: the spec carries none.
-    expect(buildNetworkSpec(config("", `teacher_file = "w1.safetensors"`), connectome).teacherRecWeight).toBeUndefined();
+    expect(loadNetworkSpec(config("", `teacher_file = "w1.safetensors"`), connectome).teacherRecWeight).toBeUndefined();
   });
 });
 

@@ -20,6 +20,8 @@ import {
   projectNonNegative,
 } from "../src/model/optimizer.js";
 import { metricsColumns, MetricsCsv, prepareOutputDir, UpdateRecord } from "../src/io/run-dir.js";
+import { Progress } from "../src/report/console.js";
+import { UpdateReporter } from "../src/report/update-report.js";
 import { Trainer, TrainingDivergedError, TrainingOutcome } from "../src/training/trainer.js";
 import { EpochAssignment, WorkerPool } from "../src/distributed/worker-pool.js";
 import { ResultMessage } from "../src/distributed/protocol.js";
@@ -148,6 +150,16 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
   const records: UpdateRecord[] = [];
   const weights: Float32Array[] = [];
   let output = "";
+  // The coordinator's reporter, printing into `output`, with no metrics sinks and no figures.
+  const reporter = new UpdateReporter({
+    config,
+    spec,
+    totalEpochs: config.simulation.epochs,
+    outputDir: dir,
+    progress: { print: (s: string) => (output += `${s}\n`) } as Progress,
+    onUpdate: () => {},
+    figures: null,
+  });
   const trainer = new Trainer(
     {
       config,
@@ -158,14 +170,13 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
       runId: "test",
       totalEpochs: config.simulation.epochs,
       observers: {
-        update: (r) => {
-          records.push(r);
+        report: (r) => {
+          records.push(r.record);
           weights.push(state.recWeight.slice());
+          return reporter.report(r);
         },
       },
       teacherWeights: null,
-      figureNetwork: null,
-      progress: { print: (s: string) => (output += `${s}\n`), update: () => {} } as never,
     },
     state,
   );

@@ -22,9 +22,10 @@ import { checkpointIdentity } from "../io/identity.js";
 import { averageGradients, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "../report/figures/bench.js";
-import { Config, loadConfig } from "../model/config.js";
+import { Config } from "../model/config.js";
+import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
-import { buildNetworkSpec } from "../model/network.js";
+import { loadNetworkSpec } from "../io/network-files.js";
 import { encodeMessage } from "../distributed/protocol.js";
 import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
@@ -65,7 +66,7 @@ function untrainedStatistics(config: Config): void {
   // One trial for 10 s from rest, as the original's measurement: 100 epochs of 100 ms carried as one stream.
   const one = withBatch(config, 1);
   const connectome = generateConnectome(one);
-  const engine = new SparseCpuEngine(buildNetworkSpec(one, connectome));
+  const engine = new SparseCpuEngine(loadNetworkSpec(one, connectome));
   let state: StreamState | null = null;
   const epochs = 100;
   const rates = new Float64Array(connectome.cellType.length);
@@ -82,7 +83,7 @@ function untrainedStatistics(config: Config): void {
 
 function engineSpeed(config: Config): { epochSeconds: number; state: StreamState } {
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   console.log(`\n2. sparse-cpu at default size: ${connectome.rec.pre.length} recurrent + ${connectome.ff.pre.length} feedforward synapses, epoch = ${spec.batchSize} trials × ${spec.chunkSteps * spec.chunksPerEpoch} steps, one core`);
   const results: Record<string, number> = {};
   let state: StreamState | null = null;
@@ -108,7 +109,7 @@ async function tfjsRatio(): Promise<void> {
   const { TfjsEngine } = await import("../engine/tfjs/tfjs-engine.js");
   const config = loadConfig(QUICKSTART).config;
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   const task: EpochTask = { epoch: 1, initialState: null, recWeight: connectome.recWeight, ffWeight: connectome.ffWeight, computeGradient: true, recordActivity: false };
   const sparse = seconds(() => new SparseCpuEngine(spec).runEpochSync(task), 2);
   const tf = new TfjsEngine(spec);
@@ -199,7 +200,7 @@ async function figures(epochSeconds: number, config: Config): Promise<void> {
 /** Size and write/read time of a checkpoint with A realistic, distinct stream states (each a few epochs from rest). */
 function checkpointSize(config: Config): void {
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   const engine = new SparseCpuEngine(spec);
   const A = config.simulation.accumulation_interval;
   const streams = Array.from({ length: A }, (_, k) => {

@@ -6,10 +6,12 @@
  *     the coordinator's step under each parameterisation.
  */
 import { logWeights, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
-import { Config, loadConfig } from "../model/config.js";
+import { Config } from "../model/config.js";
+import { loadConfig } from "../io/parameters-file.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
 import { LossWeights } from "../model/losses.js";
-import { buildNetworkSpec, NetworkSpec } from "../model/network.js";
+import { NetworkSpec } from "../model/network.js";
+import { loadNetworkSpec } from "../io/network-files.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 
@@ -44,7 +46,7 @@ function spread(xs: number[]): string {
 /** Gradient norms of `epochs` epochs from streams warmed up for `warm` epochs, with the network's settings changed. */
 function gradientNorms(config: Config, settings: { surrgradScale: number; detachReset: boolean }, warm: number, epochs: number) {
   const connectome = generateConnectome(config);
-  const base = buildNetworkSpec(config, connectome);
+  const base = loadNetworkSpec(config, connectome);
   const spec: NetworkSpec = { ...base, constants: { ...base.constants, surrgradScale: settings.surrgradScale, detachReset: settings.detachReset } };
   const only = (term: (typeof TERMS)[number]): LossWeights => ({ firing_rate: 0, cv: 0, silent_penalty: 0, membrane_variance: 0, van_rossum: 0, [term]: spec.lossWeights[term] });
   const total = new SparseCpuEngine(spec);
@@ -98,7 +100,7 @@ export function trainingGradients(quickstartFile: string, shipped: Config): void
 export function trainingCosts(defaultFile: string): void {
   const config = loadConfig(defaultFile).config;
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   const engine = new SparseCpuEngine(spec);
   const task = epochTask(connectome);
   let state: StreamState | null = null;

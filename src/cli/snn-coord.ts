@@ -10,16 +10,18 @@ import { basename, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./coord-options.js";
-import { checkTrainingLength, ConfigError, loadConfig } from "../model/config.js";
+import { checkTrainingLength, ConfigError } from "../model/config.js";
+import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
 import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
-import { buildNetworkSpec } from "../model/network.js";
+import { loadNetworkSpec } from "../io/network-files.js";
 import { CheckpointError, CheckpointIdentity, checkpointPaths, initialTrainingState, readCheckpoint, TrainingState } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
 import { checkpointIdentity } from "../io/identity.js";
 import { Progress, startBanner } from "../report/console.js";
 import { CoordinatorMetrics } from "../report/metrics.js";
-import { figureDir, FigureQueue } from "../report/figures/queue.js";
+import { FigureQueue } from "../report/figures/queue.js";
+import { UpdateReporter } from "../report/update-report.js";
 import { figureTargets, networkView } from "../report/figures/network-view.js";
 import { WandbLogger } from "../report/wandb.js";
 import { MetadataFile, metricsColumns, MetricsCsv, metricsRow, packageVersion, prepareOutputDir, RunDirError, UpdateRecord, writeParameters } from "../io/run-dir.js";
@@ -111,7 +113,7 @@ async function main(): Promise<number> {
   const outputDir = resolve(args.output ?? join("runs", `${basename(paramsFile, ".toml")}-${stamp}`));
 
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   const identity = checkpointIdentity(config, spec);
   const teacher = teacherWeights(config, connectome);
   const vanRossum = spec.teacherRecWeight !== undefined;
@@ -189,9 +191,14 @@ async function main(): Promise<number> {
           (epoch, message) => log(`figures of epoch ${epoch} failed: ${message}`),
         )
       : null;
-  const view = figures ? networkView(config, connectome) : null;
-  const observers: TrainingObservers = {
-    update: (r) => {
+  const reporter = new UpdateReporter({
+    config,
+    spec,
+    totalEpochs,
+    outputDir,
+    progress,
+    figures: figures ? { queue: figures, network: networkView(config, connectome) } : null,
+    onUpdate: (r) => {
       metrics.recordUpdate({
         epoch: r.epoch,
         step: r.step,
@@ -204,7 +211,12 @@ async function main(): Promise<number> {
       });
       wandb?.log(r.epoch, wandbScalars(r, vanRossum));
     },
-    ...(figures ? { figures: (data) => figures.submit(data, figureDir(outputDir, data.epoch)), figuresSettled: () => figures.settled() } : {}),
+  });
+  if (resuming) reporter.loadHistory(MetricsCsv.read(csv.path));
+  const observers: TrainingObservers = {
+    report: (r) => reporter.report(r),
+    figures: figures !== null,
+    progress: (epoch) => progress.update(epoch),
     epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
     phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : metrics.observeAdam(seconds)),
   };
@@ -220,12 +232,9 @@ async function main(): Promise<number> {
       totalEpochs,
       observers,
       teacherWeights: teacher,
-      figureNetwork: view,
-      progress,
     },
     state,
   );
-  if (resuming) trainer.loadHistory(MetricsCsv.read(csv.path));
 
   let signals = 0;
   const onSignal = (sig: string) => {

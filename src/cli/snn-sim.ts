@@ -8,11 +8,13 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { writeSafetensorsFile } from "../platform/atomic-file.js";
-import { Config, ConfigError, loadConfig } from "../model/config.js";
+import { Config, ConfigError } from "../model/config.js";
+import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
 import { FigureData } from "../report/figure-data.js";
 import { poissonInputs } from "../model/inputs.js";
-import { buildNetworkSpec, NetworkSpec } from "../model/network.js";
+import { NetworkSpec } from "../model/network.js";
+import { loadNetworkSpec } from "../io/network-files.js";
 import { Tensor } from "../platform/safetensors.js";
 import { pooledStats } from "../model/statistics.js";
 import { writeTargetsFile } from "../io/targets-file.js";
@@ -73,7 +75,7 @@ async function main(): Promise<number> {
   const loaded = loadConfig(String(args.params)).config;
   const config = args.teacher ? teacherConfig(loaded) : loaded;
   const connectome = generateConnectome(config);
-  const spec = buildNetworkSpec(config, connectome);
+  const spec = loadNetworkSpec(config, connectome);
   let { recWeight, ffWeight } = args.teacher ? connectome : studentInitialWeights(config, connectome, teacherWeights(config, connectome));
   if (args.checkpoint) {
     const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);

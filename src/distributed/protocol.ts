@@ -6,11 +6,11 @@
  */
 import { Packr } from "msgpackr";
 import { EdgeList } from "../model/connectome.js";
-import { TrialActivity } from "../report/figure-data.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
 import { NetworkSpec } from "../model/network.js";
 import { CellTypeStats } from "../model/statistics.js";
+import { TrialActivity } from "../engine/engine.js";
 
 /** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
 export const PROTOCOL_VERSION = 3;

@@ -3,7 +3,6 @@
  * initial stream state, forward and, on request, backward with truncated BPTT at chunk boundaries.
  * Gradients are per existing synapse (edge order of the network's edge lists), never dense matrices.
  */
-import { TrialActivity } from "../report/figure-data.js";
 import { LossTerms } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
 import { CellTypeStats } from "../model/statistics.js";
@@ -29,6 +28,34 @@ export interface EpochTask {
   computeGradient: boolean;
   /** Extract the designated trial's activity for figures. */
   recordActivity: boolean;
+}
+
+/**
+ * One designated trial of one epoch, for figures (the original's "batch 0"): spikes of all neurons, traces of one sample neuron. */
+export interface TrialActivity {
+  /** Global epoch index the activity comes from. */
+  epoch: number;
+  /** Time steps in the trial (chunks_per_epoch × chunk_steps). */
+  steps: number;
+  /** Step length in ms. */
+  dt: number;
+  /** Spikes of every recurrent neuron as CSR: neuron j spiked at steps spikeSteps[spikePtr[j] .. spikePtr[j+1]). */
+  spikePtr: Int32Array;
+  spikeSteps: Int32Array;
+  /** Spikes of every input neuron, same CSR layout. */
+  inputSpikePtr: Int32Array;
+  inputSpikeSteps: Int32Array;
+  /** The sample neuron whose traces are recorded (an excitatory neuron that spiked and received input, as the original). */
+  sampleNeuron: number;
+  /** Membrane potential of the sample neuron after each step (mV), length steps. */
+  sampleVoltage: Float32Array;
+  /** Effective conductance (rise + decay) per synapse slot of the sample neuron, [step][slot] (nS). */
+  sampleConductance: Float32Array;
+  /** Synaptic current per slot of the sample neuron, [step][slot] (pA, positive = hyperpolarising). */
+  sampleCurrent: Float32Array;
+  /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
+  traceNeurons: Int32Array;
+  traceVoltages: Float32Array;
 }
 
 export interface EpochResult {

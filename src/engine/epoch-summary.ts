@@ -2,8 +2,7 @@
  * From an epoch's recorded spikes and voltages to its loss terms, the gradient coefficients of MODEL.md section 4,
  * statistics and figure data. Engines store activity in different layouts; a layout is described by strides.
  */
-import { TrialActivity } from "../report/figure-data.js";
-import type { EpochResult, StreamState } from "./engine.js";
+import type { EpochResult, StreamState, TrialActivity } from "./engine.js";
 import {
   cvLoss,
   firingRateLoss,

@@ -8,7 +8,9 @@
  */
 import { ThreadRpc } from "../platform/thread-rpc.js";
 import { CheckpointError, CheckpointIdentity, TrainingState } from "./checkpoint.js";
-import { CheckpointKind } from "../report/metrics.js";
+
+/** latest: every checkpoint_interval and at the end; best: the lowest total loss so far. */
+export type CheckpointKind = "latest" | "best";
 
 /** One checkpoint file due: where, and which kind (for the metrics). */
 export interface CheckpointTarget {

@@ -1,9 +1,9 @@
 /**
  * The one configuration schema: parses a parameters TOML file, validates every key (path, type, range) and returns a
  * typed, fully-defaulted Config. Any problem is a ConfigError naming the key; the CLIs turn it into exit code 2.
+ * Pure: io/parameters-file.ts reads the file (relative paths in it are resolved against `baseDir`).
  */
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 
 export class ConfigError extends Error {
@@ -603,14 +603,4 @@ function readStudent(r: Reader, baseDir: string): StudentConfig {
   if (init === "teacher" && !teacher_file)
     throw new ConfigError(`${r.path}.init: "teacher" takes the weights of student.teacher_file, which is not set`);
   return student;
-}
-
-export function loadConfig(file: string): { config: Config; text: string } {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new ConfigError(`${file}: cannot read parameters file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  return { config: parseConfig(text, file, dirname(resolve(file))), text };
 }

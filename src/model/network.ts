@@ -8,7 +8,6 @@ import { Connectome, EdgeList } from "./connectome.js";
 import { LossWeights, NeuronTargets } from "./losses.js";
 import { buildModelConstants, ModelConstants } from "./constants.js";
 import { spikeProbabilities } from "./inputs.js";
-import { readTargetsFile, readTeacherWeights } from "../io/targets-file.js";
 
 export interface NetworkSpec {
   /** Content hash of everything below: workers cache by it, checkpoints are checked against it. */
@@ -36,8 +35,18 @@ export interface NetworkSpec {
   plotTrial: number;
 }
 
+/**
+ * What the parameters' files contribute, read by io/network-files.ts: per-neuron targets of `[targets] file` (the
+ * quantities it holds; NaN CV entries: no CV target for that neuron) and, with the van Rossum loss on, the teacher's
+ * weights of `[student] teacher_file`.
+ */
+export interface NetworkFiles {
+  targets: { rate?: Float64Array; cv?: Float64Array; ratio?: Float64Array } | null;
+  teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
+}
+
 /** Targets by cell type, overridden per neuron by `[targets] file` for the quantities it holds. */
-export function neuronTargets(config: Config, connectome: Connectome, theta: Float32Array): NeuronTargets {
+export function neuronTargets(config: Config, connectome: Connectome, theta: Float32Array, file: NetworkFiles["targets"]): NeuronTargets {
   const byType = (v: number[]) => Float64Array.from(connectome.cellType, (k) => v[k]);
   const targets: NeuronTargets = {
     rate: byType(config.targets.firing_rates),
@@ -46,8 +55,7 @@ export function neuronTargets(config: Config, connectome: Connectome, theta: Flo
     theta: Float64Array.from(theta),
     cv: Float64Array.from(connectome.cellType, () => config.targets.cvs),
   };
-  if (!config.targets.file) return targets;
-  const file = readTargetsFile("targets.file", config.targets.file, connectome);
+  if (!file) return targets;
   if (file.rate) targets.rate = file.rate;
   if (file.ratio) targets.ratio = file.ratio;
   if (file.cv) targets.cv = file.cv.map((cv, j) => (Number.isNaN(cv) ? targets.cv[j] : cv));
@@ -55,11 +63,10 @@ export function neuronTargets(config: Config, connectome: Connectome, theta: Flo
 }
 
 /**
- * Everything a worker needs, from the parameters: reads `[targets] file` and, when the van Rossum loss is on, the
- * teacher's weights from `[student] teacher_file`. Their contents enter the hash, so a changed file is noticed on
- * resume.
+ * Everything a worker needs, from the parameters and what their files hold (io/network-files.ts loadNetworkSpec
+ * reads them). The files' contents enter the hash, so a changed file is noticed on resume.
  */
-export function buildNetworkSpec(config: Config, connectome: Connectome): NetworkSpec {
+export function buildNetworkSpec(config: Config, connectome: Connectome, files: NetworkFiles): NetworkSpec {
   const constants = buildModelConstants(config, connectome);
   const spec: Omit<NetworkSpec, "hash"> = {
     seed: config.simulation.seed,
@@ -70,19 +77,14 @@ export function buildNetworkSpec(config: Config, connectome: Connectome): Networ
     rec: connectome.rec,
     ff: connectome.ff,
     inputProbability: spikeProbabilities(connectome.inputType, config.feedforward.firing_rate, config.simulation.dt),
-    targets: neuronTargets(config, connectome, constants.theta),
+    targets: neuronTargets(config, connectome, constants.theta, files.targets),
     lossWeights: { ...config.hyperparameters.loss_weight },
     vanRossumTau: config.hyperparameters.van_rossum_tau,
-    ...(config.hyperparameters.loss_weight.van_rossum > 0 ? teacherWeightFields(config, connectome) : {}),
+    ...(files.teacherWeights ? { teacherRecWeight: files.teacherWeights.recWeight, teacherFfWeight: files.teacherWeights.ffWeight } : {}),
     cellTypeNames: config.recurrent.names,
     plotTrial: config.plotting.trial,
   };
   return { ...spec, hash: hashValue(spec) };
-}
-
-function teacherWeightFields(config: Config, connectome: Connectome): Pick<NetworkSpec, "teacherRecWeight" | "teacherFfWeight"> {
-  const { recWeight, ffWeight } = readTeacherWeights("student.teacher_file", config.student.teacher_file!, connectome);
-  return { teacherRecWeight: recWeight, teacherFfWeight: ffWeight };
 }
 
 /** sha256 over a structure of numbers, strings and typed arrays, in key order. */

@@ -1,34 +1,9 @@
 /**
- * What the figures need, and nothing more: a worker extracts this from one designated trial of an epoch
- * (the original's "batch 0") so that full conductance tensors never cross the network.
+ * What the figures need, and nothing more: the activity of one designated trial of an epoch (the engine's
+ * TrialActivity, extracted on the worker so that full conductance tensors never cross the network), the network's
+ * structure, and the run's history.
  */
-
-/** One designated trial of one epoch: spikes of all neurons, traces of one sample neuron. */
-export interface TrialActivity {
-  /** Global epoch index the activity comes from. */
-  epoch: number;
-  /** Time steps in the trial (chunks_per_epoch × chunk_steps). */
-  steps: number;
-  /** Step length in ms. */
-  dt: number;
-  /** Spikes of every recurrent neuron as CSR: neuron j spiked at steps spikeSteps[spikePtr[j] .. spikePtr[j+1]). */
-  spikePtr: Int32Array;
-  spikeSteps: Int32Array;
-  /** Spikes of every input neuron, same CSR layout. */
-  inputSpikePtr: Int32Array;
-  inputSpikeSteps: Int32Array;
-  /** The sample neuron whose traces are recorded (an excitatory neuron that spiked and received input, as the original). */
-  sampleNeuron: number;
-  /** Membrane potential of the sample neuron after each step (mV), length steps. */
-  sampleVoltage: Float32Array;
-  /** Effective conductance (rise + decay) per synapse slot of the sample neuron, [step][slot] (nS). */
-  sampleConductance: Float32Array;
-  /** Synaptic current per slot of the sample neuron, [step][slot] (pA, positive = hyperpolarising). */
-  sampleCurrent: Float32Array;
-  /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
-  traceNeurons: Int32Array;
-  traceVoltages: Float32Array;
-}
+import type { TrialActivity } from "../engine/engine.js";
 
 /** Static description of the network that the structure figures draw. */
 export interface NetworkView {

@@ -5,11 +5,11 @@
  */
 import type { CellTypeStats } from "../model/statistics.js";
 import { Counter, exponentialBuckets, Gauge, Histogram } from "prom-client";
+import type { CheckpointKind } from "../io/checkpoint-writer.js";
 import { type BuildInfo, EPOCH_DURATION_BUCKETS, MetricsServer } from "../platform/metrics-server.js";
 
 export type WorkerFailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 export type UpdatePhase = "reduce" | "adam" | "broadcast";
-export type CheckpointKind = "latest" | "best";
 
 
 export interface CellTypeTarget {

@@ -4,29 +4,42 @@
  * The coordinator owns all mutable state and never simulates.
  */
 import { Config } from "../model/config.js";
-import { FigureData, HistoryRow } from "../report/figure-data.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
 import { ResultMessage } from "../distributed/protocol.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
-import { Progress, updateBlock } from "../report/console.js";
-import { figureTargets } from "../report/figures/network-view.js";
 import { averageGradients, firstNonFinite, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
 
+/** One update, as the reports (console, metrics, W&B, figures) need it. */
+export interface UpdateReport {
+  record: UpdateRecord;
+  /** Why the update was skipped; null when it was applied (or was burn-in). */
+  problem: string | null;
+  /** Updates skipped in a row so far, and the limit (hyperparameters.max_skipped_updates). */
+  skippedInARow: number;
+  maxSkipped: number;
+  /**
+   * Where a figure set is due: the interval's last epoch (its activity was recorded), and the weights to draw:
+   * `initial` for the untrained network's set (epoch_0000), `current` for this update's.
+   */
+  figures: { last: ResultMessage; initial: { rec: Float32Array; ff: Float32Array } | null; current: { rec: Float32Array; ff: Float32Array } | null } | null;
+}
+
 /** What the loop reports to; each observer is optional so tests and tools can run the loop bare. */
 export interface TrainingObservers {
-  update?(record: UpdateRecord, spec: NetworkSpec): void;
+  /** Reports one update; runs beside training, which waits for the previous report before starting the next. */
+  report?(r: UpdateReport): Promise<void>;
+  /** Figure sets are drawn: plotting epochs record their activity. */
+  figures?: boolean;
+  /** Epochs completed so far (progress bar). */
+  progress?(epoch: number): void;
   /** One epoch's result arrived: its compute time and the network time it simulated (s). */
   epochCompleted?(computeSeconds: number, simulatedSeconds: number): void;
   phase?(phase: "reduce" | "adam", seconds: number): void;
-  /** Called with the data of one plotting epoch; queues the set for rendering. */
-  figures?(data: FigureData): void;
-  /** Resolves when the previous plotting epoch's figures are done (awaited before the next update is logged). */
-  figuresSettled?(): Promise<void>;
 }
 
 export interface TrainerOptions {
@@ -41,9 +54,6 @@ export interface TrainerOptions {
   observers: TrainingObservers;
   /** The teacher's weights ([student] teacher_file), to report how close the learned ones are; null without. */
   teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
-  /** Network view for figures (structure arrays); built once by the caller. */
-  figureNetwork: FigureData["network"] | null;
-  progress: Progress | null;
 }
 
 /** How a run of the loop ended; a diverged run throws TrainingDivergedError instead. */
@@ -57,7 +67,6 @@ export class TrainingDivergedError extends Error {}
 
 export class Trainer {
   private stopRequested = false;
-  private readonly history: HistoryRow[] = [];
   private readonly started = Date.now();
   /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
   private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
@@ -70,11 +79,6 @@ export class Trainer {
   /** Finish the current update, checkpoint, and stop (SIGINT/SIGTERM). */
   requestStop(): void {
     this.stopRequested = true;
-  }
-
-  /** Rows of metrics.csv written before a resume, so that history figures show the whole run. */
-  loadHistory(rows: Record<string, number>[]): void {
-    for (const r of rows) this.history.push({ ...r, epoch: r.epoch });
   }
 
   async run(csv: MetricsCsv): Promise<TrainingOutcome> {
@@ -106,7 +110,7 @@ export class Trainer {
       const update = s.epoch / A;
       const training = s.epoch >= burnIn;
       // Figure sets every plotting.interval epochs and at the end, plus the untrained network's after the first interval.
-      const figuresOn = config.plotting.enabled && this.o.observers.figures !== undefined;
+      const figuresOn = config.plotting.enabled && this.o.observers.figures === true;
       const next = s.epoch + A;
       const plot = figuresOn && (next % config.plotting.interval === 0 || next >= this.o.totalEpochs);
       const plotInitial = figuresOn && s.epoch === 0;
@@ -159,19 +163,13 @@ export class Trainer {
         epochsPerS: A / ((t1 - t0) / 1000),
       };
       // metrics.csv gets its row before the update's checkpoint, so that a resumed run finds every row it continues.
-      const row = metricsRow(record);
-      csv.append(row);
-      this.history.push(row as HistoryRow);
+      csv.append(metricsRow(record));
       const simulated = (spec.batchSize * spec.chunkSteps * spec.chunksPerEpoch * spec.constants.dt) / 1000;
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
       // At most one report runs behind training: the next interval trains while the previous figure set renders.
       await report;
-      const figures = plot || plotInitial ? { last: results[A - 1], initialWeights, weights: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
-      const block = updateBlock(s.epoch, this.o.totalEpochs, losses, stats, { ...record, vanRossum: spec.teacherRecWeight !== undefined });
-      const skippedLine = problem
-        ? `  Skipped update (${problem}): weights and optimizer unchanged (${s.counters.skippedInARow} in a row, at most ${h.max_skipped_updates})`
-        : null;
-      report = this.report(record, skippedLine ? `${block}\n${skippedLine}` : block, figures);
+      const figures = plot || plotInitial ? { last: results[A - 1], initial: initialWeights, current: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
+      report = this.o.observers.report?.({ record, problem, skippedInARow: s.counters.skippedInARow, maxSkipped: h.max_skipped_updates, figures }) ?? Promise.resolve();
 
       if (problem && s.counters.skippedInARow >= h.max_skipped_updates) {
         const good = this.lastGood!;
@@ -197,7 +195,7 @@ export class Trainer {
       }
       if (s.epoch % config.simulation.checkpoint_interval === 0 || s.epoch >= this.o.totalEpochs) due.push({ path: paths.latest, kind: "latest" });
       this.o.checkpoints.submit(due, s);
-      this.o.progress?.update(s.epoch);
+      this.o.observers.progress?.(s.epoch);
       if (h.patience > 0 && s.counters.updatesSinceBest >= h.patience && s.epoch < this.o.totalEpochs)
         return finish({
           kind: "stopped-early",
@@ -243,41 +241,9 @@ export class Trainer {
     return null;
   }
 
-  /**
-   * One update's report: its scalars reach W&B only after the images of the previous plotting epoch (W&B steps only
-   * increase), which may still be rendering; then this update's figure sets are queued.
-   */
-  private async report(
-    record: UpdateRecord,
-    block: string,
-    figures: { last: ResultMessage; initialWeights: { rec: Float32Array; ff: Float32Array } | null; weights: { rec: Float32Array; ff: Float32Array } | null } | null,
-  ): Promise<void> {
-    await this.o.observers.figuresSettled?.();
-    this.o.observers.update?.(record, this.o.spec);
-    this.o.progress?.print(block);
-    if (!figures) return;
-    if (figures.initialWeights) this.plot(figures.last, 0, figures.initialWeights);
-    if (figures.weights) this.plot(figures.last, record.epoch, figures.weights);
-  }
-
   /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */
   saveLatest(): void {
     this.o.checkpoints.submit([{ path: checkpointPaths(this.o.outputDir).latest, kind: "latest" }], this.state);
-  }
-
-  private plot(last: ResultMessage, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
-    if (!last.activity || !this.o.figureNetwork || !this.o.observers.figures) return;
-    this.o.progress?.print("  Generating plots...");
-    this.o.observers.figures({
-      epoch,
-      totalEpochs: this.o.totalEpochs,
-      network: { ...this.o.figureNetwork, recWeight: weights.rec, ffWeight: weights.ff },
-      activity: last.activity,
-      rates: last.rates,
-      cvs: last.cvs,
-      targets: figureTargets(this.o.config, this.o.spec),
-      history: this.history.filter((row) => row.epoch <= epoch),
-    });
   }
 }
 

@@ -7,7 +7,8 @@
  */
 import { Config, parseConfig } from "../../src/model/config.js";
 import { Connectome, generateConnectome } from "../../src/model/connectome.js";
-import { buildNetworkSpec, NetworkSpec } from "../../src/model/network.js";
+import { NetworkSpec } from "../../src/model/network.js";
+import { loadNetworkSpec } from "../../src/io/network-files.js";
 
 export interface SmallNetworkOptions {
   seed?: number;
@@ -128,5 +129,5 @@ raster_neurons = 20
 export function smallNetwork(o: SmallNetworkOptions = {}): SmallNetwork & { config: Config } {
   const config = parseConfig(smallNetworkToml(o), "small-network");
   const connectome = generateConnectome(config);
-  return { spec: buildNetworkSpec(config, connectome), connectome, config };
+  return { spec: loadNetworkSpec(config, connectome), connectome, config };
 }

@@ -1,6 +1,7 @@
 /** Activity figures of the designated trial: rasters, PSTH, membrane voltage, conductances and currents. */
 import type { TopLevelSpec } from "vega-lite";
-import type { FigureData, TrialActivity } from "../figure-data.js";
+import type { TrialActivity } from "../../engine/engine.js";
+import type { FigureData } from "../figure-data.js";
 import { decimate, evenSample, psth } from "./stats.js";
 import { type Datum, type Layer, type Panel, figure, fmt, membersByType, noteLayer, populationScale } from "./spec.js";
 

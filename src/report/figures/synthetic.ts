@@ -2,7 +2,8 @@
  * A plausible, deterministic FigureData without running a simulation, for tests and the figure benchmark:
  * assembly-structured sparse weights, Poisson spikes, an OU-like voltage with resets, decaying conductances.
  */
-import type { FigureData, HistoryRow, NetworkView, TrialActivity } from "../figure-data.js";
+import type { TrialActivity } from "../../engine/engine.js";
+import type { FigureData, HistoryRow, NetworkView } from "../figure-data.js";
 
 export interface SyntheticOptions {
   neurons: number;

@@ -1,0 +1,73 @@
+/**
+ * What the coordinator shows of each update, in one place: the console block in the original's format (with a line
+ * for a skipped update), the metrics sinks (Prometheus, W&B) and the figure sets, whose history it keeps. The trainer
+ * hands it one UpdateReport per update; it runs beside training.
+ */
+import type { Config } from "../model/config.js";
+import type { NetworkSpec } from "../model/network.js";
+import { metricsRow, UpdateRecord } from "../io/run-dir.js";
+import type { UpdateReport } from "../training/trainer.js";
+import { Progress, updateBlock } from "./console.js";
+import type { HistoryRow, NetworkView } from "./figure-data.js";
+import { figureTargets } from "./figures/network-view.js";
+import { figureDir, FigureQueue } from "./figures/queue.js";
+
+export interface UpdateReporterOptions {
+  config: Config;
+  spec: NetworkSpec;
+  totalEpochs: number;
+  outputDir: string;
+  progress: Progress;
+  /** Metrics sinks of each update (Prometheus, W&B scalars). */
+  onUpdate: (record: UpdateRecord) => void;
+  /** Figure sets, when they are drawn: the queue and the network's structure. */
+  figures: { queue: FigureQueue; network: NetworkView } | null;
+}
+
+export class UpdateReporter {
+  private readonly history: HistoryRow[] = [];
+
+  constructor(private readonly o: UpdateReporterOptions) {}
+
+  /** Rows of metrics.csv written before a resume, so that history figures show the whole run. */
+  loadHistory(rows: Record<string, number>[]): void {
+    for (const r of rows) this.history.push({ ...r, epoch: r.epoch });
+  }
+
+  /**
+   * One update's report: its scalars reach W&B only after the images of the previous figure set (W&B steps only
+   * increase), which may still be rendering; then this update's figure sets are queued.
+   */
+  async report(r: UpdateReport): Promise<void> {
+    const { record } = r;
+    this.history.push(metricsRow(record) as HistoryRow);
+    await this.o.figures?.queue.settled();
+    this.o.onUpdate(record);
+    const block = updateBlock(record.epoch, this.o.totalEpochs, record.losses, record.stats, { ...record, vanRossum: this.o.spec.teacherRecWeight !== undefined });
+    this.o.progress.print(block);
+    if (r.problem) this.o.progress.print(`  Skipped update (${r.problem}): weights and optimizer unchanged (${r.skippedInARow} in a row, at most ${r.maxSkipped})`);
+    if (!r.figures) return;
+    if (r.figures.initial) this.plot(r, 0, r.figures.initial);
+    if (r.figures.current) this.plot(r, record.epoch, r.figures.current);
+  }
+
+  private plot(r: UpdateReport, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
+    const last = r.figures!.last;
+    const figures = this.o.figures;
+    if (!last.activity || !figures) return;
+    this.o.progress.print("  Generating plots...");
+    figures.queue.submit(
+      {
+        epoch,
+        totalEpochs: this.o.totalEpochs,
+        network: { ...figures.network, recWeight: weights.rec, ffWeight: weights.ff },
+        activity: last.activity,
+        rates: last.rates,
+        cvs: last.cvs,
+        targets: figureTargets(this.o.config, this.o.spec),
+        history: this.history.filter((row) => row.epoch <= epoch),
+      },
+      figureDir(this.o.outputDir, epoch),
+    );
+  }
+}
