@@ -20,11 +20,11 @@ import {
   interSpikeIntervals,
   linearBinEdges,
   logBinEdges,
-  meanStd,
   percentile,
   psth,
 } from "../src/report/figures/stats.js";
-import { syntheticFigureData } from "../src/report/figures/synthetic.js";
+import { syntheticFigureData } from "./helpers/synthetic-figures.js";
+import { meanStd } from "../src/model/statistics.js";
 import type { FigureData } from "../src/report/figure-data.js";
 
 const EXPECTED = [
@@ -137,6 +137,15 @@ describe("figure set", () => {
       const { variance, ink } = inkStats(png.rgba);
       expect(variance, name).toBeGreaterThan(100);
       expect(ink, name).toBeGreaterThan(0.01);
+    }
+  });
+
+  it("shows [plotting] raster_neurons recurrent neurons and a quarter as many inputs", () => {
+    for (const rasterNeurons of [8, 40]) {
+      const sample = rasterSample({ ...data, rasterNeurons });
+      // Rounding per population (2 types, 1 input type) may add or drop a row.
+      expect(Math.abs(sample.neurons.length - rasterNeurons)).toBeLessThanOrEqual(1);
+      expect(sample.inputs.length).toBe(rasterNeurons / 4);
     }
   });
 
@@ -254,7 +263,10 @@ describe("figure statistics", () => {
   });
 
   it("summaries: mean/std ddof 1, percentile, block means, decimation", () => {
-    expect(meanStd([1, 2, 3, NaN])).toEqual({ mean: 2, std: 1, n: 3 });
+    expect(meanStd([1, 2, 3, NaN], 1)).toEqual({ mean: 2, std: 1, n: 3 });
+    expect(meanStd([1, 2, 3, NaN], 0)).toEqual({ mean: 2, std: Math.sqrt(2 / 3), n: 3 });
+    expect(meanStd([5], 1).std).toBeNaN();
+    expect(meanStd([5], 0).std).toBe(0);
     expect(percentile([4, 1, 3, 2], 50)).toBe(2.5);
     expect(percentile([1, 2, 3, 4], 99.5)).toBeCloseTo(3.985, 12);
     // 3×3 matrix in 2×2 blocks; edge blocks average over the cells they have

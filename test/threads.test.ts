@@ -13,7 +13,7 @@ import type * as ThreadRpcModule from "../src/platform/thread-rpc.js";
 import type * as ThreadedEngineModule from "../src/engine/threaded-engine.js";
 import type * as WorkerModule from "../src/distributed/worker.js";
 import { initialTrainingState } from "../src/io/checkpoint.js";
-import { syntheticFigureData } from "../src/report/figures/synthetic.js";
+import { syntheticFigureData } from "./helpers/synthetic-figures.js";
 import { Engine, EpochTask } from "../src/engine/engine.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { COORD, coord, ensureBuilt, freePort, metricRows, ROOT, smallParams, start, tempDir } from "./helpers/runs.js";

@@ -21,7 +21,7 @@ import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } 
 import { checkpointIdentity } from "../io/identity.js";
 import { averageGradients, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
-import { benchFigureSet } from "../report/figures/bench.js";
+import { benchFigureSet } from "./figures.js";
 import { Config } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
@@ -182,7 +182,7 @@ function throughput(): void {
 }
 
 async function figures(epochSeconds: number, config: Config): Promise<void> {
-  const { seconds: s } = await benchFigureSet();
+  const { seconds: s } = await benchFigureSet(config);
   const A = config.simulation.accumulation_interval;
   const every = config.plotting.interval;
   const interval = A * epochSeconds;

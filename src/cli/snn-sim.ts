@@ -130,6 +130,7 @@ async function main(): Promise<number> {
       cvs: last.cvs,
       targets: figureTargets(config, spec),
       history: [],
+      rasterNeurons: config.plotting.raster_neurons,
     };
     const files = await renderFigureSet(data, args.figures);
     console.log(`wrote ${files.length} figures of the last epoch to ${args.figures}`);

@@ -14,11 +14,23 @@ export interface CellTypeStats {
   ratioMean: number;
 }
 
-function meanStd(values: number[]): [number, number] {
-  if (values.length === 0) return [NaN, NaN];
-  const m = values.reduce((a, b) => a + b, 0) / values.length;
-  const v = values.reduce((a, b) => a + (b - m) * (b - m), 0) / values.length;
-  return [m, Math.sqrt(v)];
+/**
+ * Mean and standard deviation of the finite values, with `ddof` (0: the population std the original's trainer logs;
+ * 1: the sample std the figures show); NaN where undefined (no values, or one value with ddof 1).
+ */
+export function meanStd(values: ArrayLike<number>, ddof: 0 | 1): { mean: number; std: number; n: number } {
+  let n = 0;
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isFinite(values[i])) {
+      n++;
+      sum += values[i];
+    }
+  }
+  const mean = n > 0 ? sum / n : NaN;
+  let ss = 0;
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) ss += (values[i] - mean) * (values[i] - mean);
+  return { mean, std: n > ddof ? Math.sqrt(ss / (n - ddof)) : NaN, n };
 }
 
 /** rates in Hz, cvs (NaN = undefined) and membrane ratios per neuron; cellType indexes names. */
@@ -33,10 +45,10 @@ export function cellTypeStats(rates: ArrayLike<number>, cvs: ArrayLike<number>, 
       m.push(ratios[j]);
       if (!Number.isNaN(cvs[j])) c.push(cvs[j]);
     }
-    const [rateMean, rateStd] = meanStd(r);
-    const [cvMean, cvStd] = meanStd(c);
+    const rate = meanStd(r, 0);
+    const cv = meanStd(c, 0);
     const activeFraction = r.length ? r.filter((x) => x > 0).length / r.length : NaN;
-    return { cellType: name, rateMean, rateStd, cvMean, cvStd, activeFraction, ratioMean: meanStd(m)[0] };
+    return { cellType: name, rateMean: rate.mean, rateStd: rate.std, cvMean: cv.mean, cvStd: cv.std, activeFraction, ratioMean: meanStd(m, 0).mean };
   });
 }
 

@@ -50,4 +50,6 @@ export interface FigureData {
     perNeuronRate?: Float32Array;
   };
   history: HistoryRow[];
+  /** Recurrent neurons shown in the spike raster ([plotting] raster_neurons; a quarter as many inputs). */
+  rasterNeurons: number;
 }

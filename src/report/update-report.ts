@@ -66,6 +66,7 @@ export class UpdateReporter {
         cvs: last.cvs,
         targets: figureTargets(this.o.config, this.o.spec),
         history: this.history.filter((row) => row.epoch <= epoch),
+        rasterNeurons: this.o.config.plotting.raster_neurons,
       },
       figureDir(this.o.outputDir, epoch),
     );

@@ -33,13 +33,16 @@ export interface RasterSample {
   neurons: number[];
 }
 
-/** The rows of the spike raster: ~20 inputs and ~80 recurrent neurons spread over the populations. */
+/**
+ * The rows of the spike raster: about data.rasterNeurons recurrent neurons and a quarter as many inputs, spread over
+ * the populations in proportion to their sizes (fewer where that many rows would draw too many spikes).
+ */
 export function rasterSample(data: FigureData): RasterSample {
   const net = data.network;
   const a = data.activity;
   return {
-    inputs: sampleRows(a.inputSpikePtr, membersByType(net.inputType, net.inputTypeNames.length), 20).flat(),
-    neurons: sampleRows(a.spikePtr, membersByType(net.cellType, net.cellTypeNames.length), 80).flat(),
+    inputs: sampleRows(a.inputSpikePtr, membersByType(net.inputType, net.inputTypeNames.length), Math.max(1, Math.round(data.rasterNeurons / 4))).flat(),
+    neurons: sampleRows(a.spikePtr, membersByType(net.cellType, net.cellTypeNames.length), data.rasterNeurons).flat(),
   };
 }
 

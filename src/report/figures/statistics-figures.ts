@@ -1,7 +1,8 @@
 /** Firing-statistics figures: rate, CV and ISI histograms per cell type, Fano factor vs counting window. */
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
-import { extent, fanoFactors, fanoWindows, histogram, interSpikeIntervals, linearBinEdges, logBinEdges, meanStd, percentile } from "./stats.js";
+import { meanStd } from "../../model/statistics.js";
+import { extent, fanoFactors, fanoWindows, histogram, interSpikeIntervals, linearBinEdges, logBinEdges, percentile } from "./stats.js";
 import { type Datum, type HistogramPanelOptions, type Panel, figure, fmt, histogramPanel, membersByType, notePanel, pick, populationScale } from "./spec.js";
 
 /** One histogram panel per cell type, side by side, on shared edges. */
@@ -33,7 +34,7 @@ export function firingRateSpec(data: FigureData): TopLevelSpec {
       const silent = members.length - v.filter((r) => r > 0).length;
       const target = data.targets.firingRate[t];
       return {
-        title: `${data.network.cellTypeNames[t]}: mean ${fmt(meanStd(v).mean)} Hz, ${silent} of ${members.length} silent`,
+        title: `${data.network.cellTypeNames[t]}: mean ${fmt(meanStd(v, 1).mean)} Hz, ${silent} of ${members.length} silent`,
         edges,
         markers: [{ x: target, label: `target ${fmt(target)} Hz` }],
       };
@@ -51,7 +52,7 @@ export function cvSpec(data: FigureData): TopLevelSpec {
     data,
     (members) => pick(data.cvs, members),
     (t, _members, v) => {
-      const s = meanStd(v);
+      const s = meanStd(v, 1);
       return {
         title: `${data.network.cellTypeNames[t]}: mean ${fmt(s.mean)}, ${s.n} neurons with ≥ 3 spikes`,
         edges,
@@ -69,7 +70,7 @@ export function isiSpec(data: FigureData): TopLevelSpec {
     data,
     (members) => interSpikeIntervals(a.spikePtr, a.spikeSteps, members, a.dt),
     (t, _members, v) => {
-      const mean = meanStd(v).mean;
+      const mean = meanStd(v, 1).mean;
       // 99.5th percentile as the upper edge keeps a few long gaps from squashing the bulk, as the original.
       const hi = Math.max(percentile(v, 99.5) || 0, (2 * a.dt) / 1000);
       return {
@@ -90,7 +91,7 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
   const values: Datum[] = [];
   membersByType(net.cellType, net.cellTypeNames.length).forEach((members, t) => {
     for (const w of windows) {
-      const s = meanStd(fanoFactors(a.spikePtr, a.spikeSteps, members, a.steps, w));
+      const s = meanStd(fanoFactors(a.spikePtr, a.spikeSteps, members, a.steps, w), 1);
       if (s.n > 0) values.push({ w: (w * a.dt) / 1000, mean: s.mean, lo: s.mean - (s.std || 0), hi: s.mean + (s.std || 0), pop: net.cellTypeNames[t] });
     }
   });

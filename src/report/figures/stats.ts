@@ -128,21 +128,6 @@ export function histogram(values: ArrayLike<number>, edges: Float64Array): Float
   return counts;
 }
 
-/** Mean and sample standard deviation (ddof = 1) of the finite values; NaN where undefined. */
-export function meanStd(values: ArrayLike<number>): { mean: number; std: number; n: number } {
-  let n = 0;
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) {
-    if (Number.isFinite(values[i])) {
-      n++;
-      sum += values[i];
-    }
-  }
-  const mean = n > 0 ? sum / n : NaN;
-  let ss = 0;
-  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) ss += (values[i] - mean) ** 2;
-  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : NaN, n };
-}
 
 /** numpy `percentile(values, q)` (linear interpolation) of the finite values; NaN when there are none. */
 export function percentile(values: ArrayLike<number>, q: number): number {

@@ -1,9 +1,9 @@
 /**
- * A plausible, deterministic FigureData without running a simulation, for tests and the figure benchmark:
+ * A plausible, deterministic FigureData without running a simulation, for the figure tests:
  * assembly-structured sparse weights, Poisson spikes, an OU-like voltage with resets, decaying conductances.
  */
-import type { TrialActivity } from "../../engine/engine.js";
-import type { FigureData, HistoryRow, NetworkView } from "../figure-data.js";
+import type { TrialActivity } from "../../src/engine/engine.js";
+import type { FigureData, HistoryRow, NetworkView } from "../../src/report/figure-data.js";
 
 export interface SyntheticOptions {
   neurons: number;
@@ -245,6 +245,7 @@ export function syntheticFigureData(o: SyntheticOptions): FigureData {
     rates: Float32Array.from(rates, (r) => r * (0.8 + 0.4 * rng())),
     cvs: Float32Array.from(rates, (r) => (r < 0.5 ? NaN : Math.max(0.05, 1 + 0.3 * normal(rng)))),
     targets: { firingRate: TARGET_RATE, cv: 1 },
+    rasterNeurons: 80,
     history: history(epoch, rng),
   };
 }
