@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
-import { decodeMessage } from "../src/distributed/protocol.js";
+import { decodeMessage, encodeMessage } from "../src/distributed/protocol.js";
 import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
@@ -109,6 +109,33 @@ describe("bit-identical results", () => {
     await w.exit;
     expect(code, c.output()).toBe(0);
     expect(c.output()).toMatch(/refused a message/);
+    expectSameRun(dir);
+  });
+});
+
+describe("one engine per run", () => {
+  it("refuses a worker whose engine differs from the run's; records the engine and the workers in metadata.json", async () => {
+    const dir = join(tempDir(), "engines");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
+    const other = new Dealer({ linger: 0 });
+    other.connect(`tcp://127.0.0.1:${port}`);
+    await other.send(encodeMessage({ type: "hello", workerId: "gpu-1", hostname: "elsewhere", pid: 1, engine: "tfjs-gpu", threads: 1, networkHash: null }));
+    const [reply] = await other.receive();
+    other.close();
+    const r = decodeMessage(reply);
+    expect(r.type === "reject" && r.reason).toBe(
+      "engine tfjs-gpu differs from this run's engine sparse-cpu (results are bit-identical only within one engine; start it with the run's engine)",
+    );
+    expect(await c.exit, c.output()).toBe(0);
+    await w.exit;
+    expect(c.output()).toMatch(/refused worker gpu-1: engine tfjs-gpu differs/);
+    const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
+    expect(meta.engine).toBe("sparse-cpu");
+    expect(meta.workers_joined).toHaveLength(1);
+    expect(meta.workers_joined[0]).toMatchObject({ engine: "sparse-cpu", threads: 1 });
     expectSameRun(dir);
   });
 });

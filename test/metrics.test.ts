@@ -184,6 +184,15 @@ describe("CoordinatorMetrics", () => {
     expect(exp.types.get("nodejs_heap_size_total_bytes")).toBe("gauge");
   });
 
+  it("snn_build_info carries the engine the run's workers use, once known", async () => {
+    const m = new CoordinatorMetrics({ version: "0.1.0", engine: "none" });
+    open.push(m);
+    m.setEngine("sparse-cpu");
+    const exp = parseExposition(await m.metricsText());
+    expect(value(exp, "snn_build_info", { version: "0.1.0", engine: "sparse-cpu", node_version: process.version })).toBe(1);
+    expect(exp.samples.filter((x) => x.name === "snn_build_info")).toHaveLength(1);
+  });
+
   it("counts skipped updates apart from steps, and burn-in intervals as neither", async () => {
     const m = coordinator();
     const base = { epoch: 5, step: 0, losses: { total: 1 }, stats: [], targets: [] };

@@ -136,7 +136,7 @@ async function main(): Promise<number> {
   const external = args.external;
   const metadata = new MetadataFile(outputDir, {
     command: process.argv.slice(1).join(" "),
-    engine: "sparse-cpu",
+    engine: null,
     workers: external ? `external (min ${args["min-workers"]})` : args.workers,
     parameters_file: resolve(paramsFile),
     output_dir: outputDir,
@@ -144,7 +144,8 @@ async function main(): Promise<number> {
   });
 
   const runId = `${basename(outputDir)}-${state.wandbRunId}`;
-  const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "sparse-cpu" });
+  // The engine label says "none" until the first worker joins and sets the run's engine.
+  const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "none" });
   const metricsPort = await metrics.serve(args["metrics-port"]);
   if (metricsPort) log(`Prometheus metrics on http://0.0.0.0:${metricsPort}/metrics`);
   const pool = new WorkerPool(spec, runId, {
@@ -154,6 +155,10 @@ async function main(): Promise<number> {
     events: {
       log,
       workersChanged: (n) => metrics.setWorkersConnected(n),
+      workerJoined: (worker, engine) => {
+        metadata.workerJoined(worker, engine);
+        metrics.setEngine(engine);
+      },
       workerFailed: (reason) => metrics.workerFailure(reason),
       bytes: (sent, received) => {
         if (sent) metrics.bytesSent(sent);

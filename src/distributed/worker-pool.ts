@@ -24,6 +24,11 @@ export type FailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 export interface PoolEvents {
   log(line: string): void;
   workersChanged?(connected: number): void;
+  /**
+   * A worker joined: its description. The first one sets the run's engine; a worker with another engine is refused
+   * (bit-identity holds per engine), which `refused` reports.
+   */
+  workerJoined?(worker: { id: string; engine: string; hostname: string; threads: number }, runEngine: string): void;
   workerFailed?(reason: FailureReason): void;
   bytes?(sent: number, received: number): void;
   epochsInFlight?(n: number): void;
@@ -85,6 +90,8 @@ export class WorkerPool {
     reject: (e: Error) => void;
     lastWorkerSeen: number;
   } | null = null;
+  /** The engine of the first worker that joined: every other worker must use it. */
+  private runEngine: string | null = null;
   /** Epochs of the current interval in reduction order. */
   private order: number[] = [];
   private closed = false;
@@ -248,11 +255,21 @@ export class WorkerPool {
     if (w) w.lastSeen = Date.now();
     switch (msg.type) {
       case "hello": {
+        if (this.runEngine !== null && msg.engine !== this.runEngine) {
+          const reason = `engine ${msg.engine} differs from this run's engine ${this.runEngine} (results are bit-identical only within one engine; start it with the run's engine)`;
+          this.opts.events.log(`refused worker ${msg.workerId}: ${reason}`);
+          this.opts.events.workerFailed?.("protocol");
+          if (w) this.drop(w, "protocol", reason);
+          this.send(routingId, { type: "reject", reason });
+          return;
+        }
+        this.runEngine ??= msg.engine;
         if (w) this.drop(w, "disconnect", "re-registered");
         const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
         this.workers.set(key, entry);
         this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}, ${msg.threads} thread${msg.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
         this.opts.events.workersChanged?.(this.workers.size);
+        this.opts.events.workerJoined?.({ id: msg.workerId, engine: msg.engine, hostname: msg.hostname, threads: msg.threads }, this.runEngine);
         if (msg.networkHash !== this.spec.hash) this.send(routingId, { type: "network", spec: this.spec });
         this.dispatch();
         return;

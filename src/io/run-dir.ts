@@ -26,8 +26,11 @@ export interface Metadata {
   version: string;
   git_commit: string | null;
   host: string;
-  engine: string;
+  /** The engine of the run's workers (the first worker's; workers with another are refused); null until one joined. */
+  engine: string | null;
   workers: number | string;
+  /** Every worker that joined: id, engine, host, threads. */
+  workers_joined?: { id: string; engine: string; hostname: string; threads: number }[];
   parameters_file: string;
   output_dir: string;
   start_time: string;
@@ -59,6 +62,13 @@ export class MetadataFile {
   constructor(dir: string, init: Omit<Metadata, "version" | "git_commit" | "host" | "start_time" | "status">) {
     this.path = join(dir, "metadata.json");
     this.data = { ...init, version: packageVersion(), git_commit: gitCommit(), host: hostname(), start_time: new Date().toISOString(), status: "running" };
+    this.write();
+  }
+
+  /** Records what joined the run (the engine, and each worker), as it happens. */
+  workerJoined(worker: { id: string; engine: string; hostname: string; threads: number }, runEngine: string): void {
+    const joined = [...(this.data.workers_joined ?? []), worker];
+    this.data = { ...this.data, engine: runEngine, workers_joined: joined };
     this.write();
   }
 

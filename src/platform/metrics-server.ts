@@ -23,14 +23,24 @@ export abstract class MetricsServer {
   readonly registry = new Registry();
   private server: Server | undefined;
 
-  protected constructor(build: BuildInfo) {
+  private readonly buildInfo: Gauge<"version" | "engine" | "node_version">;
+
+  protected constructor(private build: BuildInfo) {
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({
+    this.buildInfo = new Gauge({
       name: "snn_build_info",
       help: "Constant 1, labelled with the snn-train version, engine and Node.js version of this process.",
       labelNames: ["version", "engine", "node_version"] as const,
       registers: [this.registry],
-    }).set({ version: build.version, engine: build.engine, node_version: process.version }, 1);
+    });
+    this.setEngine(build.engine);
+  }
+
+  /** The engine label, once known (a coordinator learns it from its first worker). */
+  setEngine(engine: string): void {
+    this.build = { ...this.build, engine };
+    this.buildInfo.reset();
+    this.buildInfo.set({ version: this.build.version, engine, node_version: process.version }, 1);
   }
 
   /** The exposition text a scrape would return. */
