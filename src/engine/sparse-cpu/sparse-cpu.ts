@@ -7,7 +7,8 @@
  * line. The forward keeps for the backward only v, s, the pre-reset membrane ṽ and ΣG per step (per-slot conductances
  * only for epochs recorded for figures). All buffers are allocated once per engine; nothing is allocated per time
  * step. In float32 (the default) every pass runs as a WebAssembly kernel (kernels/*.wat) over the same buffers; the
- * JavaScript loops below are their bit-identical fallback and the float64 (test) path. State, adjoint state and loss
+ * JavaScript loops below, which call the reference step and adjoint (../reference-step.ts) per element, are their
+ * bit-identical fallback and the float64 (test) path. State, adjoint state and loss
  * coefficients are stored in the engine's precision and combined in float64; the adjoint's sparse product
  * Σ_j W_ij δ[j] runs in that precision throughout (float32 lanes by default); weight gradients accumulate in float64.
  *
@@ -25,15 +26,18 @@ import { NetworkSpec } from "../../model/network.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engine.js";
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "../epoch-summary.js";
 import { KernelKind, WasmKernels, Workspace } from "./kernels/workspace.js";
+import {
+  CobaLifAdjoint,
+  cobaLifAdjointStep,
+  CobaLifParameters,
+  CobaLifState,
+  cobaLifStep,
+  CobaLifStepRecord,
+  flushTiny,
+  LossGradient,
+  SynapseSlot,
+} from "../reference-step.js";
 
-/**
- * Conductances decay geometrically (AMPA rise by e^-10 per step) and reach subnormal numbers within tens of steps;
- * subnormal arithmetic is ~100× slower on x86. Values below 1e-30 (nS, or their adjoints) cannot affect anything
- * that is recorded, so they are set to zero.
- */
-function flushTiny(x: number): number {
-  return x > -1e-30 && x < 1e-30 ? 0 : x;
-}
 
 export type Precision = "float32" | "float64";
 
@@ -144,10 +148,21 @@ export class SparseCpuEngine implements Engine {
   private readonly ws: Workspace<Layout>;
   private readonly buf: Workspace<Layout>["buffers"] & FloatBuffers;
   private readonly wasm: WasmKernels | null;
-  /** The sparse product's rounding: float32 (Math.fround) with float32 state, none in float64 mode. */
+  /** Rounding to the storage precision (Math.fround in float32, none in float64): the reference step's stores, the sparse product. */
   private readonly round: (x: number) => number;
   /** Bytes of one state value (4 in float32, 8 in float64): the unit of the kernels' byte offsets into state arrays. */
   private readonly realBytes: number;
+  /** Records of one element for the JavaScript fallbacks (reference-step.ts), allocated once. */
+  private readonly scratch: {
+    neuron: CobaLifParameters;
+    slots: SynapseSlot[];
+    state: CobaLifState;
+    injection: Float64Array;
+    step: CobaLifStepRecord;
+    adjoint: CobaLifAdjoint;
+    loss: LossGradient;
+    deltaBySlot: Float64Array;
+  };
   /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
   private readonly productWeights: Float32Array;
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
@@ -175,6 +190,16 @@ export class SparseCpuEngine implements Engine {
     this.buf = this.ws.buffers as Workspace<Layout>["buffers"] & FloatBuffers;
     this.wasm = this.ws.kernels;
     this.round = precision === "float32" ? Math.fround : (x) => x;
+    this.scratch = {
+      neuron: { theta: 0, uReset: 0, eL: 0, beta: 0, dtOverC: 0 },
+      slots: Array.from({ length: S }, (_, l) => ({ gScale: c.gScale[l], alphaRise: c.alphaRise[l], alphaDecay: c.alphaDecay[l], eSyn: c.eSyn[l] })),
+      state: { v: 0, gRise: new Float64Array(S), gDecay: new Float64Array(S) },
+      injection: new Float64Array(S),
+      step: { spike: 0, vNext: 0, vTilde: 0, gSum: 0, G: new Float64Array(S) },
+      adjoint: { av: 0, agRise: new Float64Array(S), agDecay: new Float64Array(S), ds: 0 },
+      loss: { spikeGrad: 0, devCoef: 0, meanCoef: 0, meanV: 0 },
+      deltaBySlot: new Float64Array(S),
+    };
     const b = this.buf;
     this.realBytes = b.z.BYTES_PER_ELEMENT;
     this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
@@ -396,39 +421,39 @@ export class SparseCpuEngine implements Engine {
     for (let l = 0; l < S; l++) for (let j = 0; j < N; j++) gTrial[(t * S + l) * N + j] = gStep[l * P + j * B + trial];
   }
 
-  /** JavaScript version of kernels/neurons.wat forwardNeurons: the same operations in the same order. */
+  /**
+   * JavaScript version of kernels/neurons.wat forwardNeurons: the reference step (reference-step.ts cobaLifStep) for
+   * every element, over the engine's flat arrays; the kernel performs the same operations in the same order.
+   */
   private forwardNeuronsJs(t: number, record: boolean): void {
     const { S, P } = this;
-    const { theta, uReset, eL, beta, dtOverC, slotTable, g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
+    const { theta, uReset, eL, beta, dtOverC, g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
+    const { neuron, slots, state, injection, step } = this.scratch;
     const vIn = t * P;
     const vOut = (t + 1) * P;
-    // Per element: finish g_t with the pending injection, record ΣG_t, accumulate the synaptic current, decay g;
-    // then the membrane step and the spike.
     for (let p = 0; p < P; p++) {
-      const v = vHist[vIn + p];
-      let acc = 0;
-      let gsum = 0;
+      neuron.theta = theta[p];
+      neuron.uReset = uReset[p];
+      neuron.eL = eL[p];
+      neuron.beta = beta[p];
+      neuron.dtOverC = dtOverC[p];
+      state.v = vHist[vIn + p];
       for (let l = 0; l < S; l++) {
-        const inj = z[srcOfSlot[l] * P + p] * slotTable[l * 8];
-        const r = l * P + p;
-        const d = (S + l) * P + p;
-        g[r] -= inj;
-        g[d] += inj;
-        const G = g[r] + g[d];
-        if (record) gStep[l * P + p] = G;
-        gsum += G;
-        acc += G * (v - slotTable[l * 8 + 6]);
-        g[r] = flushTiny(g[r] * slotTable[l * 8 + 2]);
-        g[d] = flushTiny(g[d] * slotTable[l * 8 + 4]);
+        state.gRise[l] = g[l * P + p];
+        state.gDecay[l] = g[(S + l) * P + p];
+        injection[l] = z[srcOfSlot[l] * P + p];
       }
-      const el = eL[p];
-      const vTilde = el + (v - el) * beta[p] - acc * dtOverC[p];
-      const spike = v > theta[p] ? 1 : 0;
-      sHist[vIn + p] = spike;
-      vHist[vOut + p] = spike ? uReset[p] : vTilde;
-      vTildeHist[vIn + p] = vTilde;
-      gSumHist[vIn + p] = gsum;
+      cobaLifStep(neuron, slots, state, injection, this.round, step);
+      for (let l = 0; l < S; l++) {
+        g[l * P + p] = state.gRise[l];
+        g[(S + l) * P + p] = state.gDecay[l];
+        if (record) gStep[l * P + p] = step.G[l];
+      }
+      sHist[vIn + p] = step.spike;
+      vHist[vOut + p] = step.vNext;
+      vTildeHist[vIn + p] = step.vTilde;
+      gSumHist[vIn + p] = step.gSum;
     }
   }
 
@@ -501,39 +526,45 @@ export class SparseCpuEngine implements Engine {
     }
   }
 
-  /** JavaScript version of kernels/neurons.wat backwardNeurons: the same operations in the same order. */
+  /**
+   * JavaScript version of kernels/neurons.wat backwardNeurons: the reference adjoint (reference-step.ts
+   * cobaLifAdjointStep) for every element, adding each slot's δ into its presynaptic population's row in slot order.
+   */
   private backwardNeuronsJs(t: number, chunkEnd: boolean): void {
     const { S, P } = this;
-    const { theta, beta, dtOverC, slotTable, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
-    const srcOfSlot = this.spec.constants.slotSource;
-    const lambda = this.spec.constants.surrgradScale;
-    // The reset gate's share of dL/ds: ∂v'/∂s = −ṽ, or nothing when the gate is detached.
-    const resetGain = this.spec.constants.detachReset ? 0 : 1;
+    const { theta, uReset, eL, beta, dtOverC, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
+    const c = this.spec.constants;
+    const { neuron, slots, step, adjoint, loss, deltaBySlot } = this.scratch;
+    const options = { surrgradScale: c.surrgradScale, detachReset: c.detachReset, chunkEnd };
     const vIn = t * P;
     const vOut = (t + 1) * P;
-    // Per element: finish a_v(t+1) with the surrogate term of step t+1 (unless the state was detached there), add the
-    // direct loss term, step the membrane adjoint back, form δ from a_g(t+1), step a_g back.
     for (let p = 0; p < P; p++) {
-      const vo = vHist[vOut + p];
-      let a = 0;
-      if (!chunkEnd) {
-        const den = lambda * Math.abs(vo - theta[p]) + 1;
-        a = av[p] + ds[p] / (den * den);
-      }
-      a += devCoef[p] * (vo - meanV[p]) + meanCoef[p];
-      const d = sHist[vIn + p] ? 0 : a;
-      ds[p] = -vTildeHist[vIn + p] * a * resetGain + spikeGrad[p];
-      const k = dtOverC[p];
-      av[p] = d * (beta[p] - k * gSumHist[vIn + p]);
-      const dk = -d * k;
-      const v = vHist[vIn + p];
+      neuron.theta = theta[p];
+      neuron.uReset = uReset[p];
+      neuron.eL = eL[p];
+      neuron.beta = beta[p];
+      neuron.dtOverC = dtOverC[p];
+      step.spike = sHist[vIn + p];
+      step.vNext = vHist[vOut + p];
+      step.vTilde = vTildeHist[vIn + p];
+      step.gSum = gSumHist[vIn + p];
+      loss.spikeGrad = spikeGrad[p];
+      loss.devCoef = devCoef[p];
+      loss.meanCoef = meanCoef[p];
+      loss.meanV = meanV[p];
+      adjoint.av = av[p];
+      adjoint.ds = ds[p];
       for (let l = 0; l < S; l++) {
-        const r = l * P + p;
-        const dd = (S + l) * P + p;
-        delta[srcOfSlot[l] * P + p] += slotTable[l * 8] * (ag[dd] - ag[r]);
-        const dG = dk * (v - slotTable[l * 8 + 6]);
-        ag[r] = flushTiny(ag[r] * slotTable[l * 8 + 2] + dG);
-        ag[dd] = flushTiny(ag[dd] * slotTable[l * 8 + 4] + dG);
+        adjoint.agRise[l] = ag[l * P + p];
+        adjoint.agDecay[l] = ag[(S + l) * P + p];
+      }
+      cobaLifAdjointStep(neuron, slots, vHist[vIn + p], step, loss, options, adjoint, this.round, deltaBySlot);
+      av[p] = adjoint.av;
+      ds[p] = adjoint.ds;
+      for (let l = 0; l < S; l++) {
+        ag[l * P + p] = adjoint.agRise[l];
+        ag[(S + l) * P + p] = adjoint.agDecay[l];
+        delta[c.slotSource[l] * P + p] += deltaBySlot[l];
       }
     }
   }

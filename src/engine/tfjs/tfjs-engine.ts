@@ -165,7 +165,7 @@ export class TfjsEngine implements Engine {
   private readonly order: Int32Array;
   private readonly populations: Population[];
   private readonly inputs: InputSpikes;
-  /** Surrogate spike H(x) with strict >, backward dy/(λ|x|+1)² (MODEL.md 2.4). */
+  /** Surrogate spike H(x) with strict >, backward dy/(λ|x|+1)² (MODEL.md 2.4): reference-step.ts surrogateGradient, as tensors. */
   private readonly spike: (x: tf.Tensor) => tf.Tensor;
   private consts: Constants | null = null;
 

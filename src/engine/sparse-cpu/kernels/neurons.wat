@@ -1,7 +1,8 @@
 ;; Elementwise passes of the sparse-cpu engine (see sparse-cpu.ts for the equations), compiled to WebAssembly with
 ;; 128-bit SIMD over two (neuron, trial) elements at a time.
-;; They perform exactly the operations of the JavaScript fallbacks in sparse-cpu.ts, in the same order and with the
-;; same float32 rounding of stored state, so both give bit-identical results: arithmetic in float64 lanes, state
+;; They perform exactly the operations of the reference step and adjoint (engine/reference-step.ts, which the
+;; JavaScript fallbacks in sparse-cpu.ts call), in the same order and with the same float32 rounding of stored state,
+;; so both give bit-identical results: arithmetic in float64 lanes, state
 ;; loaded from and stored to float32 (two floats = 64 bits per vector). Every array is flat over the padded element
 ;; index p = j·B + b (slot-major for conductances: (c·S + l)·P + p), so each loop is a unit-stride stream.
 ;; Per-element constants (θ, U_reset, E_L, β, dt/C) are float32 arrays. Per-slot constants come from a table of

@@ -1,0 +1,173 @@
+/**
+ * The model's step and its adjoint for one neuron in one trial, in plain TypeScript over named records: the readable
+ * definition of MODEL.md 2.4 (in the style of Norse's coba_lif_step), and the arithmetic of every engine's kernels.
+ * sparse-cpu's JavaScript fallback calls these per element; its WebAssembly kernels (sparse-cpu/kernels/neurons.wat)
+ * are optimised copies with the same operations in the same order, tested bit-identical against them; the tfjs
+ * engine writes the same step with tensors and lets autodiff find the adjoint (the oracle the tests compare with).
+ *
+ * Storage precision: an engine stores state (v, g and their adjoints) in float32 or float64; `store` rounds a value
+ * to it (Math.fround, or the identity) wherever the engine stores one, and arithmetic in between is float64.
+ */
+
+/** Per-neuron constants (MODEL.md 2.2), as the engine stores them. */
+export interface CobaLifParameters {
+  /** Threshold θ (mV). */
+  theta: number;
+  uReset: number;
+  eL: number;
+  /** e^(−dt/τ_mem). */
+  beta: number;
+  /** dt / C_m (ms/pF). */
+  dtOverC: number;
+}
+
+/** Per synapse slot l: the rise and decay components' factors and the reversal potential. */
+export interface SynapseSlot {
+  /** g_bar / P (nS per unit weight): the rise component receives −gScale·z, the decay +gScale·z. */
+  gScale: number;
+  /** e^(−dt/τ_rise), e^(−dt/τ_decay). */
+  alphaRise: number;
+  alphaDecay: number;
+  eSyn: number;
+}
+
+/** The neuron's state before a step: v_t and each slot's rise and decay conductance (before the pending injection). */
+export interface CobaLifState {
+  v: number;
+  gRise: Float64Array;
+  gDecay: Float64Array;
+}
+
+/** What a step produces (and the adjoint needs). */
+export interface CobaLifStepRecord {
+  /** s_t = H(v_t − θ), strict >. */
+  spike: number;
+  /** v_{t+1} = ṽ(1 − s) + U_reset·s. */
+  vNext: number;
+  /** ṽ = E_L + (v − E_L)β − I·dt/C: the membrane before the reset. */
+  vTilde: number;
+  /** ΣG_t over slots. */
+  gSum: number;
+  /** G_t,l = g_rise,l + g_decay,l per slot (for figures). */
+  G: Float64Array;
+}
+
+/**
+ * Conductances decay geometrically (AMPA rise by e^-10 per step) and reach subnormal numbers within tens of steps;
+ * subnormal arithmetic is ~100× slower on x86. Values below 1e-30 (nS, or their adjoints) cannot affect anything
+ * that is recorded, so they are set to zero (NaN is kept).
+ */
+export function flushTiny(x: number): number {
+  return x > -1e-30 && x < 1e-30 ? 0 : x;
+}
+
+/**
+ * The fast-sigmoid surrogate (Zenke & Ganguli 2018) applied to an upstream gradient: ∂s/∂x·dy = dy / (λ|x| + 1)², with
+ * x = v − θ (mV) and λ = surrgrad_scale (1/mV); its peak derivative is 1, at threshold.
+ */
+export function surrogateGradient(dy: number, x: number, lambda: number): number {
+  const den = lambda * Math.abs(x) + 1;
+  return dy / (den * den);
+}
+
+/**
+ * One forward step (MODEL.md 2.4), given the pending injection z_l (Σ_i s_i W_ij of slot l's presynaptic population
+ * at the previous step):
+ *   g_rise,l −= gs_l z_l;  g_decay,l += gs_l z_l;  G_l = g_rise,l + g_decay,l;  I = Σ_l G_l (v − E_l)
+ *   ṽ = E_L + (v − E_L)β − I·dt/C;  s = H(v − θ);  v' = s ? U_reset : ṽ  (= ṽ(1 − s) + U_reset·s)
+ *   g_c,l ← α_c,l g_c,l   (this step's own spikes are injected into the next one)
+ * Updates state.gRise/gDecay to the decayed conductances; state.v is the caller's to replace by out.vNext.
+ */
+export function cobaLifStep(
+  n: CobaLifParameters,
+  slots: readonly SynapseSlot[],
+  state: CobaLifState,
+  injection: ArrayLike<number>,
+  store: (x: number) => number,
+  out: CobaLifStepRecord,
+): void {
+  const v = state.v;
+  let current = 0;
+  let gSum = 0;
+  for (let l = 0; l < slots.length; l++) {
+    const slot = slots[l];
+    const inj = injection[l] * slot.gScale;
+    const gRise = store(state.gRise[l] - inj);
+    const gDecay = store(state.gDecay[l] + inj);
+    const G = gRise + gDecay;
+    out.G[l] = G;
+    gSum += G;
+    current += G * (v - slot.eSyn);
+    state.gRise[l] = store(flushTiny(gRise * slot.alphaRise));
+    state.gDecay[l] = store(flushTiny(gDecay * slot.alphaDecay));
+  }
+  const vTilde = n.eL + (v - n.eL) * n.beta - current * n.dtOverC;
+  out.spike = v > n.theta ? 1 : 0;
+  out.vNext = store(out.spike ? n.uReset : vTilde);
+  out.vTilde = store(vTilde);
+  out.gSum = store(gSum);
+}
+
+/** The loss's gradient with respect to this step's output (losses.ts): ∂L/∂s_t and the membrane-variance terms. */
+export interface LossGradient {
+  spikeGrad: number;
+  /** ∂L/∂V_{t+1} = devCoef·(V_{t+1} − meanV) + meanCoef. */
+  devCoef: number;
+  meanCoef: number;
+  meanV: number;
+}
+
+/**
+ * The adjoint of one neuron, carried backwards through the steps: a_v = ∂L/∂v_{t+1}, a_g = ∂L/∂g_{t+1} per slot and
+ * component, and ds = the complete ∂L/∂s_{t+1} (this step's own terms, the spike's effect on its targets Σ_j W δ_j,
+ * and any per-step spike gradient), which the step replaces by its own part of ∂L/∂s_t.
+ */
+export interface CobaLifAdjoint {
+  av: number;
+  agRise: Float64Array;
+  agDecay: Float64Array;
+  ds: number;
+}
+
+/** How the step's graph is cut: the surrogate's λ, the reset gate detached, and truncation at a chunk end. */
+export interface AdjointOptions {
+  surrgradScale: number;
+  detachReset: boolean;
+  /** The state after this step was detached (a chunk boundary): nothing flows back from later steps. */
+  chunkEnd: boolean;
+}
+
+/**
+ * The adjoint of cobaLifStep (the reverse of step t), given the forward's v_t (`v`), record and this step's loss
+ * gradient. With a = ∂L/∂v_{t+1} (through the next step's surrogate unless cut there, plus the loss's direct term):
+ *   a = [not chunk end] (a_v + σ'(v_{t+1} − θ)·ds) + devCoef (v_{t+1} − meanV) + meanCoef
+ *   dṽ = a (1 − s);  ds_t = −ṽ a·[gate in the graph] + ∂L/∂s_t
+ *   a_v(t) = dṽ (β − dt/C·ΣG);  δ_l = gs_l (a_g,decay,l − a_g,rise,l)   (∂L/∂z_l: the weight gradient's factor)
+ *   a_g,c,l(t) = α_c,l a_g,c,l + dG_l,  dG_l = −dṽ·dt/C·(v − E_l)
+ * Writes δ_l into deltaBySlot[l] (the caller adds it into its presynaptic population's δ, slot by slot).
+ */
+export function cobaLifAdjointStep(
+  n: CobaLifParameters,
+  slots: readonly SynapseSlot[],
+  v: number,
+  fwd: Pick<CobaLifStepRecord, "spike" | "vNext" | "vTilde" | "gSum">,
+  loss: LossGradient,
+  o: AdjointOptions,
+  adj: CobaLifAdjoint,
+  store: (x: number) => number,
+  deltaBySlot: Float64Array,
+): void {
+  let a = o.chunkEnd ? 0 : adj.av + surrogateGradient(adj.ds, fwd.vNext - n.theta, o.surrgradScale);
+  a += loss.devCoef * (fwd.vNext - loss.meanV) + loss.meanCoef;
+  const dvTilde = fwd.spike ? 0 : a;
+  adj.ds = store(-fwd.vTilde * a * (o.detachReset ? 0 : 1) + loss.spikeGrad);
+  adj.av = store(dvTilde * (n.beta - n.dtOverC * fwd.gSum));
+  const dk = -dvTilde * n.dtOverC;
+  for (let l = 0; l < slots.length; l++) {
+    const slot = slots[l];
+    deltaBySlot[l] = slot.gScale * (adj.agDecay[l] - adj.agRise[l]);
+    const dG = dk * (v - slot.eSyn);
+    adj.agRise[l] = store(flushTiny(adj.agRise[l] * slot.alphaRise + dG));
+    adj.agDecay[l] = store(flushTiny(adj.agDecay[l] * slot.alphaDecay + dG));
+  }
+}
