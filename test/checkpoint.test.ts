@@ -160,7 +160,8 @@ describe("checkpoint format version 1", () => {
       recWeight: F([0.25, -1.5, 3e-39, 7]),
       ffWeight: F([0.5, -0, 2]),
       adam: { step: 3, m: [F([1e-3, -2e-3, 0, 5e-8]), F([0.1, 0.2, 0.3])], v: [F([1e-6, 4e-6, 0, 2.5e-15]), F([0.01, 0.04, 0.09])] },
-      streams: [{ v: F([-60, -55.5, -41.25, -60, -38.01, -70]), g: F(Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 0 : (i + 1) / 8))) }, null],
+      // Format 1 stored g element-major (value i at element ⌊i/4⌋, component-slot i mod 4); read back slot-major.
+      streams: [{ v: F([-60, -55.5, -41.25, -60, -38.01, -70]), g: F(Array.from({ length: 24 }, (_, k) => ((i) => (i % 3 === 0 ? 0 : (i + 1) / 8))((k % 6) * 4 + Math.floor(k / 6)))) }, null],
       bestLoss: 12.5,
       losses: Object.fromEntries(LOSS_TERM_NAMES.map((k, i) => [k, k === "cv" ? NaN : 1.25 * (i + 1)])) as unknown as LossTerms,
       wandbRunId: "abc123",
@@ -322,11 +323,10 @@ describe("checkpoint of real stream states (quickstart network: 500 neurons, 5 s
 
     const { numNeurons: N, numSlots: S, batchSize: B } = id;
     const sha = (parts: Float32Array[]) => parts.reduce((h, p) => h.update(bits(p)), createHash("sha256")).digest("hex");
-    // stream_g[k, c, l, b, j] is the engines' g[(b·N + j)·2S + c·S + l] of stream k.
-    const slotMajor = (g: Float32Array) => Float32Array.from({ length: g.length }, (_, i) => g[(i % (B * N)) * 2 * S + Math.floor(i / (B * N))]);
+    // stream_g[k, c, l, b, j] is exactly the engines' (canonical, slot-major) g of stream k.
     expect(got).toEqual({
       stream_v: [[A, B, N], "<f4", sha(streams.map((s) => s.v))],
-      stream_g: [[A, 2, S, B, N], "<f4", sha(streams.map((s) => slotMajor(s.g)))],
+      stream_g: [[A, 2, S, B, N], "<f4", sha(streams.map((s) => s.g))],
     });
   });
 });

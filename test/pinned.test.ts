@@ -16,7 +16,9 @@ const PINNED = {
   ff: "1833a418cd76699b",
   m: "77857568145ca321",
   v: "233c80bcf94db891",
-  streams: "66f5d4e2bd99c888",
+  // Stream states in the slot-major StreamState layout (was 66f5d4e2bd99c888 when finalWeights returned them
+  // element-major: same values).
+  streams: "25fe26d329c10dc9",
 };
 
 describe("pinned results", () => {

@@ -162,7 +162,8 @@ function exportEpoch(
   for (let bj = 0; bj < B * N; bj++)
     for (let cc = 0; cc < 2; cc++)
       for (let l = 0; l < S; l++) {
-        const x = init.g[(bj * 2 + cc) * S + l];
+        // The state is slot-major ([c·S + l][b·N + j]); the export keeps its [b][j][c][l] tensors.
+        const x = init.g[(cc * S + l) * B * N + bj];
         if (l < slotsRec) gRec[(bj * 2 + cc) * slotsRec + l] = x;
         else gFf[(bj * 2 + cc) * (S - slotsRec) + (l - slotsRec)] = x;
       }

@@ -10,8 +10,10 @@ import { CellTypeStats } from "../model/statistics.js";
 export type EngineKind = "sparse-cpu" | "tfjs" | "tfjs-gpu";
 
 /**
- * Neuron state of every trial of a stream, in the canonical layout shared by engines, messages and checkpoints:
- * v[b·N + j] (mV); g[((b·N + j)·2 + c)·S + l] (nS), c = 0 rise, 1 decay component, l = synapse slot.
+ * Neuron state of every trial of a stream, in the one layout shared by the engine interface, messages and
+ * checkpoints (format 2 stores exactly this): v[b·N + j] (mV); g[((c·S + l)·B + b)·N + j] (nS), slot-major, with
+ * c = 0 rise, 1 decay component and l = synapse slot. Each (component, slot) is then one contiguous [b][j] block,
+ * which engines copy in and out once per epoch and which compresses well (long runs of exact zeros).
  */
 export interface StreamState {
   v: Float32Array;

@@ -5,7 +5,7 @@
  *
  * Format versions:
  *  1. every tensor plain; stream_v and stream_g as F32.
- *  2. stream_v and stream_g stored as U8 tensors "<name>.shuffle4_deflate" (see shared/shuffle-deflate.ts), with
+ *  2. stream_v and stream_g stored as U8 tensors "<name>.shuffle4_deflate" (see platform/shuffle-deflate.ts), with
  *     their codec, logical dtype and shape in the `encoded_tensors` metadata entry; stream_g slot-major,
  *     A×2×S×B×N. They are half the file and compress to ~70% (the conductances hold many exact zeros), which keeps
  *     a default-size checkpoint under 20 MB; weights and Adam moments stay plain F32 so that any safetensors reader
@@ -128,7 +128,7 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     if (!st) return;
     started[k] = 1;
     streamV.set(st.v, k * B * N);
-    slotMajor(st.g, B * N, 2 * S, streamG.subarray(k * B * N * 2 * S, (k + 1) * B * N * 2 * S));
+    streamG.set(st.g, k * B * N * 2 * S);
   });
   const encoded: Record<string, EncodedTensorEntry> = {};
   const encode = (name: string, data: Float32Array, shape: number[]): [string, Tensor] => {
@@ -167,19 +167,10 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
   return encodeSafetensors(tensors, metadata);
 }
 
-/**
- * g[e·C + c] (C components per element e = b·N + j, as the engines keep it) → out[c·E + e]. Checkpoints store stream
- * conductances slot-major: each component's values then sit together, and runs of equal exponent bytes and of exact
- * zeros (a slot whose presynaptic population was silent) are long, which compresses 12% better and faster.
- */
-function slotMajor(g: Float32Array, E: number, C: number, out: Float32Array): void {
-  for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) out[c * E + e] = g[e * C + c];
-}
-
-/** Inverse of slotMajor. */
-function elementMajor(g: Float32Array, E: number, C: number): Float32Array {
+/** Format 1's element-major g[e·C + c] (e = b·N + j, C = 2·S) into the canonical slot-major out[c·E + e]. */
+function slotMajor(g: Float32Array, E: number, C: number): Float32Array {
   const out = new Float32Array(E * C);
-  for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) out[e * C + c] = g[c * E + e];
+  for (let e = 0; e < E; e++) for (let c = 0; c < C; c++) out[c * E + e] = g[e * C + c];
   return out;
 }
 
@@ -250,7 +241,7 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   if (vT.shape.length !== 3 || gT.shape.length !== 5) fail(`stream_v must be A×B×N and stream_g ${gLayout}`);
   const started = get("stream_started", "U8").data as Uint8Array;
   const [A, B, N] = vT.shape;
-  // Version 1 stores g per (trial, neuron) as the engines do; version 2 slot-major (see encodeCheckpoint).
+  // Version 1 stored g per (trial, neuron); version 2 slot-major, the canonical StreamState layout (engine.ts).
   const [gB, gN, two, S] = version1 ? [gT.shape[1], gT.shape[2], gT.shape[3], gT.shape[4]] : [gT.shape[3], gT.shape[4], gT.shape[1], gT.shape[2]];
   if (gT.shape[0] !== A || gB !== B || gN !== N || two !== 2 || started.length !== A)
     fail(`stream_v [${vT.shape}], stream_g [${gT.shape}] (${gLayout}) and stream_started [${started.length}] do not agree`);
@@ -260,7 +251,7 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   const streams = Array.from(started, (s, k) => {
     if (!s) return null;
     const g = (gT.data as Float32Array).subarray(k * B * N * 2 * S, (k + 1) * B * N * 2 * S);
-    return { v: (vT.data as Float32Array).slice(k * B * N, (k + 1) * B * N), g: version1 ? g.slice() : elementMajor(g, B * N, 2 * S) };
+    return { v: (vT.data as Float32Array).slice(k * B * N, (k + 1) * B * N), g: version1 ? slotMajor(g, B * N, 2 * S) : g.slice() };
   });
   const epoch = Number(metadata.epoch);
   if (!Number.isInteger(epoch) || epoch < 0 || !Number.isInteger(adam.step)) fail("epoch or step metadata is invalid");

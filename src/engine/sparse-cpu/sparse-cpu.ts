@@ -337,7 +337,7 @@ export class SparseCpuEngine implements Engine {
     this.applyPendingInjection();
   }
 
-  /** Canonical [b][j] / [b][j][c][l] state into the internal flat p = j·B + b / [c][l][p] layout. */
+  /** Canonical [b][j] / [c][l][b][j] state into the internal flat p = j·B + b / [c][l][p] layout. */
   private loadState(state: StreamState | null): void {
     const { N, B, S, P } = this;
     this.buf.z.fill(0);
@@ -347,13 +347,11 @@ export class SparseCpuEngine implements Engine {
       this.buf.vHist.set(this.buf.uReset.subarray(0, N * B));
       return;
     }
-    for (let b = 0; b < B; b++) {
-      for (let j = 0; j < N; j++) {
-        const p = j * B + b;
-        this.buf.vHist[p] = state.v[b * N + j];
-        const src = (b * N + j) * 2 * S;
-        for (let cl = 0; cl < 2 * S; cl++) this.buf.g[cl * P + p] = state.g[src + cl];
-      }
+    // Per (component, slot) block: the [b][j] → [j][b] transpose of the element index.
+    for (let cl = 0; cl <= 2 * S; cl++) {
+      const from = cl < 2 * S ? state.g.subarray(cl * B * N, (cl + 1) * B * N) : state.v;
+      const to = cl < 2 * S ? this.buf.g.subarray(cl * P) : this.buf.vHist;
+      for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) to[j * B + b] = from[b * N + j];
     }
   }
 
@@ -361,13 +359,10 @@ export class SparseCpuEngine implements Engine {
     const { N, B, S, T, P } = this;
     const v = new Float32Array(B * N);
     const g = new Float32Array(B * N * 2 * S);
-    for (let b = 0; b < B; b++) {
-      for (let j = 0; j < N; j++) {
-        const p = j * B + b;
-        v[b * N + j] = this.buf.vHist[T * P + p];
-        const dst = (b * N + j) * 2 * S;
-        for (let cl = 0; cl < 2 * S; cl++) g[dst + cl] = this.buf.g[cl * P + p];
-      }
+    for (let cl = 0; cl <= 2 * S; cl++) {
+      const from = cl < 2 * S ? this.buf.g.subarray(cl * P) : this.buf.vHist.subarray(T * P);
+      const to = cl < 2 * S ? g.subarray(cl * B * N) : v;
+      for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) to[b * N + j] = from[j * B + b];
     }
     return { v, g };
   }

@@ -266,7 +266,8 @@ export class TfjsEngine implements Engine {
       const weights = own(tf.tidy(() => this.denseWeights(c, edgeWeights[0], edgeWeights[1])));
       const inputs = own(this.populations.map((p) => (p.input ? this.inputTensor(p) : undefined)));
       const v0 = own(tf.tensor2d(permuteNeurons(initial.v, N, 1, order, false), [B, N]));
-      const g0 = own(tf.tensor4d(permuteNeurons(initial.g, N, 2 * S, order, false), [B, N, 2, S]));
+      // The canonical slot-major [c·S + l][b][j] state as the [b][j][c][l] tensor the step works on.
+      const g0 = own(tf.tidy(() => tf.reshape(tf.transpose(tf.tensor3d(permuteNeurons(initial.g, N, 1, order, false), [2 * S, B, N]), [1, 2, 0]), [B, N, 2, S]) as tf.Tensor4D));
       const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
       const teacher =
         spec.teacherRecWeight && spec.teacherFfWeight
@@ -300,7 +301,7 @@ export class TfjsEngine implements Engine {
         volts: await toCanonical(recorded.volts, 1),
         conductances: recorded.conductances ? await toCanonical(recorded.conductances, S) : null,
         teacherSpikes: teacher ? await toCanonical(teacher, 1) : null,
-        finalState: { v: await toCanonical(recorded.v, 1), g: await toCanonical(recorded.g, 2 * S) },
+        finalState: { v: await toCanonical(recorded.v, 1), g: await toCanonical(own(tf.tidy(() => tf.transpose(tf.reshape(recorded.g, [B, N, 2 * S]), [2, 0, 1]))), 1) },
         recGrad: null,
         ffGrad: null,
       };
