@@ -88,8 +88,8 @@ function recordSomeTraining(m: CoordinatorMetrics): void {
   m.observeReduce(0.01);
   m.observeAdam(0.002);
   m.observeBroadcast(0.03);
-  m.bytesSent(1000);
-  m.bytesReceived(5000);
+  m.bytesTransferred(1000, 0);
+  m.bytesTransferred(0, 5000);
   m.workerFailure("timeout");
   m.checkpointWritten(0.25, "latest");
   m.recordUpdate({

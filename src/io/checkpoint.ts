@@ -337,3 +337,46 @@ function decoder(path: string, tensors: Record<string, Tensor>, metadata: Record
     }
   };
 }
+
+/**
+ * The checkpoint a resume continues from: `resume` is a path, or "auto" (or "") for the run directory's
+ * checkpoint_latest, falling back to checkpoint_best when latest is corrupt and `fallback` is set.
+ */
+export function resumeCheckpoint(resume: string, outputDir: string, fallback: boolean, log: (s: string) => void, id: CheckpointIdentity, streams: number): CheckpointInfo {
+  if (resume !== "auto" && resume !== "") return readCheckpoint(resume, id, streams);
+  const { latest, best } = checkpointPaths(outputDir);
+  try {
+    return readCheckpoint(latest, id, streams);
+  } catch (e) {
+    if (!(e instanceof CheckpointError) || !fallback || !existsSync(best)) throw e;
+    log(`warning: ${(e as Error).message}`);
+    log(`falling back to ${best} (--fallback)`);
+    return readCheckpoint(best, id, streams);
+  }
+}
+
+/** What `snn-coord --inspect` prints of a checkpoint. */
+export function checkpointSummary(path: string): Record<string, unknown> {
+  const info = readCheckpoint(path, null, null);
+  const s = info.state;
+  return {
+    file: path,
+    epoch: s.epoch,
+    step: s.adam.step,
+    best_loss: s.bestLoss,
+    losses: s.losses,
+    recurrent_synapses: s.recWeight.length,
+    feedforward_synapses: s.ffWeight.length,
+    streams: s.streams.length,
+    streams_started: s.streams.filter(Boolean).length,
+    parameterisation: info.metadata.parameterisation ?? "linear",
+    counters: s.counters,
+    format_version: info.metadata.format_version,
+    file_bytes: info.fileBytes,
+    // As stored: the stream states count at their compressed size, given decoded alongside.
+    tensor_bytes: info.storedTensorBytes,
+    stream_state_bytes: info.streamStateBytes,
+    network_hash: info.metadata.network_hash,
+    created: info.metadata.created,
+  };
+}

@@ -224,12 +224,10 @@ export class CoordinatorMetrics extends MetricsServer {
     this.phaseDuration.observe({ phase: "broadcast" }, seconds);
   }
 
-  bytesSent(n: number): void {
-    this.sentBytes.inc(n);
-  }
-
-  bytesReceived(n: number): void {
-    this.receivedBytes.inc(n);
+  /** Bytes of one message each way (either may be 0). */
+  bytesTransferred(sent: number, received: number): void {
+    if (sent) this.sentBytes.inc(sent);
+    if (received) this.receivedBytes.inc(received);
   }
 
   /** A checkpoint was written successfully; stamps its completion with the wall clock. */

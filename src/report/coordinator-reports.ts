@@ -1,0 +1,114 @@
+/**
+ * Everything a coordinator run reports to, started together and closed together: the console (progress and the
+ * per-update block), Prometheus, W&B and the figure sets, wired to the trainer as its observers.
+ */
+import { basename } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
+import { metricsRow, MetricsCsv, packageVersion, UpdateRecord } from "../io/run-dir.js";
+import type { RunSetup } from "../training/run-setup.js";
+import type { TrainingObservers } from "../training/trainer.js";
+import { Progress } from "./console.js";
+import { FigureQueue } from "./figures/queue.js";
+import { figureTargets, networkView } from "./figures/network-view.js";
+import { CoordinatorMetrics } from "./metrics.js";
+import { UpdateReporter } from "./update-report.js";
+import { WandbLogger } from "./wandb.js";
+
+/** The loss terms a run reports: the van Rossum term only where it is on, so that other runs' series stay as they were. */
+function reportedLosses(losses: LossTerms, vanRossum: boolean): Record<string, number> {
+  return Object.fromEntries(LOSS_TERM_NAMES.filter((k) => vanRossum || k !== "van_rossum").map((k) => [k, losses[k]]));
+}
+
+/** The scalars of one update under the original's W&B keys; the statistics as in metrics.csv. */
+export function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string, number> {
+  const out: Record<string, number> = {
+    "optimizer/step": r.step,
+    "optimizer/grad_norm": r.gradNorm,
+    "optimizer/learning_rate": r.learningRate,
+    "optimizer/skipped_updates": r.skippedUpdates,
+  };
+  for (const [k, v] of Object.entries(reportedLosses(r.losses, vanRossum))) out[`loss/${k}`] = v;
+  const { epoch: _e, step: _s, grad_norm: _g, learning_rate: _l, skipped_updates: _k, wall_time_s: _w, epochs_per_s: _p, ...statistics } = metricsRow(r);
+  for (const [key, v] of Object.entries(statistics)) if (key.includes("/")) out[key] = v;
+  return out;
+}
+
+export interface CoordinatorReports {
+  progress: Progress;
+  metrics: CoordinatorMetrics;
+  observers: TrainingObservers;
+  /** Closes every sink, after the figures still rendering; `exitCode` goes to W&B. */
+  close(exitCode: number): Promise<void>;
+}
+
+export async function startCoordinatorReports(
+  run: RunSetup,
+  o: { wandb: boolean; figures: boolean; metricsPort: number; csvPath: string; log: (line: string) => void },
+): Promise<CoordinatorReports> {
+  const { config, spec, state, outputDir, totalEpochs } = run;
+  const vanRossum = spec.teacherRecWeight !== undefined;
+  // The engine label says "none" until the first worker joins and sets the run's engine.
+  const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "none" });
+  const port = await metrics.serve(o.metricsPort);
+  if (port) o.log(`Prometheus metrics on http://0.0.0.0:${port}/metrics`);
+  const progress = new Progress(state.epoch, totalEpochs);
+  const typeTargetRates = figureTargets(config, spec).firingRate;
+  const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs, ratio: config.targets.threshold_ratio[k] }));
+  const wandb = o.wandb
+    ? await WandbLogger.start({
+        outputDir,
+        project: config.wandb.project,
+        entity: config.wandb.entity || undefined,
+        name: config.wandb.name || basename(outputDir),
+        // Online only with an API key: without one the offline copy is the run (upload it later with snn-wandb-sync).
+        mode: config.wandb.mode === "online" && !process.env.WANDB_API_KEY ? "offline" : config.wandb.mode,
+        config: parseToml(run.text) as Record<string, unknown>,
+        runId: state.wandbRunId,
+        resumeStep: run.resuming ? state.epoch + 1 : undefined,
+      })
+    : null;
+  const figures =
+    config.plotting.enabled && o.figures
+      ? new FigureQueue(
+          (epoch, dir, paths) => {
+            progress.print(`  Saved plots to ${dir}`);
+            // epoch_0000 is rendered after step 5 is logged, and W&B steps only go forward: it stays on disk only.
+            if (epoch > 0) wandb?.logImages(epoch, paths.map((path) => ({ key: `plots/${basename(path, ".png")}`, path })));
+          },
+          (epoch, message) => o.log(`figures of epoch ${epoch} failed: ${message}`),
+        )
+      : null;
+  const reporter = new UpdateReporter({
+    config,
+    spec,
+    totalEpochs,
+    outputDir,
+    progress,
+    figures: figures ? { queue: figures, network: networkView(config, run.connectome) } : null,
+    onUpdate: (r) => {
+      const { epoch, step, stats, teacher, outcome, learningRate } = r;
+      metrics.recordUpdate({ epoch, step, losses: reportedLosses(r.losses, vanRossum), stats, targets, teacher, outcome, learningRate });
+      wandb?.log(r.epoch, wandbScalars(r, vanRossum));
+    },
+  });
+  if (run.resuming) reporter.loadHistory(MetricsCsv.read(o.csvPath));
+  const observers: TrainingObservers = {
+    report: (r) => reporter.report(r),
+    figures: figures !== null,
+    progress: (epoch) => progress.update(epoch),
+    epochCompleted: (seconds, simulated) => metrics.epochCompleted(seconds, simulated),
+    phase: (phase, seconds) => (phase === "reduce" ? metrics.observeReduce(seconds) : metrics.observeAdam(seconds)),
+  };
+  return {
+    progress,
+    metrics,
+    observers,
+    close: async (exitCode) => {
+      progress.end();
+      await figures?.close();
+      await wandb?.finish(exitCode);
+      await metrics.close();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * What a coordinator run starts from: the parameters (and an --epochs override), the network, the output directory,
+ * and the training state — fresh (the student's initial weights, streams at rest) or resumed from a checkpoint.
+ * Every problem is an expected error (ConfigError, CheckpointError) raised before anything is written.
+ */
+import { randomUUID } from "node:crypto";
+import { basename, join, resolve } from "node:path";
+import { checkTrainingLength, Config, ConfigError } from "../model/config.js";
+import { Connectome, generateConnectome } from "../model/connectome.js";
+import { NetworkSpec } from "../model/network.js";
+import { CheckpointIdentity, initialTrainingState, resumeCheckpoint, TrainingState } from "../io/checkpoint.js";
+import { checkpointIdentity } from "../io/identity.js";
+import { loadNetworkSpec } from "../io/network-files.js";
+import { loadConfig } from "../io/parameters-file.js";
+import { MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, writeParameters } from "../io/run-dir.js";
+import { studentInitialWeights, teacherWeights } from "./student.js";
+
+export interface RunSetup {
+  paramsFile: string;
+  config: Config;
+  /** The parameters file's exact text (copied into the run directory). */
+  text: string;
+  totalEpochs: number;
+  outputDir: string;
+  connectome: Connectome;
+  spec: NetworkSpec;
+  identity: CheckpointIdentity;
+  teacher: { recWeight: Float32Array; ffWeight: Float32Array } | null;
+  state: TrainingState;
+  resuming: boolean;
+}
+
+export interface RunRequest {
+  params: string;
+  /** --epochs */
+  epochs?: number;
+  /** --output (default runs/<parameters name>-<timestamp>) */
+  output?: string;
+  /** --resume: "auto" (or "") for the run directory's checkpoint_latest, or a checkpoint path. */
+  resume?: string;
+  /** --fallback: resume from checkpoint_best when checkpoint_latest is corrupt. */
+  fallback: boolean;
+}
+
+/**
+ * Creates (or, resuming, reopens) the run directory: parameters.toml, metrics.csv with this run's columns (kept up
+ * to the resumed epoch), metadata.json.
+ */
+export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: number | string }): { csv: MetricsCsv; metadata: MetadataFile } {
+  const { config, spec, state, outputDir, resuming } = run;
+  prepareOutputDir(outputDir, resuming ? "resume" : o.force ? "force" : "new");
+  if (!resuming) writeParameters(outputDir, run.text);
+  const columns = metricsColumns(config.recurrent.names, { vanRossum: spec.teacherRecWeight !== undefined, teacher: run.teacher !== null, perNeuronTargets: config.targets.file !== undefined });
+  const csv = new MetricsCsv(outputDir, columns);
+  csv.open(resuming ? state.epoch : null);
+  const metadata = new MetadataFile(outputDir, {
+    command: process.argv.slice(1).join(" "),
+    engine: null,
+    workers: o.workers,
+    parameters_file: resolve(run.paramsFile),
+    output_dir: outputDir,
+    ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
+  });
+  return { csv, metadata };
+}
+
+export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
+  const { config, text } = loadConfig(r.params);
+  const A = config.simulation.accumulation_interval;
+  const totalEpochs = r.epochs ?? config.simulation.epochs;
+  if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
+  if (r.epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const outputDir = resolve(r.output ?? join("runs", `${basename(r.params, ".toml")}-${stamp}`));
+  const connectome = generateConnectome(config);
+  const spec = loadNetworkSpec(config, connectome);
+  const identity = checkpointIdentity(config, spec);
+  const teacher = teacherWeights(config, connectome);
+  const resuming = r.resume !== undefined;
+  let state: TrainingState;
+  if (resuming) {
+    state = resumeCheckpoint(r.resume!, outputDir, r.fallback, log, identity, A).state;
+    log(`resuming from epoch ${state.epoch} (step ${state.adam.step})`);
+    if (state.epoch > totalEpochs) throw new ConfigError(`--epochs: the checkpoint is at epoch ${state.epoch}, beyond the requested ${totalEpochs} epochs`);
+  } else {
+    const wandbRunId = randomUUID().replace(/-/g, "").slice(0, 8);
+    state = initialTrainingState(studentInitialWeights(config, connectome, teacher), A, config.hyperparameters.parameterisation, wandbRunId);
+  }
+  return { paramsFile: r.params, config, text, totalEpochs, outputDir, connectome, spec, identity, teacher, state, resuming };
+}
