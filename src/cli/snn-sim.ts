@@ -5,12 +5,12 @@
  * per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python, per-neuron
  * targets and weights for teacher-student fitting, and the figure set.
  */
-import yargs from "yargs";
+import { simCli } from "./sim-options.js";
 import { hideBin } from "yargs/helpers";
 import { writeSafetensorsFile } from "../platform/atomic-file.js";
 import { Config, ConfigError } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
-import { generateConnectome } from "../model/connectome.js";
+import { Connectome, generateConnectome } from "../model/connectome.js";
 import { FigureData } from "../report/figure-data.js";
 import { poissonInputs } from "../model/inputs.js";
 import { NetworkSpec } from "../model/network.js";
@@ -42,31 +42,7 @@ function teacherConfig(config: Config): Config {
 }
 
 async function main(): Promise<number> {
-  const args = await yargs(hideBin(process.argv))
-    .scriptName("snn-sim")
-    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]")
-    .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
-    .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
-    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the initial ones" })
-    .option("teacher", {
-      type: "boolean",
-      default: false,
-      describe: "simulate the teacher: the generated (or --checkpoint) weights, ignoring [student], [targets] file and the van Rossum loss",
-    })
-    .option("export", { type: "string", describe: "write the last epoch (inputs, state, spikes, voltages, gradients) as safetensors" })
-    .option("export-targets", {
-      type: "string",
-      describe: "write per-neuron rates, CVs and membrane ratios (first epoch dropped as warm-up) and the weights as a targets file",
-    })
-    .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
-    .check((a) => {
-      if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
-      if (a["export-targets"] !== undefined && a.epochs < 2)
-        throw new Error(`--export-targets: needs --epochs ≥ 2 (the first epoch is dropped as warm-up), got ${a.epochs}`);
-      return true;
-    })
-    .strict()
-    .help()
+  const args = await simCli(hideBin(process.argv))
     .fail((message, error) => {
       throw new UsageError(message ?? error.message);
     })
@@ -111,31 +87,42 @@ async function main(): Promise<number> {
   console.log(`simulated ${args.epochs} epochs × ${spec.batchSize} trials × ${T} steps (${seconds.toFixed(1)} s of network time per trial summed)`);
   for (const s of pooledStats(stats, spec.constants.cellType, spec.cellTypeNames)) {
     console.log(
-      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%`,
+      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%, membrane ratio ${s.ratioMean.toFixed(3)}`,
     );
   }
   if (targetsFile && streamStats) {
     writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
     console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
   }
-  if (args.figures && last?.activity) {
-    // Loaded only here: the figure pipeline (vega, resvg) is heavy and most runs do not draw.
-    const { renderFigureSet } = await import("../report/figures/render.js");
-    const data: FigureData = {
-      epoch: args.epochs,
-      totalEpochs: args.epochs,
-      network: { ...networkView(config, connectome), recWeight, ffWeight },
-      activity: last.activity,
-      rates: last.rates,
-      cvs: last.cvs,
-      targets: figureTargets(config, spec),
-      history: [],
-      rasterNeurons: config.plotting.raster_neurons,
-    };
-    const files = await renderFigureSet(data, args.figures);
-    console.log(`wrote ${files.length} figures of the last epoch to ${args.figures}`);
-  }
+  if (args.figures && last?.activity) await renderLastEpoch(args.figures, config, connectome, spec, last, args.epochs, { recWeight, ffWeight });
   return 0;
+}
+
+/** The figure set of the simulation's last epoch, into `dir`. */
+async function renderLastEpoch(
+  dir: string,
+  config: Config,
+  connectome: Connectome,
+  spec: NetworkSpec,
+  last: EpochResult,
+  epochs: number,
+  weights: { recWeight: Float32Array; ffWeight: Float32Array },
+): Promise<void> {
+  // Loaded only here: the figure pipeline (vega, resvg) is heavy and most runs do not draw.
+  const { renderFigureSet } = await import("../report/figures/render.js");
+  const data: FigureData = {
+    epoch: epochs,
+    totalEpochs: epochs,
+    network: { ...networkView(config, connectome), recWeight: weights.recWeight, ffWeight: weights.ffWeight },
+    activity: last.activity!,
+    rates: last.rates,
+    cvs: last.cvs,
+    targets: figureTargets(config, spec),
+    history: [],
+    rasterNeurons: config.plotting.raster_neurons,
+  };
+  const files = await renderFigureSet(data, dir);
+  console.log(`wrote ${files.length} figures of the last epoch to ${dir}`);
 }
 
 function exportEpoch(

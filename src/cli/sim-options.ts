@@ -1,0 +1,30 @@
+/** Command-line options of snn-sim. */
+import yargs from "yargs";
+
+export function simCli(argv: string[]) {
+  return yargs(argv)
+    .scriptName("snn-sim")
+    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]")
+    .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
+    .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
+    .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the initial ones" })
+    .option("teacher", {
+      type: "boolean",
+      default: false,
+      describe: "simulate the teacher: the generated (or --checkpoint) weights, ignoring [student], [targets] file and the van Rossum loss",
+    })
+    .option("export", { type: "string", describe: "write the last epoch (inputs, state, spikes, voltages, gradients) as safetensors" })
+    .option("export-targets", {
+      type: "string",
+      describe: "write per-neuron rates, CVs and membrane ratios (first epoch dropped as warm-up) and the weights as a targets file",
+    })
+    .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
+    .check((a) => {
+      if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
+      if (a["export-targets"] !== undefined && a.epochs < 2)
+        throw new Error(`--export-targets: needs --epochs ≥ 2 (the first epoch is dropped as warm-up), got ${a.epochs}`);
+      return true;
+    })
+    .strict()
+    .help();
+}
