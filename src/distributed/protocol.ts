@@ -9,8 +9,7 @@ import { EdgeList } from "../model/connectome.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
 import { NetworkSpec } from "../model/network.js";
-import { CellTypeStats } from "../model/statistics.js";
-import { TrialActivity } from "../engine/engine.js";
+import { EpochResult, StreamState, TrialActivity } from "../engine/engine.js";
 
 /** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
 export const PROTOCOL_VERSION = 3;
@@ -22,11 +21,6 @@ export class ProtocolError extends Error {
     super(message);
     this.name = "ProtocolError";
   }
-}
-
-export interface WireState {
-  v: Float32Array;
-  g: Float32Array;
 }
 
 export type HelloMessage = {
@@ -49,25 +43,18 @@ export type AssignMessage = {
   weightsVersion: number;
   /** Present when the worker does not hold this version yet. */
   weights: { rec: Float32Array; ff: Float32Array } | null;
-  initialState: WireState | null;
+  initialState: StreamState | null;
   /** false for burn-in epochs: forward only, and the result's gradients are empty. */
   computeGradient: boolean;
   recordActivity: boolean;
 };
-export type ResultMessage = {
+/** An EpochResult on the wire (gradients empty rather than null in burn-in), with who computed it for which run. */
+export type ResultMessage = Omit<EpochResult, "recGrad" | "ffGrad"> & {
   type: "result";
   runId: string;
-  epoch: number;
   weightsVersion: number;
-  losses: LossTerms;
-  stats: CellTypeStats[];
-  rates: Float32Array;
-  cvs: Float32Array;
-  ratios: Float32Array;
   recGrad: Float32Array;
   ffGrad: Float32Array;
-  finalState: WireState;
-  activity: TrialActivity | null;
   computeSeconds: number;
 };
 export type HeartbeatMessage = { type: "heartbeat" };
@@ -201,7 +188,7 @@ class Fields {
   }
 }
 
-function readState(f: Fields): WireState {
+function readState(f: Fields): StreamState {
   return { v: f.array("v", "f32"), g: f.array("g", "f32") };
 }
 

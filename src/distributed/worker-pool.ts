@@ -16,8 +16,8 @@ import {
   MAX_MESSAGE_BYTES,
   Message,
   ResultMessage,
-  WireState,
 } from "./protocol.js";
+import { StreamState } from "../engine/engine.js";
 
 export type FailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 
@@ -39,7 +39,7 @@ export interface PoolEvents {
 export interface EpochAssignment {
   epoch: number;
   stream: number;
-  initialState: WireState | null;
+  initialState: StreamState | null;
   computeGradient: boolean;
   recordActivity: boolean;
 }

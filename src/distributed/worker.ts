@@ -153,19 +153,12 @@ export class WorkerProcess {
       const seconds = (performance.now() - started) / 1000;
       this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
       await this.send({
+        ...r,
         type: "result",
         runId: a.runId,
-        epoch: a.epoch,
         weightsVersion: a.weightsVersion,
-        losses: r.losses,
-        stats: r.stats,
-        rates: r.rates,
-        cvs: r.cvs,
-        ratios: r.ratios,
         recGrad: r.recGrad ?? NO_GRADIENT,
         ffGrad: r.ffGrad ?? NO_GRADIENT,
-        finalState: r.finalState,
-        activity: r.activity,
         computeSeconds: seconds,
       });
     } catch (e) {

@@ -60,8 +60,8 @@ export interface TrialActivity {
   traceVoltages: Float32Array;
 }
 
-export interface EpochResult {
-  epoch: number;
+/** What an epoch's activity amounts to: the loss terms and the statistics (per cell type and per neuron). */
+export interface EpochStatistics {
   losses: LossTerms;
   stats: CellTypeStats[];
   /** Per neuron: firing rate over all trials (Hz) and the mean of its per-trial CVs (NaN if none). */
@@ -69,6 +69,12 @@ export interface EpochResult {
   cvs: Float32Array;
   /** Per neuron: membrane ratio std(V)/(θ − mean(V)), mean over trials. */
   ratios: Float32Array;
+}
+
+/** One epoch's result: the one record engines return, results carry on the wire (protocol.ts) and the trainer reduces. */
+export interface EpochResult extends EpochStatistics {
+  epoch: number;
+  /** Per-edge ∂L/∂w (edge order of the network's lists); null when the task asked for no gradient (burn-in). */
   recGrad: Float32Array | null;
   ffGrad: Float32Array | null;
   finalState: StreamState;

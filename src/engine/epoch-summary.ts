@@ -2,19 +2,18 @@
  * From an epoch's recorded spikes and voltages to its loss terms, the gradient coefficients of MODEL.md section 4,
  * statistics and figure data. Engines store activity in different layouts; a layout is described by strides.
  */
-import type { EpochResult, StreamState, TrialActivity } from "./engine.js";
+import type { EpochResult, EpochStatistics, StreamState, TrialActivity } from "./engine.js";
 import {
   cvLoss,
   firingRateLoss,
   isiCv,
-  LossTerms,
   membraneVarianceLoss,
   silentPenaltyLoss,
   thresholdRatio,
   totalLoss,
 } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
-import { cellTypeStats, CellTypeStats, nanMeanRows } from "../model/statistics.js";
+import { cellTypeStats, nanMeanRows } from "../model/statistics.js";
 import { SpikeTrainLayout, vanRossumLoss } from "../model/van-rossum.js";
 
 /** Index of (trial b, step t, neuron j) = b·sb + t·st + j·sj; voltages[v(b,t,j)] is V after step t. */
@@ -38,13 +37,8 @@ export interface SpikeTrains {
   sumSq: Float64Array;
 }
 
-export interface EpochSummary {
-  losses: LossTerms;
-  stats: CellTypeStats[];
-  rates: Float32Array;
-  cvs: Float32Array;
-  /** Per neuron: the membrane ratio std(V)/(θ − mean(V)) of the loss, averaged over trials. */
-  ratios: Float32Array;
+/** The epoch's statistics and the loss's gradient coefficients, for the engine's backward. */
+export interface EpochSummary extends EpochStatistics {
   /** Gradient coefficients (see losses.ts); present when requested. */
   spikeGrad: Float64Array | null;
   devCoef: Float64Array | null;
