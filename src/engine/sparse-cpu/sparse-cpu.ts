@@ -416,23 +416,30 @@ export class SparseCpuEngine implements Engine {
     for (let l = 0; l < S; l++) for (let j = 0; j < N; j++) gTrial[(t * S + l) * N + j] = gStep[l * P + j * B + trial];
   }
 
+  /** Element p's constants into the scratch neuron record. */
+  private loadNeuron(p: number): void {
+    const n = this.scratch.neuron;
+    const b = this.buf;
+    n.theta = b.theta[p];
+    n.uReset = b.uReset[p];
+    n.eL = b.eL[p];
+    n.beta = b.beta[p];
+    n.dtOverC = b.dtOverC[p];
+  }
+
   /**
    * JavaScript version of kernels/neurons.wat forwardNeurons: the reference step (reference-step.ts cobaLifStep) for
    * every element, over the engine's flat arrays; the kernel performs the same operations in the same order.
    */
   private forwardNeuronsJs(t: number, record: boolean): void {
     const { S, P } = this;
-    const { theta, uReset, eL, beta, dtOverC, g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
+    const { g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
     const { neuron, slots, state, injection, step } = this.scratch;
     const vIn = t * P;
     const vOut = (t + 1) * P;
     for (let p = 0; p < P; p++) {
-      neuron.theta = theta[p];
-      neuron.uReset = uReset[p];
-      neuron.eL = eL[p];
-      neuron.beta = beta[p];
-      neuron.dtOverC = dtOverC[p];
+      this.loadNeuron(p);
       state.v = vHist[vIn + p];
       for (let l = 0; l < S; l++) {
         state.gRise[l] = g[l * P + p];
@@ -527,18 +534,14 @@ export class SparseCpuEngine implements Engine {
    */
   private backwardNeuronsJs(t: number, chunkEnd: boolean): void {
     const { S, P } = this;
-    const { theta, uReset, eL, beta, dtOverC, vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
+    const { vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
     const c = this.spec.constants;
     const { neuron, slots, step, adjoint, loss, deltaBySlot } = this.scratch;
     const options = { surrgradScale: c.surrgradScale, detachReset: c.detachReset, chunkEnd };
     const vIn = t * P;
     const vOut = (t + 1) * P;
     for (let p = 0; p < P; p++) {
-      neuron.theta = theta[p];
-      neuron.uReset = uReset[p];
-      neuron.eL = eL[p];
-      neuron.beta = beta[p];
-      neuron.dtOverC = dtOverC[p];
+      this.loadNeuron(p);
       step.spike = sHist[vIn + p];
       step.vNext = vHist[vOut + p];
       step.vTilde = vTildeHist[vIn + p];
