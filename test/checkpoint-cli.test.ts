@@ -84,6 +84,17 @@ describe("bad checkpoints on resume", () => {
     await resumeExpectingError(dir, [], /checksum mismatch/);
   });
 
+  it("the checksum entry's own key damaged, and a data byte flipped: refused, not read unverified", async () => {
+    const dir = cloneRun();
+    const bytes = readFileSync(latest(dir));
+    const key = bytes.indexOf('"checksum"');
+    expect(key).toBeGreaterThan(0);
+    bytes[key + 1] ^= 0x20; // "Checksum": no longer the checksum entry
+    bytes[bytes.length - 7] ^= 0xff;
+    writeFileSync(latest(dir), bytes);
+    await resumeExpectingError(dir, [], /has no "checksum" entry in its metadata/);
+  });
+
   it("wrong format version", async () => {
     const dir = cloneRun();
     const { tensors, metadata } = readSafetensorsFile(latest(dir));

@@ -199,7 +199,7 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   if (!existsSync(path)) throw new CheckpointError(`${path}: checkpoint not found`);
   let decoded;
   try {
-    decoded = readSafetensorsFile(path);
+    decoded = readSafetensorsFile(path, { requireChecksum: true });
   } catch (e) {
     if (e instanceof SafetensorsError) throw new CheckpointError(`corrupt checkpoint ${e.message}`);
     throw new CheckpointError(`${path}: cannot read checkpoint (${(e as Error).message})`);

@@ -35,8 +35,8 @@ export function writeFileAtomic(path: string, data: Buffer | Uint8Array | string
   }
 }
 
-export function readSafetensorsFile(path: string): ReturnType<typeof decodeSafetensors> {
-  return decodeSafetensors(readFileSync(path), path);
+export function readSafetensorsFile(path: string, o: { requireChecksum?: boolean } = {}): ReturnType<typeof decodeSafetensors> {
+  return decodeSafetensors(readFileSync(path), path, o);
 }
 
 export function writeSafetensorsFile(

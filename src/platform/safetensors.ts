@@ -138,10 +138,15 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Rec
 
 type RawEntry = { name: string; dtype: unknown; shape: unknown; begin: number; end: number };
 
-/** Parses and fully validates a safetensors file. Every problem is reported as a SafetensorsError. */
+/**
+ * Parses and fully validates a safetensors file. Every problem is reported as a SafetensorsError. With
+ * `requireChecksum` (files this project writes: checkpoints, targets) a file without a `checksum` entry is refused, so
+ * that damage to the entry's own key cannot switch verification off.
+ */
 export function decodeSafetensors(
   buf: Buffer,
   source: string,
+  o: { requireChecksum?: boolean } = {},
 ): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   const fail: (problem: string) => never = (problem) => {
     throw new SafetensorsError(source, problem);
@@ -220,6 +225,8 @@ export function decodeSafetensors(
   const checksum = metadata[CHECKSUM_KEY];
   if (checksum !== undefined) {
     verifyChecksum(buf, dataStart, checksum, fail);
+  } else if (o.requireChecksum) {
+    fail(`has no "${CHECKSUM_KEY}" entry in its metadata (every file this program writes has one): the file is corrupted or not ours`);
   }
 
   // Sorting by offset also returns the tensors in the order they were written.
