@@ -2,7 +2,7 @@
  * What a run leaves behind, from real processes: figures for every plotting epoch, the offline W&B run, metadata,
  * and checkpoints; and that training on a small network actually fits.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/io/run-dir.js";
@@ -79,6 +79,22 @@ describe("outputs of a run", () => {
     expect(again.code).toBe(2);
     expect(again.output).toMatch(/not empty; pass --resume .* or --force/);
     expect(readFileSync(join(dir, "metrics.csv")).equals(before)).toBe(true);
+  });
+
+  it("--force removes only what a run writes, and refuses a directory holding anything else", async () => {
+    const params = smallParams(tempDir(), { epochs: 3, accumulation: 3 });
+    const dir = join(tempDir(), "out");
+    expect((await coord([params, "--workers", "1", "--output", dir])).code).toBe(0);
+    writeFileSync(join(dir, "notes.txt"), "mine");
+    const refused = await coord([params, "--workers", "1", "--output", dir, "--force"]);
+    expect(refused.code).toBe(2);
+    expect(refused.output.trim()).toMatch(/--force removes only what a run writes .* also holds notes\.txt; nothing was removed$/);
+    expect(readFileSync(join(dir, "notes.txt"), "utf8")).toBe("mine");
+    expect(existsSync(join(dir, "metrics.csv"))).toBe(true);
+    rmSync(join(dir, "notes.txt"));
+    const forced = await coord([params, "--workers", "1", "--output", dir, "--force"]);
+    expect(forced.code, forced.output).toBe(0);
+    expect(MetricsCsv.read(join(dir, "metrics.csv"))).toHaveLength(1);
   });
 });
 

@@ -14,7 +14,7 @@ export const coordinatorCli = (argv: string[]) =>
     .option("epochs", { type: "number", describe: "override simulation.epochs" })
     .option("resume", { type: "string", describe: "continue a run: 'auto' (latest checkpoint in --output) or a checkpoint path" })
     .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
-    .option("force", { type: "boolean", default: false, describe: "start over in a non-empty output directory (deletes it)" })
+    .option("force", { type: "boolean", default: false, describe: "start over in a directory that holds an earlier run (removes only what a run writes)" })
     .option("metrics-port", { type: "number", default: 9464, describe: "Prometheus /metrics port (0 = off)" })
     .option("worker-metrics-port", { type: "number", default: 0, describe: "local workers serve /metrics on this port + index (0 = off)" })
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })

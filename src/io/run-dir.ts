@@ -4,20 +4,33 @@
  */
 import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
-import { join } from "node:path";
+import { homedir, hostname } from "node:os";
+import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../platform/atomic-file.js";
 import { LossTerms } from "../model/losses.js";
 import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
 
 export class RunDirError extends Error {}
 
+/** What a run writes into its directory: --force removes these and nothing else. */
+export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb"] as const;
+
 export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"): void {
-  const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
-  if (mode === "new" && nonEmpty)
+  const entries = existsSync(dir) ? readdirSync(dir) : [];
+  if (mode === "new" && entries.length > 0)
     throw new RunDirError(`${dir}: output directory exists and is not empty; pass --resume to continue that run or --force to start over in it`);
-  if (mode === "resume" && !nonEmpty) throw new RunDirError(`${dir}: nothing to resume (the directory is empty or missing)`);
-  if (mode === "force" && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  if (mode === "resume" && entries.length === 0) throw new RunDirError(`${dir}: nothing to resume (the directory is empty or missing)`);
+  if (mode === "force" && entries.length > 0) {
+    const full = resolve(dir);
+    if (full === resolve(process.cwd()) || full === resolve(homedir()) || full === resolve("/"))
+      throw new RunDirError(`${dir}: --force will not start a run over in the current, home or root directory; use a directory of its own`);
+    const foreign = entries.filter((e) => !(RUN_DIRECTORY_ENTRIES as readonly string[]).includes(e));
+    if (foreign.length > 0)
+      throw new RunDirError(
+        `${dir}: --force removes only what a run writes (${RUN_DIRECTORY_ENTRIES.join(", ")}), and this directory also holds ${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""}; nothing was removed`,
+      );
+    for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
+  }
   mkdirSync(join(dir, "checkpoints"), { recursive: true });
 }
 
