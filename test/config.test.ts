@@ -265,6 +265,38 @@ describe("invalid parameters: one ConfigError naming the key", () => {
     expect(msg).toContain("502");
   });
 
+  it("a typo of a required key is named as the unknown key, with the key it probably meant", () => {
+    expect(configError(edit(DEFAULT_TEXT, "tau_mem = 85.0", "tau_m = 85.0")).message).toBe(
+      "recurrent.physiology.excitatory.tau_m: unknown key; did you mean tau_mem?",
+    );
+    // A typo of an optional key: the default applies, and the typo is still refused, with the suggestion.
+    expect(configError(edit(DEFAULT_TEXT, "learning_rate = 5e-4", "lerning_rate = 5e-4")).message).toBe(
+      "hyperparameters.lerning_rate: unknown key; did you mean learning_rate?",
+    );
+  });
+
+  it("nan and inf are named as such, not as null", () => {
+    expect(configError(edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = nan")).message).toBe("hyperparameters.learning_rate: expected a finite number, got NaN");
+    expect(configError(edit(DEFAULT_TEXT, "dt = 1.0", "dt = inf")).message).toBe("simulation.dt: expected a finite number, got Infinity");
+    expect(configError(edit(DEFAULT_TEXT, "w_mu = [[0.4, 0.4], [0.6, 0.3]]", "w_mu = [[0.4, -inf], [0.6, 0.3]]")).message).toBe(
+      "recurrent.weights.w_mu[0][1]: expected a finite number, got -Infinity",
+    );
+  });
+
+  it("names are letters, digits, _ and -, starting with a letter (they become columns and labels)", () => {
+    const msg = configError(edit(DEFAULT_TEXT, 'names = ["excitatory", "inhibitory"]', 'names = ["exc,itatory", "inhibitory"]')).message;
+    expect(msg).toBe('recurrent.names[0]: "exc,itatory" is not a valid name (a letter, then letters, digits, _ or -: names become metrics.csv columns and labels)');
+    expect(configError(edit(DEFAULT_TEXT, 'names = ["mitral"]', 'names = ["mi\\ntral"]')).message).toMatch(/^feedforward\.names\[0\]: [\s\S]* is not a valid name/);
+  });
+
+  it("timing keys: heartbeat at least 10 ms, timeouts at least two heartbeats", () => {
+    expect(configError(edit(DEFAULT_TEXT, "heartbeat_interval = 2.0", "heartbeat_interval = 1e-6")).message).toBe("distributed.heartbeat_interval: must be ≥ 0.01, got 0.000001");
+    expect(configError(edit(DEFAULT_TEXT, "worker_timeout = 60.0", "worker_timeout = 3.0")).message).toBe(
+      "distributed.worker_timeout: must be at least 2 × distributed.heartbeat_interval (4 s), got 3",
+    );
+    expect(configError(edit(DEFAULT_TEXT, "no_worker_timeout = 300.0", "no_worker_timeout = 1e-9")).message).toMatch(/^distributed\.no_worker_timeout: must be at least 2 ×/);
+  });
+
   it("checkpoint_interval not a multiple of accumulation_interval", () => {
     const msg = configError(edit(DEFAULT_TEXT, "checkpoint_interval = 50", "checkpoint_interval = 52")).message;
     expect(msg).toMatch(/^simulation\.checkpoint_interval: /);

@@ -148,10 +148,17 @@ class Reader {
     return this.entries[k] !== undefined;
   }
 
+  /** A key the table lacks: a typo of it among the table's keys is the likelier problem, and said first. */
+  private missing(k: string, expected: string): never {
+    const typo = Object.keys(this.entries).find((e) => !this.used.has(e) && e !== k && similar(e, k));
+    if (typo !== undefined) throw new ConfigError(`${this.key(typo)}: unknown key; did you mean ${k}?`);
+    throw new ConfigError(`${this.key(k)}: missing (${expected})`);
+  }
+
   number(k: string, opts: { def?: number; min?: number; max?: number; int?: boolean; exclusiveMin?: boolean } = {}): number {
     const v = this.raw(k);
     if (v === undefined) {
-      if (opts.def === undefined) throw new ConfigError(`${this.key(k)}: missing (expected a number)`);
+      if (opts.def === undefined) this.missing(k, "expected a number");
       return opts.def;
     }
     return checkNumber(this.key(k), v, opts);
@@ -167,7 +174,7 @@ class Reader {
   string(k: string, def?: string, choices?: readonly string[]): string {
     const v = this.raw(k);
     if (v === undefined) {
-      if (def === undefined) throw new ConfigError(`${this.key(k)}: missing (expected a string)`);
+      if (def === undefined) this.missing(k, "expected a string");
       return def;
     }
     if (typeof v !== "string") throw new ConfigError(`${this.key(k)}: expected a string, got ${show(v)}`);
@@ -180,6 +187,10 @@ class Reader {
     if (!Array.isArray(v) || v.length === 0) throw new ConfigError(`${this.key(k)}: expected a non-empty array of strings, got ${show(v)}`);
     v.forEach((s, i) => {
       if (typeof s !== "string" || s === "") throw new ConfigError(`${this.key(k)}[${i}]: expected a non-empty string, got ${show(s)}`);
+      if (!NAME.test(s))
+        throw new ConfigError(
+          `${this.key(k)}[${i}]: ${show(s)} is not a valid name (a letter, then letters, digits, _ or -: names become metrics.csv columns and labels)`,
+        );
     });
     if (new Set(v).size !== v.length) throw new ConfigError(`${this.key(k)}: names must be unique, got ${show(v)}`);
     return v as string[];
@@ -239,7 +250,9 @@ class Reader {
 
   done(hint?: string): void {
     for (const k of Object.keys(this.entries)) {
-      if (!this.used.has(k)) throw new ConfigError(`${this.key(k)}: unknown key${hint ? ` (${hint})` : ""}`);
+      if (this.used.has(k)) continue;
+      const near = [...this.used].find((u) => this.entries[u] === undefined && similar(u, k));
+      throw new ConfigError(`${this.key(k)}: unknown key${near ? `; did you mean ${near}?` : hint ? ` (${hint})` : ""}`);
     }
   }
 }
@@ -251,9 +264,28 @@ function isTable(v: unknown): v is Table {
 function show(v: unknown): string {
   if (v === undefined) return "nothing";
   if (typeof v === "string") return `"${v}"`;
-  const s = JSON.stringify(v);
+  // JSON has no NaN or infinities (it would print null): say what TOML's nan and inf are.
+  const s = JSON.stringify(v, (_k, x) => (typeof x === "number" && !Number.isFinite(x) ? `«${x}»` : x)).replace(/"«(.*?)»"/g, "$1");
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
+
+/** Edit distance of two short strings (keys), for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/** Probably a typo of one another: one a prefix of the other, or at most two edits apart (for keys of 4+ letters). */
+function similar(a: string, b: string): boolean {
+  if (Math.min(a.length, b.length) >= 3 && (a.startsWith(b) || b.startsWith(a))) return true;
+  return Math.min(a.length, b.length) >= 4 && editDistance(a, b) <= 2;
+}
+
+/** Names (cell types, input types, synapses) become metrics.csv columns, metric labels and figure labels. */
+const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 function checkNumber(path: string, v: unknown, opts: { min?: number; max?: number; int?: boolean; exclusiveMin?: boolean }): number {
   if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${path}: expected a finite number, got ${show(v)}`);
@@ -445,13 +477,15 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
 
   const dR = root.table("distributed", true);
   const distributed = {
-    heartbeat_interval: dR.number("heartbeat_interval", { def: 2.0, ...positive }),
+    heartbeat_interval: dR.number("heartbeat_interval", { def: 2.0, min: 0.01 }),
     worker_timeout: dR.number("worker_timeout", { def: 60.0, ...positive }),
     no_worker_timeout: dR.number("no_worker_timeout", { def: 300.0, ...positive }),
   };
   dR.done();
-  if (distributed.worker_timeout <= distributed.heartbeat_interval)
-    throw new ConfigError(`distributed.worker_timeout: must exceed distributed.heartbeat_interval (${distributed.heartbeat_interval} s), got ${distributed.worker_timeout}`);
+  // A timeout shorter than two heartbeats drops healthy workers between two of their heartbeats.
+  for (const k of ["worker_timeout", "no_worker_timeout"] as const)
+    if (distributed[k] < 2 * distributed.heartbeat_interval)
+      throw new ConfigError(`distributed.${k}: must be at least 2 × distributed.heartbeat_interval (${2 * distributed.heartbeat_interval} s), got ${distributed[k]}`);
 
   const pR = root.table("plotting", true);
   const plotting = {
