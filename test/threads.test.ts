@@ -4,7 +4,7 @@
  * worker (the run ends as an undisturbed one); a dead figure thread costs its figure set; a dead checkpoint writer
  * stops the run naming the file. Threads load compiled modules, so these use dist/ (npm test builds first).
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type * as CheckpointWriterModule from "../src/io/checkpoint-writer.js";
@@ -128,6 +128,39 @@ describe("engine threads", () => {
     expect(killed).toBe(true);
     expect(logs.join("\n")).toMatch(/killing the engine thread during epoch (\d+)\n.*epoch \1 failed: .*engine thread died: exited with code \d+/s);
     expect(metricRows(out)).toEqual(metricRows(reference));
+  });
+});
+
+describe("an epoch that fails for a deterministic reason", () => {
+  it("ends the run with its message (exit code 5, status failed) instead of hanging, with a single worker", async () => {
+    const { WorkerProcess } = await dist<typeof WorkerModule>("distributed/worker.js");
+    const { ThreadedEngine } = await dist<typeof ThreadedEngineModule>("engine/threaded-engine.js");
+    const dir = tempDir();
+    const params = smallParams(dir, { epochs: 12, accumulation: 3 });
+    const out = join(dir, "run");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", out, "--metrics-port", "0"]);
+    const lone = new WorkerProcess({
+      endpoint: `tcp://127.0.0.1:${port}`,
+      engineName: "sparse-cpu",
+      threads: 1,
+      coordinatorTimeout: 5,
+      heartbeatInterval: 0.5,
+      log: () => {},
+      createEngine: async (spec) => {
+        const threaded = new ThreadedEngine(spec, 1);
+        return {
+          kind: "sparse-cpu",
+          runEpoch: (task) => (task.epoch === 4 ? Promise.reject(new Error("out of memory (simulated)")) : threaded.runEpoch(task)),
+          dispose: () => threaded.dispose(),
+        } satisfies Engine;
+      },
+    });
+    const [code] = await Promise.all([c.exit, lone.run()]);
+    expect(code, c.output()).toBe(5);
+    const last = c.output().trim().split("\n").pop()!;
+    expect(last).toMatch(/^snn-coord: epoch 4 failed 3 times \(last: worker \S+: out of memory \(simulated\)\); stopping$/);
+    expect(JSON.parse(readFileSync(join(out, "metadata.json"), "utf8")).status).toBe("failed");
   });
 });
 

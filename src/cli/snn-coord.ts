@@ -11,7 +11,7 @@ import { ConfigError } from "../model/config.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
 import { RunDirError } from "../io/run-dir.js";
-import { NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
+import { EpochFailedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
 import { openRunDirectory, setUpRun } from "../training/run-setup.js";
 import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
@@ -116,7 +116,8 @@ main().then(
   (e) => {
     const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof UsageError;
     const diverged = e instanceof TrainingDivergedError;
-    console.error(`snn-coord: ${expected || diverged ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
-    process.exit(expected ? 2 : diverged ? 3 : e instanceof NoWorkersError ? 4 : 1);
+    const known = expected || diverged || e instanceof NoWorkersError || e instanceof EpochFailedError;
+    console.error(`snn-coord: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
+    process.exit(expected ? 2 : diverged ? 3 : e instanceof NoWorkersError ? 4 : e instanceof EpochFailedError ? 5 : 1);
   },
 );

@@ -46,6 +46,9 @@ export interface EpochAssignment {
 
 export class NoWorkersError extends Error {}
 
+/** An epoch failed on workers again and again (MAX_EPOCH_FAILURES times): a deterministic problem, not a flaky worker. */
+export class EpochFailedError extends Error {}
+
 interface WorkerEntry {
   key: string;
   routingId: Buffer;
@@ -290,7 +293,7 @@ export class WorkerPool {
         const failed = takeAssignment(w, msg.epoch);
         if (failed) {
           w.failedEpochs.add(msg.epoch);
-          this.requeue(failed);
+          this.requeue(failed, `worker ${w.hello.workerId}: ${msg.message}`);
           // Weights may be what it lacks: send them again with the next assignment.
           w.weightsVersion = -1;
         }
@@ -312,7 +315,7 @@ export class WorkerPool {
     const bad = this.checkResult(r, cur.withGradient.has(r.epoch));
     if (bad) {
       this.drop(w, "protocol", `invalid result for epoch ${r.epoch}: ${bad}`);
-      if (assignment) this.requeue(assignment);
+      if (assignment) this.requeue(assignment, `worker ${w.hello.workerId} sent an invalid result: ${bad}`);
       this.dispatch();
       return;
     }
@@ -341,13 +344,14 @@ export class WorkerPool {
     return null;
   }
 
-  private requeue(t: EpochAssignment): void {
+  /** An epoch failed (`why`): computed again, unless it failed MAX_EPOCH_FAILURES times, which ends the run. */
+  private requeue(t: EpochAssignment, why: string): void {
     const cur = this.current;
     if (!cur || cur.results.has(t.epoch)) return;
     const n = (cur.failures.get(t.epoch) ?? 0) + 1;
     cur.failures.set(t.epoch, n);
     if (n >= MAX_EPOCH_FAILURES) {
-      cur.reject(new Error(`epoch ${t.epoch} failed on ${n} workers; stopping (see the worker logs above)`));
+      cur.reject(new EpochFailedError(`epoch ${t.epoch} failed ${n} times (last: ${why}); stopping`));
       return;
     }
     if (!cur.pending.some((p) => p.epoch === t.epoch)) cur.pending.unshift(t);
@@ -365,14 +369,18 @@ export class WorkerPool {
     this.dispatch();
   }
 
-  /** Hands pending epochs, in epoch order, to idle workers; a worker never gets an epoch it failed before. */
+  /**
+   * Hands pending epochs, in epoch order, to idle workers. A worker gets an epoch it failed before only when no other
+   * connected worker can take it (a lone worker retries; a deterministic failure then ends the run, see requeue).
+   */
   private dispatch(): void {
     const cur = this.current;
     if (!cur) return;
     const inFlight = new Set([...this.workers.values()].flatMap((w) => w.busy.map((t) => t.epoch)));
     for (const w of this.workers.values()) {
       while (w.busy.length < w.hello.threads) {
-        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && !w.failedEpochs.has(p.epoch));
+        const othersCan = (epoch: number) => [...this.workers.values()].some((o) => o !== w && !o.failedEpochs.has(epoch));
+        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && (!w.failedEpochs.has(p.epoch) || !othersCan(p.epoch)));
         if (!t) break;
         this.assign(w, t, cur);
         inFlight.add(t.epoch);
