@@ -328,6 +328,8 @@ describe("rejection of malformed frames", () => {
   });
 
   it("wrong scalar types name the field", () => {
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "hello", workerId: "w".repeat(129), hostname: "h", pid: 1, engine: "sparse-cpu", threads: 1, networkHash: null }), /message\.workerId: longer than 128 characters \(129\)/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1, message: "x".repeat(5000) }), /message\.message: longer than 4096 characters/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a number/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1.5, message: "x" }), /message\.epoch: expected an integer/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: -1, message: "x" }), /message\.epoch: must be ≥ 0/);

@@ -92,9 +92,17 @@ describe("outputs of a run", () => {
     expect(readFileSync(join(dir, "notes.txt"), "utf8")).toBe("mine");
     expect(existsSync(join(dir, "metrics.csv"))).toBe(true);
     rmSync(join(dir, "notes.txt"));
+    // Temporary files of interrupted atomic writes belong to the run too, and are swept.
+    writeFileSync(join(dir, ".metadata.json.tmp-123-abcdef"), "{");
     const forced = await coord([params, "--workers", "1", "--output", dir, "--force"]);
     expect(forced.code, forced.output).toBe(0);
     expect(MetricsCsv.read(join(dir, "metrics.csv"))).toHaveLength(1);
+    expect(readdirSync(dir).filter((e) => e.includes(".tmp-"))).toEqual([]);
+    // Resuming sweeps them from checkpoints/ as well.
+    writeFileSync(join(dir, "checkpoints", ".checkpoint_latest.safetensors.tmp-99-0123ab"), "partial");
+    const resumed = await coord([params, "--workers", "1", "--output", dir, "--resume", "auto", "--epochs", "6"]);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(readdirSync(join(dir, "checkpoints")).filter((e) => e.includes(".tmp-"))).toEqual([]);
   });
 });
 

@@ -109,13 +109,14 @@ describe("engine threads", () => {
         const engine: Engine = {
           kind: "sparse-cpu",
           runEpoch: (task) => {
-            const r = threaded.runEpoch(task);
-            if (task.epoch >= 3 && !killed) {
-              killed = true;
-              logs.push(`killing the engine thread during epoch ${task.epoch}`);
-              void threaded.threads[0].kill();
-            }
-            return r;
+            if (task.epoch < 3 || killed) return threaded.runEpoch(task);
+            // A thread killed while it is still starting cannot have answered: the epoch surely fails.
+            killed = true;
+            logs.push(`killing the engine thread during epoch ${task.epoch}`);
+            const doomed = new ThreadedEngine(spec, 1);
+            const r = doomed.runEpoch(task);
+            void doomed.threads[0].kill();
+            return r.finally(() => doomed.dispose());
           },
           dispose: () => threaded.dispose(),
         };

@@ -90,6 +90,22 @@ describe("bad values of the training keys", () => {
     });
   }
 
+  it("sizes a worker or the coordinator cannot hold: refused with the computed figure before anything starts", async () => {
+    for (const [key, line, message] of [
+      ["simulation", "batch_size = 100000", /^snn-coord: simulation\.batch_size: an epoch of 100000 trials × 50 steps of 150 neurons needs [\d.]+ GiB of worker memory .* above the 4 GiB/],
+      ["simulation", "chunk_steps = 1000000000", /^snn-coord: simulation\.batch_size: an epoch of 4 trials × 2000000000 steps .* above the 4 GiB/],
+      ["simulation", "accumulation_interval = 3000000\ncheckpoint_interval = 3000000", /^snn-coord: simulation\.accumulation_interval: 3000000 streams of 4 trials need [\d.]+ GiB of coordinator memory/],
+    ] as const) {
+      const dir = tempDir();
+      const out = join(dir, "run");
+      const file = params(dir, { [key]: line, epochs: 6000000 } as never);
+      const r = await coord([file, "--workers", "1", "--output", out]);
+      expect(r.code, r.output).toBe(2);
+      expect(r.output.trim()).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+
   it("--epochs that leaves no update after burn-in is refused the same way", async () => {
     const dir = tempDir();
     const r = await coord([params(dir, { simulation: "burn_in_epochs = 3" }), "--workers", "1", "--output", join(dir, "run"), "--epochs", "3"]);

@@ -3,6 +3,7 @@
  * snn-coord PARAMS [--workers N | --external --bind tcp://*:5555 [--min-workers M]] [--output DIR] [--resume [auto|PATH]]
  * The coordinator: owns the training state, spreads epochs over workers, reduces, steps Adam, logs and checkpoints.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hideBin } from "yargs/helpers";
@@ -62,7 +63,7 @@ async function main(): Promise<number> {
   handleSignals(log, () => trainer.requestStop());
 
   try {
-    const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(tmpdir(), `snn-coord-${process.pid}.ipc`)}`);
+    const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
     const bound = await pool.bind(endpoint);
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
     else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
@@ -93,6 +94,13 @@ async function main(): Promise<number> {
     await reports.close(1);
     throw e;
   }
+}
+
+/** A private directory (mode 0700) for the local workers' socket, removed when the coordinator exits. */
+function ipcDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "snn-coord-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** SIGINT/SIGTERM: the first stops after the current update (with checkpoint_latest), a second exits at once. */

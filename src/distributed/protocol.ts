@@ -102,6 +102,11 @@ export function encodeMessage(m: Message): Buffer {
   return packr.pack({ protocol: PROTOCOL_VERSION, ...(toWire(m) as Obj) });
 }
 
+/** Identifiers a peer sends (worker id, host name, run id, engine, hash, reasons): at most this many characters. */
+const MAX_PEER_STRING = 128;
+/** A failure or shutdown message may say more (an error message), within bounds. */
+const MAX_PEER_MESSAGE = 4096;
+
 /** Field readers: each names the path of what is wrong. */
 class Fields {
   constructor(
@@ -137,9 +142,11 @@ class Fields {
     return v;
   }
 
-  str(k: string): string {
+  /** A string from a peer, at most `maxLength` characters (peers' strings are logged: they must stay small). */
+  str(k: string, maxLength = MAX_PEER_STRING): string {
     const v = this.get(k);
     if (typeof v !== "string") this.fail(k, `expected a string, got ${typeof v}`);
+    if (v.length > maxLength) this.fail(k, `longer than ${maxLength} characters (${v.length})`);
     return v;
   }
 
@@ -349,7 +356,7 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
     case "assign":
       return {
         type,
-        runId: f.str("runId"),
+        runId: f.str("runId", MAX_PEER_MESSAGE),
         update: f.num("update", { int: true, min: 0 }),
         epoch: f.num("epoch", { int: true, min: 0 }),
         stream: f.num("stream", { int: true, min: 0 }),
@@ -362,7 +369,7 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
     case "result":
       return {
         type,
-        runId: f.str("runId"),
+        runId: f.str("runId", MAX_PEER_MESSAGE),
         epoch: f.num("epoch", { int: true, min: 0 }),
         weightsVersion: f.num("weightsVersion", { int: true, min: 0 }),
         losses: readLosses(f.obj("losses")),
@@ -389,9 +396,9 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
       return { type };
     case "shutdown":
     case "reject":
-      return { type, reason: f.str("reason") };
+      return { type, reason: f.str("reason", MAX_PEER_MESSAGE) };
     case "failure":
-      return { type, epoch: f.num("epoch", { int: true, min: 0 }), message: f.str("message") };
+      return { type, epoch: f.num("epoch", { int: true, min: 0 }), message: f.str("message", MAX_PEER_MESSAGE) };
     default:
       throw new ProtocolError(`unknown message type "${type}"`);
   }

@@ -3,7 +3,7 @@
  * are never overwritten unless the user resumes or forces.
  */
 import { execFileSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../platform/atomic-file.js";
@@ -24,7 +24,8 @@ export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"):
     const full = resolve(dir);
     if (full === resolve(process.cwd()) || full === resolve(homedir()) || full === resolve("/"))
       throw new RunDirError(`${dir}: --force will not start a run over in the current, home or root directory; use a directory of its own`);
-    const foreign = entries.filter((e) => !(RUN_DIRECTORY_ENTRIES as readonly string[]).includes(e));
+    // An entry of the run, or a temporary file its atomic write left behind.
+    const foreign = entries.filter((e) => !(RUN_DIRECTORY_ENTRIES as readonly string[]).includes(e.replace(TEMPORARY_FILE, "$1")));
     if (foreign.length > 0)
       throw new RunDirError(
         `${dir}: --force removes only what a run writes (${RUN_DIRECTORY_ENTRIES.join(", ")}), and this directory also holds ${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""}; nothing was removed`,
@@ -32,7 +33,17 @@ export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"):
     for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
   }
   mkdirSync(join(dir, "checkpoints"), { recursive: true });
+  sweepTemporaryFiles(dir);
 }
+
+/** Temporary files of atomic writes that a crash interrupted (`.<name>.tmp-<pid>-<random>`): never read, so removed. */
+function sweepTemporaryFiles(dir: string): void {
+  for (const d of [dir, join(dir, "checkpoints")])
+    for (const e of readdirSync(d)) if (TEMPORARY_FILE.test(e)) rmSync(join(d, e), { force: true });
+}
+
+/** The name platform/atomic-file.ts gives a file while it writes it; $1 is the target's name. */
+const TEMPORARY_FILE = /^\.(.+)\.tmp-\d+-[0-9a-f]+$/;
 
 export interface Metadata {
   command: string;
@@ -229,6 +240,7 @@ function formatNumber(x: number | undefined): string {
   return Number.isNaN(x) ? "nan" : String(x);
 }
 
+/** The exact parameters text, written atomically: a failed write (a full disk) leaves no partial file behind. */
 export function writeParameters(dir: string, text: string): void {
-  writeFileSync(join(dir, "parameters.toml"), text);
+  writeFileAtomic(join(dir, "parameters.toml"), text);
 }

@@ -13,6 +13,8 @@ import { checkpointIdentity } from "../io/identity.js";
 import { loadNetworkSpec } from "../io/network-files.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, writeParameters } from "../io/run-dir.js";
+import { WASM_MEMORY_LIMIT_BYTES } from "../engine/sparse-cpu/kernels/workspace.js";
+import { sparseCpuEpochBytes } from "../engine/sparse-cpu/sparse-cpu.js";
 import { studentInitialWeights, teacherWeights } from "./student.js";
 
 export interface RunSetup {
@@ -64,6 +66,25 @@ export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: nu
   return { csv, metadata };
 }
 
+/** The coordinator's bound on the stream states it holds (A streams × B trials × N neurons × (1 + 2S) floats). */
+const STREAM_STATE_LIMIT_BYTES = 16 * 2 ** 30;
+
+/** Sizes a worker or the coordinator cannot hold are refused before anything starts, with the computed figure. */
+function checkResources(config: Config, spec: NetworkSpec): void {
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  const epoch = sparseCpuEpochBytes(spec);
+  if (epoch > WASM_MEMORY_LIMIT_BYTES)
+    throw new ConfigError(
+      `simulation.batch_size: an epoch of ${spec.batchSize} trials × ${spec.chunkSteps * spec.chunksPerEpoch} steps of ${spec.constants.numNeurons} neurons needs ${gib(epoch)} ` +
+        `of worker memory (mostly the history the backward reads), above the 4 GiB a sparse-cpu worker can address; use fewer trials or shorter epochs`,
+    );
+  const streams = config.simulation.accumulation_interval * spec.batchSize * spec.constants.numNeurons * (1 + 2 * spec.constants.numSlots) * 4;
+  if (streams > STREAM_STATE_LIMIT_BYTES)
+    throw new ConfigError(
+      `simulation.accumulation_interval: ${config.simulation.accumulation_interval} streams of ${spec.batchSize} trials need ${gib(streams)} of coordinator memory for their states, above the ${gib(STREAM_STATE_LIMIT_BYTES)} limit`,
+    );
+}
+
 export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   const { config, text } = loadConfig(r.params);
   const A = config.simulation.accumulation_interval;
@@ -74,6 +95,7 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   const outputDir = resolve(r.output ?? join("runs", `${basename(r.params, ".toml")}-${stamp}`));
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
+  checkResources(config, spec);
   const identity = checkpointIdentity(config, spec);
   const teacher = teacherWeights(config, connectome);
   const resuming = r.resume !== undefined;

@@ -25,7 +25,7 @@ import { InputSpikes, poissonInputs } from "../../model/inputs.js";
 import { NetworkSpec } from "../../model/network.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engine.js";
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "../epoch-summary.js";
-import { KernelKind, WasmKernels, Workspace } from "./kernels/workspace.js";
+import { KernelKind, layoutBytes, WasmKernels, Workspace } from "./kernels/workspace.js";
 import {
   CobaLifAdjoint,
   cobaLifAdjointStep,
@@ -120,6 +120,11 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     productEdge: [Int32Array, E],
     productSynapses: [Int32Array, 2 * E],
   } as const;
+}
+
+/** Bytes of the engine's memory for one epoch of this network (history for the backward, state, adjoint, synapses). */
+export function sparseCpuEpochBytes(spec: NetworkSpec): number {
+  return layoutBytes(engineLayout(spec, "float32"));
 }
 
 /** Element count N·B rounded up to whole SIMD pairs; padding elements never spike and stay at zero. */

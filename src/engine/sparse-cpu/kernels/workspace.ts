@@ -43,6 +43,16 @@ function wasmModules(): typeof modules {
   return modules;
 }
 
+/** The most a WebAssembly memory can hold (65536 pages of 64 KiB): the sparse-cpu engine's limit per epoch. */
+export const WASM_MEMORY_LIMIT_BYTES = 2 ** 32;
+
+/** Bytes a layout takes in one WebAssembly memory (each buffer 16-byte aligned, as Workspace places them). */
+export function layoutBytes(layout: BufferLayout): number {
+  let top = 16;
+  for (const [Ctor, n] of Object.values(layout)) top += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 16) * 16;
+  return top;
+}
+
 export class Workspace<L extends BufferLayout> {
   readonly kind: KernelKind;
   readonly buffers: Buffers<L>;
@@ -65,6 +75,7 @@ export class Workspace<L extends BufferLayout> {
         ptr[name] = top;
         top += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 16) * 16;
       }
+      if (top > WASM_MEMORY_LIMIT_BYTES) throw new Error(`an epoch needs ${(top / 2 ** 30).toFixed(1)} GiB of engine memory, above the 4 GiB WebAssembly can address`);
       const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) + 1 });
       for (const [name, [Ctor, n]] of Object.entries(layout)) buffers[name] = new Ctor(memory.buffer, ptr[name], n);
       // Every module's exports over the one memory; the kernel names are distinct across modules.
