@@ -2,13 +2,14 @@
  * Real coordinator and worker processes over ipc and loopback tcp: the numbers of a run do not depend on how many
  * workers computed it, on workers dying or hanging mid-run, on late joiners, or on garbage sent to the socket.
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
 import { decodeMessage, encodeMessage } from "../src/distributed/protocol.js";
-import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
 let reference: { weights: ReturnType<typeof finalWeights>; rows: string[] };
@@ -110,6 +111,50 @@ describe("bit-identical results", () => {
     expect(code, c.output()).toBe(0);
     expect(c.output()).toMatch(/refused a message/);
     expectSameRun(dir);
+  });
+});
+
+describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
+  it("the coordinator finishes its update, checkpoints and exits 130; its local workers are not cut off; resume is exact", async () => {
+    const dir = join(tempDir(), "group");
+    // Its own process group, as a shell gives a foreground job; the signal goes to the group.
+    const child = spawn(process.execPath, [COORD, params, "--workers", "2", "--output", dir, "--metrics-port", "0", "--epochs", "24"], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    const exit = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+    await waitFor(() => /Epoch 6\//.test(out), 60_000, "two updates");
+    const sent = Date.now();
+    process.kill(-child.pid!, "SIGINT");
+    expect(await exit, out).toBe(130);
+    expect(Date.now() - sent).toBeLessThan(10_000);
+    expect(out).toMatch(/shutdown: training interrupted/);
+    expect(JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")).status).toBe("interrupted");
+    const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "24", "--resume", "auto"]);
+    expect(r.code, r.output).toBe(0);
+    const straight = join(tempDir(), "straight");
+    expect((await coord([params, "--workers", "1", "--output", straight, "--epochs", "24"])).code).toBe(0);
+    const [x, y] = [dir, straight].map(finalWeights);
+    for (const key of ["rec", "ff", "m", "v", "streams"] as const) expect(x[key].equals(y[key]), key).toBe(true);
+  });
+
+  it("local workers end with their coordinator when it is killed (SIGKILL)", async () => {
+    const dir = join(tempDir(), "orphans");
+    const c = start(COORD, [params, "--workers", "2", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
+    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
+    const pids = [...c.output().matchAll(/joined \(sparse-cpu on \S+, pid (\d+)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(2);
+    c.child.kill("SIGKILL");
+    await c.exit;
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => pids.every((p) => !alive(p)), 10_000, "the local workers to exit");
   });
 });
 

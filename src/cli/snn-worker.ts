@@ -35,6 +35,8 @@ async function main(): Promise<number> {
   const stop = () => worker.close();
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // A local worker (spawned by snn-coord with an IPC channel) ends with its coordinator, however that ended.
+  if (process.send) process.on("disconnect", stop);
   try {
     return await worker.run();
   } finally {

@@ -126,7 +126,10 @@ export class WorkerPool {
       const child = spawn(
         process.execPath,
         [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPortBase ? metricsPortBase + i : 0)],
-        { stdio: ["ignore", "inherit", "inherit"] },
+        // In a process group of their own, local workers do not get the terminal's Ctrl-C (sent to the whole
+        // foreground group): the coordinator stops them itself after its last update. The IPC channel tells them
+        // when the coordinator is gone, however it ended.
+        { stdio: ["ignore", "inherit", "inherit", "ipc"], detached: true },
       );
       const pid = child.pid!;
       this.children.set(pid, child);
