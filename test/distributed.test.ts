@@ -3,12 +3,13 @@
  * workers computed it, on workers dying or hanging mid-run, on late joiners, or on garbage sent to the socket.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
 import { decodeMessage, encodeMessage } from "../src/distributed/protocol.js";
+import { readCheckpoint } from "../src/io/checkpoint.js";
 import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
@@ -136,6 +137,35 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
     expect((await coord([params, "--workers", "1", "--output", straight, "--epochs", "24"])).code).toBe(0);
     const [x, y] = [dir, straight].map(finalWeights);
     for (const key of ["rec", "ff", "m", "v", "streams"] as const) expect(x[key].equals(y[key]), key).toBe(true);
+  });
+
+  it("SIGINT while waiting for external workers exits 130 at once, the run marked interrupted", async () => {
+    const dir = join(tempDir(), "waiting");
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${freePort()}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    await waitFor(() => /waiting for 1 worker/.test(c.output()), 30_000, "the coordinator to listen");
+    c.child.kill("SIGINT");
+    expect(await c.exit, c.output()).toBe(130);
+    expect(c.output()).toMatch(/SIGINT while waiting for workers; writing checkpoint_latest and stopping/);
+    expect(JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")).status).toBe("interrupted");
+    expect(existsSync(join(dir, "checkpoints/checkpoint_latest.safetensors"))).toBe(true);
+  });
+
+  it("SIGTERM during an update that cannot finish (its worker hangs) abandons it and exits 130 from the last update", async () => {
+    const dir = join(tempDir(), "hung");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
+    w.child.kill("SIGSTOP");
+    const sent = Date.now();
+    c.child.kill("SIGTERM");
+    expect(await c.exit, c.output()).toBe(130);
+    expect(Date.now() - sent).toBeLessThan(12_000);
+    expect(c.output()).toMatch(/did not finish within 8 s; abandoned/);
+    const latest = readCheckpoint(join(dir, "checkpoints/checkpoint_latest.safetensors"), null, null).state;
+    expect(latest.epoch % 3).toBe(0);
+    expect(latest.epoch).toBeGreaterThanOrEqual(6);
+    w.child.kill("SIGKILL");
   });
 
   it("local workers end with their coordinator when it is killed (SIGKILL)", async () => {

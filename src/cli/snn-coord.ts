@@ -12,7 +12,7 @@ import { ConfigError } from "../model/config.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
 import { RunDirError } from "../io/run-dir.js";
-import { EpochFailedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
+import { EpochFailedError, InterruptedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
 import { openRunDirectory, setUpRun } from "../training/run-setup.js";
 import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
@@ -20,6 +20,9 @@ import { startCoordinatorReports } from "../report/coordinator-reports.js";
 import { figureTargets } from "../report/figures/network-view.js";
 
 class UsageError extends Error {}
+
+/** Set by handleSignals: tells it that training has begun (a stop signal then lets the current update finish). */
+let trainingStarted: () => void = () => {};
 
 async function main(): Promise<number> {
   const args = await coordinatorCli(hideBin(process.argv))
@@ -45,22 +48,11 @@ async function main(): Promise<number> {
     heartbeatInterval: config.distributed.heartbeat_interval,
     workerTimeout: config.distributed.worker_timeout,
     noWorkerTimeout: config.distributed.no_worker_timeout,
-    events: {
-      log,
-      workersChanged: (n) => metrics.setWorkersConnected(n),
-      workerJoined: (worker, engine) => {
-        metadata.workerJoined(worker, engine);
-        metrics.setEngine(engine);
-      },
-      workerFailed: (reason) => metrics.workerFailure(reason),
-      bytes: (sent, received) => metrics.bytesTransferred(sent, received),
-      epochsInFlight: (n) => metrics.setEpochsInFlight(n),
-      broadcast: (seconds) => metrics.observeBroadcast(seconds),
-    },
+    events: reports.poolEvents((worker, engine) => metadata.workerJoined(worker, engine)),
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher }, state);
-  handleSignals(log, () => trainer.requestStop());
+  handleSignals(log, () => trainer.requestStop(), (why) => pool.interrupt(why));
 
   try {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
@@ -68,6 +60,7 @@ async function main(): Promise<number> {
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
     else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
+    trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);
     await checkpoints.close();
@@ -79,15 +72,24 @@ async function main(): Promise<number> {
     log(interrupted ? `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto` : `done: ${outputDir}`);
     return interrupted ? 130 : 0;
   } catch (e) {
-    // Whatever failed, the checkpoints already queued (and, without workers, the current state) reach the disk.
+    // Whatever failed, the checkpoints already queued (and, without workers or after an interrupt, the state of the
+    // last completed update) reach the disk.
+    const interrupted = e instanceof InterruptedError;
     try {
-      if (e instanceof NoWorkersError) {
+      if (e instanceof NoWorkersError || interrupted) {
         log(`${e.message}; writing checkpoint_latest and stopping`);
         trainer.saveLatest();
       }
       await checkpoints.close();
     } catch (w) {
       if (w !== e) log((w as Error).message);
+    }
+    if (interrupted) {
+      metadata.finish("interrupted", undefined, (e as Error).message);
+      await pool.close("training interrupted");
+      await reports.close(130);
+      log(`interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
+      return 130;
     }
     metadata.finish("failed", (e as Error).message);
     await pool.close("coordinator failed");
@@ -103,8 +105,14 @@ function ipcDir(): string {
   return dir;
 }
 
-/** SIGINT/SIGTERM: the first stops after the current update (with checkpoint_latest), a second exits at once. */
-function handleSignals(log: (line: string) => void, stop: () => void): void {
+/** Seconds the current update may still take after a stop signal before it is abandoned. */
+const STOP_GRACE_SECONDS = 8;
+
+/**
+ * SIGINT/SIGTERM: the first stops after the current update (with checkpoint_latest), or abandons it if it has not
+ * finished within STOP_GRACE_SECONDS (or training has not started: waiting for workers); a second exits at once.
+ */
+function handleSignals(log: (line: string) => void, stop: () => void, abandon: (why: string) => void): void {
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;
@@ -114,7 +122,15 @@ function handleSignals(log: (line: string) => void, stop: () => void): void {
     }
     log(`${sig}: stopping after the current update and writing checkpoint_latest`);
     stop();
+    abandonIfWaiting(sig);
+    setTimeout(() => abandon(`${sig}: the current update did not finish within ${STOP_GRACE_SECONDS} s; abandoned`), STOP_GRACE_SECONDS * 1000).unref();
   };
+  // Before training starts there is no update to finish.
+  let training = false;
+  const abandonIfWaiting = (sig: string) => {
+    if (!training) abandon(`${sig} while waiting for workers`);
+  };
+  trainingStarted = () => (training = true);
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
 }

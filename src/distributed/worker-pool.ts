@@ -46,6 +46,9 @@ export interface EpochAssignment {
 
 export class NoWorkersError extends Error {}
 
+/** The run was interrupted (a signal) while the pool waited for workers or for an interval that would not finish. */
+export class InterruptedError extends Error {}
+
 /** An epoch failed on workers again and again (MAX_EPOCH_FAILURES times): a deterministic problem, not a flaky worker. */
 export class EpochFailedError extends Error {}
 
@@ -98,6 +101,8 @@ export class WorkerPool {
   /** Epochs of the current interval in reduction order. */
   private order: number[] = [];
   private closed = false;
+  /** Why the run was interrupted (interrupt()), or null. */
+  private interrupted: string | null = null;
   boundEndpoint = "";
 
   constructor(
@@ -143,10 +148,20 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Stops waiting: waitForWorkers and the interval in progress reject with an InterruptedError (results of the
+   * interval are abandoned; the caller's state is that of the last completed update).
+   */
+  interrupt(why: string): void {
+    this.interrupted = why;
+    this.current?.reject(new InterruptedError(why));
+  }
+
   /** Resolves once `min` workers are registered; rejects after `timeoutS`. */
   async waitForWorkers(min: number, timeoutS: number): Promise<void> {
     const deadline = Date.now() + timeoutS * 1000;
     while (this.workers.size < min) {
+      if (this.interrupted) throw new InterruptedError(this.interrupted);
       if (this.closed) throw new NoWorkersError("coordinator closed");
       if (Date.now() > deadline) throw new NoWorkersError(`only ${this.workers.size} of ${min} workers joined within ${timeoutS} s`);
       await new Promise((r) => setTimeout(r, 50));

@@ -8,6 +8,7 @@ import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
 import { metricsRow, MetricsCsv, packageVersion, UpdateRecord } from "../io/run-dir.js";
 import type { RunSetup } from "../training/run-setup.js";
 import type { TrainingObservers } from "../training/trainer.js";
+import type { PoolEvents } from "../distributed/worker-pool.js";
 import { Progress } from "./console.js";
 import { FigureQueue } from "./figures/queue.js";
 import { figureTargets, networkView } from "./figures/network-view.js";
@@ -38,6 +39,8 @@ export interface CoordinatorReports {
   progress: Progress;
   metrics: CoordinatorMetrics;
   observers: TrainingObservers;
+  /** The worker pool's events into the metrics and the log; `joined` also records each worker (metadata.json). */
+  poolEvents(joined: NonNullable<PoolEvents["workerJoined"]>): PoolEvents;
   /** Closes every sink, after the figures still rendering; `exitCode` goes to W&B. */
   close(exitCode: number): Promise<void>;
 }
@@ -104,6 +107,18 @@ export async function startCoordinatorReports(
     progress,
     metrics,
     observers,
+    poolEvents: (joined) => ({
+      log: o.log,
+      workersChanged: (n) => metrics.setWorkersConnected(n),
+      workerJoined: (worker, engine) => {
+        joined(worker, engine);
+        metrics.setEngine(engine);
+      },
+      workerFailed: (reason) => metrics.workerFailure(reason),
+      bytes: (sent, received) => metrics.bytesTransferred(sent, received),
+      epochsInFlight: (n) => metrics.setEpochsInFlight(n),
+      broadcast: (seconds) => metrics.observeBroadcast(seconds),
+    }),
     close: async (exitCode) => {
       progress.end();
       await figures?.close();
