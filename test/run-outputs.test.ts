@@ -2,6 +2,7 @@
  * What a run leaves behind, from real processes: figures for every plotting epoch, the offline W&B run, metadata,
  * and checkpoints; and that training on a small network actually fits.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -79,6 +80,27 @@ describe("outputs of a run", () => {
     expect(again.code).toBe(2);
     expect(again.output).toMatch(/not empty; pass --resume .* or --force/);
     expect(readFileSync(join(dir, "metrics.csv")).equals(before)).toBe(true);
+  });
+
+  it("an --output that is or lies under a file, or in /proc, and a checkpoint that is not a regular file: one message, exit 2", async () => {
+    const params = smallParams(tempDir(), { epochs: 3, accumulation: 3 });
+    const file = join(tempDir(), "a-file");
+    writeFileSync(file, "x");
+    for (const [output, message] of [
+      [file, /a-file: exists and is not a directory$/],
+      [join(file, "run"), /a-file is a file, not a directory$/],
+      ["/proc/snn-run", /not a place for a run's files \(a kernel file system\)/],
+    ] as const) {
+      const r = await coord([params, "--workers", "1", "--output", output]);
+      expect(r.code, r.output).toBe(2);
+      expect(r.output.trim()).toMatch(message);
+      expect(r.output.trim().split("\n")).toHaveLength(1);
+    }
+    const fifo = join(tempDir(), "checkpoint.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const r = await coord([params, "--workers", "1", "--output", join(tempDir(), "out"), "--resume", fifo], 20_000);
+    expect(r.code, r.output).toBe(2);
+    expect(r.output.trim()).toBe(`snn-coord: ${fifo}: not a regular file`);
   });
 
   it("--force removes only what a run writes, and refuses a directory holding anything else", async () => {

@@ -91,7 +91,12 @@ async function main(): Promise<number> {
       log(`interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
       return 130;
     }
-    metadata.finish("failed", (e as Error).message);
+    // A full disk may fail this write too: the original error is the one to report.
+    try {
+      metadata.finish("failed", (e as Error).message);
+    } catch (w) {
+      log((w as Error).message);
+    }
     await pool.close("coordinator failed");
     await reports.close(1);
     throw e;

@@ -197,6 +197,8 @@ export interface CheckpointInfo {
 /** Reads and checks a checkpoint against the current network; any problem is a CheckpointError naming the file. */
 export function readCheckpoint(path: string, id: CheckpointIdentity | null, accumulationInterval: number | null): CheckpointInfo {
   if (!existsSync(path)) throw new CheckpointError(`${path}: checkpoint not found`);
+  // A FIFO would block the read for ever and a device like /dev/zero never ends: only regular files are read.
+  if (!statSync(path).isFile()) throw new CheckpointError(`${path}: not a regular file`);
   let decoded;
   try {
     decoded = readSafetensorsFile(path, { requireChecksum: true });

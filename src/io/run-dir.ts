@@ -3,9 +3,9 @@
  * are never overwritten unless the user resumes or forces.
  */
 import { execFileSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { homedir, hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../platform/atomic-file.js";
 import { LossTerms } from "../model/losses.js";
 import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
@@ -15,7 +15,22 @@ export class RunDirError extends Error {}
 /** What a run writes into its directory: --force removes these and nothing else. */
 export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb"] as const;
 
+/** The output directory must be (or become) a directory of its own on a real file system. */
+function checkOutputPath(dir: string): void {
+  const full = resolve(dir);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(full)) throw new RunDirError(`${dir}: not a place for a run's files (a kernel file system); choose another --output`);
+  // The nearest existing ancestor (or the path itself) must be a directory.
+  for (let p = full; ; p = dirname(p)) {
+    if (existsSync(p)) {
+      if (!statSync(p).isDirectory()) throw new RunDirError(`${dir}: ${p === full ? "exists and is not a directory" : `${p} is a file, not a directory`}`);
+      return;
+    }
+    if (dirname(p) === p) return;
+  }
+}
+
 export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"): void {
+  checkOutputPath(dir);
   const entries = existsSync(dir) ? readdirSync(dir) : [];
   if (mode === "new" && entries.length > 0)
     throw new RunDirError(`${dir}: output directory exists and is not empty; pass --resume to continue that run or --force to start over in it`);
