@@ -21,8 +21,6 @@ import { figureTargets } from "../report/figures/network-view.js";
 
 class UsageError extends Error {}
 
-/** Set by handleSignals: tells it that training has begun (a stop signal then lets the current update finish). */
-let trainingStarted: () => void = () => {};
 
 async function main(): Promise<number> {
   const args = await coordinatorCli(hideBin(process.argv))
@@ -52,7 +50,7 @@ async function main(): Promise<number> {
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher }, state);
-  handleSignals(log, () => trainer.requestStop(), (why) => pool.interrupt(why));
+  const signals = handleSignals(log, () => trainer.requestStop(), (why) => pool.interrupt(why));
 
   try {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
@@ -60,7 +58,7 @@ async function main(): Promise<number> {
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
     else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
-    trainingStarted();
+    signals.trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);
     await checkpoints.close();
@@ -115,10 +113,12 @@ const STOP_GRACE_SECONDS = 8;
 
 /**
  * SIGINT/SIGTERM: the first stops after the current update (with checkpoint_latest), or abandons it if it has not
- * finished within STOP_GRACE_SECONDS (or training has not started: waiting for workers); a second exits at once.
+ * finished within STOP_GRACE_SECONDS (at once while waiting for workers: there is no update to finish); a second
+ * exits at once. The caller says when training has started.
  */
-function handleSignals(log: (line: string) => void, stop: () => void, abandon: (why: string) => void): void {
+function handleSignals(log: (line: string) => void, stop: () => void, abandon: (why: string) => void): { trainingStarted(): void } {
   let signals = 0;
+  let training = false;
   const onSignal = (sig: string) => {
     signals++;
     if (signals > 1) {
@@ -127,17 +127,12 @@ function handleSignals(log: (line: string) => void, stop: () => void, abandon: (
     }
     log(`${sig}: stopping after the current update and writing checkpoint_latest`);
     stop();
-    abandonIfWaiting(sig);
+    if (!training) abandon(`${sig} while waiting for workers`);
     setTimeout(() => abandon(`${sig}: the current update did not finish within ${STOP_GRACE_SECONDS} s; abandoned`), STOP_GRACE_SECONDS * 1000).unref();
   };
-  // Before training starts there is no update to finish.
-  let training = false;
-  const abandonIfWaiting = (sig: string) => {
-    if (!training) abandon(`${sig} while waiting for workers`);
-  };
-  trainingStarted = () => (training = true);
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  return { trainingStarted: () => (training = true) };
 }
 
 main().then(

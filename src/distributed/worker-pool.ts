@@ -25,8 +25,8 @@ export interface PoolEvents {
   log(line: string): void;
   workersChanged?(connected: number): void;
   /**
-   * A worker joined: its description. The first one sets the run's engine; a worker with another engine is refused
-   * (bit-identity holds per engine), which `refused` reports.
+   * A worker joined: its description and the run's engine, which the first worker set. A worker with another engine
+   * is refused instead (bit-identity holds per engine; the log and workerFailed("protocol") say so).
    */
   workerJoined?(worker: { id: string; engine: string; hostname: string; threads: number }, runEngine: string): void;
   workerFailed?(reason: FailureReason): void;
@@ -61,7 +61,7 @@ interface WorkerEntry {
   /** Epochs assigned and not yet answered; at most hello.threads. */
   busy: EpochAssignment[];
   computed: number;
-  /** Epochs this worker failed: it is not given the same epoch twice. */
+  /** Epochs this worker failed: it gets one of them again only when no other connected worker can take it. */
   failedEpochs: Set<number>;
 }
 
@@ -71,7 +71,7 @@ function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
   return i < 0 ? null : w.busy.splice(i, 1)[0];
 }
 
-/** Failing the same epoch on this many workers means the epoch itself is the problem: stop instead of looping. */
+/** An epoch that failed this many times (on one worker or several) is itself the problem: stop instead of looping. */
 const MAX_EPOCH_FAILURES = 3;
 
 export class WorkerPool {
@@ -395,10 +395,10 @@ export class WorkerPool {
     const cur = this.current;
     if (!cur) return;
     const inFlight = new Set([...this.workers.values()].flatMap((w) => w.busy.map((t) => t.epoch)));
+    const othersCan = (w: WorkerEntry, epoch: number) => [...this.workers.values()].some((o) => o !== w && !o.failedEpochs.has(epoch));
     for (const w of this.workers.values()) {
       while (w.busy.length < w.hello.threads) {
-        const othersCan = (epoch: number) => [...this.workers.values()].some((o) => o !== w && !o.failedEpochs.has(epoch));
-        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && (!w.failedEpochs.has(p.epoch) || !othersCan(p.epoch)));
+        const t = cur.pending.find((p) => !inFlight.has(p.epoch) && (!w.failedEpochs.has(p.epoch) || !othersCan(w, p.epoch)));
         if (!t) break;
         this.assign(w, t, cur);
         inFlight.add(t.epoch);

@@ -265,7 +265,8 @@ function show(v: unknown): string {
   if (v === undefined) return "nothing";
   if (typeof v === "string") return `"${v}"`;
   // JSON has no NaN or infinities (it would print null): say what TOML's nan and inf are.
-  const s = JSON.stringify(v, (_k, x) => (typeof x === "number" && !Number.isFinite(x) ? `«${x}»` : x)).replace(/"«(.*?)»"/g, "$1");
+  if (typeof v === "number") return String(v);
+  const s = JSON.stringify(v, (_k, x) => (typeof x === "number" && !Number.isFinite(x) ? String(x) : x));
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 

@@ -30,8 +30,8 @@ export function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string
     "optimizer/skipped_updates": r.skippedUpdates,
   };
   for (const [k, v] of Object.entries(reportedLosses(r.losses, vanRossum))) out[`loss/${k}`] = v;
-  const { epoch: _e, step: _s, grad_norm: _g, learning_rate: _l, skipped_updates: _k, wall_time_s: _w, epochs_per_s: _p, ...statistics } = metricsRow(r);
-  for (const [key, v] of Object.entries(statistics)) if (key.includes("/")) out[key] = v;
+  // The statistics are the metrics.csv columns with a "/" (firing_rate/E/mean, teacher/..., targets/...).
+  for (const [key, v] of Object.entries(metricsRow(r))) if (key.includes("/")) out[key] = v;
   return out;
 }
 

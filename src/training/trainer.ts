@@ -127,7 +127,7 @@ export class Trainer {
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
       const learningRate = training ? learningRateAt(schedule, (s.epoch - burnIn) / A, totalUpdates) : 0;
-      const problem = training ? this.step(results, learningRate, t1) : null;
+      const { problem, gradNorm } = training ? this.step(results, learningRate, t1) : { problem: null, gradNorm: NaN };
       const outcome: UpdateRecord["outcome"] = !training ? "burn-in" : problem ? "skipped" : "step";
       if (problem) {
         if (s.counters.skippedInARow === 0) this.lastGood = { epoch: s.epoch, streams: s.streams.slice() };
@@ -152,7 +152,7 @@ export class Trainer {
         epoch: s.epoch,
         step: s.adam.step,
         losses,
-        gradNorm: this.lastGradNorm,
+        gradNorm,
         outcome,
         learningRate,
         skippedUpdates: s.counters.skippedUpdates,
@@ -205,22 +205,19 @@ export class Trainer {
     return finish({ kind: "completed" });
   }
 
-  /** Pre-clip gradient norm of the latest training update (NaN after burn-in intervals and before the first). */
-  private lastGradNorm = NaN;
-
   /**
    * The interval's update: reduce the gradients in epoch order and take the optimiser's step (optimizerStep). Returns
-   * why it was skipped instead, leaving weights and optimizer untouched: a non-finite loss term in some epoch, a
+   * the pre-clip gradient norm (NaN where it was never computed) and why the update was skipped, if it was, leaving
+   * weights and optimizer untouched: a non-finite loss term in some epoch, a
    * non-finite gradient, or a step that would make a weight non-finite.
    */
-  private step(results: ResultMessage[], learningRate: number, reduceStart: number): string | null {
+  private step(results: ResultMessage[], learningRate: number, reduceStart: number): { problem: string | null; gradNorm: number } {
     const { config } = this.o;
     const h = config.hyperparameters;
     const s = this.state;
-    this.lastGradNorm = NaN;
     for (const r of results) {
       const term = LOSS_TERM_NAMES.find((k) => k !== "cv" && !Number.isFinite(r.losses[k]));
-      if (term) return `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`;
+      if (term) return { problem: `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`, gradNorm: NaN };
     }
     const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
     const t2 = performance.now();
@@ -230,15 +227,14 @@ export class Trainer {
       { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm },
       ["recurrent", "feedforward"],
     );
-    this.lastGradNorm = step.gradNorm;
-    if (!step.applied) return `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`;
+    if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };
     [s.recWeight, s.ffWeight] = step.next.weights;
     s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
     s.adam = step.next.adam;
     const t3 = performance.now();
     this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
     this.o.observers.phase?.("adam", (t3 - t2) / 1000);
-    return null;
+    return { problem: null, gradNorm: step.gradNorm };
   }
 
   /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */
