@@ -366,7 +366,7 @@ describe("invalid parameters: one ConfigError naming the key", () => {
     const start = DEFAULT_TEXT.indexOf("[targets]");
     const end = DEFAULT_TEXT.indexOf("[hyperparameters]");
     const msg = configError(DEFAULT_TEXT.slice(0, start) + DEFAULT_TEXT.slice(end)).message;
-    expect(msg).toMatch(/^targets: expected a table/);
+    expect(msg).toMatch(/^targets: missing \(expected a table\)/);
   });
 });
 

@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { coordinatorCli } from "../src/cli/coord-options.js";
 import { workerCli } from "../src/cli/worker-options.js";
+import { DEFAULT_METRICS_PORT } from "../src/report/coordinator-reports.js";
 import { loadConfig } from "../src/io/parameters-file.js";
 import { COORD, ensureBuilt, freePort, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
@@ -178,7 +179,6 @@ function resumeFlags(argv: string[]): string[] {
   return [...(argv.includes("--force") ? ["--force"] : []), ...(i >= 0 ? argv.slice(i, i + 2) : [])];
 }
 
-const coordDefaults = await coordArgs(["p.toml"]);
 const workerDefaults = await workerArgs(["--connect", "tcp://h:1"]);
 
 beforeAll(() => {
@@ -427,8 +427,7 @@ describe.skipIf(!hasPyYaml)("deploy/compose.yaml", () => {
       expect(host).toBe("coordinator");
       expect(connectPort).toBe(bindPort);
       expect(svc.ports).toContain(`${bindPort}:${bindPort}`);
-      expect(a["metrics-port"]).toBe(coordDefaults["metrics-port"]);
-      expect(a["metrics-port"]).toBe(9464);
+      expect(a["metrics-port"], "the default port, explicit: a container's port is fixed").toBe(DEFAULT_METRICS_PORT);
     }
   });
 
@@ -629,7 +628,7 @@ describe("deploy/slurm/train.sbatch", () => {
       expect(a.params).toBe(params);
       expect(a.output).toBe(state.dir);
       expect(a.external).toBe(true);
-      expect(a["metrics-port"]).toBe(coordDefaults["metrics-port"]);
+      expect(a["metrics-port"], "the default port, explicit: a container's port is fixed").toBe(DEFAULT_METRICS_PORT);
       const [, bindPort] = endpoint(a.bind);
       expect(bindPort).toBe(5555);
 

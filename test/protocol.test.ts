@@ -308,7 +308,7 @@ describe("rejection of malformed frames", () => {
     const post = new Int32Array(new Uint8Array(raw.spec.rec.post).buffer);
     post[3] = 40; // numPost is 40
     raw.spec.rec.post = new Uint8Array(post.buffer);
-    expectRejected(packr.pack(raw), /edge list: edge 3 out of range/);
+    expectRejected(packr.pack(raw), /message\.spec\.rec: edge 3 out of range/);
   });
 
   it("an edge list with a negative presynaptic index", () => {
@@ -316,7 +316,7 @@ describe("rejection of malformed frames", () => {
     const pre = new Int32Array(new Uint8Array(raw.spec.ff.pre).buffer);
     pre[0] = -1;
     raw.spec.ff.pre = new Uint8Array(pre.buffer);
-    expectRejected(packr.pack(raw), /edge list: edge 0 out of range/);
+    expectRejected(packr.pack(raw), /message\.spec\.ff: edge 0 out of range/);
   });
 
   it("an edge list whose row pointers do not match the edge count", () => {
@@ -327,10 +327,37 @@ describe("rejection of malformed frames", () => {
     expectRejected(packr.pack(raw), /row pointers/);
   });
 
+  it("a missing field is named as missing", () => {
+    const raw = validResult();
+    delete raw.finalState;
+    expectRejected(packr.pack(raw), /^message\.finalState: missing \(expected a map\)$/);
+  });
+
+  it("a per-neuron target of the wrong length names the field", () => {
+    const raw = validNetwork();
+    raw.spec.targets.cv = new Uint8Array(8 * 39); // 39 float64 for 40 neurons
+    expectRejected(packr.pack(raw), /^message\.spec\.targets\.cv: expected 40 elements, got 39$/);
+  });
+
+  it("a teacher's weights travel together", () => {
+    const raw = validNetwork();
+    raw.spec.teacherRecWeight = new Uint8Array(4 * connectome.rec.pre.length);
+    expectRejected(packr.pack(raw), /^message\.spec: teacherRecWeight and teacherFfWeight travel together$/);
+  });
+
+  it("a huge value of the wrong kind is shown in a few characters (peers' values are logged)", () => {
+    const raw = validResult();
+    raw.stats = "x".repeat(1_000_000);
+    raw.rates = Array.from({ length: 100_000 }, () => [1, 2, 3]);
+    expectRejected(packr.pack(raw), /^message\.stats: expected an array, got "x{50,60}\.\.\.$/);
+    delete raw.stats;
+    expectRejected(packr.pack({ ...raw, stats: [] }), /^message\.rates: expected f32 bytes, got \[\[1,2,3\],\[1,2,3\].{0,50}\.\.\.$/);
+  });
+
   it("wrong scalar types name the field", () => {
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "hello", workerId: "w".repeat(129), hostname: "h", pid: 1, engine: "sparse-cpu", threads: 1, networkHash: null }), /message\.workerId: longer than 128 characters \(129\)/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1, message: "x".repeat(5000) }), /message\.message: longer than 4096 characters/);
-    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a number/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a finite number, got "5"/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1.5, message: "x" }), /message\.epoch: expected an integer/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: -1, message: "x" }), /message\.epoch: must be ≥ 0/);
     const raw = validResult();

@@ -29,6 +29,8 @@ function expectIdentical(a: EpochResult, b: EpochResult): void {
   expect(bytes(a.finalState.v).equals(bytes(b.finalState.v))).toBe(true);
   expect(bytes(a.finalState.g).equals(bytes(b.finalState.g))).toBe(true);
   expect(a.losses).toEqual(b.losses);
+  // The per-neuron statistics, from the per-(trial, neuron) summaries (kernels/neurons.wat or epoch-summary.ts).
+  for (const k of ["rates", "cvs", "ratios"] as const) expect(bytes(a[k]).equals(bytes(b[k])), k).toBe(true);
 }
 
 describe("sparse-cpu kernels", () => {

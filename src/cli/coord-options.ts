@@ -15,7 +15,7 @@ export const coordinatorCli = (argv: string[]) =>
     .option("resume", { type: "string", describe: "continue a run: 'auto' (latest checkpoint in --output) or a checkpoint path" })
     .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
     .option("force", { type: "boolean", default: false, describe: "start over in a directory that holds an earlier run (removes only what a run writes)" })
-    .option("metrics-port", { type: "number", default: 9464, describe: "Prometheus /metrics port (0 = off)" })
+    .option("metrics-port", { type: "number", describe: "Prometheus /metrics port (0 = off; default 9464, or the next free port when another run holds it)" })
     .option("worker-metrics-port", { type: "number", default: 0, describe: "local workers serve /metrics on this port + index (0 = off)" })
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
     .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
@@ -25,7 +25,8 @@ export const coordinatorCli = (argv: string[]) =>
       if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);
       if (!Number.isInteger(a["min-workers"]) || a["min-workers"] < 1) throw new Error(`--min-workers: expected a positive integer, got ${a["min-workers"]}`);
       if (a.epochs !== undefined && (!Number.isInteger(a.epochs) || a.epochs < 1)) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
-      if (!Number.isInteger(a["metrics-port"]) || a["metrics-port"] < 0 || a["metrics-port"] > 65535) throw new Error(`--metrics-port: expected 0-65535, got ${a["metrics-port"]}`);
+      const port = a["metrics-port"];
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new Error(`--metrics-port: expected 0-65535, got ${port}`);
       if (a.resume !== undefined && a.force) throw new Error("--resume and --force contradict each other");
       if (a.resume !== undefined && !a.output && a.resume === "auto") throw new Error("--resume auto needs --output DIR (the run to continue)");
       return true;

@@ -11,16 +11,17 @@ import { coordinatorCli } from "./coord-options.js";
 import { ConfigError } from "../model/config.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
-import { RunDirError } from "../io/run-dir.js";
+import { MetadataFile, RunDirError } from "../io/run-dir.js";
+import { FileWriteError } from "../platform/atomic-file.js";
+import { MetricsPortError } from "../platform/metrics-server.js";
 import { EpochFailedError, InterruptedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
 import { openRunDirectory, setUpRun } from "../training/run-setup.js";
 import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
-import { startCoordinatorReports } from "../report/coordinator-reports.js";
+import { CoordinatorReports, serveCoordinatorMetrics, startCoordinatorReports } from "../report/coordinator-reports.js";
 import { figureTargets } from "../report/figures/network-view.js";
 
 class UsageError extends Error {}
-
 
 async function main(): Promise<number> {
   const args = await coordinatorCli(hideBin(process.argv))
@@ -34,13 +35,23 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  // Everything that can be refused (parameters, files, checkpoint) is checked before the run directory is touched.
+  const signals = handleSignals(log);
+  // Everything that can be refused (parameters, files, checkpoint, the metrics port) is checked before the run
+  // directory is touched.
   const run = setUpRun({ params: String(args.params), epochs: args.epochs, output: args.output, resume: args.resume, fallback: args.fallback }, log);
   const { config, spec, state, outputDir } = run;
   const external = args.external;
+  const metrics = await serveCoordinatorMetrics(args["metrics-port"], log);
+  if (signals.received) {
+    log("interrupted before the run started; nothing was written");
+    return 130;
+  }
   const { csv, metadata } = openRunDirectory(run, { force: args.force, workers: external ? `external (min ${args["min-workers"]})` : args.workers });
-  const reports = await startCoordinatorReports(run, { wandb: args.wandb ?? config.wandb.enabled, figures: args.figures, metricsPort: args["metrics-port"], csvPath: csv.path, log });
-  const { metrics, progress } = reports;
+  const reports = await startCoordinatorReports(run, { wandb: args.wandb ?? config.wandb.enabled, figures: args.figures, metrics, csvPath: csv.path, log }).catch((e) => {
+    metadata.finish("failed", (e as Error).message);
+    throw e;
+  });
+  const { progress } = reports;
   const runId = `${basename(outputDir)}-${state.wandbRunId}`;
   const pool = new WorkerPool(spec, runId, {
     heartbeatInterval: config.distributed.heartbeat_interval,
@@ -50,7 +61,8 @@ async function main(): Promise<number> {
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher }, state);
-  const signals = handleSignals(log, () => trainer.requestStop(), (why) => pool.interrupt(why));
+  signals.attach(() => trainer.requestStop(), (why) => pool.interrupt(why));
+  const ending = { pool, reports, metadata, outputDir, epoch: () => state.epoch, log };
 
   try {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
@@ -62,13 +74,8 @@ async function main(): Promise<number> {
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));
     const outcome = await trainer.run(csv);
     await checkpoints.close();
-    const interrupted = outcome.kind === "interrupted";
-    await pool.close(interrupted ? "training interrupted" : "training completed");
-    await reports.close(interrupted ? 130 : 0);
-    metadata.finish(interrupted ? "interrupted" : "completed", undefined, outcome.kind === "stopped-early" ? outcome.message : undefined);
     if (outcome.kind === "stopped-early") log(outcome.message);
-    log(interrupted ? `interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto` : `done: ${outputDir}`);
-    return interrupted ? 130 : 0;
+    return await endRun(ending, outcome.kind === "interrupted" ? { status: "interrupted" } : { status: "completed", note: outcome.kind === "stopped-early" ? outcome.message : undefined });
   } catch (e) {
     // Whatever failed, the checkpoints already queued (and, without workers or after an interrupt, the state of the
     // last completed update) reach the disk.
@@ -82,23 +89,32 @@ async function main(): Promise<number> {
     } catch (w) {
       if (w !== e) log((w as Error).message);
     }
-    if (interrupted) {
-      metadata.finish("interrupted", undefined, (e as Error).message);
-      await pool.close("training interrupted");
-      await reports.close(130);
-      log(`interrupted at epoch ${state.epoch}; resume with --output ${outputDir} --resume auto`);
-      return 130;
-    }
-    // A full disk may fail this write too: the original error is the one to report.
-    try {
-      metadata.finish("failed", (e as Error).message);
-    } catch (w) {
-      log((w as Error).message);
-    }
-    await pool.close("coordinator failed");
-    await reports.close(1);
+    if (interrupted) return await endRun(ending, { status: "interrupted", note: e.message });
+    await endRun(ending, { status: "failed", error: (e as Error).message });
     throw e;
   }
+}
+
+/**
+ * The end of a run however it ended: workers told, reports closed, metadata.json saying how; returns the exit code
+ * of a run that did not fail. A failed run's own error is the one to report, even if a full disk fails this too.
+ */
+async function endRun(
+  r: { pool: WorkerPool; reports: CoordinatorReports; metadata: MetadataFile; outputDir: string; epoch: () => number; log: (line: string) => void },
+  end: { status: "completed" | "interrupted" | "failed"; error?: string; note?: string },
+): Promise<number> {
+  const code = { completed: 0, interrupted: 130, failed: 1 }[end.status];
+  try {
+    r.metadata.finish(end.status, end.error, end.note);
+  } catch (w) {
+    if (end.status !== "failed") throw w;
+    r.log((w as Error).message);
+  }
+  await r.pool.close({ completed: "training completed", interrupted: "training interrupted", failed: "coordinator failed" }[end.status]);
+  await r.reports.close(code);
+  if (end.status === "interrupted") r.log(`interrupted at epoch ${r.epoch()}; resume with --output ${r.outputDir} --resume auto`);
+  if (end.status === "completed") r.log(`done: ${r.outputDir}`);
+  return code;
 }
 
 /** A private directory (mode 0700) for the local workers' socket, removed when the coordinator exits. */
@@ -114,31 +130,48 @@ const STOP_GRACE_SECONDS = 8;
 /**
  * SIGINT/SIGTERM: the first stops after the current update (with checkpoint_latest), or abandons it if it has not
  * finished within STOP_GRACE_SECONDS (at once while waiting for workers: there is no update to finish); a second
- * exits at once. The caller says when training has started.
+ * exits at once. Installed first thing, so that no signal finds Node's default (an exit that leaves metadata.json
+ * "running"); one that comes before the run is attached is acted on when it is. The caller says when training has
+ * started.
  */
-function handleSignals(log: (line: string) => void, stop: () => void, abandon: (why: string) => void): { trainingStarted(): void } {
+function handleSignals(log: (line: string) => void): { readonly received: boolean; attach(stop: () => void, abandon: (why: string) => void): void; trainingStarted(): void } {
   let signals = 0;
+  let first: string | null = null;
   let training = false;
+  let run: { stop: () => void; abandon: (why: string) => void } | null = null;
+  const act = (sig: string) => {
+    log(`${sig}: stopping after the current update and writing checkpoint_latest`);
+    run!.stop();
+    if (!training) run!.abandon(`${sig} while waiting for workers`);
+    setTimeout(() => run!.abandon(`${sig}: the current update did not finish within ${STOP_GRACE_SECONDS} s; abandoned`), STOP_GRACE_SECONDS * 1000).unref();
+  };
   const onSignal = (sig: string) => {
     signals++;
     if (signals > 1) {
       log(`${sig} again: exiting now (the last checkpoint is intact)`);
       process.exit(130);
     }
-    log(`${sig}: stopping after the current update and writing checkpoint_latest`);
-    stop();
-    if (!training) abandon(`${sig} while waiting for workers`);
-    setTimeout(() => abandon(`${sig}: the current update did not finish within ${STOP_GRACE_SECONDS} s; abandoned`), STOP_GRACE_SECONDS * 1000).unref();
+    first = sig;
+    if (run) act(sig);
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
-  return { trainingStarted: () => (training = true) };
+  return {
+    get received() {
+      return first !== null;
+    },
+    attach(stop, abandon) {
+      run = { stop, abandon };
+      if (first) act(first);
+    },
+    trainingStarted: () => (training = true),
+  };
 }
 
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof UsageError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof FileWriteError || e instanceof MetricsPortError || e instanceof UsageError;
     const diverged = e instanceof TrainingDivergedError;
     const known = expected || diverged || e instanceof NoWorkersError || e instanceof EpochFailedError;
     console.error(`snn-coord: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);

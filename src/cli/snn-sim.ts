@@ -7,7 +7,7 @@
  */
 import { simCli } from "./sim-options.js";
 import { hideBin } from "yargs/helpers";
-import { writeSafetensorsFile } from "../platform/atomic-file.js";
+import { FileWriteError, writeSafetensorsFile } from "../platform/atomic-file.js";
 import { Config, ConfigError } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
@@ -197,7 +197,7 @@ function exportEpoch(
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof UsageError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof FileWriteError || e instanceof UsageError;
     console.error(`snn-sim: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
     process.exit(expected ? 2 : 1);
   },

@@ -8,6 +8,7 @@ import { ThreadedEngine } from "../engine/threaded-engine.js";
 import { WorkerProcess } from "../distributed/worker.js";
 import { WorkerMetrics } from "../report/worker-metrics.js";
 import { packageVersion } from "../io/run-dir.js";
+import { MetricsPortError } from "../platform/metrics-server.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv))
@@ -51,6 +52,6 @@ main().then(
   (code) => process.exit(code),
   (e) => {
     console.error(`snn-worker: ${(e as Error).message}`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    process.exit(e instanceof UsageError || e instanceof MetricsPortError ? 2 : 1);
   },
 );

@@ -2,14 +2,18 @@
  * The one schema module for coordinator ↔ worker messages (DESIGN.md, "Messages"). Messages are msgpack maps;
  * typed arrays travel as raw little-endian bytes (msgpack bin) and are rebuilt here with the dtype the schema
  * names, so nothing depends on msgpack extensions. Every message carries the protocol version; `decodeMessage`
- * validates every field and throws ProtocolError with a clear reason, never a crash deeper in.
+ * validates every field and throws ProtocolError with a clear reason, never a crash deeper in. Each record's decoder
+ * is a schema that the compiler checks against the record's declaration (platform/validate.ts), so a field added to
+ * NetworkSpec, EpochResult or a message and not to its schema does not compile.
  */
 import { Packr } from "msgpackr";
 import { EdgeList } from "../model/connectome.js";
-import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
+import { LossTerms, LossWeights, NeuronTargets } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
 import { NetworkSpec } from "../model/network.js";
+import { CellTypeStats } from "../model/statistics.js";
 import { EpochResult, StreamState, TrialActivity } from "../engine/engine.js";
+import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nullable, number, optional, real, record, string } from "../platform/validate.js";
 
 /** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
 export const PROTOCOL_VERSION = 3;
@@ -78,13 +82,6 @@ export type Message =
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 type Obj = Record<string, unknown>;
-type TypedArrayCtor = Float32Array | Float64Array | Int32Array | Uint8Array;
-const CTORS = { f32: Float32Array, f64: Float64Array, i32: Int32Array, u8: Uint8Array } as const;
-type DType = keyof typeof CTORS;
-
-function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
 
 /** Replaces typed arrays by their raw bytes, recursively; the decoder knows each field's dtype. */
 function toWire(v: unknown): unknown {
@@ -102,229 +99,195 @@ export function encodeMessage(m: Message): Buffer {
   return packr.pack({ protocol: PROTOCOL_VERSION, ...(toWire(m) as Obj) });
 }
 
-/** Identifiers a peer sends (worker id, host name, run id, engine, hash, reasons): at most this many characters. */
+/** Identifiers a peer sends (worker id, host name, engine, hash, names): at most this many characters. */
 const MAX_PEER_STRING = 128;
-/** A failure or shutdown message may say more (an error message), within bounds. */
+/** A failure or shutdown message may say more (an error message), within bounds; so may a run id. */
 const MAX_PEER_MESSAGE = 4096;
 
-/** Field readers: each names the path of what is wrong. */
-class Fields {
-  constructor(
-    private readonly o: Obj,
-    private readonly path: string,
-  ) {}
+// Peers' strings are logged: they must stay small. Names come from the parameters, which do not bound them.
+const id = string(MAX_PEER_STRING);
+const text = string(MAX_PEER_MESSAGE);
+const names = list(string(), { of: "strings" });
+const count = number({ int: true, min: 0 });
+const positiveCount = number({ int: true, min: 1 });
+const nonNegative = number({ min: 0 });
 
-  private get(k: string): unknown {
-    return this.o[k];
-  }
+const state = record<StreamState>({ v: f32(), g: f32() });
 
-  has(k: string): boolean {
-    return this.o[k] !== undefined && this.o[k] !== null;
-  }
-
-  private fail(k: string, what: string): never {
-    throw new ProtocolError(`${this.path}.${k}: ${what}`);
-  }
-
-  num(k: string, opts: { int?: boolean; min?: number; finite?: boolean } = {}): number {
-    const v = this.get(k);
-    if (typeof v !== "number" || Number.isNaN(v)) this.fail(k, `expected a number, got ${typeof v}`);
-    if (opts.finite !== false && !Number.isFinite(v)) this.fail(k, "expected a finite number");
-    if (opts.int && !Number.isInteger(v)) this.fail(k, "expected an integer");
-    if (opts.min !== undefined && v < opts.min) this.fail(k, `must be ≥ ${opts.min}`);
-    return v;
-  }
-
-  /** A loss or statistic: NaN and ±Infinity are legitimate values there. */
-  real(k: string): number {
-    const v = this.get(k);
-    if (typeof v !== "number") this.fail(k, `expected a number, got ${typeof v}`);
-    return v;
-  }
-
-  /** A string from a peer, at most `maxLength` characters (peers' strings are logged: they must stay small). */
-  str(k: string, maxLength = MAX_PEER_STRING): string {
-    const v = this.get(k);
-    if (typeof v !== "string") this.fail(k, `expected a string, got ${typeof v}`);
-    if (v.length > maxLength) this.fail(k, `longer than ${maxLength} characters (${v.length})`);
-    return v;
-  }
-
-  bool(k: string): boolean {
-    const v = this.get(k);
-    if (typeof v !== "boolean") this.fail(k, `expected a boolean, got ${typeof v}`);
-    return v;
-  }
-
-  strings(k: string): string[] {
-    const v = this.get(k);
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) this.fail(k, "expected an array of strings");
-    return v as string[];
-  }
-
-  array<T extends TypedArrayCtor>(k: string, dtype: DType, length?: number): T {
-    const v = this.get(k);
-    if (!(v instanceof Uint8Array)) this.fail(k, `expected ${dtype} bytes, got ${v === null ? "null" : typeof v}`);
-    const Ctor = CTORS[dtype];
-    if (v.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) this.fail(k, `byte length ${v.byteLength} is not a multiple of ${Ctor.BYTES_PER_ELEMENT}`);
-    const n = v.byteLength / Ctor.BYTES_PER_ELEMENT;
-    if (length !== undefined && n !== length) this.fail(k, `expected ${length} elements, got ${n}`);
-    // Copy into a fresh, aligned buffer: the bytes may sit at any offset inside the received frame.
-    const out = new Ctor(n);
-    bytesOf(out).set(v);
-    return out as T;
-  }
-
-  obj(k: string): Fields {
-    const v = this.get(k);
-    if (!v || typeof v !== "object" || Array.isArray(v) || v instanceof Uint8Array) this.fail(k, "expected a map");
-    return new Fields(v as Obj, `${this.path}.${k}`);
-  }
-
-  nullable<T>(k: string, read: (f: Fields) => T): T | null {
-    return this.get(k) === null || this.get(k) === undefined ? null : read(this.obj(k));
-  }
-
-  list<T>(k: string, read: (f: Fields, i: number) => T): T[] {
-    const v = this.get(k);
-    if (!Array.isArray(v)) this.fail(k, "expected an array");
-    return v.map((x, i) => {
-      if (!x || typeof x !== "object") throw new ProtocolError(`${this.path}.${k}[${i}]: expected a map`);
-      return read(new Fields(x as Obj, `${this.path}.${k}[${i}]`), i);
-    });
-  }
-}
-
-function readState(f: Fields): StreamState {
-  return { v: f.array("v", "f32"), g: f.array("g", "f32") };
-}
-
-function readEdges(f: Fields): EdgeList {
-  const numPre = f.num("numPre", { int: true, min: 0 });
-  const numPost = f.num("numPost", { int: true, min: 0 });
-  const pre = f.array<Int32Array>("pre", "i32");
-  const post = f.array<Int32Array>("post", "i32", pre.length);
-  const rowPtr = f.array<Int32Array>("rowPtr", "i32", numPre + 1);
-  if (rowPtr[0] !== 0 || rowPtr[numPre] !== pre.length) throw new ProtocolError("edge list: row pointers do not match the edge count");
-  for (let i = 0; i < numPre; i++) {
-    if (rowPtr[i + 1] < rowPtr[i]) throw new ProtocolError(`edge list: row pointers decrease at row ${i}`);
-    for (let e = rowPtr[i]; e < rowPtr[i + 1]; e++) {
-      if (pre[e] !== i || post[e] < 0 || post[e] >= numPost) throw new ProtocolError(`edge list: edge ${e} out of range or not in its row`);
+const edges = record<EdgeList>(
+  {
+    numPre: count,
+    numPost: count,
+    pre: i32(),
+    post: i32((e) => e.pre.length),
+    rowPtr: i32((e) => e.numPre + 1),
+  },
+  ({ numPre, numPost, pre, post, rowPtr }, at) => {
+    if (rowPtr[0] !== 0 || rowPtr[numPre] !== pre.length) at.fail("row pointers do not match the edge count");
+    for (let i = 0; i < numPre; i++) {
+      if (rowPtr[i + 1] < rowPtr[i]) at.fail(`row pointers decrease at row ${i}`);
+      for (let e = rowPtr[i]; e < rowPtr[i + 1]; e++) {
+        if (pre[e] !== i || post[e] < 0 || post[e] >= numPost) at.fail(`edge ${e} out of range or not in its row`);
+      }
     }
-  }
-  return { numPre, numPost, pre, post, rowPtr };
-}
+  },
+);
 
-function readConstants(f: Fields): ModelConstants {
-  const N = f.num("numNeurons", { int: true, min: 1 });
-  const M = f.num("numInputs", { int: true, min: 1 });
-  const S = f.num("numSlots", { int: true, min: 1 });
-  const G = f.num("numSources", { int: true, min: 1 });
-  const perNeuron = (k: string) => f.array<Float32Array>(k, "f32", N);
-  const perSlot = (k: string) => f.array<Float32Array>(k, "f32", S);
-  const c: ModelConstants = {
-    numNeurons: N,
-    numInputs: M,
-    numSlots: S,
-    numSources: G,
-    numRecTypes: f.num("numRecTypes", { int: true, min: 1 }),
-    dt: f.num("dt", { min: 0 }),
-    surrgradScale: f.num("surrgradScale", { min: 0 }),
-    detachReset: f.bool("detachReset"),
-    theta: perNeuron("theta"),
-    uReset: perNeuron("uReset"),
-    eL: perNeuron("eL"),
-    cM: perNeuron("cM"),
-    beta: perNeuron("beta"),
-    dtOverC: perNeuron("dtOverC"),
-    alphaRise: perSlot("alphaRise"),
-    alphaDecay: perSlot("alphaDecay"),
-    gScale: perSlot("gScale"),
-    eSyn: perSlot("eSyn"),
-    slotSource: f.array<Int32Array>("slotSource", "i32", S),
-    sourceSlotStart: f.array<Int32Array>("sourceSlotStart", "i32", G),
-    sourceSlotCount: f.array<Int32Array>("sourceSlotCount", "i32", G),
-    cellType: f.array<Int32Array>("cellType", "i32", N),
-    inputSource: f.array<Int32Array>("inputSource", "i32", M),
-    slotNames: f.strings("slotNames"),
-    sourceNames: f.strings("sourceNames"),
-  };
-  const bad = (a: Int32Array, hi: number) => a.some((x) => x < 0 || x >= hi);
-  if (bad(c.slotSource, G) || bad(c.cellType, c.numRecTypes) || bad(c.inputSource, G)) throw new ProtocolError("network.constants: population index out of range");
-  if (c.sourceSlotStart.some((start, g) => start < 0 || start + c.sourceSlotCount[g] > S) || c.slotNames.length !== S)
-    throw new ProtocolError("network.constants: synapse slot ranges do not match the slot count");
-  return c;
-}
+const perNeuron = (c: ModelConstants) => c.numNeurons;
+const perSlot = (c: ModelConstants) => c.numSlots;
+const perSource = (c: ModelConstants) => c.numSources;
 
-function readSpec(f: Fields): NetworkSpec {
-  const constants = readConstants(f.obj("constants"));
-  const N = constants.numNeurons;
-  const t = f.obj("targets");
-  const w = f.obj("lossWeights");
-  const rec = readEdges(f.obj("rec"));
-  const ff = readEdges(f.obj("ff"));
-  // Optional fields stay absent rather than undefined, so that the decoded spec hashes as the sent one.
-  const teacher =
-    f.has("teacherRecWeight") || f.has("teacherFfWeight")
-      ? { teacherRecWeight: f.array<Float32Array>("teacherRecWeight", "f32", rec.pre.length), teacherFfWeight: f.array<Float32Array>("teacherFfWeight", "f32", ff.pre.length) }
-      : {};
-  const spec: NetworkSpec = {
-    hash: f.str("hash"),
-    seed: f.num("seed", { int: true, min: 0 }),
-    batchSize: f.num("batchSize", { int: true, min: 1 }),
-    chunkSteps: f.num("chunkSteps", { int: true, min: 1 }),
-    chunksPerEpoch: f.num("chunksPerEpoch", { int: true, min: 1 }),
+const constants = record<ModelConstants>(
+  {
+    numNeurons: positiveCount,
+    numInputs: positiveCount,
+    numSlots: positiveCount,
+    numSources: positiveCount,
+    numRecTypes: positiveCount,
+    dt: nonNegative,
+    surrgradScale: nonNegative,
+    detachReset: bool,
+    theta: f32(perNeuron),
+    uReset: f32(perNeuron),
+    eL: f32(perNeuron),
+    cM: f32(perNeuron),
+    beta: f32(perNeuron),
+    dtOverC: f32(perNeuron),
+    alphaRise: f32(perSlot),
+    alphaDecay: f32(perSlot),
+    gScale: f32(perSlot),
+    eSyn: f32(perSlot),
+    slotSource: i32(perSlot),
+    sourceSlotStart: i32(perSource),
+    sourceSlotCount: i32(perSource),
+    cellType: i32(perNeuron),
+    inputSource: i32((c) => c.numInputs),
+    slotNames: list(string(), { of: "strings", length: perSlot }),
+    sourceNames: names,
+  },
+  (c, at) => {
+    const bad = (a: Int32Array, hi: number) => a.some((x) => x < 0 || x >= hi);
+    if (bad(c.slotSource, c.numSources) || bad(c.cellType, c.numRecTypes) || bad(c.inputSource, c.numSources)) at.fail("population index out of range");
+    if (c.sourceSlotStart.some((start, g) => start < 0 || start + c.sourceSlotCount[g] > c.numSlots))
+      at.fail("synapse slot ranges do not match the slot count");
+  },
+);
+
+const spec = record<NetworkSpec>(
+  {
+    hash: id,
+    seed: count,
+    batchSize: positiveCount,
+    chunkSteps: positiveCount,
+    chunksPerEpoch: positiveCount,
     constants,
-    rec,
-    ff,
-    inputProbability: f.array("inputProbability", "f64", constants.numInputs),
-    targets: {
-      rate: t.array("rate", "f64", N),
-      alpha: t.array("alpha", "f64", N),
-      ratio: t.array("ratio", "f64", N),
-      theta: t.array("theta", "f64", N),
-      cv: t.array("cv", "f64", N),
-    },
-    lossWeights: {
-      firing_rate: w.num("firing_rate"),
-      cv: w.num("cv"),
-      silent_penalty: w.num("silent_penalty"),
-      membrane_variance: w.num("membrane_variance"),
-      van_rossum: w.num("van_rossum"),
-    },
-    vanRossumTau: f.num("vanRossumTau", { min: 0 }),
-    ...teacher,
-    cellTypeNames: f.strings("cellTypeNames"),
-    plotTrial: f.num("plotTrial", { int: true, min: 0 }),
-  };
-  if (spec.rec.numPre !== N || spec.rec.numPost !== N || spec.ff.numPre !== constants.numInputs || spec.ff.numPost !== N)
-    throw new ProtocolError("network: edge list sizes do not match the neuron counts");
-  return spec;
-}
+    rec: edges,
+    ff: edges,
+    inputProbability: f64((s) => s.constants.numInputs),
+    // Per neuron: their length is checked with the neuron count below.
+    targets: record<NeuronTargets>({ rate: f64(), alpha: f64(), ratio: f64(), theta: f64(), cv: f64() }),
+    lossWeights: record<LossWeights>({
+      firing_rate: number(),
+      cv: number(),
+      silent_penalty: number(),
+      membrane_variance: number(),
+      van_rossum: number(),
+    }),
+    vanRossumTau: nonNegative,
+    teacherRecWeight: optional(f32((s) => s.rec.pre.length)),
+    teacherFfWeight: optional(f32((s) => s.ff.pre.length)),
+    cellTypeNames: names,
+    plotTrial: count,
+  },
+  (s, at) => {
+    const N = s.constants.numNeurons;
+    for (const [k, a] of Object.entries(s.targets)) checkLength(at.key("targets").key(k), a.length, N);
+    if (s.rec.numPre !== N || s.rec.numPost !== N || s.ff.numPre !== s.constants.numInputs || s.ff.numPost !== N)
+      at.fail("edge list sizes do not match the neuron counts");
+    if ((s.teacherRecWeight === undefined) !== (s.teacherFfWeight === undefined)) at.fail("teacherRecWeight and teacherFfWeight travel together");
+  },
+);
 
-function readActivity(f: Fields): TrialActivity {
-  return {
-    epoch: f.num("epoch", { int: true, min: 0 }),
-    steps: f.num("steps", { int: true, min: 1 }),
-    dt: f.num("dt"),
-    spikePtr: f.array("spikePtr", "i32"),
-    spikeSteps: f.array("spikeSteps", "i32"),
-    inputSpikePtr: f.array("inputSpikePtr", "i32"),
-    inputSpikeSteps: f.array("inputSpikeSteps", "i32"),
-    sampleNeuron: f.num("sampleNeuron", { int: true, min: 0 }),
-    sampleVoltage: f.array("sampleVoltage", "f32"),
-    sampleConductance: f.array("sampleConductance", "f32"),
-    sampleCurrent: f.array("sampleCurrent", "f32"),
-    traceNeurons: f.array("traceNeurons", "i32"),
-    traceVoltages: f.array("traceVoltages", "f32"),
-  };
-}
+const activity = record<TrialActivity>({
+  epoch: count,
+  steps: positiveCount,
+  dt: number(),
+  spikePtr: i32(),
+  spikeSteps: i32(),
+  inputSpikePtr: i32(),
+  inputSpikeSteps: i32(),
+  sampleNeuron: count,
+  sampleVoltage: f32(),
+  sampleConductance: f32(),
+  sampleCurrent: f32(),
+  traceNeurons: i32(),
+  traceVoltages: f32(),
+});
 
-function readLosses(f: Fields): LossTerms {
-  const out = {} as LossTerms;
-  for (const k of LOSS_TERM_NAMES) out[k] = f.real(k);
-  return out;
-}
+const stats = record<CellTypeStats>({
+  cellType: id,
+  rateMean: real,
+  rateStd: real,
+  cvMean: real,
+  cvStd: real,
+  activeFraction: real,
+  ratioMean: real,
+});
+
+const losses = record<LossTerms>({
+  firing_rate: real,
+  cv: real,
+  silent_penalty: real,
+  membrane_variance: real,
+  van_rossum: real,
+  total: real,
+});
+
+type Body<T extends Message["type"]> = Omit<Extract<Message, { type: T }>, "type">;
+
+/** Every message type's fields, checked by the compiler against the message types above. */
+const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
+  hello: record<Body<"hello">>({
+    workerId: id,
+    hostname: id,
+    pid: count,
+    engine: id,
+    threads: positiveCount,
+    networkHash: nullable(id),
+  }),
+  network: record<Body<"network">>({ spec }),
+  assign: record<Body<"assign">>({
+    runId: text,
+    update: count,
+    epoch: count,
+    stream: count,
+    weightsVersion: count,
+    weights: nullable(record({ rec: f32(), ff: f32() })),
+    initialState: nullable(state),
+    computeGradient: bool,
+    recordActivity: bool,
+  }),
+  result: record<Body<"result">>({
+    runId: text,
+    epoch: count,
+    weightsVersion: count,
+    losses,
+    stats: list(stats),
+    rates: f32(),
+    cvs: f32(),
+    ratios: f32(),
+    recGrad: f32(),
+    ffGrad: f32(),
+    finalState: state,
+    activity: nullable(activity),
+    computeSeconds: nonNegative,
+  }),
+  heartbeat: record<Body<"heartbeat">>({}),
+  rejoin: record<Body<"rejoin">>({}),
+  shutdown: record<Body<"shutdown">>({ reason: text }),
+  reject: record<Body<"reject">>({ reason: text }),
+  failure: record<Body<"failure">>({ epoch: count, message: text }),
+};
 
 /** Decodes and validates one frame; the result is safe to use. */
 export function decodeMessage(frame: Buffer | Uint8Array): Message {
@@ -334,72 +297,12 @@ export function decodeMessage(frame: Buffer | Uint8Array): Message {
   } catch (e) {
     throw new ProtocolError(`undecodable message (${frame.byteLength} bytes): not msgpack (${(e as Error).message.split("\n")[0]})`);
   }
-  if (!raw || typeof raw !== "object" || Array.isArray(raw) || raw instanceof Uint8Array) throw new ProtocolError("message is not a msgpack map");
-  const f = new Fields(raw as Obj, "message");
-  const protocol = (raw as Obj).protocol;
+  if (!isMap(raw)) throw new ProtocolError("message is not a msgpack map");
+  const protocol = raw.protocol;
   if (protocol !== PROTOCOL_VERSION)
     throw new ProtocolError(`protocol version mismatch: peer speaks ${JSON.stringify(protocol ?? null)}, this build speaks ${PROTOCOL_VERSION} (update snn-train on both sides)`);
-  const type = f.str("type");
-  switch (type) {
-    case "hello":
-      return {
-        type,
-        workerId: f.str("workerId"),
-        hostname: f.str("hostname"),
-        pid: f.num("pid", { int: true, min: 0 }),
-        engine: f.str("engine"),
-        threads: f.num("threads", { int: true, min: 1 }),
-        networkHash: (raw as Obj).networkHash === null ? null : f.str("networkHash"),
-      };
-    case "network":
-      return { type, spec: readSpec(f.obj("spec")) };
-    case "assign":
-      return {
-        type,
-        runId: f.str("runId", MAX_PEER_MESSAGE),
-        update: f.num("update", { int: true, min: 0 }),
-        epoch: f.num("epoch", { int: true, min: 0 }),
-        stream: f.num("stream", { int: true, min: 0 }),
-        weightsVersion: f.num("weightsVersion", { int: true, min: 0 }),
-        weights: f.nullable("weights", (w) => ({ rec: w.array<Float32Array>("rec", "f32"), ff: w.array<Float32Array>("ff", "f32") })),
-        initialState: f.nullable("initialState", readState),
-        computeGradient: f.bool("computeGradient"),
-        recordActivity: f.bool("recordActivity"),
-      };
-    case "result":
-      return {
-        type,
-        runId: f.str("runId", MAX_PEER_MESSAGE),
-        epoch: f.num("epoch", { int: true, min: 0 }),
-        weightsVersion: f.num("weightsVersion", { int: true, min: 0 }),
-        losses: readLosses(f.obj("losses")),
-        stats: f.list("stats", (s) => ({
-          cellType: s.str("cellType"),
-          rateMean: s.real("rateMean"),
-          rateStd: s.real("rateStd"),
-          cvMean: s.real("cvMean"),
-          cvStd: s.real("cvStd"),
-          activeFraction: s.real("activeFraction"),
-          ratioMean: s.real("ratioMean"),
-        })),
-        rates: f.array("rates", "f32"),
-        cvs: f.array("cvs", "f32"),
-        ratios: f.array("ratios", "f32"),
-        recGrad: f.array("recGrad", "f32"),
-        ffGrad: f.array("ffGrad", "f32"),
-        finalState: readState(f.obj("finalState")),
-        activity: f.nullable("activity", readActivity),
-        computeSeconds: f.num("computeSeconds", { min: 0 }),
-      };
-    case "heartbeat":
-    case "rejoin":
-      return { type };
-    case "shutdown":
-    case "reject":
-      return { type, reason: f.str("reason", MAX_PEER_MESSAGE) };
-    case "failure":
-      return { type, epoch: f.num("epoch", { int: true, min: 0 }), message: f.str("message", MAX_PEER_MESSAGE) };
-    default:
-      throw new ProtocolError(`unknown message type "${type}"`);
-  }
+  const at = new At("message", ProtocolError);
+  const type = id(raw.type, at.key("type"));
+  if (!Object.hasOwn(BODIES, type)) throw new ProtocolError(`unknown message type "${type}"`);
+  return { type, ...BODIES[type as Message["type"]](raw, at) } as Message;
 }

@@ -1,6 +1,8 @@
 /**
  * From an epoch's recorded spikes and voltages to its loss terms, the gradient coefficients of MODEL.md section 4,
- * statistics and figure data. Engines store activity in different layouts; a layout is described by strides.
+ * statistics and figure data. Engines record activity in different layouts, described by strides (ActivityLayout);
+ * the per-(trial, neuron) summaries of that activity cross into this module in one layout, b·N + j (TrialSummaries),
+ * whoever computes them.
  */
 import type { EpochResult, EpochStatistics, StreamState, TrialActivity } from "./engine.js";
 import {
@@ -22,19 +24,22 @@ export interface ActivityLayout extends SpikeTrainLayout {
   voltages: ArrayLike<number>;
   /** Offset added to the spike index to find V after that step (1 step ahead where v_t is stored from t = 0). */
   voltageOffset: number;
-  /** An engine's own implementations of voltageMoments and spikeTrains over this layout (the same sums in the same
-   * order, so the same results, faster). */
-  voltageMoments?(mean: Float64Array, std: Float64Array): void;
-  spikeTrains?(): SpikeTrains;
 }
 
-/** Per (trial, neuron), indexed b·N + j: spike count, first and last spike step (0 without spikes), and the sum and sum of squares of its ISIs. */
-export interface SpikeTrains {
+/**
+ * What the epoch's statistics and losses need of each (trial b, neuron j), every array indexed b·N + j: the spike
+ * train's count, first and last spike step (0 without spikes) and the sum and sum of squares of its ISIs; the mean
+ * and unbiased std of V over the epoch's steps. trialSummaries computes them from any layout; an engine may compute
+ * them with kernels of its own (sparse-cpu), with the same sums in the same order.
+ */
+export interface TrialSummaries {
   count: Int32Array;
   first: Int32Array;
   last: Int32Array;
   sum: Float64Array;
   sumSq: Float64Array;
+  meanV: Float64Array;
+  stdV: Float64Array;
 }
 
 /** The epoch's statistics and the loss's gradient coefficients, for the engine's backward. */
@@ -48,26 +53,23 @@ export interface EpochSummary extends EpochStatistics {
 }
 
 /**
+ * The epoch's losses, statistics and gradient coefficients from its activity `a` and that activity's summaries.
  * With a teacher (spec.teacherRecWeight), `teacherSpikes` holds its spikes of the epoch in the same layout as the
  * student's, and `spikeStepGrad` (same indices) receives the van Rossum term's dL/dS when the gradient is requested.
  */
 export function summarizeEpoch(
   spec: NetworkSpec,
   a: ActivityLayout,
+  summaries: TrialSummaries,
   withGradient: boolean,
   teacherSpikes: ArrayLike<number> | null = null,
   spikeStepGrad: Float64Array | null = null,
 ): EpochSummary {
   const { trials: B, steps: T, neurons: N } = a;
+  const { meanV, stdV } = summaries;
   const counts = new Float64Array(N);
-  const meanV = new Float64Array(B * N);
-  const stdV = new Float64Array(B * N);
   const glued = new Float64Array(N);
   const perTrialCv = new Float64Array(B * N);
-  // The memory order is built at most once per epoch, and not at all where the engine has its own passes.
-  let order: MemoryOrder | undefined;
-  const orderOf = () => (order ??= memoryOrder(a));
-  const trains = a.spikeTrains ? a.spikeTrains() : spikeTrains(a, orderOf());
 
   // Per neuron: spike counts, per-trial CVs (statistics) and the CV of the batch-glued train (the loss, as the
   // original: trial b's steps are positions b·T + t, so consecutive trials add one ISI across their boundary).
@@ -79,25 +81,22 @@ export function summarizeEpoch(
     let lastPos = -1;
     for (let b = 0; b < B; b++) {
       const k = b * N + j;
-      const n = trains.count[k];
-      perTrialCv[k] = isiCv(n, trains.sum[k], trains.sumSq[k]);
+      const n = summaries.count[k];
+      perTrialCv[k] = isiCv(n, summaries.sum[k], summaries.sumSq[k]);
       counts[j] += n;
       if (n === 0) continue;
       if (lastPos >= 0) {
-        const isi = b * T + trains.first[k] - lastPos;
+        const isi = b * T + summaries.first[k] - lastPos;
         sum += isi;
         sumSq += isi * isi;
       }
-      sum += trains.sum[k];
-      sumSq += trains.sumSq[k];
+      sum += summaries.sum[k];
+      sumSq += summaries.sumSq[k];
       count += n;
-      lastPos = b * T + trains.last[k];
+      lastPos = b * T + summaries.last[k];
     }
     glued[j] = isiCv(count, sum, sumSq);
   }
-
-  if (a.voltageMoments) a.voltageMoments(meanV, stdV);
-  else voltageMoments(a, meanV, stdV, orderOf());
 
   const durationS = (B * T * spec.constants.dt) / 1000;
   const w = spec.lossWeights;
@@ -181,13 +180,17 @@ function memoryOrder(a: ActivityLayout): MemoryOrder {
   return { k, offset };
 }
 
-export function spikeTrains(a: ActivityLayout, order = memoryOrder(a)): SpikeTrains {
+/** The summaries of activity recorded in any layout, each pass over the recording in its memory order. */
+export function trialSummaries(a: ActivityLayout): TrialSummaries {
+  const order = memoryOrder(a);
   const n = a.trials * a.neurons;
   const count = new Int32Array(n);
   const first = new Int32Array(n);
   const last = new Int32Array(n);
   const sum = new Float64Array(n);
   const sumSq = new Float64Array(n);
+  const meanV = new Float64Array(n);
+  const stdV = new Float64Array(n);
   for (let t = 0; t < a.steps; t++) {
     const base = t * a.st;
     for (let m = 0; m < n; m++) {
@@ -203,7 +206,8 @@ export function spikeTrains(a: ActivityLayout, order = memoryOrder(a)): SpikeTra
       count[k]++;
     }
   }
-  return { count, first, last, sum, sumSq };
+  voltageMoments(a, meanV, stdV, order);
+  return { count, first, last, sum, sumSq, meanV, stdV };
 }
 
 /** Conductance (rise + decay) of slot l for (trial, step, neuron), in whatever layout the engine keeps. */

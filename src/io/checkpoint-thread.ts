@@ -2,7 +2,7 @@
  * Worker-thread entry: encodes checkpoints off the coordinator's event loop, in arrival order, and replaces each of
  * the request's files atomically with the same bytes (best and latest are often due in the same update).
  */
-import { writeFileAtomic } from "../platform/atomic-file.js";
+import { FileWriteError, writeFileAtomic } from "../platform/atomic-file.js";
 import { serveRpc } from "../platform/thread-rpc.js";
 import { encodeCheckpoint } from "./checkpoint.js";
 import type { CheckpointRequest, CheckpointWritten } from "./checkpoint-writer.js";
@@ -18,6 +18,7 @@ serveRpc<undefined, CheckpointRequest, CheckpointWritten>((m) => {
     }
     return { seconds };
   } catch (e) {
-    return { seconds, error: (e as Error).message };
+    // The writer names the file; a write error's reason is enough here.
+    return { seconds, error: e instanceof FileWriteError ? e.reason : (e as Error).message };
   }
 });

@@ -49,7 +49,7 @@ export class CheckpointWriter {
     const written = this.thread.call({ paths: targets.map((t) => t.path), state, identity: this.identity }).then(
       (w) => {
         w.seconds.forEach((s, k) => this.onWritten(s, targets[k].kind));
-        if (w.error !== undefined) this.failure ??= new CheckpointError(`${targets[w.seconds.length].path}: cannot write checkpoint (${w.error})`);
+        if (w.error !== undefined) this.failure ??= new CheckpointError(`${targets[w.seconds.length].path}: cannot write checkpoint: ${w.error}`);
       },
       (e: Error) => {
         this.failure ??= new CheckpointError(`${targets[0].path}: not written (${e.message})`);

@@ -3,10 +3,10 @@
  * are never overwritten unless the user resumes or forces.
  */
 import { execFileSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { writeFileAtomic } from "../platform/atomic-file.js";
+import { appendWhole, FileWriteError, writeFileAtomic, writeStatusFile } from "../platform/atomic-file.js";
 import { LossTerms } from "../model/losses.js";
 import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
 
@@ -45,10 +45,30 @@ export function prepareOutputDir(dir: string, mode: "new" | "resume" | "force"):
       throw new RunDirError(
         `${dir}: --force removes only what a run writes (${RUN_DIRECTORY_ENTRIES.join(", ")}), and this directory also holds ${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""}; nothing was removed`,
       );
-    for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
+    removeRunEntries(dir);
   }
-  mkdirSync(join(dir, "checkpoints"), { recursive: true });
+  try {
+    mkdirSync(join(dir, "checkpoints"), { recursive: true });
+  } catch (e) {
+    throw new FileWriteError(join(dir, "checkpoints"), "create the directory", e as NodeJS.ErrnoException);
+  }
   sweepTemporaryFiles(dir);
+}
+
+/** What a run writes, and the temporary files of its atomic writes; nothing else in `dir` is touched. */
+function removeRunEntries(dir: string): void {
+  for (const e of readdirSync(dir))
+    if ((RUN_DIRECTORY_ENTRIES as readonly string[]).includes(e.replace(TEMPORARY_FILE, "$1"))) rmSync(join(dir, e), { recursive: true, force: true });
+}
+
+/**
+ * A new run that could not get started (its first files did not fit on the disk) takes back what it wrote, so that
+ * the same command works again once the problem is fixed; the directory goes too when the run created it.
+ */
+export function discardNewRun(dir: string, created: boolean): void {
+  if (!existsSync(dir)) return;
+  removeRunEntries(dir);
+  if (created && readdirSync(dir).length === 0) rmdirSync(dir);
 }
 
 /** Temporary files of atomic writes that a crash interrupted (`.<name>.tmp-<pid>-<random>`): never read, so removed. */
@@ -126,7 +146,8 @@ export class MetadataFile {
   }
 
   private write(): void {
-    writeFileAtomic(this.path, `${JSON.stringify(this.data, null, 2)}\n`);
+    // The status must reach the file even when a full disk is why the run stops.
+    writeStatusFile(this.path, `${JSON.stringify(this.data, null, 2)}\n`);
   }
 }
 
@@ -235,12 +256,13 @@ export class MetricsCsv {
     }
     const lines = readFileSync(this.path, "utf8").split("\n").filter((l) => l.length > 0);
     if (lines[0] !== header) throw new RunDirError(`${this.path}: its columns differ from this run's; cannot resume into it`);
-    const kept = lines.filter((l, i) => i === 0 || Number(l.split(",")[0]) <= resumeEpoch);
+    // A row cut short (the process killed mid-append) is dropped with the rows after the resumed epoch.
+    const kept = lines.filter((l, i) => i === 0 || (l.split(",").length === this.columns.length && Number(l.split(",")[0]) <= resumeEpoch));
     writeFileAtomic(this.path, `${kept.join("\n")}\n`);
   }
 
   append(row: Record<string, number>): void {
-    appendFileSync(this.path, `${this.columns.map((c) => formatNumber(row[c])).join(",")}\n`);
+    appendWhole(this.path, `${this.columns.map((c) => formatNumber(row[c])).join(",")}\n`);
   }
 
   static read(path: string): Record<string, number>[] {

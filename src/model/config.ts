@@ -1,10 +1,12 @@
 /**
  * The one configuration schema: parses a parameters TOML file, validates every key (path, type, range) and returns a
- * typed, fully-defaulted Config. Any problem is a ConfigError naming the key; the CLIs turn it into exit code 2.
+ * typed, fully-defaulted Config. Any problem is a ConfigError naming the key (the decoders and tables of
+ * platform/validate.ts, which the message schema uses too); the CLIs turn it into exit code 2.
  * Pure: io/parameters-file.ts reads the file (relative paths in it are resolved against `baseDir`).
  */
 import { resolve } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
+import { At, bool, Decoder, isMap, list, number, NumberRange, oneOf, show, string, Table } from "../platform/validate.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -125,219 +127,97 @@ export interface StudentConfig {
   scale: number;
 }
 
-type Table = Record<string, unknown>;
-
-/** Reads one table, handing out its keys; `done()` rejects whatever the schema did not ask for. */
-class Reader {
-  private used = new Set<string>();
-  constructor(
-    readonly path: string,
-    private readonly entries: Table,
-  ) {}
-
-  private key(k: string): string {
-    return this.path ? `${this.path}.${k}` : k;
-  }
-
-  private raw(k: string): unknown {
-    this.used.add(k);
-    return this.entries[k];
-  }
-
-  has(k: string): boolean {
-    return this.entries[k] !== undefined;
-  }
-
-  /** A key the table lacks: a typo of it among the table's keys is the likelier problem, and said first. */
-  private missing(k: string, expected: string): never {
-    const typo = Object.keys(this.entries).find((e) => !this.used.has(e) && e !== k && similar(e, k));
-    if (typo !== undefined) throw new ConfigError(`${this.key(typo)}: unknown key; did you mean ${k}?`);
-    throw new ConfigError(`${this.key(k)}: missing (${expected})`);
-  }
-
-  number(k: string, opts: { def?: number; min?: number; max?: number; int?: boolean; exclusiveMin?: boolean } = {}): number {
-    const v = this.raw(k);
-    if (v === undefined) {
-      if (opts.def === undefined) this.missing(k, "expected a number");
-      return opts.def;
-    }
-    return checkNumber(this.key(k), v, opts);
-  }
-
-  bool(k: string, def: boolean): boolean {
-    const v = this.raw(k);
-    if (v === undefined) return def;
-    if (typeof v !== "boolean") throw new ConfigError(`${this.key(k)}: expected true or false, got ${show(v)}`);
-    return v;
-  }
-
-  string(k: string, def?: string, choices?: readonly string[]): string {
-    const v = this.raw(k);
-    if (v === undefined) {
-      if (def === undefined) this.missing(k, "expected a string");
-      return def;
-    }
-    if (typeof v !== "string") throw new ConfigError(`${this.key(k)}: expected a string, got ${show(v)}`);
-    if (choices && !choices.includes(v)) throw new ConfigError(`${this.key(k)}: must be one of ${choices.join(", ")}, got "${v}"`);
-    return v;
-  }
-
-  strings(k: string): string[] {
-    const v = this.raw(k);
-    if (!Array.isArray(v) || v.length === 0) throw new ConfigError(`${this.key(k)}: expected a non-empty array of strings, got ${show(v)}`);
-    v.forEach((s, i) => {
-      if (typeof s !== "string" || s === "") throw new ConfigError(`${this.key(k)}[${i}]: expected a non-empty string, got ${show(s)}`);
-      if (!NAME.test(s))
-        throw new ConfigError(
-          `${this.key(k)}[${i}]: ${show(s)} is not a valid name (a letter, then letters, digits, _ or -: names become metrics.csv columns and labels)`,
-        );
-    });
-    if (new Set(v).size !== v.length) throw new ConfigError(`${this.key(k)}: names must be unique, got ${show(v)}`);
-    return v as string[];
-  }
-
-  numbers(k: string, len: number | undefined, opts: { min?: number; max?: number; exclusiveMin?: boolean } = {}): number[] {
-    const v = this.raw(k);
-    if (!Array.isArray(v)) throw new ConfigError(`${this.key(k)}: expected an array of numbers, got ${show(v)}`);
-    if (len !== undefined && v.length !== len) throw new ConfigError(`${this.key(k)}: expected ${len} values, got ${v.length}`);
-    return v.map((x, i) => checkNumber(`${this.key(k)}[${i}]`, x, opts));
-  }
-
-  matrix(k: string, rows: number, cols: number, opts: { min?: number; max?: number; exclusiveMin?: boolean } = {}): number[][] {
-    const v = this.raw(k);
-    if (!Array.isArray(v) || v.length !== rows)
-      throw new ConfigError(`${this.key(k)}: expected ${rows} rows (one per presynaptic type) of ${cols} numbers, got ${show(v)}`);
-    return v.map((row, i) => {
-      if (!Array.isArray(row) || row.length !== cols)
-        throw new ConfigError(`${this.key(k)}[${i}]: expected ${cols} numbers (one per postsynaptic type), got ${show(row)}`);
-      return row.map((x, j) => checkNumber(`${this.key(k)}[${i}][${j}]`, x, opts));
-    });
-  }
-
-  /** A number for every cell type: either one scalar for all, or a table keyed by cell type name. */
-  perType(k: string, names: string[], opts: { def?: number | Record<string, number>; min?: number; max?: number; exclusiveMin?: boolean }): number[] {
-    const v = this.raw(k);
-    if (v === undefined) {
-      if (opts.def === undefined) throw new ConfigError(`${this.key(k)}: missing (a number, or a table with one number per cell type)`);
-      const def = opts.def;
-      return names.map((n) => (typeof def === "number" ? def : def[n] ?? NaN));
-    }
-    const range = { min: opts.min, max: opts.max, exclusiveMin: opts.exclusiveMin };
-    if (typeof v === "number") return names.map(() => checkNumber(this.key(k), v, range));
-    if (isTable(v)) {
-      const sub = new Reader(this.key(k), v);
-      const out = names.map((n) => sub.number(n, range));
-      sub.done(`cell type names are ${names.join(", ")}`);
-      return out;
-    }
-    throw new ConfigError(`${this.key(k)}: expected a number or a table per cell type (${names.join(", ")}), got ${show(v)}`);
-  }
-
-  /** A path, relative to the parameters file's directory (`baseDir`), returned absolute. */
-  file(k: string, baseDir: string): string | undefined {
-    if (!this.has(k)) return undefined;
-    const v = this.string(k);
-    if (v.trim() === "") throw new ConfigError(`${this.key(k)}: expected a file path, got an empty string`);
-    return resolve(baseDir, v);
-  }
-
-  table(k: string, optional = false): Reader {
-    const v = this.raw(k);
-    if (v === undefined && optional) return new Reader(this.key(k), {});
-    if (!isTable(v)) throw new ConfigError(`${this.key(k)}: expected a table, got ${show(v)}`);
-    return new Reader(this.key(k), v);
-  }
-
-  done(hint?: string): void {
-    for (const k of Object.keys(this.entries)) {
-      if (this.used.has(k)) continue;
-      const near = [...this.used].find((u) => this.entries[u] === undefined && similar(u, k));
-      throw new ConfigError(`${this.key(k)}: unknown key${near ? `; did you mean ${near}?` : hint ? ` (${hint})` : ""}`);
-    }
-  }
-}
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (typeof v === "string") return `"${v}"`;
-  // JSON has no NaN or infinities (it would print null): say what TOML's nan and inf are.
-  if (typeof v === "number") return String(v);
-  const s = JSON.stringify(v, (_k, x) => (typeof x === "number" && !Number.isFinite(x) ? String(x) : x));
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-/** Edit distance of two short strings (keys), for "did you mean" suggestions. */
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length][b.length];
-}
-
-/** Probably a typo of one another: one a prefix of the other, or at most two edits apart (for keys of 4+ letters). */
-function similar(a: string, b: string): boolean {
-  if (Math.min(a.length, b.length) >= 3 && (a.startsWith(b) || b.startsWith(a))) return true;
-  return Math.min(a.length, b.length) >= 4 && editDistance(a, b) <= 2;
-}
-
 /** Names (cell types, input types, synapses) become metrics.csv columns, metric labels and figure labels. */
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
-function checkNumber(path: string, v: unknown, opts: { min?: number; max?: number; int?: boolean; exclusiveMin?: boolean }): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${path}: expected a finite number, got ${show(v)}`);
-  if (opts.int && !Number.isInteger(v)) throw new ConfigError(`${path}: expected an integer, got ${v}`);
-  if (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min))
-    throw new ConfigError(`${path}: must be ${opts.exclusiveMin ? ">" : "≥"} ${opts.min}, got ${v}`);
-  if (opts.max !== undefined && v > opts.max) throw new ConfigError(`${path}: must be ≤ ${opts.max}, got ${v}`);
-  return v;
+/** A non-empty list of unique names. */
+const names: Decoder<string[]> = (v: unknown, at: At) => {
+  if (!Array.isArray(v) || v.length === 0) at.fail(`expected a non-empty array of strings, got ${show(v)}`);
+  v.forEach((s, i) => {
+    if (typeof s !== "string" || s === "") at.index(i).fail(`expected a non-empty string, got ${show(s)}`);
+    if (!NAME.test(s))
+      at.index(i).fail(`${show(s)} is not a valid name (a letter, then letters, digits, _ or -: names become metrics.csv columns and labels)`);
+  });
+  if (new Set(v).size !== v.length) at.fail(`names must be unique, got ${show(v)}`);
+  return v as string[];
+};
+
+const numbers = (length: number, range: NumberRange = {}) => list(number(range), { length, of: "numbers" });
+
+function matrix(rows: number, cols: number, range: NumberRange = {}): Decoder<number[][]> {
+  const cell = number(range);
+  return (v: unknown, at: At) => {
+    if (!Array.isArray(v) || v.length !== rows) at.fail(`expected ${rows} rows (one per presynaptic type) of ${cols} numbers, got ${show(v)}`);
+    return v.map((row: unknown, i) => {
+      if (!Array.isArray(row) || row.length !== cols) return at.index(i).fail(`expected ${cols} numbers (one per postsynaptic type), got ${show(row)}`);
+      return row.map((x, j) => cell(x, at.index(i).index(j)));
+    });
+  };
+}
+
+/** A number for every cell type: either one scalar for all, or a table keyed by cell type name. */
+function perType(typeNames: string[], range: NumberRange): Decoder<number[]> {
+  const one = number(range);
+  return (v: unknown, at: At) => {
+    if (typeof v === "number") return typeNames.map(() => one(v, at));
+    if (v === undefined) at.fail("missing (a number, or a table with one number per cell type)");
+    if (!isMap(v)) at.fail(`expected a number or a table per cell type (${typeNames.join(", ")}), got ${show(v)}`);
+    const t = new Table(at, v);
+    const out = typeNames.map((n) => t.read(n, one));
+    t.done(`cell type names are ${typeNames.join(", ")}`);
+    return out;
+  };
+}
+
+/** A path, relative to the parameters file's directory (`baseDir`), returned absolute. */
+function file(r: Table, k: string, baseDir: string): string | undefined {
+  if (!r.has(k)) return undefined;
+  const v = r.read(k, string());
+  if (v.trim() === "") r.at.key(k).fail("expected a file path, got an empty string");
+  return resolve(baseDir, v);
 }
 
 const positive = { min: 0, exclusiveMin: true };
 const probability = { min: 0, max: 1 };
 
-function readPhysiology(r: Reader): PhysiologyConfig {
+function readPhysiology(r: Table): PhysiologyConfig {
   const p: PhysiologyConfig = {
-    tau_mem: r.number("tau_mem", positive),
-    theta: r.number("theta"),
-    U_reset: r.number("U_reset"),
-    E_L: r.number("E_L"),
-    g_L: r.number("g_L", positive),
-    tau_ref: r.number("tau_ref", { def: 0, min: 0 }),
+    tau_mem: r.read("tau_mem", number(positive)),
+    theta: r.read("theta", number()),
+    U_reset: r.read("U_reset", number()),
+    E_L: r.read("E_L", number()),
+    g_L: r.read("g_L", number(positive)),
+    tau_ref: r.read("tau_ref", number({ min: 0 }), 0),
   };
   r.done();
-  if (p.U_reset >= p.theta) throw new ConfigError(`${r.path}.U_reset: must be below theta (${p.theta} mV), got ${p.U_reset}`);
+  if (p.U_reset >= p.theta) r.at.key("U_reset").fail(`must be below theta (${p.theta} mV), got ${p.U_reset}`);
   return p;
 }
 
-function readSynapses(r: Reader): SynapseGroupConfig {
-  const names = r.strings("names");
-  const n = names.length;
+function readSynapses(r: Table): SynapseGroupConfig {
+  const synapseNames = r.read("names", names);
+  const n = synapseNames.length;
   const s: SynapseGroupConfig = {
-    names,
-    tau_rise: r.numbers("tau_rise", n, positive),
-    tau_decay: r.numbers("tau_decay", n, positive),
-    E_syn: r.numbers("E_syn", n),
-    g_bar: r.numbers("g_bar", n, { min: 0 }),
+    names: synapseNames,
+    tau_rise: r.read("tau_rise", numbers(n, positive)),
+    tau_decay: r.read("tau_decay", numbers(n, positive)),
+    E_syn: r.read("E_syn", numbers(n)),
+    g_bar: r.read("g_bar", numbers(n, { min: 0 })),
   };
   r.done();
   s.tau_rise.forEach((tr, i) => {
-    if (tr === s.tau_decay[i]) throw new ConfigError(`${r.path}.tau_rise[${i}]: must differ from tau_decay (double-exponential kernel)`);
+    if (tr === s.tau_decay[i]) r.at.key("tau_rise").index(i).fail("must differ from tau_decay (double-exponential kernel)");
   });
   return s;
 }
 
-function perTypeTables<T>(parent: Reader, key: string, names: string[], read: (r: Reader) => T): T[] {
+function perTypeTables<T>(parent: Table, key: string, typeNames: string[], read: (r: Table) => T): T[] {
   const t = parent.table(key);
-  const out = names.map((n) => {
-    if (!t.has(n)) throw new ConfigError(`${t.path}.${n}: missing (one table per cell type: ${names.join(", ")})`);
+  const out = typeNames.map((n) => {
+    if (!t.has(n)) t.at.key(n).fail(`missing (one table per cell type: ${typeNames.join(", ")})`);
     return read(t.table(n));
   });
-  t.done(`cell type names are ${names.join(", ")}`);
+  t.done(`cell type names are ${typeNames.join(", ")}`);
   return out;
 }
 
@@ -348,26 +228,26 @@ function checkProportions(path: string, p: number[]): void {
 
 /** `baseDir` anchors relative file paths in the parameters (loadConfig passes the parameters file's directory). */
 export function parseConfig(text: string, source = "parameters", baseDir = "."): Config {
-  let doc: Table;
+  let doc: Record<string, unknown>;
   try {
-    doc = parseToml(text) as Table;
+    doc = parseToml(text);
   } catch (e) {
     const msg = e instanceof TomlError ? `${e.message.split("\n")[0]} (line ${e.line}, column ${e.column})` : String(e);
     throw new ConfigError(`${source}: malformed TOML: ${msg}`);
   }
-  const root = new Reader("", doc);
+  const root = new Table(new At("", ConfigError), doc);
 
   const simR = root.table("simulation");
   const simulation = {
-    seed: simR.number("seed", { def: 42, min: 0, max: 2 ** 32 - 1, int: true }),
-    dt: simR.number("dt", { def: 1.0, ...positive }),
-    chunk_steps: simR.number("chunk_steps", { def: 50, min: 2, int: true }),
-    chunks_per_epoch: simR.number("chunks_per_epoch", { def: 2, min: 1, int: true }),
-    batch_size: simR.number("batch_size", { def: 10, min: 1, int: true }),
-    epochs: simR.number("epochs", { def: 500, min: 1, int: true }),
-    accumulation_interval: simR.number("accumulation_interval", { def: 5, min: 1, int: true }),
-    checkpoint_interval: simR.number("checkpoint_interval", { def: 50, min: 1, int: true }),
-    burn_in_epochs: simR.number("burn_in_epochs", { def: 0, min: 0, int: true }),
+    seed: simR.read("seed", number({ min: 0, max: 2 ** 32 - 1, int: true }), 42),
+    dt: simR.read("dt", number(positive), 1.0),
+    chunk_steps: simR.read("chunk_steps", number({ min: 2, int: true }), 50),
+    chunks_per_epoch: simR.read("chunks_per_epoch", number({ min: 1, int: true }), 2),
+    batch_size: simR.read("batch_size", number({ min: 1, int: true }), 10),
+    epochs: simR.read("epochs", number({ min: 1, int: true }), 500),
+    accumulation_interval: simR.read("accumulation_interval", number({ min: 1, int: true }), 5),
+    checkpoint_interval: simR.read("checkpoint_interval", number({ min: 1, int: true }), 50),
+    burn_in_epochs: simR.read("burn_in_epochs", number({ min: 0, int: true }), 0),
   };
   simR.done();
   if (simulation.epochs % simulation.accumulation_interval !== 0)
@@ -380,12 +260,12 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     );
 
   const recR = root.table("recurrent");
-  const recNames = recR.strings("names");
+  const recNames = recR.read("names", names);
   const K = recNames.length;
-  const recProportion = recR.numbers("proportion", K, probability);
+  const recProportion = recR.read("proportion", numbers(K, probability));
   checkProportions("recurrent.proportion", recProportion);
-  const numNeurons = recR.number("num_neurons", { min: 2, max: 200_000, int: true });
-  const numAssemblies = recR.number("num_assemblies", { def: 1, min: 1, int: true });
+  const numNeurons = recR.read("num_neurons", number({ min: 2, max: 200_000, int: true }));
+  const numAssemblies = recR.read("num_assemblies", number({ min: 1, int: true }), 1);
   if (numAssemblies > numNeurons) throw new ConfigError(`recurrent.num_assemblies: must be ≤ recurrent.num_neurons (${numNeurons}), got ${numAssemblies}`);
   if (numNeurons % numAssemblies !== 0)
     throw new ConfigError(
@@ -393,75 +273,75 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     );
   const topR = recR.table("topology");
   const recTopology = {
-    conn_within: topR.matrix("conn_within", K, K, probability),
-    conn_between: topR.matrix("conn_between", K, K, probability),
+    conn_within: topR.read("conn_within", matrix(K, K, probability)),
+    conn_between: topR.read("conn_between", matrix(K, K, probability)),
   };
   topR.done();
   const wR = recR.table("weights");
-  const recWeights = { w_mu: wR.matrix("w_mu", K, K, { min: 0 }), w_sigma: wR.matrix("w_sigma", K, K, { min: 0 }) };
+  const recWeights = { w_mu: wR.read("w_mu", matrix(K, K, { min: 0 })), w_sigma: wR.read("w_sigma", matrix(K, K, { min: 0 })) };
   wR.done();
   const physiology = perTypeTables(recR, "physiology", recNames, readPhysiology);
   const recSynapses = perTypeTables(recR, "synapses", recNames, readSynapses);
   recR.done();
 
   const ffR = root.table("feedforward");
-  const ffNames = ffR.strings("names");
+  const ffNames = ffR.read("names", names);
   const KF = ffNames.length;
-  const ffProportion = ffR.numbers("proportion", KF, probability);
+  const ffProportion = ffR.read("proportion", numbers(KF, probability));
   checkProportions("feedforward.proportion", ffProportion);
-  const ffNum = ffR.number("num_neurons", { min: 1, max: 200_000, int: true });
-  const ffRate = ffR.perType("firing_rate", ffNames, { min: 0 });
+  const ffNum = ffR.read("num_neurons", number({ min: 1, max: 200_000, int: true }));
+  const ffRate = ffR.read("firing_rate", perType(ffNames, { min: 0 }));
   const ffTopR = ffR.table("topology");
-  const ffTopology = { conn_inputs: ffTopR.matrix("conn_inputs", KF, K, probability) };
+  const ffTopology = { conn_inputs: ffTopR.read("conn_inputs", matrix(KF, K, probability)) };
   ffTopR.done();
   const ffWR = ffR.table("weights");
-  const ffWeights = { w_mu: ffWR.matrix("w_mu", KF, K, { min: 0 }), w_sigma: ffWR.matrix("w_sigma", KF, K, { min: 0 }) };
+  const ffWeights = { w_mu: ffWR.read("w_mu", matrix(KF, K, { min: 0 })), w_sigma: ffWR.read("w_sigma", matrix(KF, K, { min: 0 })) };
   ffWR.done();
   const ffSynapses = perTypeTables(ffR, "synapses", ffNames, readSynapses);
   ffR.done();
 
   const tR = root.table("targets");
   const targets = {
-    firing_rates: tR.perType("firing_rates", recNames, { min: 0 }),
-    cvs: tR.number("cvs", { def: 1.0, min: 0 }),
-    alpha: tR.perType("alpha", recNames, { def: 0, min: 0 }),
-    threshold_ratio: tR.perType("threshold_ratio", recNames, { def: 0, min: 0 }),
-    file: tR.file("file", baseDir),
+    firing_rates: tR.read("firing_rates", perType(recNames, { min: 0 })),
+    cvs: tR.read("cvs", number({ min: 0 }), 1.0),
+    alpha: tR.read("alpha", perType(recNames, { min: 0 }), recNames.map(() => 0)),
+    threshold_ratio: tR.read("threshold_ratio", perType(recNames, { min: 0 }), recNames.map(() => 0)),
+    file: file(tR, "file", baseDir),
   };
   tR.done();
 
   const hR = root.table("hyperparameters");
-  const betas = hR.has("betas") ? hR.numbers("betas", 2, { min: 0, max: 0.999999999 }) : [0.9, 0.999];
+  const betas = hR.read("betas", numbers(2, { min: 0, max: 0.999999999 }), [0.9, 0.999]);
   const lwR = hR.table("loss_weight", true);
-  const lr_schedule = hR.string("lr_schedule", "constant", ["constant", "cosine", "step"]) as "constant" | "cosine" | "step";
+  const lr_schedule = hR.read("lr_schedule", oneOf(["constant", "cosine", "step"] as const), "constant");
   // A schedule's own keys only with that schedule: a lr_min under a constant schedule would silently do nothing.
-  const scheduleKey = (k: string, schedule: string, opts: Parameters<Reader["number"]>[1]) => {
+  const scheduleKey = (k: string, schedule: string, range: NumberRange, def: number) => {
     if (hR.has(k) && lr_schedule !== schedule)
       throw new ConfigError(`hyperparameters.${k}: only used with lr_schedule = "${schedule}" (lr_schedule is "${lr_schedule}")`);
-    return hR.number(k, opts);
+    return hR.read(k, number(range), def);
   };
   const hyperparameters = {
-    learning_rate: hR.number("learning_rate", { def: 5e-4, ...positive }),
-    surrgrad_scale: hR.number("surrgrad_scale", { def: 100, ...positive }),
-    detach_reset: hR.bool("detach_reset", false),
-    max_grad_norm: hR.number("max_grad_norm", { def: 1.0, ...positive }),
-    parameterisation: hR.string("parameterisation", "linear", ["linear", "log"]) as "linear" | "log",
+    learning_rate: hR.read("learning_rate", number(positive), 5e-4),
+    surrgrad_scale: hR.read("surrgrad_scale", number(positive), 100),
+    detach_reset: hR.read("detach_reset", bool, false),
+    max_grad_norm: hR.read("max_grad_norm", number(positive), 1.0),
+    parameterisation: hR.read("parameterisation", oneOf(["linear", "log"] as const), "linear"),
     lr_schedule,
-    warmup_updates: hR.number("warmup_updates", { def: 0, min: 0, int: true }),
-    lr_min: scheduleKey("lr_min", "cosine", { def: 0, min: 0 }),
-    lr_step_updates: scheduleKey("lr_step_updates", "step", { def: 100, min: 1, int: true }),
-    lr_step_factor: scheduleKey("lr_step_factor", "step", { def: 0.5, min: 0, max: 1, exclusiveMin: true }),
-    max_skipped_updates: hR.number("max_skipped_updates", { def: 5, min: 1, int: true }),
-    patience: hR.number("patience", { def: 0, min: 0, int: true }),
+    warmup_updates: hR.read("warmup_updates", number({ min: 0, int: true }), 0),
+    lr_min: scheduleKey("lr_min", "cosine", { min: 0 }, 0),
+    lr_step_updates: scheduleKey("lr_step_updates", "step", { min: 1, int: true }, 100),
+    lr_step_factor: scheduleKey("lr_step_factor", "step", { min: 0, max: 1, exclusiveMin: true }, 0.5),
+    max_skipped_updates: hR.read("max_skipped_updates", number({ min: 1, int: true }), 5),
+    patience: hR.read("patience", number({ min: 0, int: true }), 0),
     betas: [betas[0], betas[1]] as [number, number],
-    eps: hR.number("eps", { def: 1e-8, ...positive }),
-    van_rossum_tau: hR.number("van_rossum_tau", { def: 20.0, ...positive }),
+    eps: hR.read("eps", number(positive), 1e-8),
+    van_rossum_tau: hR.read("van_rossum_tau", number(positive), 20.0),
     loss_weight: {
-      firing_rate: lwR.number("firing_rate", { def: 1.0, min: 0 }),
-      cv: lwR.number("cv", { def: 0.5, min: 0 }),
-      silent_penalty: lwR.number("silent_penalty", { def: 1.0, min: 0 }),
-      membrane_variance: lwR.number("membrane_variance", { def: 10.0, min: 0 }),
-      van_rossum: lwR.number("van_rossum", { def: 0, min: 0 }),
+      firing_rate: lwR.read("firing_rate", number({ min: 0 }), 1.0),
+      cv: lwR.read("cv", number({ min: 0 }), 0.5),
+      silent_penalty: lwR.read("silent_penalty", number({ min: 0 }), 1.0),
+      membrane_variance: lwR.read("membrane_variance", number({ min: 0 }), 10.0),
+      van_rossum: lwR.read("van_rossum", number({ min: 0 }), 0),
     },
   };
   lwR.done();
@@ -478,9 +358,9 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
 
   const dR = root.table("distributed", true);
   const distributed = {
-    heartbeat_interval: dR.number("heartbeat_interval", { def: 2.0, min: 0.01 }),
-    worker_timeout: dR.number("worker_timeout", { def: 60.0, ...positive }),
-    no_worker_timeout: dR.number("no_worker_timeout", { def: 300.0, ...positive }),
+    heartbeat_interval: dR.read("heartbeat_interval", number({ min: 0.01 }), 2.0),
+    worker_timeout: dR.read("worker_timeout", number(positive), 60.0),
+    no_worker_timeout: dR.read("no_worker_timeout", number(positive), 300.0),
   };
   dR.done();
   // A timeout shorter than two heartbeats drops healthy workers between two of their heartbeats.
@@ -490,10 +370,10 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
 
   const pR = root.table("plotting", true);
   const plotting = {
-    enabled: pR.bool("enabled", true),
-    interval: pR.number("interval", { def: simulation.accumulation_interval, min: 1, int: true }),
-    trial: pR.number("trial", { def: 0, min: 0, max: simulation.batch_size - 1, int: true }),
-    raster_neurons: pR.number("raster_neurons", { def: 40, min: 1, max: numNeurons, int: true }),
+    enabled: pR.read("enabled", bool, true),
+    interval: pR.read("interval", number({ min: 1, int: true }), simulation.accumulation_interval),
+    trial: pR.read("trial", number({ min: 0, max: simulation.batch_size - 1, int: true }), 0),
+    raster_neurons: pR.read("raster_neurons", number({ min: 1, max: numNeurons, int: true }), 40),
   };
   pR.done();
   if (plotting.interval % simulation.accumulation_interval !== 0)
@@ -503,11 +383,11 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
 
   const wbR = root.table("wandb", true);
   const wandb = {
-    enabled: wbR.bool("enabled", false),
-    project: wbR.string("project", "connectome-snns-fitting-activity"),
-    entity: wbR.string("entity", ""),
-    mode: wbR.string("mode", "offline", ["online", "offline", "disabled"]) as "online" | "offline" | "disabled",
-    name: wbR.string("name", ""),
+    enabled: wbR.read("enabled", bool, false),
+    project: wbR.read("project", string(), "connectome-snns-fitting-activity"),
+    entity: wbR.read("entity", string(), ""),
+    mode: wbR.read("mode", oneOf(["online", "offline", "disabled"] as const), "offline"),
+    name: wbR.read("name", string(), ""),
   };
   wbR.done();
   root.done();
@@ -619,23 +499,23 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-function readStudent(r: Reader, baseDir: string): StudentConfig {
-  const init = r.string("init", "generated", ["generated", "teacher"]) as StudentConfig["init"];
-  const teacher_file = r.file("teacher_file", baseDir);
-  const perturbation = r.string("perturbation", "none", ["none", "lognormal"]) as StudentConfig["perturbation"];
+function readStudent(r: Table, baseDir: string): StudentConfig {
+  const init = r.read("init", oneOf(["generated", "teacher"] as const), "generated");
+  const teacher_file = file(r, "teacher_file", baseDir);
+  const perturbation = r.read("perturbation", oneOf(["none", "lognormal"] as const), "none");
   if (perturbation === "lognormal" && !r.has("perturbation_sigma"))
-    throw new ConfigError(`${r.path}.perturbation_sigma: missing (perturbation = "lognormal" needs the σ of its log-space noise)`);
+    r.at.key("perturbation_sigma").fail(`missing (perturbation = "lognormal" needs the σ of its log-space noise)`);
   if (perturbation === "none" && r.has("perturbation_sigma"))
-    throw new ConfigError(`${r.path}.perturbation_sigma: only used with perturbation = "lognormal" (perturbation is "none")`);
+    r.at.key("perturbation_sigma").fail(`only used with perturbation = "lognormal" (perturbation is "none")`);
   const student: StudentConfig = {
     init,
     teacher_file,
     perturbation,
-    perturbation_sigma: r.number("perturbation_sigma", { def: 0, min: 0, max: 5 }),
-    scale: r.number("scale", { def: 1.0, ...positive }),
+    perturbation_sigma: r.read("perturbation_sigma", number({ min: 0, max: 5 }), 0),
+    scale: r.read("scale", number(positive), 1.0),
   };
   r.done();
   if (init === "teacher" && !teacher_file)
-    throw new ConfigError(`${r.path}.init: "teacher" takes the weights of student.teacher_file, which is not set`);
+    r.at.key("init").fail(`"teacher" takes the weights of student.teacher_file, which is not set`);
   return student;
 }

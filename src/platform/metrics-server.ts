@@ -16,6 +16,17 @@ export interface BuildInfo {
 
 export const METRICS_PATH = "/metrics";
 
+/** The metrics port cannot be served (taken, or not allowed): an expected start-up error, reported in one line. */
+export class MetricsPortError extends Error {
+  constructor(
+    message: string,
+    readonly inUse: boolean,
+  ) {
+    super(message);
+    this.name = "MetricsPortError";
+  }
+}
+
 /** 10 ms .. 5.5 min: from a tiny test network to the default network on a slow CPU. */
 export const EPOCH_DURATION_BUCKETS = exponentialBuckets(0.01, 2, 16);
 
@@ -56,6 +67,17 @@ export abstract class MetricsServer {
     return port === 0 ? Promise.resolve(0) : this.listen(port, host);
   }
 
+  /** Serves on the first free port of `first`, `first` + 1, … (`tries` of them); resolves with the bound port. */
+  async serveFirstFree(first: number, tries: number): Promise<number> {
+    for (let port = first; ; port++) {
+      try {
+        return await this.listen(port);
+      } catch (e) {
+        if (!(e instanceof MetricsPortError && e.inUse) || port >= first + tries - 1 || port >= 65535) throw e;
+      }
+    }
+  }
+
   /** Like serve, but port 0 binds an ephemeral port (for tests and for callers that pick ports themselves). */
   listen(port: number, host?: string): Promise<number> {
     if (this.server !== undefined) {
@@ -67,8 +89,8 @@ export abstract class MetricsServer {
         const where = `${host ?? "*"}:${port}`;
         reject(
           err.code === "EADDRINUSE"
-            ? new Error(`metrics port ${where} is already in use; choose another with --metrics-port (0 = off)`)
-            : new Error(`cannot serve metrics on ${where}: ${err.message}`),
+            ? new MetricsPortError(`metrics port ${where} is already in use; choose another with --metrics-port (0 = off)`, true)
+            : new MetricsPortError(`cannot serve metrics on ${where}: ${err.message}`, false),
         );
       });
       server.listen(port, host, () => {

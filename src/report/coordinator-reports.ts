@@ -45,16 +45,30 @@ export interface CoordinatorReports {
   close(exitCode: number): Promise<void>;
 }
 
-export async function startCoordinatorReports(
-  run: RunSetup,
-  o: { wandb: boolean; figures: boolean; metricsPort: number; csvPath: string; log: (line: string) => void },
-): Promise<CoordinatorReports> {
-  const { config, spec, state, outputDir, totalEpochs } = run;
-  const vanRossum = spec.teacherRecWeight !== undefined;
+/** The coordinator's default Prometheus port; when it is taken (another run), the next free one of this many. */
+export const DEFAULT_METRICS_PORT = 9464;
+const DEFAULT_METRICS_PORT_TRIES = 100;
+
+/**
+ * The coordinator's Prometheus endpoint, bound before the run directory is made so that a port in use leaves no
+ * half-made run. An explicit `port` must be free (0 = off); without one the default moves to the next free port.
+ */
+export async function serveCoordinatorMetrics(port: number | undefined, log: (line: string) => void): Promise<CoordinatorMetrics> {
   // The engine label says "none" until the first worker joins and sets the run's engine.
   const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "none" });
-  const port = await metrics.serve(o.metricsPort);
-  if (port) o.log(`Prometheus metrics on http://0.0.0.0:${port}/metrics`);
+  const bound = port === undefined ? await metrics.serveFirstFree(DEFAULT_METRICS_PORT, DEFAULT_METRICS_PORT_TRIES) : await metrics.serve(port);
+  if (port === undefined && bound !== DEFAULT_METRICS_PORT) log(`metrics port ${DEFAULT_METRICS_PORT} is in use (another run?); serving on ${bound} instead`);
+  if (bound) log(`Prometheus metrics on http://0.0.0.0:${bound}/metrics`);
+  return metrics;
+}
+
+export async function startCoordinatorReports(
+  run: RunSetup,
+  o: { wandb: boolean; figures: boolean; metrics: CoordinatorMetrics; csvPath: string; log: (line: string) => void },
+): Promise<CoordinatorReports> {
+  const { config, spec, state, outputDir, totalEpochs } = run;
+  const { metrics } = o;
+  const vanRossum = spec.teacherRecWeight !== undefined;
   const progress = new Progress(state.epoch, totalEpochs);
   const typeTargetRates = figureTargets(config, spec).firingRate;
   const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs, ratio: config.targets.threshold_ratio[k] }));

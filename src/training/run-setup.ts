@@ -4,6 +4,7 @@
  * Every problem is an expected error (ConfigError, CheckpointError) raised before anything is written.
  */
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { checkTrainingLength, Config, ConfigError } from "../model/config.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
@@ -12,7 +13,7 @@ import { CheckpointIdentity, initialTrainingState, resumeCheckpoint, TrainingSta
 import { checkpointIdentity } from "../io/identity.js";
 import { loadNetworkSpec } from "../io/network-files.js";
 import { loadConfig } from "../io/parameters-file.js";
-import { MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, writeParameters } from "../io/run-dir.js";
+import { discardNewRun, MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, writeParameters } from "../io/run-dir.js";
 import { WASM_MEMORY_LIMIT_BYTES } from "../engine/sparse-cpu/kernels/workspace.js";
 import { sparseCpuEpochBytes } from "../engine/sparse-cpu/sparse-cpu.js";
 import { studentInitialWeights, teacherWeights } from "./student.js";
@@ -50,20 +51,27 @@ export interface RunRequest {
  */
 export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: number | string }): { csv: MetricsCsv; metadata: MetadataFile } {
   const { config, spec, state, outputDir, resuming } = run;
+  const existed = existsSync(outputDir);
   prepareOutputDir(outputDir, resuming ? "resume" : o.force ? "force" : "new");
-  if (!resuming) writeParameters(outputDir, run.text);
-  const columns = metricsColumns(config.recurrent.names, { vanRossum: spec.teacherRecWeight !== undefined, teacher: run.teacher !== null, perNeuronTargets: config.targets.file !== undefined });
-  const csv = new MetricsCsv(outputDir, columns);
-  csv.open(resuming ? state.epoch : null);
-  const metadata = new MetadataFile(outputDir, {
-    command: process.argv.slice(1).join(" "),
-    engine: null,
-    workers: o.workers,
-    parameters_file: resolve(run.paramsFile),
-    output_dir: outputDir,
-    ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
-  });
-  return { csv, metadata };
+  try {
+    if (!resuming) writeParameters(outputDir, run.text);
+    const columns = metricsColumns(config.recurrent.names, { vanRossum: spec.teacherRecWeight !== undefined, teacher: run.teacher !== null, perNeuronTargets: config.targets.file !== undefined });
+    const csv = new MetricsCsv(outputDir, columns);
+    csv.open(resuming ? state.epoch : null);
+    const metadata = new MetadataFile(outputDir, {
+      command: process.argv.slice(1).join(" "),
+      engine: null,
+      workers: o.workers,
+      parameters_file: resolve(run.paramsFile),
+      output_dir: outputDir,
+      ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
+    });
+    return { csv, metadata };
+  } catch (e) {
+    // A new run that cannot write its first files leaves nothing that would block the same command later.
+    if (!resuming) discardNewRun(outputDir, !existed);
+    throw e;
+  }
 }
 
 /** The coordinator's bound on the stream states it holds (A streams × B trials × N neurons × (1 + 2S) floats). */

@@ -24,7 +24,7 @@
 import { InputSpikes, poissonInputs } from "../../model/inputs.js";
 import { NetworkSpec } from "../../model/network.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engine.js";
-import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "../epoch-summary.js";
+import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, TrialSummaries, trialSummaries } from "../epoch-summary.js";
 import { KernelKind, layoutBytes, WasmKernels, Workspace } from "./kernels/workspace.js";
 import {
   CobaLifAdjoint,
@@ -85,22 +85,22 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     devCoef: [Real, P],
     meanCoef: [Real, P],
     meanV: [Real, P],
-    // Moments of V over the epoch (kernels/neurons.wat voltageMoments), in the flat layout.
-    vMean: [Float64Array, P],
-    vStd: [Float64Array, P],
-    // Spike-train summaries of the epoch (see epoch-summary.ts spikeTrains), in the flat layout.
-    trainCount: [Int32Array, P],
-    trainFirst: [Int32Array, P],
-    trainLast: [Int32Array, P],
-    trainSum: [Float64Array, P],
-    trainSumSq: [Float64Array, P],
-    // Per slot: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offset of the slot's source row
-    // in the [source][p] arrays z and delta (same layout and precision).
+    // The epoch's per-(trial, neuron) summaries (epoch-summary.ts TrialSummaries), which the kernels write in the
+    // summary's b·N + j layout: spike trains (neurons.wat spikeTrains) and moments of V (voltageMoments).
+    trainCount: [Int32Array, N * B],
+    trainFirst: [Int32Array, N * B],
+    trainLast: [Int32Array, N * B],
+    trainSum: [Float64Array, N * B],
+    trainSumSq: [Float64Array, N * B],
+    vMean: [Float64Array, N * B],
+    vStd: [Float64Array, N * B],
+    // Per slot, for kernels/neurons.wat: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offset
+    // of the slot's source row in the float32 [source][p] arrays z and delta.
     slotTable: [Float64Array, S * 8],
     slotRow: [Int32Array, S],
     scratch: [Float32Array, 12],
-    // Synapses (see kernels/synapses.wat): CSR rows, byte offsets of each row's source block and of each edge's
-    // target in the flat layout, weights of the epoch, gradient accumulators; the epoch's input spikes.
+    // Synapses: the tables of both populations (see SynapseTables), weights of the epoch, gradient accumulators;
+    // the epoch's input spikes.
     rowPtr: [Int32Array, N + 1],
     recSource: [Int32Array, N],
     recTarget: [Int32Array, E],
@@ -155,8 +155,6 @@ export class SparseCpuEngine implements Engine {
   private readonly wasm: WasmKernels | null;
   /** Rounding to the storage precision (Math.fround in float32, none in float64): the reference step's stores, the sparse product. */
   private readonly round: (x: number) => number;
-  /** Bytes of one state value (4 in float32, 8 in float64): the unit of the kernels' byte offsets into state arrays. */
-  private readonly realBytes: number;
   /** Records of one element for the JavaScript fallbacks (reference-step.ts), allocated once. */
   private readonly scratch: {
     neuron: CobaLifParameters;
@@ -170,6 +168,9 @@ export class SparseCpuEngine implements Engine {
   };
   /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
   private readonly productWeights: Float32Array;
+  /** The recurrent and feedforward synapses' tables, for the JavaScript synapse pass. */
+  private readonly recSynapses: SynapseTables;
+  private readonly ffSynapses: SynapseTables;
   // With a teacher: its spikes of the epoch and the van Rossum dL/ds, both in the sHist layout.
   private readonly teacherSpikes: Uint8Array | null;
   private readonly spikeStepGrad: Float64Array | null;
@@ -206,7 +207,6 @@ export class SparseCpuEngine implements Engine {
       deltaBySlot: new Float64Array(S),
     };
     const b = this.buf;
-    this.realBytes = b.z.BYTES_PER_ELEMENT;
     this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
     this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
     // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
@@ -220,7 +220,7 @@ export class SparseCpuEngine implements Engine {
     }
     for (let l = 0; l < S; l++) {
       [c.gScale[l], c.alphaRise[l], c.alphaDecay[l], c.eSyn[l]].forEach((x, k) => b.slotTable.fill(x, l * 8 + 2 * k, l * 8 + 2 * k + 2));
-      b.slotRow[l] = c.slotSource[l] * P * this.realBytes;
+      b.slotRow[l] = c.slotSource[l] * P * Float32Array.BYTES_PER_ELEMENT;
     }
     b.cellType.set(c.cellType);
     // Rows grouped by source type: while the product walks one type's rows only that type's δ block is in use,
@@ -234,11 +234,13 @@ export class SparseCpuEngine implements Engine {
     b.rowPtr.set(spec.rec.rowPtr);
     b.ffRowPtr.set(spec.ff.rowPtr);
     const Bq = packedTrials(B);
-    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B * this.realBytes));
+    spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B));
     b.productEdge.forEach((e, k) => (b.productSynapses[2 * k] = spec.rec.post[e] * Bq * 4));
-    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B * this.realBytes));
-    c.cellType.forEach((k, i) => (b.recSource[i] = k * P * this.realBytes));
-    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P * this.realBytes));
+    spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B));
+    c.cellType.forEach((k, i) => (b.recSource[i] = k * P));
+    c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P));
+    this.recSynapses = { rowPtr: b.rowPtr, rowSource: b.recSource, target: b.recTarget };
+    this.ffSynapses = { rowPtr: b.ffRowPtr, rowSource: b.ffSource, target: b.ffTarget };
     const teacher = spec.teacherRecWeight !== undefined;
     this.teacherSpikes = teacher ? new Uint8Array(this.T * P) : null;
     this.spikeStepGrad = teacher ? new Float64Array(this.T * P) : null;
@@ -263,7 +265,7 @@ export class SparseCpuEngine implements Engine {
     this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity);
 
     const layout = this.activityLayout();
-    const summary = summarizeEpoch(spec, layout, task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
+    const summary = summarizeEpoch(spec, layout, this.summarizeTrials(layout), task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
     let recGrad: Float32Array | null = null;
     let ffGrad: Float32Array | null = null;
     if (task.computeGradient) {
@@ -304,33 +306,21 @@ export class SparseCpuEngine implements Engine {
 
   private activityLayout(): ActivityLayout {
     const { N, B, T, P } = this;
-    const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: 1, st: P, sj: B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: P };
-    const wasm = this.wasm;
-    if (!wasm) return layout;
-    const b = this.buf;
+    return { trials: B, steps: T, neurons: N, sb: 1, st: P, sj: B, spikes: this.buf.sHist, voltages: this.buf.vHist, voltageOffset: P };
+  }
+
+  /**
+   * The epoch's per-(trial, neuron) summaries: the kernels write them straight into epoch-summary.ts's b·N + j layout;
+   * without the kernels, epoch-summary.ts computes them from the recorded activity.
+   */
+  private summarizeTrials(layout: ActivityLayout): TrialSummaries {
+    if (!this.wasm) return trialSummaries(layout);
+    const { N, B, T, P } = this;
     const p = this.ws.ptr;
-    // Flat p = j·B + b results into the summary's k = b·N + j order.
-    const transpose = <A extends Int32Array | Float64Array>(from: A, to: A) => {
-      for (let j = 0; j < N; j++) for (let t = 0; t < B; t++) to[t * N + j] = from[j * B + t];
-      return to;
-    };
-    layout.voltageMoments = (mean, std) => {
-      wasm.voltageMoments(p.vHist + P * 4, P, T, p.vMean, p.vStd);
-      transpose(b.vMean, mean);
-      transpose(b.vStd, std);
-    };
-    layout.spikeTrains = () => {
-      wasm.spikeTrains(p.sHist, P, T, p.trainCount, p.trainFirst, p.trainLast, p.trainSum, p.trainSumSq);
-      const n = N * B;
-      return {
-        count: transpose(b.trainCount, new Int32Array(n)),
-        first: transpose(b.trainFirst, new Int32Array(n)),
-        last: transpose(b.trainLast, new Int32Array(n)),
-        sum: transpose(b.trainSum, new Float64Array(n)),
-        sumSq: transpose(b.trainSumSq, new Float64Array(n)),
-      };
-    };
-    return layout;
+    const b = this.buf;
+    this.wasm.spikeTrains(p.sHist, P, N, B, T, p.trainCount, p.trainFirst, p.trainLast, p.trainSum, p.trainSumSq);
+    this.wasm.voltageMoments(p.vHist + P * 4, P, N, B, T, p.vMean, p.vStd);
+    return { count: b.trainCount, first: b.trainFirst, last: b.trainLast, sum: b.trainSum, sumSq: b.trainSumSq, meanV: b.vMean, stdV: b.vStd };
   }
 
   /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gTrial) and g_T in g. */
@@ -407,9 +397,9 @@ export class SparseCpuEngine implements Engine {
       for (let trial = 0; trial < B; trial++)
         this.wasm.synapsePass(mode, p.inputSpikes + (trial * T + t) * M, M, 1, trial, p.ffRowPtr, p.ffTarget, p.ffSource, p[ffValues], p[state]);
     } else {
-      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, b.rowPtr, b.recTarget, b.recSource, b[recValues], b[state], this.realBytes);
+      synapsePassJs(mode, b.sHist, t * P, N * B, B, 0, this.recSynapses, b[recValues], b[state]);
       for (let trial = 0; trial < B; trial++)
-        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, b.ffRowPtr, b.ffTarget, b.ffSource, b[ffValues], b[state], this.realBytes);
+        synapsePassJs(mode, b.inputSpikes, (trial * T + t) * M, M, 1, trial, this.ffSynapses, b[ffValues], b[state]);
     }
   }
 
@@ -608,19 +598,38 @@ const INJECT = 0;
 const GRADIENT = 1;
 
 /**
- * JavaScript version of kernels/synapses.wat synapsePass (offsets are the kernel's byte offsets, `bytes` per value):
- * for every flag q < L set at flags[f0 + q], row i = ⌊q / D⌋ of trial b = b0 + q mod D, and every edge e of row i,
- * INJECT: state[src(i)][post[e]][b] += values[e];  GRADIENT: values[e] += state[src(i)][post[e]][b].
+ * One synapse population's tables, in element indices of the flat [source][p] arrays z and delta (shared with
+ * kernels/synapses.wat, which scales them to bytes): the state of (source(i), neuron post[e], trial b) is element
+ * rowSource[i] + b + target[e].
  */
-function synapsePassJs(mode: number, flags: Uint8Array, f0: number, L: number, D: number, b0: number,
-  rowPtr: Int32Array, target: Int32Array, rowSrc: Int32Array, values: FloatArray, state: FloatArray, bytes: number): void {
-  for (let q = 0; q < L; q++) {
-    if (!flags[f0 + q]) continue;
-    const i = Math.floor(q / D);
-    const base = rowSrc[i] / bytes + b0 + q - i * D;
+interface SynapseTables {
+  /** CSR rows over the presynaptic neurons (or inputs) i: row i's edges are rowPtr[i] .. rowPtr[i + 1]. */
+  rowPtr: Int32Array;
+  /** Per row: source(i)·P, the first element of its source population's block. */
+  rowSource: Int32Array;
+  /** Per edge: post[e]·B, the element of its target neuron in trial 0 within a block. */
+  target: Int32Array;
+}
+
+/**
+ * JavaScript version of kernels/synapses.wat synapsePass, with the same operations in the same order. The step's
+ * spike flags are flags[start + q] for q < count, flag q standing for row i = ⌊q / trialsPerRow⌋ in trial
+ * b = firstTrial + q mod trialsPerRow; for every flag set, in increasing q, and every edge e of row i in edge order:
+ *   INJECT:   state[src(i)][post[e]][b] += values[e]   (z += W);
+ *   GRADIENT: values[e] += state[src(i)][post[e]][b]   (dW += δ).
+ */
+function synapsePassJs(mode: typeof INJECT | typeof GRADIENT, flags: Uint8Array, start: number, count: number, trialsPerRow: number,
+  firstTrial: number, synapses: SynapseTables, values: FloatArray, state: FloatArray): void {
+  const { rowPtr, rowSource, target } = synapses;
+  for (let q = 0; q < count; q++) {
+    if (!flags[start + q]) continue;
+    const i = Math.floor(q / trialsPerRow);
+    const trial = firstTrial + q - i * trialsPerRow;
+    // The element of (source(i), neuron 0, trial b); edge e's target is target[e] further.
+    const base = rowSource[i] + trial;
     for (let e = rowPtr[i], end = rowPtr[i + 1]; e < end; e++) {
-      if (mode === INJECT) state[base + target[e] / bytes] += values[e];
-      else values[e] += state[base + target[e] / bytes];
+      if (mode === INJECT) state[base + target[e]] += values[e];
+      else values[e] += state[base + target[e]];
     }
   }
 }

@@ -18,7 +18,7 @@ import { InputSpikes, poissonInputs } from "../../model/inputs.js";
 import { NetworkSpec } from "../../model/network.js";
 import { vanRossumFilterMatrix } from "../../model/van-rossum.js";
 import { Engine, EngineKind, EpochResult, EpochTask, epochSteps, restState, StreamState } from "../engine.js";
-import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch } from "../epoch-summary.js";
+import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, trialSummaries } from "../epoch-summary.js";
 
 /**
  * Backends that run on a GPU. "tensorflow" is the backend tfjs-node-gpu registers (its CPU twin tfjs-node is not a
@@ -233,7 +233,7 @@ export class TfjsEngine implements Engine {
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
-    const summary = summarizeEpoch(spec, layout, false, teacherSpikes);
+    const summary = summarizeEpoch(spec, layout, trialSummaries(layout), false, teacherSpikes);
     const activity =
       task.recordActivity && conductances
         ? extractTrialActivity(

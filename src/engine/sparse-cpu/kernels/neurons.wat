@@ -4,7 +4,8 @@
 ;; JavaScript fallbacks in sparse-cpu.ts call), in the same order and with the same float32 rounding of stored state,
 ;; so both give bit-identical results: arithmetic in float64 lanes, state
 ;; loaded from and stored to float32 (two floats = 64 bits per vector). Every array is flat over the padded element
-;; index p = j·B + b (slot-major for conductances: (c·S + l)·P + p), so each loop is a unit-stride stream.
+;; index p = j·B + b (slot-major for conductances: (c·S + l)·P + p), so each loop is a unit-stride stream; only the
+;; per-(trial, neuron) summaries of the epoch (voltageMoments, spikeTrains) are written in epoch-summary.ts's layout.
 ;; Per-element constants (θ, U_reset, E_L, β, dt/C) are float32 arrays. Per-slot constants come from a table of
 ;; splatted float64 pairs: [gScale, alphaRise, alphaDecay, eSyn] × S, 16 bytes each; per-slot source offsets are byte
 ;; offsets of that source's row in z (forward) or delta (backward).
@@ -144,11 +145,18 @@
         (br $L)))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
       (br $Ploop))))
+  ;; The per-(trial, neuron) summaries below are written where epoch-summary.ts reads them (TrialSummaries): element
+  ;; p = j·B + b at index b·N + j, for the N·B real elements only (the padding element has no summary).
+  (func $summaryIndex (param $p i32) (param $N i32) (param $B i32) (result i32)
+    (i32.add (i32.mul (i32.rem_u (local.get $p) (local.get $B)) (local.get $N)) (i32.div_u (local.get $p) (local.get $B))))
+
   ;; Mean and unbiased std over the T recorded steps of V (float32, [t][p] from address v) per element p, two-pass,
   ;; exactly as voltageMoments in epoch-summary.ts: Σ_t V in increasing t, mean = Σ/T, then Σ_t (V − mean)², std =
-  ;; sqrt(Σ/(T − 1)). Results into mean[p], std[p] (float64).
-  (func (export "voltageMoments") (param $v i32) (param $P i32) (param $steps i32) (param $mean i32) (param $std i32)
-    (local $p i32) (local $t i32) (local $a i32) (local $row i32) (local $sum v128) (local $m v128) (local $d v128)
+  ;; sqrt(Σ/(T − 1)). Results into mean[k], std[k] (float64, k = b·N + j).
+  (func (export "voltageMoments") (param $v i32) (param $P i32) (param $N i32) (param $B i32) (param $steps i32)
+    (param $mean i32) (param $std i32)
+    (local $p i32) (local $t i32) (local $a i32) (local $row i32) (local $k i32) (local $sum v128) (local $m v128)
+    (local $d v128) (local $sd v128)
     (local.set $row (i32.shl (local.get $P) (i32.const 2)))
     (block $endP (loop $Ploop
       (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
@@ -162,7 +170,6 @@
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $T)))
       (local.set $m (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (local.get $steps)))))
-      (v128.store (i32.add (local.get $mean) (i32.shl (local.get $p) (i32.const 3))) (local.get $m))
       (local.set $sum (f64x2.splat (f64.const 0)))
       (local.set $a (i32.add (local.get $v) (i32.shl (local.get $p) (i32.const 2))))
       (local.set $t (i32.const 0))
@@ -173,19 +180,29 @@
         (local.set $a (i32.add (local.get $a) (local.get $row)))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $T2)))
-      (v128.store (i32.add (local.get $std) (i32.shl (local.get $p) (i32.const 3)))
-        (f64x2.sqrt (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (i32.sub (local.get $steps) (i32.const 1)))))))
+      (local.set $sd (f64x2.sqrt (f64x2.div (local.get $sum) (f64x2.splat (f64.convert_i32_u (i32.sub (local.get $steps) (i32.const 1)))))))
+      ;; lane 0 is element p, lane 1 element p + 1 (unless that is the padding element)
+      (local.set $k (i32.shl (call $summaryIndex (local.get $p) (local.get $N) (local.get $B)) (i32.const 3)))
+      (f64.store (i32.add (local.get $mean) (local.get $k)) (f64x2.extract_lane 0 (local.get $m)))
+      (f64.store (i32.add (local.get $std) (local.get $k)) (f64x2.extract_lane 0 (local.get $sd)))
+      (if (i32.lt_u (i32.add (local.get $p) (i32.const 1)) (i32.mul (local.get $N) (local.get $B)))
+        (then
+          (local.set $k (i32.shl (call $summaryIndex (i32.add (local.get $p) (i32.const 1)) (local.get $N) (local.get $B)) (i32.const 3)))
+          (f64.store (i32.add (local.get $mean) (local.get $k)) (f64x2.extract_lane 1 (local.get $m)))
+          (f64.store (i32.add (local.get $std) (local.get $k)) (f64x2.extract_lane 1 (local.get $sd)))))
       (local.set $p (i32.add (local.get $p) (i32.const 2)))
       (br $Ploop))))
 
-  ;; Spike-train summary per element p from the recorded spikes (u8, [t][p] from address s), as spikeTrains in
-  ;; epoch-summary.ts: count, first and last spike step (0 without spikes), Σ ISI and Σ ISI² (integers, exact).
-  (func (export "spikeTrains") (param $s i32) (param $P i32) (param $steps i32)
+  ;; Spike-train summary per element p from the recorded spikes (u8, [t][p] from address s, P per step), as
+  ;; trialSummaries in epoch-summary.ts: count, first and last spike step (0 without spikes), Σ ISI and Σ ISI²
+  ;; (integers, exact), at k = b·N + j.
+  (func (export "spikeTrains") (param $s i32) (param $P i32) (param $N i32) (param $B i32) (param $steps i32)
     (param $count i32) (param $first i32) (param $last i32) (param $sum i32) (param $sumSq i32)
-    (local $p i32) (local $t i32) (local $a i32) (local $c i32) (local $f i32) (local $l i32) (local $isi f64)
-    (local $su f64) (local $sq f64)
+    (local $p i32) (local $n i32) (local $k i32) (local $t i32) (local $a i32) (local $c i32) (local $f i32)
+    (local $l i32) (local $isi f64) (local $su f64) (local $sq f64)
+    (local.set $n (i32.mul (local.get $N) (local.get $B)))
     (block $endP (loop $Ploop
-      (br_if $endP (i32.ge_u (local.get $p) (local.get $P)))
+      (br_if $endP (i32.ge_u (local.get $p) (local.get $n)))
       (local.set $c (i32.const 0)) (local.set $f (i32.const 0)) (local.set $l (i32.const 0))
       (local.set $su (f64.const 0)) (local.set $sq (f64.const 0))
       (local.set $a (i32.add (local.get $s) (local.get $p)))
@@ -205,11 +222,12 @@
         (local.set $a (i32.add (local.get $a) (local.get $P)))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $T)))
-      (i32.store (i32.add (local.get $count) (i32.shl (local.get $p) (i32.const 2))) (local.get $c))
-      (i32.store (i32.add (local.get $first) (i32.shl (local.get $p) (i32.const 2))) (local.get $f))
-      (i32.store (i32.add (local.get $last) (i32.shl (local.get $p) (i32.const 2))) (local.get $l))
-      (f64.store (i32.add (local.get $sum) (i32.shl (local.get $p) (i32.const 3))) (local.get $su))
-      (f64.store (i32.add (local.get $sumSq) (i32.shl (local.get $p) (i32.const 3))) (local.get $sq))
+      (local.set $k (call $summaryIndex (local.get $p) (local.get $N) (local.get $B)))
+      (i32.store (i32.add (local.get $count) (i32.shl (local.get $k) (i32.const 2))) (local.get $c))
+      (i32.store (i32.add (local.get $first) (i32.shl (local.get $k) (i32.const 2))) (local.get $f))
+      (i32.store (i32.add (local.get $last) (i32.shl (local.get $k) (i32.const 2))) (local.get $l))
+      (f64.store (i32.add (local.get $sum) (i32.shl (local.get $k) (i32.const 3))) (local.get $su))
+      (f64.store (i32.add (local.get $sumSq) (i32.shl (local.get $k) (i32.const 3))) (local.get $sq))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $Ploop))))
 )
