@@ -115,6 +115,41 @@ describe("bit-identical results", () => {
   });
 });
 
+describe("a flood of peers that announce themselves and never become ready", () => {
+  it("is bounded: they get no epoch, the log and memory stay small, the run is unchanged", async () => {
+    const dir = join(tempDir(), "flood");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    await waitFor(() => /waiting for 1 worker/.test(c.output()), 30_000, "the coordinator to listen");
+    const rssKiB = (field: string) => Number(readFileSync(`/proc/${c.child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`))![1]);
+    const before = rssKiB("VmRSS");
+    // 3000 hellos from 3000 connections, 200 at a time (more than the pool remembers at once: some are refused).
+    for (let i = 0; i < 3000; i += 200) {
+      const batch = Array.from({ length: 200 }, (_, k) => {
+        const d = new Dealer({ linger: 0 });
+        d.connect(`tcp://127.0.0.1:${port}`);
+        void d.send(encodeMessage({ type: "hello", workerId: `flood-${i + k}`, hostname: "rogue", pid: 1, engine: "sparse-cpu", threads: 1, networkHash: null })).catch(() => {});
+        return d;
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      for (const d of batch) d.close();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const grownMiB = (rssKiB("VmHWM") - before) / 1024;
+    // None of them counts as a worker: training has not started without the real one.
+    expect(c.output()).not.toMatch(/Starting training/);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    const code = await c.exit;
+    await w.exit;
+    expect(code, c.output()).toBe(0);
+    expect(c.output()).not.toMatch(/flood-\d+ joined/);
+    expect(c.output()).toMatch(/forgot \d+ peer\(s\) that announced themselves and fell silent/);
+    expect(c.output().split("\n").length, "the log grows by lines per heartbeat, not per peer").toBeLessThan(600);
+    expect(grownMiB, "MiB the flood added to the coordinator").toBeLessThan(150);
+    expectSameRun(dir);
+  });
+});
+
 describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
   it("the coordinator finishes its update, checkpoints and exits 130; its local workers are not cut off; resume is exact", async () => {
     const dir = join(tempDir(), "group");

@@ -15,8 +15,11 @@ import { CellTypeStats } from "../model/statistics.js";
 import { EpochResult, StreamState, TrialActivity } from "../engine/engine.js";
 import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nullable, number, optional, real, record, string } from "../platform/validate.js";
 
-/** 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term. */
-export const PROTOCOL_VERSION = 3;
+/**
+ * 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term.
+ * 3: forward-only (burn-in) assignments. 4: `ready`: a worker gets epochs only once it has built the network.
+ */
+export const PROTOCOL_VERSION = 4;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -62,6 +65,8 @@ export type ResultMessage = Omit<EpochResult, "recGrad" | "ffGrad"> & {
   computeSeconds: number;
 };
 export type HeartbeatMessage = { type: "heartbeat" };
+/** From a worker that holds the network `networkHash` and its engine: it can take epochs now. */
+export type ReadyMessage = { type: "ready"; networkHash: string };
 export type ShutdownMessage = { type: "shutdown"; reason: string };
 export type RejectMessage = { type: "reject"; reason: string };
 /** To a peer the coordinator does not know (it restarted, or dropped the worker after a timeout): announce yourself again. */
@@ -74,6 +79,7 @@ export type Message =
   | AssignMessage
   | ResultMessage
   | HeartbeatMessage
+  | ReadyMessage
   | ShutdownMessage
   | RejectMessage
   | RejoinMessage
@@ -283,6 +289,7 @@ const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
     computeSeconds: nonNegative,
   }),
   heartbeat: record<Body<"heartbeat">>({}),
+  ready: record<Body<"ready">>({ networkHash: id }),
   rejoin: record<Body<"rejoin">>({}),
   shutdown: record<Body<"shutdown">>({ reason: text }),
   reject: record<Body<"reject">>({ reason: text }),

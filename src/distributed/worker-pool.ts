@@ -74,10 +74,34 @@ function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
 /** An epoch that failed this many times (on one worker or several) is itself the problem: stop instead of looping. */
 const MAX_EPOCH_FAILURES = 3;
 
+/**
+ * Peers that announced themselves and are not ready yet (no network built): at most this many are remembered (a few
+ * hundred bytes each), others are refused until some are ready or dropped, so that a flood of hellos cannot grow the
+ * coordinator's memory without bound. Generous for a cluster whose workers all start at once.
+ */
+const MAX_JOINING_PEERS = 1024;
+/** Joining peers receiving the network at the same time; the others wait their turn (the network frame is shared). */
+const MAX_NETWORK_TRANSFERS = 4;
+/** Refusals logged one by one in each heartbeat interval; more are counted in one line, so a flood cannot fill the log. */
+const REFUSALS_LOGGED_PER_TICK = 5;
+
+/** A peer that said hello and has not yet said ready: it holds no epoch and is sent no weights. */
+interface JoiningPeer {
+  routingId: Buffer;
+  hello: HelloMessage;
+  lastSeen: number;
+  networkSent: boolean;
+}
+
 export class WorkerPool {
   // A short linger, so that the shutdown messages queued just before close() still reach the workers.
   private readonly router = new Router({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 2000 });
   private readonly workers = new Map<string, WorkerEntry>();
+  /** In the order they said hello: the network goes to the earliest first. */
+  private readonly joining = new Map<string, JoiningPeer>();
+  /** Encoded once (the network is the largest message) and shared by every transfer; ZeroMQ sends it without copying. */
+  private networkFrame: Buffer | null = null;
+  private refusals = { logged: 0, unlogged: 0 };
   private readonly children = new Map<number, ChildProcess>();
   private sendChain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -144,6 +168,7 @@ export class WorkerPool {
         for (const w of this.workers.values()) {
           if (w.hello.pid === pid && w.hello.hostname === hostname()) this.drop(w, "crash", `local worker ${pid} exited (${signal ?? `code ${code}`})`);
         }
+        for (const [key, j] of this.joining) if (j.hello.pid === pid && j.hello.hostname === hostname()) this.joining.delete(key);
       });
     }
   }
@@ -231,7 +256,10 @@ export class WorkerPool {
   }
 
   private send(routingId: Buffer, m: Message): void {
-    const frame = encodeMessage(m);
+    this.sendFrame(routingId, encodeMessage(m));
+  }
+
+  private sendFrame(routingId: Buffer, frame: Buffer): void {
     this.opts.events.bytes?.(frame.byteLength, 0);
     this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.router.send([routingId, frame]))).catch((e) => {
       if (!this.closed) this.opts.events.log(`send failed: ${(e as Error).message}`);
@@ -263,11 +291,22 @@ export class WorkerPool {
 
   /** A peer that speaks garbage or another protocol is told why and forgotten; the run goes on. */
   private refuse(routingId: Buffer, reason: string): void {
-    this.opts.events.log(`refused a message from peer ${routingId.toString("hex")}: ${reason}`);
+    this.logRefusal(`refused a message from peer ${routingId.toString("hex")}: ${reason}`);
     this.opts.events.workerFailed?.("protocol");
     const w = this.workers.get(routingId.toString("hex"));
     if (w) this.drop(w, "protocol", reason);
     this.send(routingId, { type: "reject", reason });
+  }
+
+  private refuseWorker(routingId: Buffer, hello: HelloMessage, reason: string): void {
+    this.logRefusal(`refused worker ${hello.workerId}: ${reason}`);
+    this.opts.events.workerFailed?.("protocol");
+    this.send(routingId, { type: "reject", reason });
+  }
+
+  private logRefusal(line: string): void {
+    if (this.refusals.logged++ < REFUSALS_LOGGED_PER_TICK) this.opts.events.log(line);
+    else this.refusals.unlogged++;
   }
 
   private handle(routingId: Buffer, msg: Message): void {
@@ -278,26 +317,40 @@ export class WorkerPool {
       case "hello": {
         if (this.runEngine !== null && msg.engine !== this.runEngine) {
           const reason = `engine ${msg.engine} differs from this run's engine ${this.runEngine} (results are bit-identical only within one engine; start it with the run's engine)`;
-          this.opts.events.log(`refused worker ${msg.workerId}: ${reason}`);
-          this.opts.events.workerFailed?.("protocol");
           if (w) this.drop(w, "protocol", reason);
-          this.send(routingId, { type: "reject", reason });
-          return;
+          return this.refuseWorker(routingId, msg, reason);
         }
-        this.runEngine ??= msg.engine;
         if (w) this.drop(w, "disconnect", "re-registered");
-        const entry: WorkerEntry = { key, routingId, hello: msg, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
-        this.workers.set(key, entry);
-        this.opts.events.log(`worker ${msg.workerId} joined (${msg.engine} on ${msg.hostname}, pid ${msg.pid}, ${msg.threads} thread${msg.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
-        this.opts.events.workersChanged?.(this.workers.size);
-        this.opts.events.workerJoined?.({ id: msg.workerId, engine: msg.engine, hostname: msg.hostname, threads: msg.threads }, this.runEngine);
-        if (msg.networkHash !== this.spec.hash) this.send(routingId, { type: "network", spec: this.spec });
-        this.dispatch();
+        this.joining.delete(key);
+        // A worker that already holds this network (it reconnected) is ready at once.
+        if (msg.networkHash === this.spec.hash) return this.admit(key, routingId, msg);
+        if (this.joining.size >= MAX_JOINING_PEERS && !this.forgetSilentJoiner())
+          return this.refuseWorker(routingId, msg, `${MAX_JOINING_PEERS} workers are joining already; announce yourself again later`);
+        this.joining.set(key, { routingId, hello: msg, lastSeen: Date.now(), networkSent: false });
+        this.sendNetworks();
+        return;
+      }
+      case "ready": {
+        const j = this.joining.get(key);
+        if (w) return;
+        if (!j) return this.send(routingId, { type: "rejoin" });
+        if (msg.networkHash !== this.spec.hash) {
+          this.joining.delete(key);
+          return this.refuse(routingId, `ready with network ${msg.networkHash.slice(0, 12)}, not this run's ${this.spec.hash.slice(0, 12)}`);
+        }
+        this.joining.delete(key);
+        this.admit(key, routingId, j.hello);
+        this.sendNetworks();
         return;
       }
       case "heartbeat":
       case "result":
       case "failure":
+        if (!w && this.joining.has(key)) {
+          // Still building the network: alive, and it has no epoch to answer for.
+          this.joining.get(key)!.lastSeen = Date.now();
+          return;
+        }
         if (!w) {
           // Dropped earlier (it hung past worker_timeout), or this coordinator restarted: it registers again, and any
           // result it sends until then is ignored (its epoch was reassigned, and recomputing gives the same numbers).
@@ -319,6 +372,42 @@ export class WorkerPool {
         return;
       default:
         this.refuse(routingId, `unexpected message type "${msg.type}" from a worker`);
+    }
+  }
+
+  /** A worker that holds the network: from now on it takes epochs. */
+  private admit(key: string, routingId: Buffer, hello: HelloMessage): void {
+    this.runEngine ??= hello.engine;
+    const entry: WorkerEntry = { key, routingId, hello, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
+    this.workers.set(key, entry);
+    this.opts.events.log(`worker ${hello.workerId} joined (${hello.engine} on ${hello.hostname}, pid ${hello.pid}, ${hello.threads} thread${hello.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
+    this.opts.events.workersChanged?.(this.workers.size);
+    this.opts.events.workerJoined?.({ id: hello.workerId, engine: hello.engine, hostname: hello.hostname, threads: hello.threads }, this.runEngine);
+    this.dispatch();
+  }
+
+  /**
+   * Makes room among the joining peers by forgetting the one silent longest, if it has missed a heartbeat (a live
+   * worker heartbeats while it builds the network): peers that say hello and nothing more cannot keep real workers out.
+   */
+  private forgetSilentJoiner(): boolean {
+    let oldest: [string, JoiningPeer] | null = null;
+    for (const e of this.joining) if (!oldest || e[1].lastSeen < oldest[1].lastSeen) oldest = e;
+    if (!oldest || Date.now() - oldest[1].lastSeen <= 2 * this.opts.heartbeatInterval * 1000) return false;
+    this.joining.delete(oldest[0]);
+    return true;
+  }
+
+  /** Starts network transfers to the earliest joining peers, MAX_NETWORK_TRANSFERS at a time. */
+  private sendNetworks(): void {
+    let inTransfer = [...this.joining.values()].filter((j) => j.networkSent).length;
+    for (const j of this.joining.values()) {
+      if (inTransfer >= MAX_NETWORK_TRANSFERS) return;
+      if (j.networkSent) continue;
+      this.networkFrame ??= encodeMessage({ type: "network", spec: this.spec });
+      this.sendFrame(j.routingId, this.networkFrame);
+      j.networkSent = true;
+      inTransfer++;
     }
   }
 
@@ -428,10 +517,26 @@ export class WorkerPool {
 
   private tick(): void {
     const now = Date.now();
+    const heartbeat = encodeMessage({ type: "heartbeat" });
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > this.opts.workerTimeout * 1000) this.drop(w, "timeout", `silent for ${((now - w.lastSeen) / 1000).toFixed(1)} s`);
-      else this.send(w.routingId, { type: "heartbeat" });
+      else this.sendFrame(w.routingId, heartbeat);
     }
+    // Joining peers that fell silent are forgotten (counted in one line: a flood of them would fill the log).
+    let silent = 0;
+    for (const [key, j] of this.joining) {
+      if (now - j.lastSeen <= this.opts.workerTimeout * 1000) this.sendFrame(j.routingId, heartbeat);
+      else {
+        this.joining.delete(key);
+        silent++;
+      }
+    }
+    if (silent > 0) {
+      this.opts.events.log(`forgot ${silent} peer(s) that announced themselves and fell silent before they were ready`);
+      this.sendNetworks();
+    }
+    if (this.refusals.unlogged > 0) this.opts.events.log(`refused ${this.refusals.unlogged} more message(s) from peers`);
+    this.refusals = { logged: 0, unlogged: 0 };
     const cur = this.current;
     if (!cur) return;
     if (this.workers.size > 0) cur.lastWorkerSeen = now;

@@ -80,7 +80,11 @@ export class WorkerProcess {
           break;
         }
         if (msg.type === "rejoin") await this.hello();
-        else if (msg.type === "network") await this.setNetwork(msg.spec);
+        else if (msg.type === "network") {
+          await this.setNetwork(msg.spec);
+          // Until it hears this the coordinator assigns no epoch (and sends no weights) to this worker.
+          await this.send({ type: "ready", networkHash: msg.spec.hash });
+        }
         // Not awaited: with --threads T several epochs are computed at once; results go back as they finish.
         else if (msg.type === "assign") void this.compute(msg);
       }
