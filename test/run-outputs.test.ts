@@ -58,6 +58,43 @@ describe("outputs of a run", () => {
     expect(readFileSync(join(dir, "parameters.toml"), "utf8")).toBe(readFileSync(params, "utf8"));
     expect(existsSync(join(dir, "checkpoints/checkpoint_latest.safetensors"))).toBe(true);
     expect(existsSync(join(dir, "checkpoints/checkpoint_best.safetensors"))).toBe(true);
+
+    // The end-of-run block agrees with metrics.csv: the best update, the last rates against their targets, where things are.
+    const summary = r.output.slice(r.output.indexOf("Run completed"));
+    expect(summary).toMatch(/^Run completed at epoch 9\/9: 9 epochs in [\d.]+ s \([\d.]+ epochs\/s\)/);
+    const best = rows.reduce((a, b) => (b.total_loss < a.total_loss ? b : a));
+    expect(summary).toContain(`Best total loss: ${best.total_loss.toFixed(6)} at epoch ${best.epoch}`);
+    const last = rows[rows.length - 1];
+    expect(summary).toContain(`Last total loss: ${last.total_loss.toFixed(6)}`);
+    expect(summary).toContain(`inhibitory ${last["firing_rate/inhibitory/mean"].toFixed(2)} / 2 Hz`);
+    expect(summary).toContain("Skipped updates: 0");
+    expect(summary).toContain(`Figures: ${join(dir, "figures", "epoch_0009")}/index.html`);
+  });
+
+  it("records command-line overrides and the effective parameters; a resume keeps them unless given again", async () => {
+    const params = smallParams(tempDir(), { epochs: 12, accumulation: 3 });
+    const dir = join(tempDir(), "overrides");
+    const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "6", "--wandb"]);
+    expect(r.code, r.output).toBe(0);
+    const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
+    expect(meta.overrides).toEqual({ "simulation.epochs": 6 });
+    expect(meta.effective_parameters.simulation.epochs).toBe(6);
+    expect(meta.effective_parameters.simulation.batch_size).toBe(4);
+    // parameters.toml stays the exact copy of the file.
+    expect(readFileSync(join(dir, "parameters.toml"), "utf8")).toMatch(/^epochs = 12 /m);
+    const [run] = readdirSync(join(dir, "wandb"));
+    const config = JSON.parse(readFileSync(join(dir, "wandb", run, "files", "config.json"), "utf8"));
+    expect(config.simulation.epochs).toBe(6);
+    expect(config.overrides).toEqual({ "simulation.epochs": 6 });
+
+    const resumed = await coord([params, "--workers", "1", "--output", dir, "--resume", "auto"]);
+    expect(resumed.code, resumed.output).toBe(0);
+    expect(resumed.output).toMatch(/continuing to --epochs 6, as the run was started with/);
+    expect(MetricsCsv.read(join(dir, "metrics.csv")).map((row) => row.epoch)).toEqual([3, 6]);
+    const longer = await coord([params, "--workers", "1", "--output", dir, "--resume", "auto", "--epochs", "12"]);
+    expect(longer.code, longer.output).toBe(0);
+    expect(MetricsCsv.read(join(dir, "metrics.csv")).map((row) => row.epoch)).toEqual([3, 6, 9, 12]);
+    expect(JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")).overrides).toEqual({ "simulation.epochs": 12 });
   });
 
   it("with plotting.interval, writes figure sets at its multiples, for the untrained network and at the end", async () => {

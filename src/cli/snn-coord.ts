@@ -111,6 +111,7 @@ async function endRun(
     r.log((w as Error).message);
   }
   await r.pool.close({ completed: "training completed", interrupted: "training interrupted", failed: "coordinator failed" }[end.status]);
+  r.reports.summary(end.status);
   await r.reports.close(code);
   if (end.status === "interrupted") r.log(`interrupted at epoch ${r.epoch()}; resume with --output ${r.outputDir} --resume auto`);
   if (end.status === "completed") r.log(`done: ${r.outputDir}`);

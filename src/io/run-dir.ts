@@ -99,6 +99,20 @@ export interface Metadata {
   error?: string;
   note?: string;
   resumed_from_epoch?: number;
+  /** Command-line values that replace the parameters file's (dotted key → value), e.g. --epochs. */
+  overrides: Record<string, number>;
+  /** The parameters as this run uses them: the file's tables with the overrides applied. */
+  effective_parameters: Record<string, unknown>;
+}
+
+/** The overrides an earlier session of the run in `dir` was started with ({} without a readable metadata.json). */
+export function recordedOverrides(dir: string): Record<string, number> {
+  try {
+    const o = (JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")) as Partial<Metadata>).overrides;
+    return o && typeof o === "object" ? Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === "number")) : {};
+  } catch {
+    return {};
+  }
 }
 
 function gitCommit(): string | null {

@@ -40,6 +40,46 @@ export function updateBlock(
   ].join("\n");
 }
 
+export interface RunSummary {
+  status: "completed" | "interrupted" | "failed";
+  epoch: number;
+  totalEpochs: number;
+  /** Epochs and seconds of this session (since the start or the resume). */
+  sessionEpochs: number;
+  sessionSeconds: number;
+  /** The lowest total loss of an applied update, and its epoch (null before any). */
+  best: { loss: number; epoch: number } | null;
+  /** The last update's statistics, with the targets per cell type. */
+  last: { loss: number; stats: CellTypeStats[] } | null;
+  targets: { rate: number; cv: number }[];
+  skippedUpdates: number;
+  outputDir: string;
+  /** The latest figure set's directory, if any was drawn. */
+  figures: string | null;
+}
+
+/** The block printed when a run ends: how it went against its targets, and where its results are. */
+export function runSummary(r: RunSummary): string {
+  const rate = r.sessionSeconds > 0 ? r.sessionEpochs / r.sessionSeconds : NaN;
+  const perType = (f: (s: CellTypeStats, k: number) => string) => r.last!.stats.map((s, k) => `${s.cellType} ${f(s, k)}`).join(", ");
+  return [
+    `Run ${r.status} at epoch ${r.epoch}/${r.totalEpochs}: ${r.sessionEpochs} epochs in ${r.sessionSeconds.toFixed(1)} s (${fmt(rate, 2)} epochs/s)`,
+    r.best ? `  Best total loss: ${fmt(r.best.loss)} at epoch ${r.best.epoch}` : "  Best total loss: none yet (no update applied)",
+    ...(r.last
+      ? [
+          `  Last total loss: ${fmt(r.last.loss)}`,
+          `  Mean FR vs target: ${perType((s, k) => `${fmt(s.rateMean, 2)} / ${r.targets[k].rate} Hz`)}`,
+          `  Mean CV vs target: ${perType((s, k) => `${fmt(s.cvMean, 2)} / ${r.targets[k].cv}`)}`,
+          `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
+        ]
+      : []),
+    `  Skipped updates: ${r.skippedUpdates}`,
+    `  Checkpoints: ${r.outputDir}/checkpoints (checkpoint_latest, checkpoint_best)`,
+    `  Metrics: ${r.outputDir}/metrics.csv`,
+    ...(r.figures ? [`  Figures: ${r.figures}/index.html`] : []),
+  ].join("\n");
+}
+
 export function startBanner(startEpoch: number, targets: { names: string[]; rates: number[]; cv: number }): string {
   return [
     `Starting training from epoch ${startEpoch}...`,

@@ -3,13 +3,12 @@
  * per-update block), Prometheus, W&B and the figure sets, wired to the trainer as its observers.
  */
 import { basename } from "node:path";
-import { parse as parseToml } from "smol-toml";
 import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
 import { metricsRow, MetricsCsv, packageVersion, UpdateRecord } from "../io/run-dir.js";
 import type { RunSetup } from "../training/run-setup.js";
 import type { TrainingObservers } from "../training/trainer.js";
 import type { PoolEvents } from "../distributed/worker-pool.js";
-import { Progress } from "./console.js";
+import { Progress, RunSummary } from "./console.js";
 import { FigureQueue } from "./figures/queue.js";
 import { figureTargets, networkView } from "./figures/network-view.js";
 import { CoordinatorMetrics } from "./metrics.js";
@@ -41,6 +40,8 @@ export interface CoordinatorReports {
   observers: TrainingObservers;
   /** The worker pool's events into the metrics and the log; `joined` also records each worker (metadata.json). */
   poolEvents(joined: NonNullable<PoolEvents["workerJoined"]>): PoolEvents;
+  /** Prints the end-of-run block: results against targets, and where they are. */
+  summary(status: RunSummary["status"]): void;
   /** Closes every sink, after the figures still rendering; `exitCode` goes to W&B. */
   close(exitCode: number): Promise<void>;
 }
@@ -70,6 +71,7 @@ export async function startCoordinatorReports(
   const { metrics } = o;
   const vanRossum = spec.teacherRecWeight !== undefined;
   const progress = new Progress(state.epoch, totalEpochs);
+  const session = { epoch: state.epoch, started: performance.now() };
   const typeTargetRates = figureTargets(config, spec).firingRate;
   const targets = config.recurrent.names.map((cellType, k) => ({ cellType, rate: typeTargetRates[k], cv: config.targets.cvs, ratio: config.targets.threshold_ratio[k] }));
   const wandb = o.wandb
@@ -80,7 +82,7 @@ export async function startCoordinatorReports(
         name: config.wandb.name || basename(outputDir),
         // Online only with an API key: without one the offline copy is the run (upload it later with snn-wandb-sync).
         mode: config.wandb.mode === "online" && !process.env.WANDB_API_KEY ? "offline" : config.wandb.mode,
-        config: parseToml(run.text) as Record<string, unknown>,
+        config: { ...run.effective, overrides: run.overrides },
         runId: state.wandbRunId,
         resumeStep: run.resuming ? state.epoch + 1 : undefined,
       })
@@ -133,6 +135,14 @@ export async function startCoordinatorReports(
       epochsInFlight: (n) => metrics.setEpochsInFlight(n),
       broadcast: (seconds) => metrics.observeBroadcast(seconds),
     }),
+    summary: (status) =>
+      progress.print(
+        reporter.summary(
+          status,
+          { epoch: state.epoch, bestLoss: state.bestLoss, skippedUpdates: state.counters.skippedUpdates },
+          { epochs: state.epoch - session.epoch, seconds: (performance.now() - session.started) / 1000 },
+        ),
+      ),
     close: async (exitCode) => {
       progress.end();
       await figures?.close();

@@ -7,7 +7,7 @@ import type { Config } from "../model/config.js";
 import type { NetworkSpec } from "../model/network.js";
 import { metricsRow, UpdateRecord } from "../io/run-dir.js";
 import type { UpdateReport } from "../training/trainer.js";
-import { Progress, updateBlock } from "./console.js";
+import { Progress, RunSummary, runSummary, updateBlock } from "./console.js";
 import type { HistoryRow, NetworkView } from "./figure-data.js";
 import { figureTargets } from "./figures/network-view.js";
 import { figureDir, FigureQueue } from "./figures/queue.js";
@@ -26,6 +26,8 @@ export interface UpdateReporterOptions {
 
 export class UpdateReporter {
   private readonly history: HistoryRow[] = [];
+  private last: UpdateRecord | null = null;
+  private lastFigures: string | null = null;
 
   constructor(private readonly o: UpdateReporterOptions) {}
 
@@ -40,6 +42,7 @@ export class UpdateReporter {
    */
   async report(r: UpdateReport): Promise<void> {
     const { record } = r;
+    this.last = record;
     this.history.push(metricsRow(record) as HistoryRow);
     await this.o.figures?.queue.settled();
     this.o.onUpdate(record);
@@ -51,11 +54,34 @@ export class UpdateReporter {
     if (r.figures.current) this.plot(r, record.epoch, r.figures.current);
   }
 
+  /**
+   * The end-of-run block. The best loss is the trainer's (applied updates only, carried through checkpoints); its
+   * epoch is that of the history row with that total loss.
+   */
+  summary(status: RunSummary["status"], s: { epoch: number; bestLoss: number; skippedUpdates: number }, session: { epochs: number; seconds: number }): string {
+    const bestRow = Number.isFinite(s.bestLoss) ? this.history.find((row) => row.total_loss === s.bestLoss) : undefined;
+    const rates = figureTargets(this.o.config, this.o.spec).firingRate;
+    return runSummary({
+      status,
+      epoch: s.epoch,
+      totalEpochs: this.o.totalEpochs,
+      sessionEpochs: session.epochs,
+      sessionSeconds: session.seconds,
+      best: bestRow ? { loss: s.bestLoss, epoch: bestRow.epoch } : null,
+      last: this.last ? { loss: this.last.losses.total, stats: this.last.stats } : null,
+      targets: rates.map((rate) => ({ rate, cv: this.o.config.targets.cvs })),
+      skippedUpdates: s.skippedUpdates,
+      outputDir: this.o.outputDir,
+      figures: this.lastFigures,
+    });
+  }
+
   private plot(r: UpdateReport, epoch: number, weights: { rec: Float32Array; ff: Float32Array }): void {
     const last = r.figures!.last;
     const figures = this.o.figures;
     if (!last.activity || !figures) return;
     this.o.progress.print("  Generating plots...");
+    this.lastFigures = figureDir(this.o.outputDir, epoch);
     figures.queue.submit(
       {
         epoch,

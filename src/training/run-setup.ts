@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
+import { parse as parseToml } from "smol-toml";
 import { basename, join, resolve } from "node:path";
 import { checkTrainingLength, Config, ConfigError } from "../model/config.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
@@ -13,7 +14,7 @@ import { CheckpointIdentity, initialTrainingState, resumeCheckpoint, TrainingSta
 import { checkpointIdentity } from "../io/identity.js";
 import { loadNetworkSpec } from "../io/network-files.js";
 import { loadConfig } from "../io/parameters-file.js";
-import { discardNewRun, MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, writeParameters } from "../io/run-dir.js";
+import { discardNewRun, MetadataFile, metricsColumns, MetricsCsv, prepareOutputDir, recordedOverrides, writeParameters } from "../io/run-dir.js";
 import { WASM_MEMORY_LIMIT_BYTES } from "../engine/sparse-cpu/kernels/workspace.js";
 import { sparseCpuEpochBytes } from "../engine/sparse-cpu/sparse-cpu.js";
 import { studentInitialWeights, teacherWeights } from "./student.js";
@@ -31,6 +32,9 @@ export interface RunSetup {
   teacher: { recWeight: Float32Array; ffWeight: Float32Array } | null;
   state: TrainingState;
   resuming: boolean;
+  /** Command-line values replacing the file's (dotted key → value), and the parameters with them applied. */
+  overrides: Record<string, number>;
+  effective: Record<string, unknown>;
 }
 
 export interface RunRequest {
@@ -65,6 +69,8 @@ export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: nu
       parameters_file: resolve(run.paramsFile),
       output_dir: outputDir,
       ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
+      overrides: run.overrides,
+      effective_parameters: run.effective,
     });
     return { csv, metadata };
   } catch (e) {
@@ -96,17 +102,22 @@ function checkResources(config: Config, spec: NetworkSpec): void {
 export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   const { config, text } = loadConfig(r.params);
   const A = config.simulation.accumulation_interval;
-  const totalEpochs = r.epochs ?? config.simulation.epochs;
-  if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
-  if (r.epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const outputDir = resolve(r.output ?? join("runs", `${basename(r.params, ".toml")}-${stamp}`));
+  const resuming = r.resume !== undefined;
+  // A resumed run keeps the --epochs it was started with, unless it is given again.
+  const recorded = resuming ? recordedOverrides(outputDir)["simulation.epochs"] : undefined;
+  if (r.epochs === undefined && recorded !== undefined) log(`continuing to --epochs ${recorded}, as the run was started with`);
+  const epochs = r.epochs ?? recorded;
+  const overrides: Record<string, number> = epochs === undefined ? {} : { "simulation.epochs": epochs };
+  const totalEpochs = epochs ?? config.simulation.epochs;
+  if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
+  if (epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
   checkResources(config, spec);
   const identity = checkpointIdentity(config, spec);
   const teacher = teacherWeights(config, connectome);
-  const resuming = r.resume !== undefined;
   let state: TrainingState;
   if (resuming) {
     state = resumeCheckpoint(r.resume!, outputDir, r.fallback, log, identity, A).state;
@@ -116,5 +127,17 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
     const wandbRunId = randomUUID().replace(/-/g, "").slice(0, 8);
     state = initialTrainingState(studentInitialWeights(config, connectome, teacher), A, config.hyperparameters.parameterisation, wandbRunId);
   }
-  return { paramsFile: r.params, config, text, totalEpochs, outputDir, connectome, spec, identity, teacher, state, resuming };
+  return { paramsFile: r.params, config, text, totalEpochs, outputDir, connectome, spec, identity, teacher, state, resuming, overrides, effective: withOverrides(parseToml(text), overrides) };
+}
+
+/** The parameters file's tables with each dotted override set (a copy). */
+function withOverrides(tables: Record<string, unknown>, overrides: Record<string, number>): Record<string, unknown> {
+  const out = structuredClone(tables);
+  for (const [key, value] of Object.entries(overrides)) {
+    const path = key.split(".");
+    let t = out;
+    for (const k of path.slice(0, -1)) t = (t[k] ??= {}) as Record<string, unknown>;
+    t[path[path.length - 1]] = value;
+  }
+  return out;
 }
