@@ -94,7 +94,8 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     trainSumSq: [Float64Array, N * B],
     vMean: [Float64Array, N * B],
     vStd: [Float64Array, N * B],
-    // Per slot, for kernels/neurons.wat: [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; byte offset
+    // Kernel-only tables, read by kernels/neurons.wat and by no JavaScript (the fallbacks take the slot constants from
+    // the scratch records): per slot, [gScale, alphaRise, alphaDecay, eSyn], each as a splatted pair; the byte offset
     // of the slot's source row in the float32 [source][p] arrays z and delta.
     slotTable: [Float64Array, S * 8],
     slotRow: [Int32Array, S],
@@ -112,13 +113,15 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     ffWeights: [Float32Array, F],
     ffGrad: [Float64Array, F],
     inputSpikes: [Uint8Array, B * T * M],
-    // For the sparse product: each row's source, and per edge [byte offset of the target's packed δ row, weight]
-    // (the weight's float32 bits; see productWeights).
+    // For the sparse product (kernels/adjoint.wat rowDots, rowDotsJs): each neuron's source population, the order of
+    // the product's rows and their CSR edges, and per product edge k the recurrent edge e = productEdge[k], the
+    // element post[e]·Bq of its target's row in a packed δ block, and its weight W[e].
     cellType: [Int32Array, N],
     rowOrder: [Int32Array, N],
     productRowPtr: [Int32Array, N + 1],
     productEdge: [Int32Array, E],
-    productSynapses: [Int32Array, 2 * E],
+    productTarget: [Int32Array, E],
+    productWeight: [Float32Array, E],
   } as const;
 }
 
@@ -166,8 +169,6 @@ export class SparseCpuEngine implements Engine {
     loss: LossGradient;
     deltaBySlot: Float64Array;
   };
-  /** Float32 view of productSynapses: the weight of edge e is element 2e + 1. */
-  private readonly productWeights: Float32Array;
   /** The recurrent and feedforward synapses' tables, for the JavaScript synapse pass. */
   private readonly recSynapses: SynapseTables;
   private readonly ffSynapses: SynapseTables;
@@ -207,7 +208,6 @@ export class SparseCpuEngine implements Engine {
       deltaBySlot: new Float64Array(S),
     };
     const b = this.buf;
-    this.productWeights = new Float32Array(b.productSynapses.buffer, b.productSynapses.byteOffset, b.productSynapses.length);
     this.inputs = { trials: B, steps: this.T, numInputs: c.numInputs, data: b.inputSpikes };
     // Padding elements: θ = ∞ (never spike), everything else 0, so their state stays exactly 0.
     b.theta.fill(Infinity);
@@ -235,7 +235,7 @@ export class SparseCpuEngine implements Engine {
     b.ffRowPtr.set(spec.ff.rowPtr);
     const Bq = packedTrials(B);
     spec.rec.post.forEach((j, e) => (b.recTarget[e] = j * B));
-    b.productEdge.forEach((e, k) => (b.productSynapses[2 * k] = spec.rec.post[e] * Bq * 4));
+    b.productEdge.forEach((e, k) => (b.productTarget[k] = spec.rec.post[e] * Bq));
     spec.ff.post.forEach((j, e) => (b.ffTarget[e] = j * B));
     c.cellType.forEach((k, i) => (b.recSource[i] = k * P));
     c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P));
@@ -457,10 +457,11 @@ export class SparseCpuEngine implements Engine {
   /** Adds the last step's injection so that g holds g_T, the state the next epoch of the stream starts from. */
   private applyPendingInjection(): void {
     const { S, P } = this;
-    const { g, z, slotTable } = this.buf;
+    const { g, z } = this.buf;
+    const { slots } = this.scratch;
     const srcOfSlot = this.spec.constants.slotSource;
     for (let l = 0; l < S; l++) {
-      const gs = slotTable[l * 8];
+      const gs = slots[l].gScale;
       const zBase = srcOfSlot[l] * P;
       for (let p = 0; p < P; p++) {
         const inj = z[zBase + p] * gs;
@@ -487,7 +488,7 @@ export class SparseCpuEngine implements Engine {
         b0.meanV[p] = meanV[b * N + j];
       }
     }
-    for (let k = 0; k < b0.productEdge.length; k++) this.productWeights[2 * k + 1] = b0.weights[b0.productEdge[k]];
+    for (let k = 0; k < b0.productEdge.length; k++) b0.productWeight[k] = b0.weights[b0.productEdge[k]];
     b0.recGrad.fill(0);
     b0.ffGrad.fill(0);
     const p = this.ws.ptr;
@@ -506,7 +507,7 @@ export class SparseCpuEngine implements Engine {
           p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow);
         if (needSpikeGrad) {
           this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
-          this.wasm.rowDots(p.productRowPtr, p.productSynapses, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
+          this.wasm.rowDots(p.productRowPtr, p.productTarget, p.productWeight, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
         }
       } else {
         this.backwardNeuronsJs(t, chunkEnd);
@@ -574,20 +575,22 @@ export class SparseCpuEngine implements Engine {
 
   /**
    * JavaScript version of kernels/adjoint.wat rowDots: ds[i·B + b] += Σ_e W[e]·δ_src(i)[post[e]][b] for every
-   * neuron and trial, each sum taken over the row's edges in edge order in the engine's precision.
+   * neuron and trial, each sum taken over the row's edges in edge order in the engine's precision. Row k of the
+   * product is neuron i = rowOrder[k]; its δ_src(i) is the packed block of source cellType[i], in which the target
+   * of product edge e starts at element productTarget[e].
    */
   private rowDotsJs(): void {
     const { N, B } = this;
     const Bq = packedTrials(B);
-    const { rowOrder, productRowPtr, cellType, deltaPacked, productSynapses, ds } = this.buf;
-    const W = this.productWeights;
+    const { rowOrder, productRowPtr, productTarget, productWeight, cellType, deltaPacked, ds } = this.buf;
     const r = this.round;
     for (let k = 0; k < N; k++) {
       const i = rowOrder[k];
-      const dBase = cellType[i] * N * Bq;
+      const block = cellType[i] * N * Bq;
       for (let b = 0; b < B; b++) {
         let acc = 0;
-        for (let e = productRowPtr[k], end = productRowPtr[k + 1]; e < end; e++) acc = r(acc + r(W[2 * e + 1] * deltaPacked[dBase + productSynapses[2 * e] / 4 + b]));
+        for (let e = productRowPtr[k], end = productRowPtr[k + 1]; e < end; e++)
+          acc = r(acc + r(productWeight[e] * deltaPacked[block + productTarget[e] + b]));
         ds[i * B + b] += acc;
       }
     }

@@ -3,10 +3,12 @@
 ;; over δ packed as float32 rows of Bq = ceil(B/4)·4 trials per postsynaptic neuron (packDelta). Each lane sums over
 ;; the edges of its row in edge order, rounding every product and sum to float32, exactly as the JavaScript fallback
 ;; does with Math.fround, so both give bit-identical results. Trials are processed twelve (three vectors) at a time so
-;; that each synapse's weight and target offset are loaded once per twelve trials; a last block of up to four trials
+;; that each synapse's weight and target are loaded once per twelve trials; a last block of up to four trials
 ;; uses one vector. A three-vector block over fewer than twelve trials reads up to four lanes past its neuron's row:
 ;; the next row's values, or the zeroed slack at the end of the packed array; they are discarded.
-;; All pointers are byte offsets into the module's memory.
+;; All pointers are byte offsets into the module's memory; the tables they point to hold element indices, which the
+;; kernels scale to bytes themselves. The JavaScript fallbacks in sparse-cpu.ts (packDeltaJs, rowDotsJs) perform the
+;; same operations in the same order over the same tables.
 (module
   (import "env" "memory" (memory 1))
 
@@ -38,29 +40,32 @@
       (local.set $src (i32.add (local.get $src) (i32.const 1)))
       (br $S))))
 
-;; synapses: per edge e of the CSR rows, 8 bytes: [i32 byte offset post[e]·Bq·4 of the target's packed row,
-  ;; f32 weight], so that one pointer walks both; edges are taken two per iteration. scratch: 48 bytes.
+  ;; The CSR rows k of the product (row rowOrder[k], edges rowPtr[k] .. rowPtr[k + 1]) in two per-edge tables:
+  ;; target[e] = post[e]·Bq, the element of the target's row in its source's packed δ block, and weights[e] (f32).
+  ;; One pointer walks target and weights together, the weight of the edge at $pt lying $wOff bytes further; edges
+  ;; are taken two per iteration. scratch: 48 bytes.
   (func (export "rowDots")
-    (param $rowPtr i32) (param $synapses i32) (param $packed i32) (param $ds i32) (param $cellType i32)
+    (param $rowPtr i32) (param $target i32) (param $weights i32) (param $packed i32) (param $ds i32) (param $cellType i32)
     (param $n i32) (param $trials i32) (param $scratch i32) (param $rowOrder i32)
     (local $k i32) (local $i i32) (local $b i32) (local $q i32) (local $count i32) (local $dBase i32) (local $srcBytes i32)
-    (local $ps i32) (local $pEnd i32) (local $pStart i32) (local $a i32) (local $out i32) (local $bBase i32)
+    (local $pt i32) (local $pEnd i32) (local $pStart i32) (local $a i32) (local $out i32) (local $bBase i32) (local $wOff i32)
     (local $wv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128)
     ;; bytes of one source's packed block: N rows of Bq float32
     (local.set $srcBytes (i32.mul (local.get $n)
       (i32.shl (i32.shl (i32.shr_u (i32.add (local.get $trials) (i32.const 3)) (i32.const 2)) (i32.const 2)) (i32.const 2))))
+    (local.set $wOff (i32.sub (local.get $weights) (local.get $target)))
     (block $doneRows (loop $rows
       (br_if $doneRows (i32.ge_u (local.get $k) (local.get $n)))
       (local.set $i (i32.load (i32.add (local.get $rowOrder) (i32.shl (local.get $k) (i32.const 2)))))
       (local.set $dBase (i32.add (local.get $packed)
         (i32.mul (i32.load (i32.add (local.get $cellType) (i32.shl (local.get $i) (i32.const 2)))) (local.get $srcBytes))))
-      (local.set $pStart (i32.add (local.get $synapses) (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $k) (i32.const 2)))) (i32.const 3))))
-      (local.set $pEnd (i32.add (local.get $synapses)
-        (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $k) (i32.const 1)) (i32.const 2)))) (i32.const 3))))
+      (local.set $pStart (i32.add (local.get $target) (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (local.get $k) (i32.const 2)))) (i32.const 2))))
+      (local.set $pEnd (i32.add (local.get $target)
+        (i32.shl (i32.load (i32.add (local.get $rowPtr) (i32.shl (i32.add (local.get $k) (i32.const 1)) (i32.const 2)))) (i32.const 2))))
       (local.set $b (i32.const 0))
       (block $doneBlocks (loop $blocks
         (br_if $doneBlocks (i32.ge_u (local.get $b) (local.get $trials)))
-        (local.set $ps (local.get $pStart))
+        (local.set $pt (local.get $pStart))
         ;; this block's first trial within each packed row
         (local.set $bBase (i32.add (local.get $dBase) (i32.shl (local.get $b) (i32.const 2))))
         (local.set $a0 (v128.const f32x4 0 0 0 0))
@@ -70,23 +75,23 @@
           (then
             ;; twelve trials from b, two edges at a time, then a last odd edge
             (block $doneE3 (loop $edges3
-              (br_if $doneE3 (i32.gt_u (i32.add (local.get $ps) (i32.const 16)) (local.get $pEnd)))
-              (local.set $wv (f32x4.splat (f32.load offset=4 (local.get $ps))))
-              (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $ps))))
+              (br_if $doneE3 (i32.gt_u (i32.add (local.get $pt) (i32.const 8)) (local.get $pEnd)))
+              (local.set $wv (f32x4.splat (f32.load (i32.add (local.get $pt) (local.get $wOff)))))
+              (local.set $a (i32.add (local.get $bBase) (i32.shl (i32.load (local.get $pt)) (i32.const 2))))
               (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
               (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
               (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))
-              (local.set $wv (f32x4.splat (f32.load offset=12 (local.get $ps))))
-              (local.set $a (i32.add (local.get $bBase) (i32.load offset=8 (local.get $ps))))
+              (local.set $wv (f32x4.splat (f32.load offset=4 (i32.add (local.get $pt) (local.get $wOff)))))
+              (local.set $a (i32.add (local.get $bBase) (i32.shl (i32.load offset=4 (local.get $pt)) (i32.const 2))))
               (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
               (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
               (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))
-              (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
+              (local.set $pt (i32.add (local.get $pt) (i32.const 8)))
               (br $edges3)))
-            (if (i32.lt_u (local.get $ps) (local.get $pEnd))
+            (if (i32.lt_u (local.get $pt) (local.get $pEnd))
               (then
-                (local.set $wv (f32x4.splat (f32.load offset=4 (local.get $ps))))
-                (local.set $a (i32.add (local.get $bBase) (i32.load (local.get $ps))))
+                (local.set $wv (f32x4.splat (f32.load (i32.add (local.get $pt) (local.get $wOff)))))
+                (local.set $a (i32.add (local.get $bBase) (i32.shl (i32.load (local.get $pt)) (i32.const 2))))
                 (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $wv) (v128.load offset=0 (local.get $a)))))
                 (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $wv) (v128.load offset=16 (local.get $a)))))
                 (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $wv) (v128.load offset=32 (local.get $a)))))))
@@ -94,10 +99,10 @@
           (else
             ;; the last one to four trials
             (block $doneE1 (loop $edges1
-              (br_if $doneE1 (i32.ge_u (local.get $ps) (local.get $pEnd)))
-              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.splat (f32.load offset=4 (local.get $ps)))
-                (v128.load (i32.add (local.get $bBase) (i32.load (local.get $ps)))))))
-              (local.set $ps (i32.add (local.get $ps) (i32.const 8)))
+              (br_if $doneE1 (i32.ge_u (local.get $pt) (local.get $pEnd)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (f32x4.splat (f32.load (i32.add (local.get $pt) (local.get $wOff))))
+                (v128.load (i32.add (local.get $bBase) (i32.shl (i32.load (local.get $pt)) (i32.const 2)))))))
+              (local.set $pt (i32.add (local.get $pt) (i32.const 4)))
               (br $edges1)))
             (local.set $count (i32.const 4))))
         (v128.store offset=0 (local.get $scratch) (local.get $a0))
