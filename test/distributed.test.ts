@@ -10,6 +10,9 @@ import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
 import { decodeMessage, encodeMessage } from "../src/distributed/protocol.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
+import { MetricsCsv } from "../src/io/run-dir.js";
+import { WorkerProcess } from "../src/distributed/worker.js";
+import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
@@ -128,7 +131,7 @@ describe("a flood of peers that announce themselves and never become ready", () 
       const batch = Array.from({ length: 200 }, (_, k) => {
         const d = new Dealer({ linger: 0 });
         d.connect(`tcp://127.0.0.1:${port}`);
-        void d.send(encodeMessage({ type: "hello", workerId: `flood-${i + k}`, hostname: "rogue", pid: 1, engine: "sparse-cpu", threads: 1, networkHash: null })).catch(() => {});
+        void d.send(encodeMessage({ type: "hello", workerId: `flood-${i + k}`, hostname: "rogue", pid: 1, engine: "sparse-cpu", threads: 1, metricsPort: 0, networkHash: null })).catch(() => {});
         return d;
       });
       await new Promise((r) => setTimeout(r, 100));
@@ -147,6 +150,59 @@ describe("a flood of peers that announce themselves and never become ready", () 
     expect(c.output().split("\n").length, "the log grows by lines per heartbeat, not per peer").toBeLessThan(600);
     expect(grownMiB, "MiB the flood added to the coordinator").toBeLessThan(150);
     expectSameRun(dir);
+  });
+});
+
+describe("results with non-finite numbers", () => {
+  /** An in-process worker whose results carry a NaN gradient for the epochs `poison` picks. */
+  function poisonedWorker(port: number, poison: (epoch: number) => boolean): Promise<number> {
+    const worker = new WorkerProcess({
+      endpoint: `tcp://127.0.0.1:${port}`,
+      engineName: "sparse-cpu",
+      threads: 1,
+      coordinatorTimeout: 30,
+      heartbeatInterval: 0.5,
+      log: () => {},
+      createEngine: async (spec) => {
+        const engine = new SparseCpuEngine(spec);
+        return {
+          kind: engine.kind,
+          dispose: () => engine.dispose(),
+          runEpoch: async (task) => {
+            const r = await engine.runEpoch(task);
+            if (poison(task.epoch) && r.recGrad) r.recGrad[0] = NaN;
+            return r;
+          },
+        };
+      },
+    });
+    return worker.run();
+  }
+
+  it("from one worker: the epoch is computed again on another, and the run is unchanged", async () => {
+    const dir = join(tempDir(), "nan-one");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const bad = poisonedWorker(port, () => true);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    expect(await c.exit, c.output()).toBe(0);
+    await Promise.all([bad, w.exit]);
+    expect(c.output()).toMatch(/returned non-finite numbers for epoch \d+; computing it again on another worker/);
+    expect(c.output()).not.toMatch(/Skipped update \(/);
+    expectSameRun(dir);
+  });
+
+  it("from every worker that computes it: the model's numbers, taken, and the update skipped", async () => {
+    const dir = join(tempDir(), "nan-all");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const workers = [poisonedWorker(port, (e) => e === 4), poisonedWorker(port, (e) => e === 4)];
+    expect(await c.exit, c.output()).toBe(0);
+    await Promise.all(workers);
+    expect(c.output()).toMatch(/epoch 4 is non-finite on 2 worker\(s\): the model's numbers, not a worker's fault; taking it/);
+    expect(c.output()).toMatch(/Skipped update \(/);
+    const rows = MetricsCsv.read(join(dir, "metrics.csv"));
+    expect(rows.find((r) => r.epoch === 6)!.skipped_updates).toBe(1);
   });
 });
 
@@ -229,10 +285,10 @@ describe("one engine per run", () => {
     const port = freePort();
     const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
-    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
+    await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update", () => `${c.output()}\n${w.output()}`);
     const other = new Dealer({ linger: 0 });
     other.connect(`tcp://127.0.0.1:${port}`);
-    await other.send(encodeMessage({ type: "hello", workerId: "gpu-1", hostname: "elsewhere", pid: 1, engine: "tfjs-gpu", threads: 1, networkHash: null }));
+    await other.send(encodeMessage({ type: "hello", workerId: "gpu-1", hostname: "elsewhere", pid: 1, engine: "tfjs-gpu", threads: 1, metricsPort: 0, networkHash: null }));
     const [reply] = await other.receive();
     other.close();
     const r = decodeMessage(reply);

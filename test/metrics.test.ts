@@ -2,11 +2,12 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CoordinatorMetrics } from "../src/report/metrics.js";
 import type { MetricsServer } from "../src/platform/metrics-server.js";
 import { WorkerMetrics } from "../src/report/worker-metrics.js";
+import { SHARED_TARGETS_DIR } from "../src/report/prometheus-targets.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DASHBOARD_DIR = join(ROOT, "deploy/grafana/dashboards");
@@ -294,11 +295,16 @@ describe("deploy/", () => {
     expect(datasource).toMatch(/type: prometheus/);
   });
 
-  it("prometheus.yml scrapes the coordinator on 9464 and workers from 9465", () => {
+  it("prometheus.yml discovers the runs of this machine where they publish their targets", () => {
     const yml = readFileSync(PROMETHEUS_YML, "utf8");
     expect(yml).toMatch(/^scrape_configs:$/m);
-    expect(yml).toMatch(/job_name: snn-coordinator\n\s+static_configs:\n\s+- targets: \[[^\]]*:9464"/);
-    expect(yml).toMatch(/job_name: snn-worker\n\s+static_configs:\n\s+- targets: \["[^"\]]*:9465"/);
+    // Relative to the file: deploy/prometheus/../../runs is the default runs/ folder, whose runs write there.
+    const shared = join(ROOT, "runs", SHARED_TARGETS_DIR);
+    for (const [job, suffix] of [["snn-coordinator", "coordinator"], ["snn-worker", "workers"]]) {
+      const m = yml.match(new RegExp(`job_name: ${job}\\n\\s+file_sd_configs:\\n\\s+- files: \\["([^"]+)"\\]`));
+      expect(m, job).not.toBeNull();
+      expect(resolve(dirname(PROMETHEUS_YML), m![1])).toBe(join(shared, `*-${suffix}.json`));
+    }
     expect(yml).not.toMatch(/\t/);
   });
 

@@ -105,7 +105,7 @@ function result(withActivity: boolean): ResultMessage {
 
 describe("round trip", () => {
   it("hello (with and without a network hash)", () => {
-    const m: Message = { type: "hello", workerId: "w-1", hostname: "node7", pid: 1234, engine: "sparse-cpu", threads: 4, networkHash: null };
+    const m: Message = { type: "hello", workerId: "w-1", hostname: "node7", pid: 1234, engine: "sparse-cpu", threads: 4, metricsPort: 9465, networkHash: null };
     expect(roundTrip(m)).toEqual(m);
     const m2: Message = { ...m, networkHash: "ab".repeat(32) };
     expect(roundTrip(m2)).toEqual(m2);
@@ -355,7 +355,7 @@ describe("rejection of malformed frames", () => {
   });
 
   it("wrong scalar types name the field", () => {
-    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "hello", workerId: "w".repeat(129), hostname: "h", pid: 1, engine: "sparse-cpu", threads: 1, networkHash: null }), /message\.workerId: longer than 128 characters \(129\)/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "hello", workerId: "w".repeat(129), hostname: "h", pid: 1, engine: "sparse-cpu", threads: 1, metricsPort: 0, networkHash: null }), /message\.workerId: longer than 128 characters \(129\)/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1, message: "x".repeat(5000) }), /message\.message: longer than 4096 characters/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a finite number, got "5"/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1.5, message: "x" }), /message\.epoch: expected an integer/);

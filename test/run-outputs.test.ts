@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/io/run-dir.js";
-import { coord, ensureBuilt, ROOT, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());
 
@@ -162,6 +162,48 @@ describe("outputs of a run", () => {
     const resumed = await coord([params, "--workers", "1", "--output", dir, "--resume", "auto", "--epochs", "6"]);
     expect(resumed.code, resumed.output).toBe(0);
     expect(readdirSync(join(dir, "checkpoints")).filter((e) => e.includes(".tmp-"))).toEqual([]);
+  });
+});
+
+describe("metrics endpoints of concurrent runs", () => {
+  it("local workers serve metrics on free ports by default, and each run publishes its targets for Prometheus", async () => {
+    const params = smallParams(tempDir(), { epochs: 150, accumulation: 3 });
+    const parent = tempDir();
+    // No --metrics-port: both runs want 9464 and 9465 on; the second (or a run elsewhere) takes the next free ones.
+    const a = start(COORD, [params, "--workers", "2", "--output", join(parent, "a"), "--no-figures"]);
+    const b = start(COORD, [params, "--workers", "1", "--output", join(parent, "b"), "--no-figures"]);
+    await waitFor(() => /Epoch 6\//.test(a.output()) && /Epoch 6\//.test(b.output()), 60_000, "both runs training", () => `${a.output()}\n${b.output()}`);
+    const shared = join(parent, ".prometheus");
+    const groups = (name: string) => JSON.parse(readFileSync(join(shared, `${name}.json`), "utf8")) as { targets: string[]; labels: Record<string, string> }[];
+    const targets: Record<string, string[]> = {};
+    for (const run of ["a", "b"])
+      for (const job of ["coordinator", "workers"]) {
+        const [g] = groups(`${run}-${job}`);
+        expect(g.labels).toEqual({ job: job === "coordinator" ? "snn-coordinator" : "snn-worker", run });
+        targets[`${run}-${job}`] = g.targets;
+      }
+    expect(targets["a-workers"]).toHaveLength(2);
+    expect(targets["b-workers"]).toHaveLength(1);
+    const all = Object.values(targets).flat();
+    expect(new Set(all).size, "no two processes share a port").toBe(5);
+    for (const [name, list] of Object.entries(targets))
+      for (const t of list) {
+        const body = await (await fetch(`http://${t}/metrics`)).text();
+        expect(body, `${name} ${t}`).toMatch(name.endsWith("workers") ? /^snn_worker_epochs_computed_total \d+/m : /^snn_loss\{/m);
+      }
+    const meta = JSON.parse(readFileSync(join(parent, "a", "metadata.json"), "utf8"));
+    expect(meta.workers_joined.map((w: { metrics_port: number }) => `localhost:${w.metrics_port}`).sort()).toEqual([...targets["a-workers"]].sort());
+    expect(`localhost:${meta.metrics_port}`).toBe(targets["a-coordinator"][0]);
+    a.child.kill("SIGINT");
+    b.child.kill("SIGINT");
+    expect(await a.exit, a.output()).toBe(130);
+    expect(await b.exit, b.output()).toBe(130);
+    // The run directory keeps its record; the discovery folder forgets ended runs.
+    expect(JSON.parse(readFileSync(join(parent, "a", "prometheus-targets.json"), "utf8")).flatMap((g: { targets: string[] }) => g.targets)).toEqual([
+      ...targets["a-coordinator"],
+      ...targets["a-workers"],
+    ]);
+    expect(readdirSync(shared)).toEqual([]);
   });
 });
 

@@ -4,7 +4,7 @@ import yargs from "yargs";
 export const coordinatorCli = (argv: string[]) =>
   yargs(argv)
     .scriptName("snn-coord")
-    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT")
+    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT\n$0 --print-config PARAMS.toml [--epochs K]")
     .command("$0 [params]", "train a network", (y) => y.positional("params", { type: "string", describe: "parameters TOML file" }))
     .option("workers", { type: "number", default: 1, describe: "local worker processes to start (the embedded default)" })
     .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
@@ -16,10 +16,11 @@ export const coordinatorCli = (argv: string[]) =>
     .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
     .option("force", { type: "boolean", default: false, describe: "start over in a directory that holds an earlier run (removes only what a run writes)" })
     .option("metrics-port", { type: "number", describe: "Prometheus /metrics port (0 = off; default 9464, or the next free port when another run holds it)" })
-    .option("worker-metrics-port", { type: "number", default: 0, describe: "local workers serve /metrics on this port + index (0 = off)" })
+    .option("worker-metrics-port", { type: "number", describe: "local workers serve /metrics on this port + index, or the next free one (0 = off; default 9465, off with --metrics-port 0)" })
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
     .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
     .option("inspect", { type: "string", describe: "print a checkpoint's epoch, losses and sizes, then exit" })
+    .option("print-config", { type: "boolean", default: false, describe: "print the parameters with every default (and --epochs) filled in, as TOML, then exit" })
     .check((a) => {
       if (!a.inspect && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
       if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);

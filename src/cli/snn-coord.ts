@@ -8,17 +8,18 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./coord-options.js";
-import { ConfigError } from "../model/config.js";
+import { checkTrainingLength, ConfigError, parametersToml } from "../model/config.js";
+import { loadConfig } from "../io/parameters-file.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
 import { MetadataFile, RunDirError } from "../io/run-dir.js";
 import { FileWriteError } from "../platform/atomic-file.js";
 import { MetricsPortError } from "../platform/metrics-server.js";
-import { EpochFailedError, InterruptedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
+import { BindError, EpochFailedError, InterruptedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
 import { openRunDirectory, setUpRun } from "../training/run-setup.js";
 import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
-import { CoordinatorReports, serveCoordinatorMetrics, startCoordinatorReports } from "../report/coordinator-reports.js";
+import { CoordinatorReports, localWorkerMetricsPorts, serveCoordinatorMetrics, startCoordinatorReports } from "../report/coordinator-reports.js";
 import { figureTargets } from "../report/figures/network-view.js";
 
 class UsageError extends Error {}
@@ -34,6 +35,10 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(checkpointSummary(args.inspect), null, 2));
     return 0;
   }
+  if (args["print-config"]) {
+    process.stdout.write(effectiveParameters(String(args.params), args.epochs));
+    return 0;
+  }
 
   const signals = handleSignals(log);
   // Everything that can be refused (parameters, files, checkpoint, the metrics port) is checked before the run
@@ -46,7 +51,7 @@ async function main(): Promise<number> {
     log("interrupted before the run started; nothing was written");
     return 130;
   }
-  const { csv, metadata } = openRunDirectory(run, { force: args.force, workers: external ? `external (min ${args["min-workers"]})` : args.workers });
+  const { csv, metadata } = openRunDirectory(run, { force: args.force, workers: external ? `external (min ${args["min-workers"]})` : args.workers, metricsPort: metrics.port });
   const reports = await startCoordinatorReports(run, { wandb: args.wandb ?? config.wandb.enabled, figures: args.figures, metrics, csvPath: csv.path, log }).catch((e) => {
     metadata.finish("failed", (e as Error).message);
     throw e;
@@ -68,7 +73,7 @@ async function main(): Promise<number> {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
     const bound = await pool.bind(endpoint);
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
-    else pool.spawnLocal(args.workers, args["worker-metrics-port"]);
+    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics));
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     signals.trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));
@@ -95,6 +100,14 @@ async function main(): Promise<number> {
   }
 }
 
+/** --print-config: the parameters file that parses to what a run would use, --epochs applied; nothing is written. */
+function effectiveParameters(params: string, epochs: number | undefined): string {
+  const { config } = loadConfig(params);
+  if (epochs === undefined) return parametersToml(config);
+  checkTrainingLength(config.simulation, config.hyperparameters, epochs, "--epochs");
+  return parametersToml({ ...config, simulation: { ...config.simulation, epochs } });
+}
+
 /**
  * The end of a run however it ended: workers told, reports closed, metadata.json saying how; returns the exit code
  * of a run that did not fail. A failed run's own error is the one to report, even if a full disk fails this too.
@@ -111,7 +124,8 @@ async function endRun(
     r.log((w as Error).message);
   }
   await r.pool.close({ completed: "training completed", interrupted: "training interrupted", failed: "coordinator failed" }[end.status]);
-  r.reports.summary(end.status);
+  // A failed run's last line is its error; the summary is for runs that ended as asked.
+  if (end.status !== "failed") r.reports.summary(end.status);
   await r.reports.close(code);
   if (end.status === "interrupted") r.log(`interrupted at epoch ${r.epoch()}; resume with --output ${r.outputDir} --resume auto`);
   if (end.status === "completed") r.log(`done: ${r.outputDir}`);
@@ -172,7 +186,7 @@ function handleSignals(log: (line: string) => void): { readonly received: boolea
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof FileWriteError || e instanceof MetricsPortError || e instanceof UsageError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof FileWriteError || e instanceof MetricsPortError || e instanceof BindError || e instanceof UsageError;
     const diverged = e instanceof TrainingDivergedError;
     const known = expected || diverged || e instanceof NoWorkersError || e instanceof EpochFailedError;
     console.error(`snn-coord: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);

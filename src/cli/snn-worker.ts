@@ -32,7 +32,7 @@ async function main(): Promise<number> {
     onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
   });
   const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
-  if (metrics) await metrics.serve(args["metrics-port"]);
+  if (metrics) worker.metricsPort = args["metrics-port-search"] ? await metrics.serveFirstFree(args["metrics-port"], 100) : await metrics.serve(args["metrics-port"]);
   const stop = () => worker.close();
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

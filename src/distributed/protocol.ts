@@ -37,6 +37,8 @@ export type HelloMessage = {
   pid: number;
   engine: string;
   threads: number;
+  /** Its Prometheus /metrics port on `hostname` (0 = none). */
+  metricsPort: number;
   /** Network the worker already holds, if any (it reconnected). */
   networkHash: string | null;
 };
@@ -259,6 +261,7 @@ const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
     pid: count,
     engine: id,
     threads: positiveCount,
+    metricsPort: count,
     networkHash: nullable(id),
   }),
   network: record<Body<"network">>({ spec }),

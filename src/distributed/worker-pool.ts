@@ -21,6 +21,16 @@ import { StreamState } from "../engine/engine.js";
 
 export type FailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 
+/** What the run records of a worker that joined (metadata.json, the Prometheus targets). */
+export interface JoinedWorker {
+  id: string;
+  engine: string;
+  hostname: string;
+  threads: number;
+  /** Its /metrics port on `hostname` (0 = none). */
+  metricsPort: number;
+}
+
 export interface PoolEvents {
   log(line: string): void;
   workersChanged?(connected: number): void;
@@ -28,7 +38,7 @@ export interface PoolEvents {
    * A worker joined: its description and the run's engine, which the first worker set. A worker with another engine
    * is refused instead (bit-identity holds per engine; the log and workerFailed("protocol") say so).
    */
-  workerJoined?(worker: { id: string; engine: string; hostname: string; threads: number }, runEngine: string): void;
+  workerJoined?(worker: JoinedWorker, runEngine: string): void;
   workerFailed?(reason: FailureReason): void;
   bytes?(sent: number, received: number): void;
   epochsInFlight?(n: number): void;
@@ -45,6 +55,9 @@ export interface EpochAssignment {
 }
 
 export class NoWorkersError extends Error {}
+
+/** The coordinator's endpoint cannot be bound (taken, or not an address of this machine). */
+export class BindError extends Error {}
 
 /** The run was interrupted (a signal) while the pool waited for workers or for an interval that would not finish. */
 export class InterruptedError extends Error {}
@@ -63,6 +76,15 @@ interface WorkerEntry {
   computed: number;
   /** Epochs this worker failed: it gets one of them again only when no other connected worker can take it. */
   failedEpochs: Set<number>;
+}
+
+/** No NaN or ±Infinity in the numbers the trainer uses: the total loss, the gradients and the final stream state. */
+function isFiniteResult(r: ResultMessage): boolean {
+  const finite = (a: Float32Array) => {
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+    return true;
+  };
+  return Number.isFinite(r.losses.total) && finite(r.recGrad) && finite(r.ffGrad) && finite(r.finalState.v) && finite(r.finalState.g);
 }
 
 /** Removes and returns the worker's assignment of this epoch, if it has one. */
@@ -114,6 +136,8 @@ export class WorkerPool {
     withGradient: Set<number>;
     results: Map<number, ResultMessage>;
     failures: Map<number, number>;
+    /** Workers whose result for an epoch held non-finite numbers. */
+    nonFinite: Map<number, Set<string>>;
     update: number;
     total: number;
     resolve: (r: ResultMessage[]) => void;
@@ -140,21 +164,25 @@ export class WorkerPool {
   }
 
   async bind(endpoint: string): Promise<string> {
-    await this.router.bind(endpoint);
+    try {
+      await this.router.bind(endpoint);
+    } catch (e) {
+      throw new BindError(`--bind ${endpoint}: cannot listen there (${(e as Error).message}); choose another address or port`);
+    }
     this.boundEndpoint = this.router.lastEndpoint ?? endpoint;
     void this.receiveLoop();
     this.timer = setInterval(() => this.tick(), this.opts.heartbeatInterval * 1000);
     return this.boundEndpoint;
   }
 
-  /** Starts n local worker processes (the embedded default); their exit is noticed immediately. */
-  spawnLocal(n: number, metricsPortBase: number): void {
+  /** Starts one local worker process per metrics port (0 = none; the embedded default); their exit is noticed at once. */
+  spawnLocal(metricsPorts: number[]): void {
     const cli = fileURLToPath(new URL("../cli/snn-worker.js", import.meta.url));
     const connect = this.boundEndpoint.replace("tcp://0.0.0.0", "tcp://127.0.0.1");
-    for (let i = 0; i < n; i++) {
+    for (const metricsPort of metricsPorts) {
       const child = spawn(
         process.execPath,
-        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPortBase ? metricsPortBase + i : 0)],
+        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPort), "--metrics-port-search"],
         // In a process group of their own, local workers do not get the terminal's Ctrl-C (sent to the whole
         // foreground group): the coordinator stops them itself after its last update. The IPC channel tells them
         // when the coordinator is gone, however it ended.
@@ -207,6 +235,7 @@ export class WorkerPool {
         withGradient: new Set(tasks.filter((t) => t.computeGradient).map((t) => t.epoch)),
         results: new Map(),
         failures: new Map(),
+        nonFinite: new Map(),
         update,
         total: tasks.length,
         resolve: (r) => {
@@ -382,7 +411,7 @@ export class WorkerPool {
     this.workers.set(key, entry);
     this.opts.events.log(`worker ${hello.workerId} joined (${hello.engine} on ${hello.hostname}, pid ${hello.pid}, ${hello.threads} thread${hello.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
     this.opts.events.workersChanged?.(this.workers.size);
-    this.opts.events.workerJoined?.({ id: hello.workerId, engine: hello.engine, hostname: hello.hostname, threads: hello.threads }, this.runEngine);
+    this.opts.events.workerJoined?.({ id: hello.workerId, engine: hello.engine, hostname: hello.hostname, threads: hello.threads, metricsPort: hello.metricsPort }, this.runEngine);
     this.dispatch();
   }
 
@@ -426,6 +455,7 @@ export class WorkerPool {
       this.dispatch();
       return;
     }
+    if (!isFiniteResult(r) && this.recomputeElsewhere(w, r.epoch, assignment)) return;
     cur.results.set(r.epoch, r);
     w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
@@ -436,6 +466,29 @@ export class WorkerPool {
       return;
     }
     this.dispatch();
+  }
+
+  /**
+   * A result with NaN or ±Infinity may come from a faulty worker or from the model itself. The epoch is computed once
+   * more by a worker that has not tried it (the same numbers come back wherever it is computed, so a second
+   * non-finite result is the model's); that result is then taken, and the trainer's non-finite guard skips the update.
+   * Returns whether the epoch went back to the queue.
+   */
+  private recomputeElsewhere(w: WorkerEntry, epoch: number, assignment: EpochAssignment | null): boolean {
+    const cur = this.current!;
+    const tried = cur.nonFinite.get(epoch) ?? new Set<string>();
+    tried.add(w.key);
+    cur.nonFinite.set(epoch, tried);
+    const another = [...this.workers.values()].some((o) => !tried.has(o.key));
+    if (tried.size > 1 || !another || !assignment) {
+      this.opts.events.log(`epoch ${epoch} is non-finite on ${tried.size} worker(s): the model's numbers, not a worker's fault; taking it`);
+      return false;
+    }
+    this.opts.events.log(`worker ${w.hello.workerId} returned non-finite numbers for epoch ${epoch}; computing it again on another worker`);
+    w.failedEpochs.add(epoch);
+    this.requeue(assignment, `non-finite result from worker ${w.hello.workerId}`);
+    this.dispatch();
+    return true;
   }
 
   private checkResult(r: ResultMessage, withGradient: boolean): string | null {

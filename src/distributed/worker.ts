@@ -37,6 +37,8 @@ export class WorkerProcess {
   private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly log: (line: string) => void;
+  /** Where this worker serves Prometheus metrics (0 = nowhere): announced, so that the run can list its targets. */
+  metricsPort = 0;
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.log ?? ((l) => console.error(`[snn-worker ${this.id}] ${l}`));
@@ -106,6 +108,7 @@ export class WorkerProcess {
       pid: process.pid,
       engine: this.opts.engineName,
       threads: this.opts.threads,
+      metricsPort: this.metricsPort,
       networkHash: this.spec?.hash ?? null,
     });
   }

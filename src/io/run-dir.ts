@@ -12,8 +12,10 @@ import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
 
 export class RunDirError extends Error {}
 
+/** The run's Prometheus discovery file (report/prometheus-targets.ts). */
+export const PROMETHEUS_TARGETS_FILE = "prometheus-targets.json";
 /** What a run writes into its directory: --force removes these and nothing else. */
-export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb"] as const;
+export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb", PROMETHEUS_TARGETS_FILE] as const;
 
 /** The output directory must be (or become) a directory of its own on a real file system. */
 function checkOutputPath(dir: string): void {
@@ -89,7 +91,7 @@ export interface Metadata {
   engine: string | null;
   workers: number | string;
   /** Every worker that joined: id, engine, host, threads. */
-  workers_joined?: { id: string; engine: string; hostname: string; threads: number }[];
+  workers_joined?: { id: string; engine: string; hostname: string; threads: number; metrics_port: number }[];
   parameters_file: string;
   output_dir: string;
   start_time: string;
@@ -99,6 +101,8 @@ export interface Metadata {
   error?: string;
   note?: string;
   resumed_from_epoch?: number;
+  /** The coordinator's Prometheus port (0 = off); the workers' are in workers_joined, all in prometheus-targets.json. */
+  metrics_port: number;
   /** Command-line values that replace the parameters file's (dotted key → value), e.g. --epochs. */
   overrides: Record<string, number>;
   /** The parameters as this run uses them: the file's tables with the overrides applied. */
@@ -139,8 +143,9 @@ export class MetadataFile {
   }
 
   /** Records what joined the run (the engine, and each worker), as it happens. */
-  workerJoined(worker: { id: string; engine: string; hostname: string; threads: number }, runEngine: string): void {
-    const joined = [...(this.data.workers_joined ?? []), worker];
+  workerJoined(worker: { id: string; engine: string; hostname: string; threads: number; metricsPort: number }, runEngine: string): void {
+    const { metricsPort, ...rest } = worker;
+    const joined = [...(this.data.workers_joined ?? []), { ...rest, metrics_port: metricsPort }];
     this.data = { ...this.data, engine: runEngine, workers_joined: joined };
     this.write();
   }

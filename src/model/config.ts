@@ -5,8 +5,21 @@
  * Pure: io/parameters-file.ts reads the file (relative paths in it are resolved against `baseDir`).
  */
 import { resolve } from "node:path";
-import { parse as parseToml, TomlError } from "smol-toml";
-import { At, bool, Decoder, isMap, list, number, NumberRange, oneOf, show, string, Table } from "../platform/validate.js";
+import { parse as parseToml, stringify as stringifyToml, TomlError } from "smol-toml";
+import {
+  At,
+  bool as plainBool,
+  Decoder,
+  isMap,
+  list,
+  number as plainNumber,
+  NumberRange,
+  oneOf as plainOneOf,
+  optional,
+  show,
+  string as plainString,
+  Table,
+} from "../platform/validate.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -127,11 +140,88 @@ export interface StudentConfig {
   scale: number;
 }
 
+/**
+ * What a key accepts, as the configuration reference (config-reference.ts) shows it: attached to the decoder that
+ * reads the key, so that the reference takes types and ranges from the schema itself.
+ */
+export interface ValueSpec {
+  type: "number" | "integer" | "boolean" | "string" | "choice" | "names" | "numbers" | "matrix" | "per type" | "file" | "table";
+  /** Of the value, or of each element. */
+  range?: NumberRange;
+  /** A maximum that depends on other keys, by name (range.max holds its value for the file parsed). */
+  maxOf?: string;
+  choices?: readonly string[];
+  /** What a value must be beyond its type, in words. */
+  rule?: string;
+}
+
+const specs = new WeakMap<Decoder<unknown>, ValueSpec>();
+
+function described<T>(d: Decoder<T>, spec: ValueSpec): Decoder<T> {
+  specs.set(d, spec);
+  return d;
+}
+
+// The decoders of platform/validate.ts, described: every key below is read through one of these or a described
+// composite, so that the reference knows what each key accepts (test/config-reference.test.ts checks it does).
+const number = (range: NumberRange = {}, maxOf?: string) => described(plainNumber(range), { type: range.int ? "integer" : "number", range, maxOf });
+const bool = described(plainBool, { type: "boolean" });
+const string = () => described(plainString(), { type: "string" });
+const oneOf = <C extends string>(choices: readonly C[]) => described(plainOneOf(choices), { type: "choice", choices });
+
+/** One key the schema read while parsing (parseConfig's `seen`): what the configuration reference is built from. */
+export interface KeyRead {
+  /** Dotted path, the names of per-type tables written "<type>": recurrent.physiology.<type>.tau_mem. */
+  path: string;
+  /** Absent where a decoder is not described (the reference's test fails on it). */
+  spec?: ValueSpec;
+  /** The value an absent key takes; undefined where the key is required (or, for a file, optional without one). */
+  default?: unknown;
+}
+
+const TABLE: ValueSpec = { type: "table" };
+
+/** A table of the parameters that tells `seen` (when given) every key and table the schema reads from it. */
+class Keys {
+  constructor(
+    private readonly t: Table,
+    private readonly seen: ((k: KeyRead) => void) | undefined,
+    private readonly path = "",
+  ) {}
+
+  get at(): At {
+    return this.t.at;
+  }
+
+  has(k: string): boolean {
+    return this.t.has(k);
+  }
+
+  read<T>(k: string, d: Decoder<T>, def?: T): T {
+    this.seen?.({ path: this.pathOf(k), spec: specs.get(d), default: def });
+    return this.t.read(k, d, def);
+  }
+
+  /** `as` is the table's name in the reference: "<type>" for the tables of perTypeTables. */
+  table(k: string, optional = false, as = k): Keys {
+    this.seen?.({ path: this.pathOf(as), spec: TABLE, default: optional ? {} : undefined });
+    return new Keys(this.t.table(k, optional), this.seen, this.pathOf(as));
+  }
+
+  done(hint?: string): void {
+    this.t.done(hint);
+  }
+
+  private pathOf(k: string): string {
+    return this.path ? `${this.path}.${k}` : k;
+  }
+}
+
 /** Names (cell types, input types, synapses) become metrics.csv columns, metric labels and figure labels. */
 const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 /** A non-empty list of unique names. */
-const names: Decoder<string[]> = (v: unknown, at: At) => {
+const names: Decoder<string[]> = described((v: unknown, at: At) => {
   if (!Array.isArray(v) || v.length === 0) at.fail(`expected a non-empty array of strings, got ${show(v)}`);
   v.forEach((s, i) => {
     if (typeof s !== "string" || s === "") at.index(i).fail(`expected a non-empty string, got ${show(s)}`);
@@ -140,25 +230,25 @@ const names: Decoder<string[]> = (v: unknown, at: At) => {
   });
   if (new Set(v).size !== v.length) at.fail(`names must be unique, got ${show(v)}`);
   return v as string[];
-};
+}, { type: "names", rule: "at least one; unique; each a letter, then letters, digits, _ or -" });
 
-const numbers = (length: number, range: NumberRange = {}) => list(number(range), { length, of: "numbers" });
+const numbers = (length: number, range: NumberRange = {}) => described(list(number(range), { length, of: "numbers" }), { type: "numbers", range });
 
 function matrix(rows: number, cols: number, range: NumberRange = {}): Decoder<number[][]> {
   const cell = number(range);
-  return (v: unknown, at: At) => {
+  return described((v: unknown, at: At) => {
     if (!Array.isArray(v) || v.length !== rows) at.fail(`expected ${rows} rows (one per presynaptic type) of ${cols} numbers, got ${show(v)}`);
     return v.map((row: unknown, i) => {
       if (!Array.isArray(row) || row.length !== cols) return at.index(i).fail(`expected ${cols} numbers (one per postsynaptic type), got ${show(row)}`);
       return row.map((x, j) => cell(x, at.index(i).index(j)));
     });
-  };
+  }, { type: "matrix", range });
 }
 
 /** A number for every cell type: either one scalar for all, or a table keyed by cell type name. */
 function perType(typeNames: string[], range: NumberRange): Decoder<number[]> {
   const one = number(range);
-  return (v: unknown, at: At) => {
+  return described((v: unknown, at: At) => {
     if (typeof v === "number") return typeNames.map(() => one(v, at));
     if (v === undefined) at.fail("missing (a number, or a table with one number per cell type)");
     if (!isMap(v)) at.fail(`expected a number or a table per cell type (${typeNames.join(", ")}), got ${show(v)}`);
@@ -166,13 +256,16 @@ function perType(typeNames: string[], range: NumberRange): Decoder<number[]> {
     const out = typeNames.map((n) => t.read(n, one));
     t.done(`cell type names are ${typeNames.join(", ")}`);
     return out;
-  };
+  }, { type: "per type", range });
 }
 
-/** A path, relative to the parameters file's directory (`baseDir`), returned absolute. */
-function file(r: Table, k: string, baseDir: string): string | undefined {
-  if (!r.has(k)) return undefined;
-  const v = r.read(k, string());
+const filePath = described(optional(plainString()), { type: "file" });
+
+/** A path, relative to the parameters file's directory (`baseDir`), returned absolute; undefined when absent. */
+function file(r: Keys, k: string, baseDir: string): string | undefined {
+  // Read even when absent, so that the reference sees the key in every parameters file.
+  const v = r.read(k, filePath);
+  if (v === undefined) return undefined;
   if (v.trim() === "") r.at.key(k).fail("expected a file path, got an empty string");
   return resolve(baseDir, v);
 }
@@ -180,7 +273,7 @@ function file(r: Table, k: string, baseDir: string): string | undefined {
 const positive = { min: 0, exclusiveMin: true };
 const probability = { min: 0, max: 1 };
 
-function readPhysiology(r: Table): PhysiologyConfig {
+function readPhysiology(r: Keys): PhysiologyConfig {
   const p: PhysiologyConfig = {
     tau_mem: r.read("tau_mem", number(positive)),
     theta: r.read("theta", number()),
@@ -194,7 +287,7 @@ function readPhysiology(r: Table): PhysiologyConfig {
   return p;
 }
 
-function readSynapses(r: Table): SynapseGroupConfig {
+function readSynapses(r: Keys): SynapseGroupConfig {
   const synapseNames = r.read("names", names);
   const n = synapseNames.length;
   const s: SynapseGroupConfig = {
@@ -211,11 +304,11 @@ function readSynapses(r: Table): SynapseGroupConfig {
   return s;
 }
 
-function perTypeTables<T>(parent: Table, key: string, typeNames: string[], read: (r: Table) => T): T[] {
+function perTypeTables<T>(parent: Keys, key: string, typeNames: string[], read: (r: Keys) => T): T[] {
   const t = parent.table(key);
   const out = typeNames.map((n) => {
     if (!t.has(n)) t.at.key(n).fail(`missing (one table per cell type: ${typeNames.join(", ")})`);
-    return read(t.table(n));
+    return read(t.table(n, false, "<type>"));
   });
   t.done(`cell type names are ${typeNames.join(", ")}`);
   return out;
@@ -226,8 +319,11 @@ function checkProportions(path: string, p: number[]): void {
   if (Math.abs(sum - 1) > 1e-6) throw new ConfigError(`${path}: proportions must sum to 1, got ${sum}`);
 }
 
-/** `baseDir` anchors relative file paths in the parameters (loadConfig passes the parameters file's directory). */
-export function parseConfig(text: string, source = "parameters", baseDir = "."): Config {
+/**
+ * `baseDir` anchors relative file paths in the parameters (loadConfig passes the parameters file's directory);
+ * `seen` hears of every key and table read, in the order read (config-reference.ts).
+ */
+export function parseConfig(text: string, source = "parameters", baseDir = ".", seen?: (k: KeyRead) => void): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text);
@@ -235,7 +331,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     const msg = e instanceof TomlError ? `${e.message.split("\n")[0]} (line ${e.line}, column ${e.column})` : String(e);
     throw new ConfigError(`${source}: malformed TOML: ${msg}`);
   }
-  const root = new Table(new At("", ConfigError), doc);
+  const root = new Keys(new Table(new At("", ConfigError), doc), seen);
 
   const simR = root.table("simulation");
   const simulation = {
@@ -250,10 +346,6 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     burn_in_epochs: simR.read("burn_in_epochs", number({ min: 0, int: true }), 0),
   };
   simR.done();
-  if (simulation.epochs % simulation.accumulation_interval !== 0)
-    throw new ConfigError(
-      `simulation.epochs: must be a multiple of simulation.accumulation_interval (${simulation.accumulation_interval}), got ${simulation.epochs}`,
-    );
   if (simulation.checkpoint_interval % simulation.accumulation_interval !== 0)
     throw new ConfigError(
       `simulation.checkpoint_interval: must be a multiple of simulation.accumulation_interval (${simulation.accumulation_interval}), got ${simulation.checkpoint_interval}`,
@@ -315,7 +407,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   const lwR = hR.table("loss_weight", true);
   const lr_schedule = hR.read("lr_schedule", oneOf(["constant", "cosine", "step"] as const), "constant");
   // A schedule's own keys only with that schedule: a lr_min under a constant schedule would silently do nothing.
-  const scheduleKey = (k: string, schedule: string, range: NumberRange, def: number) => {
+  const scheduleKey = (k: keyof typeof SCHEDULE_OF, range: NumberRange, def: number) => {
+    const schedule = SCHEDULE_OF[k];
     if (hR.has(k) && lr_schedule !== schedule)
       throw new ConfigError(`hyperparameters.${k}: only used with lr_schedule = "${schedule}" (lr_schedule is "${lr_schedule}")`);
     return hR.read(k, number(range), def);
@@ -328,9 +421,9 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
     parameterisation: hR.read("parameterisation", oneOf(["linear", "log"] as const), "linear"),
     lr_schedule,
     warmup_updates: hR.read("warmup_updates", number({ min: 0, int: true }), 0),
-    lr_min: scheduleKey("lr_min", "cosine", { min: 0 }, 0),
-    lr_step_updates: scheduleKey("lr_step_updates", "step", { min: 1, int: true }, 100),
-    lr_step_factor: scheduleKey("lr_step_factor", "step", { min: 0, max: 1, exclusiveMin: true }, 0.5),
+    lr_min: scheduleKey("lr_min", { min: 0 }, 0),
+    lr_step_updates: scheduleKey("lr_step_updates", { min: 1, int: true }, 100),
+    lr_step_factor: scheduleKey("lr_step_factor", { min: 0, max: 1, exclusiveMin: true }, 0.5),
     max_skipped_updates: hR.read("max_skipped_updates", number({ min: 1, int: true }), 5),
     patience: hR.read("patience", number({ min: 0, int: true }), 0),
     betas: [betas[0], betas[1]] as [number, number],
@@ -372,8 +465,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   const plotting = {
     enabled: pR.read("enabled", bool, true),
     interval: pR.read("interval", number({ min: 1, int: true }), simulation.accumulation_interval),
-    trial: pR.read("trial", number({ min: 0, max: simulation.batch_size - 1, int: true }), 0),
-    raster_neurons: pR.read("raster_neurons", number({ min: 1, max: numNeurons, int: true }), 40),
+    trial: pR.read("trial", number({ min: 0, max: simulation.batch_size - 1, int: true }, "simulation.batch_size − 1"), 0),
+    raster_neurons: pR.read("raster_neurons", number({ min: 1, max: numNeurons, int: true }, "recurrent.num_neurons"), 40),
   };
   pR.done();
   if (plotting.interval % simulation.accumulation_interval !== 0)
@@ -424,9 +517,12 @@ export function parseConfig(text: string, source = "parameters", baseDir = "."):
   return config;
 }
 
+/** The keys of the learning-rate schedules, each allowed only with its schedule. */
+const SCHEDULE_OF = { lr_min: "cosine", lr_step_updates: "step", lr_step_factor: "step" } as const;
+
 /**
- * Burn-in and warm-up must leave updates to train: checked for the parameters' epochs and again for an --epochs
- * override (`epochsKey` names where the count came from).
+ * Whole updates, and burn-in and warm-up that leave updates to train: checked for the parameters' epochs and again
+ * for an --epochs override (`epochsKey` names where the count came from).
  */
 export function checkTrainingLength(
   simulation: Pick<Config["simulation"], "accumulation_interval" | "burn_in_epochs">,
@@ -435,6 +531,7 @@ export function checkTrainingLength(
   epochsKey: string,
 ): void {
   const A = simulation.accumulation_interval;
+  if (epochs % A !== 0) throw new ConfigError(`${epochsKey}: must be a multiple of simulation.accumulation_interval (${A}), got ${epochs}`);
   if (simulation.burn_in_epochs % A !== 0)
     throw new ConfigError(`simulation.burn_in_epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${simulation.burn_in_epochs}`);
   if (simulation.burn_in_epochs >= epochs)
@@ -444,6 +541,30 @@ export function checkTrainingLength(
     throw new ConfigError(
       `hyperparameters.warmup_updates: must be shorter than the run's ${updates} updates (${epochsKey} ${epochs} − burn-in ${simulation.burn_in_epochs}, every ${A} epochs), got ${h.warmup_updates}`,
     );
+}
+
+/**
+ * The parameters file that parses to `config`, every default written out and file paths absolute (what
+ * `snn-coord --print-config` prints): per-type values become tables keyed by name, and the keys a setting leaves
+ * unused (another schedule's, perturbation_sigma without a perturbation) are left out, as the schema refuses them.
+ */
+export function parametersToml(c: Config): string {
+  const byName = <T>(typeNames: string[], values: T[]) => Object.fromEntries(typeNames.map((n, i) => [n, values[i]]));
+  const rec = c.recurrent.names;
+  const ff = c.feedforward.names;
+  const h = c.hyperparameters;
+  const { perturbation_sigma, ...student } = c.student;
+  return stringifyToml({
+    simulation: c.simulation,
+    targets: { ...c.targets, firing_rates: byName(rec, c.targets.firing_rates), alpha: byName(rec, c.targets.alpha), threshold_ratio: byName(rec, c.targets.threshold_ratio) },
+    hyperparameters: Object.fromEntries(Object.entries(h).filter(([k]) => !(k in SCHEDULE_OF) || SCHEDULE_OF[k as keyof typeof SCHEDULE_OF] === h.lr_schedule)),
+    student: student.perturbation === "lognormal" ? { ...student, perturbation_sigma } : student,
+    recurrent: { ...c.recurrent, physiology: byName(rec, c.recurrent.physiology), synapses: byName(rec, c.recurrent.synapses) },
+    feedforward: { ...c.feedforward, firing_rate: byName(ff, c.feedforward.firing_rate), synapses: byName(ff, c.feedforward.synapses) },
+    distributed: c.distributed,
+    plotting: c.plotting,
+    wandb: c.wandb,
+  });
 }
 
 /**
@@ -499,7 +620,7 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-function readStudent(r: Table, baseDir: string): StudentConfig {
+function readStudent(r: Keys, baseDir: string): StudentConfig {
   const init = r.read("init", oneOf(["generated", "teacher"] as const), "generated");
   const teacher_file = file(r, "teacher_file", baseDir);
   const perturbation = r.read("perturbation", oneOf(["none", "lognormal"] as const), "none");

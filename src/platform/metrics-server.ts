@@ -33,6 +33,8 @@ export const EPOCH_DURATION_BUCKETS = exponentialBuckets(0.01, 2, 16);
 export abstract class MetricsServer {
   readonly registry = new Registry();
   private server: Server | undefined;
+  /** The port served on; 0 while not serving. */
+  port = 0;
 
   private readonly buildInfo: Gauge<"version" | "engine" | "node_version">;
 
@@ -95,7 +97,8 @@ export abstract class MetricsServer {
       });
       server.listen(port, host, () => {
         this.server = server;
-        resolve((server.address() as AddressInfo).port);
+        this.port = (server.address() as AddressInfo).port;
+        resolve(this.port);
       });
     });
   }
@@ -104,6 +107,7 @@ export abstract class MetricsServer {
   close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.port = 0;
     if (server === undefined) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       server.close((err) => (err ? reject(err) : resolve()));

@@ -41,7 +41,7 @@ export function updateBlock(
 }
 
 export interface RunSummary {
-  status: "completed" | "interrupted" | "failed";
+  status: "completed" | "interrupted";
   epoch: number;
   totalEpochs: number;
   /** Epochs and seconds of this session (since the start or the resume). */

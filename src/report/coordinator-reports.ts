@@ -12,6 +12,7 @@ import { Progress, RunSummary } from "./console.js";
 import { FigureQueue } from "./figures/queue.js";
 import { figureTargets, networkView } from "./figures/network-view.js";
 import { CoordinatorMetrics } from "./metrics.js";
+import { PrometheusTargets } from "./prometheus-targets.js";
 import { UpdateReporter } from "./update-report.js";
 import { WandbLogger } from "./wandb.js";
 
@@ -48,6 +49,8 @@ export interface CoordinatorReports {
 
 /** The coordinator's default Prometheus port; when it is taken (another run), the next free one of this many. */
 export const DEFAULT_METRICS_PORT = 9464;
+/** Local workers' first default port: they take the next free ones from here. */
+export const DEFAULT_WORKER_METRICS_PORT = 9465;
 const DEFAULT_METRICS_PORT_TRIES = 100;
 
 /**
@@ -63,12 +66,24 @@ export async function serveCoordinatorMetrics(port: number | undefined, log: (li
   return metrics;
 }
 
+/**
+ * The metrics ports that n local workers start from (each takes the next free one when its port is taken; 0 = off):
+ * `explicit` + index when given (0 turns them off), else DEFAULT_WORKER_METRICS_PORT + index — unless the
+ * coordinator's own metrics are off, which turns theirs off too.
+ */
+export function localWorkerMetricsPorts(n: number, explicit: number | undefined, coordinator: CoordinatorMetrics): number[] {
+  const base = explicit ?? (coordinator.port === 0 ? 0 : DEFAULT_WORKER_METRICS_PORT);
+  return Array.from({ length: n }, (_, i) => (base ? base + i : 0));
+}
+
 export async function startCoordinatorReports(
   run: RunSetup,
   o: { wandb: boolean; figures: boolean; metrics: CoordinatorMetrics; csvPath: string; log: (line: string) => void },
 ): Promise<CoordinatorReports> {
   const { config, spec, state, outputDir, totalEpochs } = run;
   const { metrics } = o;
+  // Published once there is something to scrape: the coordinator, or the first worker with a metrics port.
+  let scrapeTargets = metrics.port > 0 ? new PrometheusTargets(outputDir, metrics.port) : null;
   const vanRossum = spec.teacherRecWeight !== undefined;
   const progress = new Progress(state.epoch, totalEpochs);
   const session = { epoch: state.epoch, started: performance.now() };
@@ -129,6 +144,7 @@ export async function startCoordinatorReports(
       workerJoined: (worker, engine) => {
         joined(worker, engine);
         metrics.setEngine(engine);
+        if (worker.metricsPort > 0) (scrapeTargets ??= new PrometheusTargets(outputDir, metrics.port)).addWorker(worker.hostname, worker.metricsPort);
       },
       workerFailed: (reason) => metrics.workerFailure(reason),
       bytes: (sent, received) => metrics.bytesTransferred(sent, received),

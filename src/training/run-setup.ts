@@ -53,7 +53,10 @@ export interface RunRequest {
  * Creates (or, resuming, reopens) the run directory: parameters.toml, metrics.csv with this run's columns (kept up
  * to the resumed epoch), metadata.json.
  */
-export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: number | string }): { csv: MetricsCsv; metadata: MetadataFile } {
+export function openRunDirectory(
+  run: RunSetup,
+  o: { force: boolean; workers: number | string; metricsPort: number },
+): { csv: MetricsCsv; metadata: MetadataFile } {
   const { config, spec, state, outputDir, resuming } = run;
   const existed = existsSync(outputDir);
   prepareOutputDir(outputDir, resuming ? "resume" : o.force ? "force" : "new");
@@ -70,6 +73,7 @@ export function openRunDirectory(run: RunSetup, o: { force: boolean; workers: nu
       output_dir: outputDir,
       ...(resuming ? { resumed_from_epoch: state.epoch } : {}),
       overrides: run.overrides,
+      metrics_port: o.metricsPort,
       effective_parameters: run.effective,
     });
     return { csv, metadata };
@@ -111,7 +115,6 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   const epochs = r.epochs ?? recorded;
   const overrides: Record<string, number> = epochs === undefined ? {} : { "simulation.epochs": epochs };
   const totalEpochs = epochs ?? config.simulation.epochs;
-  if (totalEpochs % A !== 0) throw new ConfigError(`--epochs: must be a multiple of simulation.accumulation_interval (${A}), got ${totalEpochs}`);
   if (epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);

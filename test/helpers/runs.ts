@@ -89,10 +89,11 @@ export async function coord(args: string[], timeoutMs = 90_000): Promise<{ code:
   return { code, output: p.output() };
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** `context` (a process's output, say) is added to the error when the wait times out. */
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string, context?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${context ? `\n${context()}` : ""}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -113,6 +114,7 @@ export function metricRows(outputDir: string): string[] {
   return [header, ...rows].map((r) => keep.map((i) => r.split(",")[i]).join(","));
 }
 
+/** A random port below Linux's ephemeral range (32768 on), where outgoing connections (thousands, in the flood test) take theirs. */
 export function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
+  return 20000 + Math.floor(Math.random() * 12000);
 }
