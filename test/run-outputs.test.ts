@@ -20,6 +20,8 @@ describe("outputs of a run", () => {
     const r = await coord([params, "--workers", "2", "--output", dir, "--wandb"]);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/Saved plots to .*epoch_0009/);
+    // --wandb without a key says where the offline run is and how to upload it.
+    expect(r.output).toMatch(/W&B: logging offline\. The offline copy \S+\/wandb\/offline-run-\S+ can be uploaded later with: npx snn-wandb-sync \S+/);
 
     for (const epoch of ["0000", "0003", "0006", "0009"]) {
       const fdir = join(dir, "figures", `epoch_${epoch}`);

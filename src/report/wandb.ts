@@ -168,6 +168,8 @@ export class WandbLogger {
       nextStep: Math.max(opts.resumeStep ?? 0, typeof lastRow?._step === "number" ? lastRow._step + 1 : 0),
     });
 
+    // Say where the run goes: an offline run is uploaded by hand later.
+    if (opts.mode === "offline") logger.warnOnce("offline", `W&B: logging offline. ${logger.syncHint()}`);
     if (opts.mode === "online") {
       const apiKey = opts.apiKey ?? process.env.WANDB_API_KEY;
       if (!apiKey) {
@@ -376,7 +378,7 @@ export class WandbLogger {
   }
 
   private syncHint(): string {
-    return `The offline copy ${this.runDir} can be uploaded later with: snn-wandb-sync ${this.runDir}`;
+    return `The offline copy ${this.runDir} can be uploaded later with: npx snn-wandb-sync ${this.runDir}`;
   }
 
   private warnOnce(key: string, message: string): void {
