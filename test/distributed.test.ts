@@ -241,6 +241,27 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
     expect(existsSync(join(dir, "checkpoints/checkpoint_latest.safetensors"))).toBe(true);
   });
 
+  it("a second signal exits at once, still marking the run interrupted, its last checkpoint intact", async () => {
+    const dir = join(tempDir(), "twice");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates", () => c.output());
+    w.child.kill("SIGSTOP");
+    c.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
+    const sent = Date.now();
+    c.child.kill("SIGINT");
+    expect(await c.exit, c.output()).toBe(130);
+    expect(Date.now() - sent).toBeLessThan(3_000);
+    expect(c.output()).toMatch(/SIGINT again: exiting now/);
+    const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
+    expect(meta.status).toBe("interrupted");
+    expect(meta.note).toBe("SIGINT again: exited at once");
+    expect(() => readCheckpoint(join(dir, "checkpoints/checkpoint_latest.safetensors"), null, null)).not.toThrow();
+    w.child.kill("SIGKILL");
+  });
+
   it("SIGTERM during an update that cannot finish (its worker hangs) abandons it and exits 130 from the last update", async () => {
     const dir = join(tempDir(), "hung");
     const port = freePort();

@@ -66,7 +66,7 @@ async function main(): Promise<number> {
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher }, state);
-  signals.attach(() => trainer.requestStop(), (why) => pool.interrupt(why));
+  signals.attach(() => trainer.requestStop(), (why) => pool.interrupt(why), (why) => metadata.finish("interrupted", undefined, why));
   const ending = { pool, reports, metadata, outputDir, epoch: () => state.epoch, log };
 
   try {
@@ -149,11 +149,15 @@ const STOP_GRACE_SECONDS = 8;
  * "running"); one that comes before the run is attached is acted on when it is. The caller says when training has
  * started.
  */
-function handleSignals(log: (line: string) => void): { readonly received: boolean; attach(stop: () => void, abandon: (why: string) => void): void; trainingStarted(): void } {
+function handleSignals(log: (line: string) => void): {
+  readonly received: boolean;
+  attach(stop: () => void, abandon: (why: string) => void, markInterrupted: (why: string) => void): void;
+  trainingStarted(): void;
+} {
   let signals = 0;
   let first: string | null = null;
   let training = false;
-  let run: { stop: () => void; abandon: (why: string) => void } | null = null;
+  let run: { stop: () => void; abandon: (why: string) => void; markInterrupted: (why: string) => void } | null = null;
   const act = (sig: string) => {
     log(`${sig}: stopping after the current update and writing checkpoint_latest`);
     run!.stop();
@@ -164,6 +168,11 @@ function handleSignals(log: (line: string) => void): { readonly received: boolea
     signals++;
     if (signals > 1) {
       log(`${sig} again: exiting now (the last checkpoint is intact)`);
+      try {
+        run?.markInterrupted(`${sig} again: exited at once`);
+      } catch (e) {
+        log((e as Error).message);
+      }
       process.exit(130);
     }
     first = sig;
@@ -175,8 +184,8 @@ function handleSignals(log: (line: string) => void): { readonly received: boolea
     get received() {
       return first !== null;
     },
-    attach(stop, abandon) {
-      run = { stop, abandon };
+    attach(stop, abandon, markInterrupted) {
+      run = { stop, abandon, markInterrupted };
       if (first) act(first);
     },
     trainingStarted: () => (training = true),
