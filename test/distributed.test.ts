@@ -2,7 +2,6 @@
  * Real coordinator and worker processes over ipc and loopback tcp: the numbers of a run do not depend on how many
  * workers computed it, on workers dying or hanging mid-run, on late joiners, or on garbage sent to the socket.
  */
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +12,7 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { MetricsCsv } from "../src/io/run-dir.js";
 import { WorkerProcess } from "../src/distributed/worker.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
-import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
 let reference: { weights: ReturnType<typeof finalWeights>; rows: string[] };
@@ -210,17 +209,13 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
   it("the coordinator finishes its update, checkpoints and exits 130; its local workers are not cut off; resume is exact", async () => {
     const dir = join(tempDir(), "group");
     // Its own process group, as a shell gives a foreground job; the signal goes to the group.
-    const child = spawn(process.execPath, [COORD, params, "--workers", "2", "--output", dir, "--metrics-port", "0", "--epochs", "24"], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (out += d));
-    const exit = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
-    await waitFor(() => /Epoch 6\//.test(out), 60_000, "two updates");
+    const c = start(COORD, [params, "--workers", "2", "--output", dir, "--metrics-port", "0", "--epochs", "24"], {}, { detached: true });
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
     const sent = Date.now();
-    process.kill(-child.pid!, "SIGINT");
-    expect(await exit, out).toBe(130);
+    process.kill(-c.child.pid!, "SIGINT");
+    expect(await c.exit, c.output()).toBe(130);
     expect(Date.now() - sent).toBeLessThan(10_000);
-    expect(out).toMatch(/shutdown: training interrupted/);
+    expect(c.output()).toMatch(/shutdown: training interrupted/);
     expect(JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")).status).toBe("interrupted");
     const r = await coord([params, "--workers", "1", "--output", dir, "--epochs", "24", "--resume", "auto"]);
     expect(r.code, r.output).toBe(0);

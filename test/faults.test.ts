@@ -9,12 +9,12 @@
  * (checkpoint-cli.test.ts, checkpoint.test.ts), --force with a foreign file and output paths (run-outputs.test.ts),
  * peers that flood or speak garbage (distributed.test.ts).
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCheckpoint } from "../src/io/checkpoint.js";
-import { coord, COORD, ensureBuilt, finalWeights, metricRows, ROOT, smallParams, start, tempDir, waitFor } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, finalWeights, metricRows, smallParams, start, tempDir, waitFor } from "./helpers/runs.js";
 
 const EPOCHS = 60;
 let params: string;
@@ -123,19 +123,16 @@ describe("stop signals to the whole process group at random moments", () => {
     const dir = join(tempDir(), `signal-${i}`);
     const signal = i % 2 === 0 ? "SIGINT" : "SIGTERM";
     // A process group of its own, as a shell gives a foreground job; figures on, so that some moments fall in them.
-    const child = spawn(process.execPath, [COORD, params, "--workers", "2", "--output", dir, "--metrics-port", "0"], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (out += d));
-    const exit = new Promise<number | string>((r) => child.on("exit", (code, sig) => r(code ?? sig ?? -1)));
+    const c = start(COORD, [params, "--workers", "2", "--output", dir, "--metrics-port", "0"], {}, { detached: true });
     await new Promise((r) => setTimeout(r, delay));
     const sent = Date.now();
     try {
-      process.kill(-child.pid!, signal);
+      process.kill(-c.child.pid!, signal);
     } catch {
       // The run already ended: nothing to interrupt.
     }
-    const code = await exit;
+    const code = await c.exit;
+    const out = c.output();
     expect(Date.now() - sent).toBeLessThan(10_000);
     expectNoStackTrace(out);
     if (code === 0) {
@@ -148,7 +145,7 @@ describe("stop signals to the whole process group at random moments", () => {
       // Before the run directory was made: nothing written, so the same command starts the run. While Node still
       // loads the program its default action ends the process by the signal (a shell shows 130 too).
       if (code === 130) expect(out).toMatch(/interrupted before the run started; nothing was written/);
-      else expect(code, out).toBe(signal);
+      else expect(c.signal(), out).toBe(signal);
       expect(existsSync(dir)).toBe(false);
       mkdirSync(dir, { recursive: true });
       const r = await coord([params, "--workers", "2", "--output", dir, "--no-figures"]);

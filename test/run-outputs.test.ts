@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/io/run-dir.js";
 import { coord, COORD, ensureBuilt, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
@@ -82,6 +83,9 @@ describe("outputs of a run", () => {
     expect(meta.overrides).toEqual({ "simulation.epochs": 6 });
     expect(meta.effective_parameters.simulation.epochs).toBe(6);
     expect(meta.effective_parameters.simulation.batch_size).toBe(4);
+    // The same parameters --print-config prints: every key, defaults filled in.
+    const printed = execFileSync(process.execPath, [COORD, params, "--print-config", "--epochs", "6"], { cwd: ROOT }).toString();
+    expect(meta.effective_parameters).toEqual(parseToml(printed));
     // parameters.toml stays the exact copy of the file.
     expect(readFileSync(join(dir, "parameters.toml"), "utf8")).toMatch(/^epochs = 12 /m);
     const [run] = readdirSync(join(dir, "wandb"));

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./coord-options.js";
-import { checkTrainingLength, ConfigError, parametersToml } from "../model/config.js";
+import { ConfigError, parametersToml, withEpochs } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args["print-config"]) {
-    process.stdout.write(effectiveParameters(String(args.params), args.epochs));
+    process.stdout.write(parametersToml(withEpochs(loadConfig(String(args.params)).config, args.epochs)));
     return 0;
   }
 
@@ -98,14 +98,6 @@ async function main(): Promise<number> {
     await endRun(ending, { status: "failed", error: (e as Error).message });
     throw e;
   }
-}
-
-/** --print-config: the parameters file that parses to what a run would use, --epochs applied; nothing is written. */
-function effectiveParameters(params: string, epochs: number | undefined): string {
-  const { config } = loadConfig(params);
-  if (epochs === undefined) return parametersToml(config);
-  checkTrainingLength(config.simulation, config.hyperparameters, epochs, "--epochs");
-  return parametersToml({ ...config, simulation: { ...config.simulation, epochs } });
 }
 
 /**

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Router } from "zeromq";
 import { NetworkSpec } from "../model/network.js";
+import { firstNonFinite } from "../model/optimizer.js";
 import {
   AssignMessage,
   decodeMessage,
@@ -80,11 +81,7 @@ interface WorkerEntry {
 
 /** No NaN or ±Infinity in the numbers the trainer uses: the total loss, the gradients and the final stream state. */
 function isFiniteResult(r: ResultMessage): boolean {
-  const finite = (a: Float32Array) => {
-    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-    return true;
-  };
-  return Number.isFinite(r.losses.total) && finite(r.recGrad) && finite(r.ffGrad) && finite(r.finalState.v) && finite(r.finalState.g);
+  return Number.isFinite(r.losses.total) && [r.recGrad, r.ffGrad, r.finalState.v, r.finalState.g].every((a) => firstNonFinite(a) < 0);
 }
 
 /** Removes and returns the worker's assignment of this epoch, if it has one. */

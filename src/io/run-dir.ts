@@ -105,7 +105,7 @@ export interface Metadata {
   metrics_port: number;
   /** Command-line values that replace the parameters file's (dotted key → value), e.g. --epochs. */
   overrides: Record<string, number>;
-  /** The parameters as this run uses them: the file's tables with the overrides applied. */
+  /** The parameters as this run uses them: every key, defaults filled in and overrides applied (as --print-config). */
   effective_parameters: Record<string, unknown>;
 }
 

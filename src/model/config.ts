@@ -544,17 +544,18 @@ export function checkTrainingLength(
 }
 
 /**
- * The parameters file that parses to `config`, every default written out and file paths absolute (what
- * `snn-coord --print-config` prints): per-type values become tables keyed by name, and the keys a setting leaves
- * unused (another schedule's, perturbation_sigma without a perturbation) are left out, as the schema refuses them.
+ * The tables of the parameters file that parses to `config`, every default written out and file paths absolute (the
+ * effective parameters a run records, and `snn-coord --print-config` prints): per-type values become tables keyed by
+ * name, and the keys a setting leaves unused (another schedule's, perturbation_sigma without a perturbation) are left
+ * out, as the schema refuses them.
  */
-export function parametersToml(c: Config): string {
+export function parametersTables(c: Config): Record<string, unknown> {
   const byName = <T>(typeNames: string[], values: T[]) => Object.fromEntries(typeNames.map((n, i) => [n, values[i]]));
   const rec = c.recurrent.names;
   const ff = c.feedforward.names;
   const h = c.hyperparameters;
   const { perturbation_sigma, ...student } = c.student;
-  return stringifyToml({
+  return {
     simulation: c.simulation,
     targets: { ...c.targets, firing_rates: byName(rec, c.targets.firing_rates), alpha: byName(rec, c.targets.alpha), threshold_ratio: byName(rec, c.targets.threshold_ratio) },
     hyperparameters: Object.fromEntries(Object.entries(h).filter(([k]) => !(k in SCHEDULE_OF) || SCHEDULE_OF[k as keyof typeof SCHEDULE_OF] === h.lr_schedule)),
@@ -564,7 +565,18 @@ export function parametersToml(c: Config): string {
     distributed: c.distributed,
     plotting: c.plotting,
     wandb: c.wandb,
-  });
+  };
+}
+
+export function parametersToml(c: Config): string {
+  return stringifyToml(parametersTables(c));
+}
+
+/** `config` with a command-line --epochs applied, checked as simulation.epochs is. */
+export function withEpochs(config: Config, epochs: number | undefined): Config {
+  if (epochs === undefined) return config;
+  checkTrainingLength(config.simulation, config.hyperparameters, epochs, "--epochs");
+  return { ...config, simulation: { ...config.simulation, epochs } };
 }
 
 /**

@@ -21,11 +21,12 @@ export class FileWriteError extends Error {
   ) {
     super(`${path}: cannot ${operation}: ${describeErrno(errno)}`);
     this.name = "FileWriteError";
-    this.reason = describeErrno(errno);
   }
 
   /** What went wrong, without the file: "no space left on device (ENOSPC)". */
-  readonly reason: string;
+  get reason(): string {
+    return describeErrno(this.errno);
+  }
 
   /** The file system is full (or the quota spent): nothing written to it can succeed until space is freed. */
   get diskFull(): boolean {

@@ -157,6 +157,7 @@ export async function startCoordinatorReports(
           status,
           { epoch: state.epoch, bestLoss: state.bestLoss, skippedUpdates: state.counters.skippedUpdates },
           { epochs: state.epoch - session.epoch, seconds: (performance.now() - session.started) / 1000 },
+          targets,
         ),
       ),
     close: async (exitCode) => {

@@ -58,9 +58,13 @@ export class UpdateReporter {
    * The end-of-run block. The best loss is the trainer's (applied updates only, carried through checkpoints); its
    * epoch is that of the history row with that total loss.
    */
-  summary(status: RunSummary["status"], s: { epoch: number; bestLoss: number; skippedUpdates: number }, session: { epochs: number; seconds: number }): string {
+  summary(
+    status: RunSummary["status"],
+    s: { epoch: number; bestLoss: number; skippedUpdates: number },
+    session: { epochs: number; seconds: number },
+    targets: RunSummary["targets"],
+  ): string {
     const bestRow = Number.isFinite(s.bestLoss) ? this.history.find((row) => row.total_loss === s.bestLoss) : undefined;
-    const rates = figureTargets(this.o.config, this.o.spec).firingRate;
     return runSummary({
       status,
       epoch: s.epoch,
@@ -69,7 +73,7 @@ export class UpdateReporter {
       sessionSeconds: session.seconds,
       best: bestRow ? { loss: s.bestLoss, epoch: bestRow.epoch } : null,
       last: this.last ? { loss: this.last.losses.total, stats: this.last.stats } : null,
-      targets: rates.map((rate) => ({ rate, cv: this.o.config.targets.cvs })),
+      targets,
       skippedUpdates: s.skippedUpdates,
       outputDir: this.o.outputDir,
       figures: this.lastFigures,

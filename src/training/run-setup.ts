@@ -5,9 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { parse as parseToml } from "smol-toml";
 import { basename, join, resolve } from "node:path";
-import { checkTrainingLength, Config, ConfigError } from "../model/config.js";
+import { Config, ConfigError, parametersTables, withEpochs } from "../model/config.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
 import { NetworkSpec } from "../model/network.js";
 import { CheckpointIdentity, initialTrainingState, resumeCheckpoint, TrainingState } from "../io/checkpoint.js";
@@ -32,7 +31,7 @@ export interface RunSetup {
   teacher: { recWeight: Float32Array; ffWeight: Float32Array } | null;
   state: TrainingState;
   resuming: boolean;
-  /** Command-line values replacing the file's (dotted key → value), and the parameters with them applied. */
+  /** Command-line values replacing the file's (dotted key → value), and every parameter with them applied. */
   overrides: Record<string, number>;
   effective: Record<string, unknown>;
 }
@@ -114,8 +113,8 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   if (r.epochs === undefined && recorded !== undefined) log(`continuing to --epochs ${recorded}, as the run was started with`);
   const epochs = r.epochs ?? recorded;
   const overrides: Record<string, number> = epochs === undefined ? {} : { "simulation.epochs": epochs };
-  const totalEpochs = epochs ?? config.simulation.epochs;
-  if (epochs !== undefined) checkTrainingLength(config.simulation, config.hyperparameters, totalEpochs, "--epochs");
+  const effectiveConfig = withEpochs(config, epochs);
+  const totalEpochs = effectiveConfig.simulation.epochs;
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
   checkResources(config, spec);
@@ -130,17 +129,5 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
     const wandbRunId = randomUUID().replace(/-/g, "").slice(0, 8);
     state = initialTrainingState(studentInitialWeights(config, connectome, teacher), A, config.hyperparameters.parameterisation, wandbRunId);
   }
-  return { paramsFile: r.params, config, text, totalEpochs, outputDir, connectome, spec, identity, teacher, state, resuming, overrides, effective: withOverrides(parseToml(text), overrides) };
-}
-
-/** The parameters file's tables with each dotted override set (a copy). */
-function withOverrides(tables: Record<string, unknown>, overrides: Record<string, number>): Record<string, unknown> {
-  const out = structuredClone(tables);
-  for (const [key, value] of Object.entries(overrides)) {
-    const path = key.split(".");
-    let t = out;
-    for (const k of path.slice(0, -1)) t = (t[k] ??= {}) as Record<string, unknown>;
-    t[path[path.length - 1]] = value;
-  }
-  return out;
+  return { paramsFile: r.params, config, text, totalEpochs, outputDir, connectome, spec, identity, teacher, state, resuming, overrides, effective: parametersTables(effectiveConfig) };
 }

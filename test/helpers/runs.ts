@@ -69,16 +69,26 @@ export function smallParams(dir: string, overrides: { epochs?: number; accumulat
 export interface Proc {
   child: ChildProcess;
   output: () => string;
+  /** The exit code (128 when a signal ended the process). */
   exit: Promise<number>;
+  /** The signal that ended the process, once it has ended by one. */
+  signal: () => NodeJS.Signals | null;
 }
 
-export function start(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** `detached`: in a process group of its own, as a shell starts a foreground job (for signals to the group). */
+export function start(script: string, args: string[], env: NodeJS.ProcessEnv = {}, o: { detached?: boolean } = {}): Proc {
+  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: o.detached ?? false });
   let out = "";
+  let endedBy: NodeJS.Signals | null = null;
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
-  const exit = new Promise<number>((r) => child.on("exit", (code, signal) => r(code ?? (signal ? 128 : -1))));
-  return { child, output: () => out, exit };
+  const exit = new Promise<number>((r) =>
+    child.on("exit", (code, signal) => {
+      endedBy = signal;
+      r(code ?? (signal ? 128 : -1));
+    }),
+  );
+  return { child, output: () => out, exit, signal: () => endedBy };
 }
 
 export async function coord(args: string[], timeoutMs = 90_000): Promise<{ code: number; output: string }> {
