@@ -218,6 +218,12 @@ describe("bad command lines", () => {
     const c = await coord([join(ROOT, "parameters/quickstart.toml"), "--bogus"]);
     expect(c.code).toBe(2);
     expect(c.output.trim()).toBe("snn-coord: Unknown argument: bogus");
+    for (const [flag, value, range] of [["--metrics-port", "70000", "0-65535"], ["--worker-metrics-port", "-3", "0-65534"], ["--worker-metrics-port", "65535", "0-65534"]]) {
+      // Not coord(): it adds a --metrics-port of its own.
+      const bad = start(COORD, [join(ROOT, "parameters/quickstart.toml"), "--workers", "2", flag, value]);
+      expect(await bad.exit, bad.output()).toBe(2);
+      expect(bad.output().trim()).toBe(`snn-coord: ${flag}: expected a port, ${range} (0 = off), got ${value}`);
+    }
     const w = start(WORKER, ["--connect", "localhost:5555"]);
     expect(await w.exit).toBe(2);
     expect(w.output().trim()).toBe('snn-worker: --connect: expected tcp://HOST:PORT or ipc://PATH, got "localhost:5555"');

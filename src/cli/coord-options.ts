@@ -26,8 +26,12 @@ export const coordinatorCli = (argv: string[]) =>
       if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);
       if (!Number.isInteger(a["min-workers"]) || a["min-workers"] < 1) throw new Error(`--min-workers: expected a positive integer, got ${a["min-workers"]}`);
       if (a.epochs !== undefined && (!Number.isInteger(a.epochs) || a.epochs < 1)) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
-      const port = a["metrics-port"];
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new Error(`--metrics-port: expected 0-65535, got ${port}`);
+      // Local workers take the worker port + index: the last one must be a port too.
+      for (const [flag, last] of [["metrics-port", 0], ["worker-metrics-port", a.workers - 1]] as const) {
+        const port = a[flag];
+        if (port !== undefined && (!Number.isInteger(port) || port < 0 || (port > 0 && port + last > 65535)))
+          throw new Error(`--${flag}: expected a port, 0-${65535 - last} (0 = off), got ${port}`);
+      }
       if (a.resume !== undefined && a.force) throw new Error("--resume and --force contradict each other");
       if (a.resume !== undefined && !a.output && a.resume === "auto") throw new Error("--resume auto needs --output DIR (the run to continue)");
       return true;
