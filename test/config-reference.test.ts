@@ -24,7 +24,7 @@ function edit(text: string, from: string, to: string): string {
 
 /** quickstart.toml with every optional key the shipped files leave out set, and the schedule and student switched. */
 const FULL_TEXT = [
-  [`lr_schedule = "cosine"`, `lr_step_updates = 20\nlr_step_factor = 0.7\nbetas = [0.8, 0.99]\neps = 1e-7\npatience = 10\nmax_skipped_updates = 3\nvan_rossum_tau = 15.0\nloss_weight.van_rossum = 2.0\nlr_schedule = "step"`],
+  [`lr_schedule = "cosine"`, `lr_step_updates = 20\nlr_step_factor = 0.7\nbetas = [0.8, 0.99]\neps = 1e-7\npatience = 10\nmax_skipped_updates = 3\nvan_rossum_tau_rise = 5.0\nvan_rossum_tau_decay = 15.0\nloss_weight.van_rossum = 2.0\nlr_schedule = "step"`],
   ["lr_min = 1e-3", "# lr_min = 1e-3"],
   ["threshold_ratio = { excitatory = 0.25, inhibitory = 0.45 }", 'threshold_ratio = 0.3\nfile = "targets.csv"'],
   ["tau_ref = 8.0     # ms", "# tau_ref left at its default"],

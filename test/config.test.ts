@@ -58,8 +58,9 @@ describe("shipped parameter files", () => {
     expect(c.hyperparameters.betas).toEqual([0.9, 0.999]);
     expect(c.hyperparameters.eps).toBe(1e-8);
     expect(c.hyperparameters.loss_weight).toEqual({ firing_rate: 1.0, cv: 0.5, silent_penalty: 1.0, membrane_variance: 10.0, van_rossum: 0 });
-    expect(c.hyperparameters.van_rossum_tau).toBe(20);
-    expect(c.student).toEqual({ init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1 });
+    expect(c.hyperparameters.van_rossum_tau_decay).toBe(20);
+    expect(c.hyperparameters.van_rossum_tau_rise).toBe(0);
+    expect(c.student).toEqual({ init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1, noise_frac: 0, noise_rescale: "global", weight_perturbation_variance: 0, mode: "recurrent" });
     expect(c.recurrent.names).toEqual(["excitatory", "inhibitory"]);
     expect(c.recurrent.proportion).toEqual([0.8, 0.2]);
     expect(c.recurrent.num_neurons).toBe(5000);
@@ -381,7 +382,17 @@ describe("teacher-student keys", () => {
       '[targets]\nfile = "data/targets.csv"',
     );
     const c = parseConfig(text, "p.toml", "/runs/exp");
-    expect(c.student).toEqual({ init: "teacher", teacher_file: "/runs/exp/teacher.safetensors", perturbation: "lognormal", perturbation_sigma: 0.5, scale: 0.9 });
+    expect(c.student).toEqual({
+      init: "teacher",
+      teacher_file: "/runs/exp/teacher.safetensors",
+      perturbation: "lognormal",
+      perturbation_sigma: 0.5,
+      scale: 0.9,
+      noise_frac: 0,
+      noise_rescale: "global",
+      weight_perturbation_variance: 0,
+      mode: "recurrent",
+    });
     expect(c.targets.file).toBe("/runs/exp/data/targets.csv");
   });
 
@@ -394,15 +405,22 @@ describe("teacher-student keys", () => {
   });
 
   it("van Rossum keys", () => {
-    const text = edit(edit(withStudent('teacher_file = "t.safetensors"'), "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau = 8.0"), "loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 2.0");
+    const text = edit(edit(withStudent('teacher_file = "t.safetensors"'), "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau_decay = 8.0"), "loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 2.0");
     const h = parseConfig(text).hyperparameters;
-    expect(h.van_rossum_tau).toBe(8);
+    expect(h.van_rossum_tau_decay).toBe(8);
+    expect(h.van_rossum_tau_rise).toBe(0);
     expect(h.loss_weight.van_rossum).toBe(2);
+    const double = parseConfig(edit(text, "van_rossum_tau_decay = 8.0", "van_rossum_tau_decay = 100.0\nvan_rossum_tau_rise = 10.0")).hyperparameters;
+    expect([double.van_rossum_tau_rise, double.van_rossum_tau_decay]).toEqual([10, 100]);
   });
 
   const bad: [string, string, RegExp][] = [
     ["the van Rossum loss without a teacher", edit(DEFAULT_TEXT, "loss_weight.membrane_variance = 10.0", "loss_weight.membrane_variance = 10.0\nloss_weight.van_rossum = 1.0"), /^hyperparameters\.loss_weight\.van_rossum: .*set student\.teacher_file/],
-    ["a non-positive van Rossum time constant", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau = 0"), /^hyperparameters\.van_rossum_tau: must be > 0/],
+    ["a non-positive van Rossum time constant", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau_decay = 0"), /^hyperparameters\.van_rossum_tau_decay: must be > 0/],
+    ["the renamed van_rossum_tau", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau = 8.0"), /^hyperparameters\.van_rossum_tau: renamed to van_rossum_tau_decay/],
+    ["a negative van Rossum rise time", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau_rise = -1"), /^hyperparameters\.van_rossum_tau_rise: must be ≥ 0/],
+    ["a van Rossum rise time equal to the decay time", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau_rise = 20.0"), /^hyperparameters\.van_rossum_tau_rise: must be 0 \(single exponential\) or < van_rossum_tau_decay \(20 ms\), got 20 \(equal time constants are a degenerate/],
+    ["a van Rossum rise time above the decay time", edit(DEFAULT_TEXT, "learning_rate = 5e-4", "learning_rate = 5e-4\nvan_rossum_tau_rise = 30.0\nvan_rossum_tau_decay = 10.0"), /^hyperparameters\.van_rossum_tau_rise: must be 0 \(single exponential\) or < van_rossum_tau_decay \(10 ms\), got 30$/],
     ["init = teacher without a teacher file", withStudent('init = "teacher"'), /^student\.init: "teacher" takes the weights of student\.teacher_file, which is not set/],
     ["an unknown init", withStudent('init = "random"'), /^student\.init: must be one of generated, teacher/],
     ["an unknown perturbation", withStudent('perturbation = "gaussian"'), /^student\.perturbation: must be one of none, lognormal/],

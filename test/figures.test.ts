@@ -2,10 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rasterSample, rasterSpec } from "../src/report/figures/activity.js";
-import { ratesVsTargetsSpec, trainingHistorySpec } from "../src/report/figures/history.js";
+import { ratesVsTargetsSpec, scalingFactorsSpec, trainingHistorySpec } from "../src/report/figures/history.js";
 import { renderFigureSet, specToSvg } from "../src/report/figures/render.js";
 import { rateScatterSpec } from "../src/report/figures/statistics-figures.js";
 import {
@@ -23,6 +22,7 @@ import {
   percentile,
   psth,
 } from "../src/report/figures/stats.js";
+import { decodePng, expectFigurePng, inkStats } from "./helpers/png.js";
 import { syntheticFigureData } from "./helpers/synthetic-figures.js";
 import { meanStd } from "../src/model/statistics.js";
 import type { FigureData } from "../src/report/figure-data.js";
@@ -45,66 +45,6 @@ const EXPECTED = [
   "training_history.png",
   "rates_vs_targets.png",
 ];
-
-/** Decodes the PNGs the pipeline writes: 8-bit RGBA, not interlaced, any of the five scanline filters. */
-function decodePng(buf: Buffer): { width: number; height: number; rgba: Uint8Array } {
-  expect(buf.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]))).toBe(true);
-  let width = 0;
-  let height = 0;
-  const idat: Buffer[] = [];
-  for (let p = 8; p < buf.length; ) {
-    const len = buf.readUInt32BE(p);
-    const type = buf.toString("latin1", p + 4, p + 8);
-    const data = buf.subarray(p + 8, p + 8 + len);
-    if (type === "IHDR") {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      expect([data[8], data[9], data[12]]).toEqual([8, 6, 0]); // bit depth, RGBA, no interlace
-    } else if (type === "IDAT") idat.push(data);
-    p += 12 + len;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * 4;
-  const out = new Uint8Array(stride * height);
-  for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
-    expect(filter).toBeLessThanOrEqual(4);
-    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    for (let x = 0; x < stride; x++) {
-      const a = x >= 4 ? out[y * stride + x - 4] : 0;
-      const b = y > 0 ? out[(y - 1) * stride + x] : 0;
-      const c = x >= 4 && y > 0 ? out[(y - 1) * stride + x - 4] : 0;
-      let pred = 0;
-      if (filter === 1) pred = a;
-      else if (filter === 2) pred = b;
-      else if (filter === 3) pred = (a + b) >> 1;
-      else if (filter === 4) {
-        const pa = Math.abs(b - c);
-        const pb = Math.abs(a - c);
-        const pc = Math.abs(a + b - 2 * c);
-        pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-      }
-      out[y * stride + x] = (line[x] + pred) & 0xff;
-    }
-  }
-  return { width, height, rgba: out };
-}
-
-/** Luminance variance and the fraction of pixels that are not white. */
-function inkStats(rgba: Uint8Array): { variance: number; ink: number } {
-  let n = 0;
-  let sum = 0;
-  let sumSq = 0;
-  let ink = 0;
-  for (let i = 0; i < rgba.length; i += 4) {
-    const l = 0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2];
-    n++;
-    sum += l;
-    sumSq += l * l;
-    if (l < 250) ink++;
-  }
-  return { variance: sumSq / n - (sum / n) ** 2, ink: ink / n };
-}
 
 const small = (): FigureData => syntheticFigureData({ neurons: 200, inputs: 60, steps: 200, assemblies: 4, seed: 7 });
 
@@ -130,13 +70,7 @@ describe("figure set", () => {
       const file = path.join(dir, "set", name);
       expect(existsSync(file), name).toBe(true);
       expect(html).toContain(`src="${name}"`);
-      const png = decodePng(await readFile(file));
-      expect(png.width, name).toBeGreaterThanOrEqual(800);
-      expect(png.width, name).toBeLessThanOrEqual(1600);
-      expect(png.height, name).toBeGreaterThanOrEqual(300);
-      const { variance, ink } = inkStats(png.rgba);
-      expect(variance, name).toBeGreaterThan(100);
-      expect(ink, name).toBeGreaterThan(0.01);
+      expectFigurePng(await readFile(file), name);
     }
   });
 
@@ -189,6 +123,19 @@ describe("figure set", () => {
     expect(ink).toBeGreaterThan(0.01);
     const spec = rateScatterSpec(d) as { layer: { data: { values: { target: number; rate: number }[] } }[] };
     expect(spec.layer[1].data.values).toHaveLength(d.rates.length);
+  });
+
+  it("adds scaling_factors.png, one line per factor over its target, when the run trains factors", async () => {
+    const d = small();
+    d.history = d.history.map((row, i) => ({ ...row, "scaling_factor/E_E/ratio": 0.5 + i / (2 * d.history.length), "scaling_factor/mitral_I/ratio": 1.4 - i / 100 }));
+    const out = await renderFigureSet(d, path.join(dir, "factors"));
+    expect(out.map((f) => path.basename(f))).toEqual([...EXPECTED, "scaling_factors.png"]);
+    const { variance, ink } = inkStats(decodePng(await readFile(path.join(dir, "factors", "scaling_factors.png"))).rgba);
+    expect(variance).toBeGreaterThan(100);
+    expect(ink).toBeGreaterThan(0.01);
+    const spec = scalingFactorsSpec(d) as { layer: { data: { values: { pair: string }[] } }[] };
+    expect(new Set(spec.layer[1].data.values.map((v) => v.pair))).toEqual(new Set(["E_E", "mitral_I"]));
+    expect(spec.layer[1].data.values).toHaveLength(2 * d.history.length);
   });
 
   it("shows what there is of a short history", async () => {

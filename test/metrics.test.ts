@@ -108,6 +108,10 @@ function recordSomeTraining(m: CoordinatorMetrics): void {
       { cellType: "I", rate: 15, cv: 1 },
     ],
     teacher: { recurrent: { correlation: 0.75, relativeError: 0.5 }, feedforward: { correlation: 0.875, relativeError: 0.25 } },
+    scalingFactors: [
+      { pre: "E", post: "I", value: 1.5, target: 2 },
+      { pre: "mitral", post: "E", value: 0.5, target: 0.5 },
+    ],
   });
 }
 
@@ -163,6 +167,9 @@ describe("CoordinatorMetrics", () => {
     expect(value(exp, "snn_target_membrane_ratio", { cell_type: "E" })).toBe(0.3);
     expect(value(exp, "snn_teacher_weight_correlation", { population: "feedforward" })).toBe(0.875);
     expect(value(exp, "snn_teacher_weight_relative_error", { population: "recurrent" })).toBe(0.5);
+    expect(value(exp, "snn_scaling_factor", { pre: "E", post: "I" })).toBe(1.5);
+    expect(value(exp, "snn_scaling_factor_ratio", { pre: "E", post: "I" })).toBe(0.75);
+    expect(value(exp, "snn_scaling_factor_ratio", { pre: "mitral", post: "E" })).toBe(1);
     expect(value(exp, "snn_workers_connected")).toBe(3);
     expect(value(exp, "snn_epochs_in_flight")).toBe(2);
     expect(value(exp, "snn_worker_failures_total", { reason: "timeout" })).toBe(1);
@@ -220,7 +227,8 @@ describe("CoordinatorMetrics", () => {
         expect(name).toMatch(/_seconds$/);
       }
     }
-    const allowed = new Set(["term", "cell_type", "reason", "phase", "kind", "version", "engine", "node_version", "le", "population"]);
+    // pre, post: cell-type names of a scaling factor, as bounded as cell_type.
+    const allowed = new Set(["term", "cell_type", "reason", "phase", "kind", "version", "engine", "node_version", "le", "population", "pre", "post"]);
     for (const s of exp.samples.filter((x) => x.name.startsWith("snn_"))) {
       for (const label of Object.keys(s.labels)) expect(allowed).toContain(label);
     }

@@ -189,7 +189,7 @@ describe("figure and checkpoint threads", () => {
   it("a dead checkpoint writer thread is a CheckpointError naming the file, on flush and on the next submit", async () => {
     const { CheckpointWriter } = await dist<typeof CheckpointWriterModule>("io/checkpoint-writer.js");
     const net = smallNetwork();
-    const id = { networkHash: "n", trainingHash: "t", seed: 7, numNeurons: 60, numSlots: 5, batchSize: 3, parameterisation: "linear" as const };
+    const id = { networkHash: "n", trainingHash: "t", seed: 7, numNeurons: 60, numSlots: 5, batchSize: 3, parameterisation: "linear" as const, optimise: "weights" as const };
     const w = new CheckpointWriter(id, () => {});
     const path = join(tempDir(), "checkpoint_latest.safetensors");
     const state = initialTrainingState(net.connectome, 1, "linear", "x");

@@ -31,6 +31,7 @@ import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { trainingCosts, trainingGradients } from "./training.js";
+import { allFactors, effectiveWeights, factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 const DEFAULT = "parameters/fitting-activity.toml";
 const QUICKSTART = "parameters/quickstart.toml";
@@ -144,6 +145,42 @@ function coordinatorWork(config: Config, state: StreamState): void {
 }
 
 /**
+ * optimise = "scaling_factors" at default size: the engines' epoch is the same as weight training's; the worker adds
+ * the reduction of per-edge gradients to K×K + K_in×K factor gradients, the coordinator's update is Adam over those
+ * few factors plus W·S for every edge, and a result carries the factor gradients instead of one value per edge.
+ */
+function scalingFactorCosts(config: Config, state: StreamState, epochSeconds: number): void {
+  const spec = loadNetworkSpec(config, generateConnectome(config));
+  const E = spec.rec.pre.length;
+  const F = spec.ff.pre.length;
+  const pairs = specTypePairs(spec);
+  const counts = factorCounts(spec.constants);
+  const grad = { rec: Float32Array.from({ length: E }, (_, i) => Math.sin(i)), ff: Float32Array.from({ length: F }, (_, i) => Math.cos(i)) };
+  const w = { rec: Float32Array.from({ length: E }, (_, i) => 0.1 + (i % 7) / 70), ff: Float32Array.from({ length: F }, (_, i) => 0.1 + (i % 5) / 50) };
+  const reduce = seconds(() => factorLogGradient([{ grad: grad.rec, weight: w.rec, pair: pairs.rec }, { grad: grad.ff, weight: w.ff, pair: pairs.ff }], counts), 9);
+  const factors = { rec: new Float32Array(counts.rec).fill(1), ff: new Float32Array(counts.ff).fill(1) };
+  let current: OptimizedParameters = { weights: [factors.rec, factors.ff], logWeights: [new Float32Array(counts.rec), new Float32Array(counts.ff)], adam: newAdamState([counts.rec, counts.ff]) };
+  const g = factorLogGradient([{ grad: grad.rec, weight: w.rec, pair: pairs.rec }, { grad: grad.ff, weight: w.ff, pair: pairs.ff }], counts);
+  const A = config.simulation.accumulation_interval;
+  const update = seconds(() => {
+    const step = optimizerStep(current, averageGradients(Array.from({ length: A }, () => [g.rec, g.ff])), { learningRate: 5e-2, betas: [0.6, 0.999], eps: 1e-8, maxGradNorm: 1e6 }, ["rec", "ff"], "log-parameters");
+    if (step.applied) current = step.next;
+    const all = allFactors({ rec: current.weights[0], ff: current.weights[1] });
+    effectiveWeights(w.rec, all, pairs.rec);
+    effectiveWeights(w.ff, all, pairs.ff);
+  }, 9);
+  const result = (recGrad: Float32Array, ffGrad: Float32Array) =>
+    encodeMessage({ type: "result", runId: "bench", weightsVersion: 1, epoch: 0, recGrad, ffGrad, finalState: state, activity: null, computeSeconds: 0, losses: { firing_rate: 0, cv: 0, silent_penalty: 0, membrane_variance: 0, van_rossum: 0, total: 0 }, stats: [], rates: new Float32Array(0), cvs: new Float32Array(0), ratios: new Float32Array(0) }).byteLength;
+  const perEdge = result(grad.rec, grad.ff);
+  const perFactor = result(g.rec, g.ff);
+  const stateOnly = result(new Float32Array(0), new Float32Array(0));
+  console.log(`
+4b. optimise = "scaling_factors" at default size (${counts.rec} + ${counts.ff} factors): worker reduction ${(reduce * 1000).toFixed(1)} ms per epoch (${((100 * reduce) / epochSeconds).toFixed(1)}% of an epoch's ${epochSeconds.toFixed(2)} s, which is the same as weight training's)`);
+  console.log(`    coordinator per update: Adam on the factors + W·S for every synapse ${(update * 1000).toFixed(1)} ms`);
+  console.log(`    gradient bytes per result: ${perFactor - stateOnly} B (per-synapse gradients under optimise = "weights": ${((perEdge - stateOnly) / 2 ** 20).toFixed(1)} MiB); the final stream state (${(stateOnly / 2 ** 20).toFixed(1)} MiB) travels either way`);
+}
+
+/**
  * Epochs/s of real runs with 1 and 2 local workers. An update's A epochs are spread over W workers in ceil(A/W)
  * rounds, so the speed-up is bounded by A / ceil(A/W): 1.67× for the default A = 5 on 2 workers, 2× for A = 6.
  */
@@ -234,6 +271,7 @@ async function main(): Promise<void> {
   const { epochSeconds, state } = engineSpeed(config);
   await tfjsRatio();
   coordinatorWork(config, state);
+  scalingFactorCosts(config, state, epochSeconds);
   if (!quick) throughput();
   await figures(epochSeconds, config);
   checkpointSize(config);

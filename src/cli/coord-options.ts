@@ -4,14 +4,19 @@ import yargs from "yargs";
 export const coordinatorCli = (argv: string[]) =>
   yargs(argv)
     .scriptName("snn-coord")
-    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT\n$0 --print-config PARAMS.toml [--epochs K]")
+    .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT\n$0 --print-config PARAMS.toml [--epochs K] [--set KEY=VALUE ...]")
     .command("$0 [params]", "train a network", (y) => y.positional("params", { type: "string", describe: "parameters TOML file" }))
     .option("workers", { type: "number", default: 1, describe: "local worker processes to start (the embedded default)" })
     .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
     .option("bind", { type: "string", describe: "ZeroMQ endpoint to bind (default: ipc socket for local workers, tcp://*:5555 with --external)" })
     .option("min-workers", { type: "number", default: 1, describe: "with --external: start training once this many workers joined" })
     .option("output", { type: "string", describe: "output directory (default runs/<params name>-<timestamp>)" })
-    .option("epochs", { type: "number", describe: "override simulation.epochs" })
+    .option("epochs", { type: "number", describe: "override simulation.epochs (the same as --set simulation.epochs=K)" })
+    .option("set", {
+      type: "string",
+      describe: "override a parameter: a dotted key of the parameters file and a TOML value (--set hyperparameters.learning_rate=0.01); repeatable",
+      coerce: (v: string | string[]) => (Array.isArray(v) ? v : [v]).map(String),
+    })
     .option("resume", { type: "string", describe: "continue a run: 'auto' (latest checkpoint in --output) or a checkpoint path" })
     .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
     .option("force", { type: "boolean", default: false, describe: "start over in a directory that holds an earlier run (removes only what a run writes)" })
@@ -20,7 +25,7 @@ export const coordinatorCli = (argv: string[]) =>
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
     .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
     .option("inspect", { type: "string", describe: "print a checkpoint's epoch, losses and sizes, then exit" })
-    .option("print-config", { type: "boolean", default: false, describe: "print the parameters with every default (and --epochs) filled in, as TOML, then exit" })
+    .option("print-config", { type: "boolean", default: false, describe: "print the parameters with every default (and --epochs, --set) filled in, as TOML, then exit" })
     .check((a) => {
       if (!a.inspect && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
       if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);

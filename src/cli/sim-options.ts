@@ -4,7 +4,7 @@ import yargs from "yargs";
 export function simCli(argv: string[]) {
   return yargs(argv)
     .scriptName("snn-sim")
-    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]")
+    .usage("$0 PARAMS.toml [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--export-teacher FILE] [--figures DIR]")
     .command("$0 <params>", "simulate the network", (y) => y.positional("params", { type: "string", demandOption: true }))
     .option("epochs", { type: "number", default: 10, describe: "epochs to simulate, one stream carried from rest" })
     .option("checkpoint", { type: "string", describe: "use the weights of this checkpoint instead of the initial ones" })
@@ -18,11 +18,19 @@ export function simCli(argv: string[]) {
       type: "string",
       describe: "write per-neuron rates, CVs and membrane ratios (first epoch dropped as warm-up) and the weights as a targets file",
     })
+    .option("export-teacher", {
+      type: "string",
+      describe:
+        "with --teacher: record the teacher's input and output spike trains of accumulation_interval streams × --epochs epochs (bit-packed safetensors) for [targets] teacher_spikes",
+    })
     .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
     .check((a) => {
       if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);
       if (a["export-targets"] !== undefined && a.epochs < 2)
         throw new Error(`--export-targets: needs --epochs ≥ 2 (the first epoch is dropped as warm-up), got ${a.epochs}`);
+      if (a["export-teacher"] !== undefined && !a.teacher) throw new Error("--export-teacher: records the teacher; add --teacher (with --checkpoint for a trained teacher)");
+      if (a["export-teacher"] !== undefined && (a.export !== undefined || a["export-targets"] !== undefined || a.figures !== undefined))
+        throw new Error("--export-teacher: simulates one stream per accumulation interval epoch; run --export, --export-targets and --figures separately");
       return true;
     })
     .strict()

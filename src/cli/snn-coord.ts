@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * snn-coord PARAMS [--workers N | --external --bind tcp://*:5555 [--min-workers M]] [--output DIR] [--resume [auto|PATH]]
+ * snn-coord PARAMS [--workers N | --external --bind tcp://*:5555 [--min-workers M]] [--output DIR] [--resume [auto|PATH]] [--set KEY=VALUE ...]
  * The coordinator: owns the training state, spreads epochs over workers, reduces, steps Adam, logs and checkpoints.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,15 +8,14 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { hideBin } from "yargs/helpers";
 import { coordinatorCli } from "./coord-options.js";
-import { ConfigError, parametersToml, withEpochs } from "../model/config.js";
-import { loadConfig } from "../io/parameters-file.js";
+import { ConfigError, parametersToml } from "../model/config.js";
 import { CheckpointError, checkpointSummary } from "../io/checkpoint.js";
 import { CheckpointWriter } from "../io/checkpoint-writer.js";
 import { MetadataFile, RunDirError } from "../io/run-dir.js";
 import { FileWriteError } from "../platform/atomic-file.js";
 import { MetricsPortError } from "../platform/metrics-server.js";
 import { BindError, EpochFailedError, InterruptedError, NoWorkersError, WorkerPool } from "../distributed/worker-pool.js";
-import { openRunDirectory, setUpRun } from "../training/run-setup.js";
+import { openRunDirectory, runParameters, setUpRun } from "../training/run-setup.js";
 import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
 import { CoordinatorReports, localWorkerMetricsPorts, serveCoordinatorMetrics, startCoordinatorReports } from "../report/coordinator-reports.js";
@@ -36,14 +35,14 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args["print-config"]) {
-    process.stdout.write(parametersToml(withEpochs(loadConfig(String(args.params)).config, args.epochs)));
+    process.stdout.write(parametersToml(runParameters({ params: String(args.params), set: args.set, epochs: args.epochs }).effectiveConfig));
     return 0;
   }
 
   const signals = handleSignals(log);
   // Everything that can be refused (parameters, files, checkpoint, the metrics port) is checked before the run
   // directory is touched.
-  const run = setUpRun({ params: String(args.params), epochs: args.epochs, output: args.output, resume: args.resume, fallback: args.fallback }, log);
+  const run = setUpRun({ params: String(args.params), epochs: args.epochs, set: args.set, output: args.output, resume: args.resume, fallback: args.fallback }, log);
   const { config, spec, state, outputDir } = run;
   const external = args.external;
   const metrics = await serveCoordinatorMetrics(args["metrics-port"], log);
@@ -65,7 +64,7 @@ async function main(): Promise<number> {
     events: reports.poolEvents((worker, engine) => metadata.workerJoined(worker, engine)),
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
-  const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher }, state);
+  const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher, factorTargets: run.factorTargets }, state);
   signals.attach(() => trainer.requestStop(), (why) => pool.interrupt(why), (why) => metadata.finish("interrupted", undefined, why));
   const ending = { pool, reports, metadata, outputDir, epoch: () => state.epoch, log };
 

@@ -3,7 +3,8 @@
  * snn-sim PARAMS [--epochs K] [--checkpoint FILE] [--teacher] [--export FILE] [--export-targets FILE] [--figures DIR]:
  * simulates the network a run would start from (or a checkpoint's) as one stream of epochs from rest, prints
  * per-cell-type statistics, and can export one epoch with its gradients for cross-checking in Python, per-neuron
- * targets and weights for teacher-student fitting, and the figure set.
+ * targets and weights for teacher-student fitting, and the figure set. `--teacher --export-teacher FILE` records the
+ * teacher's input and output spike trains of every stream instead (io/teacher-recording.ts).
  */
 import { simCli } from "./sim-options.js";
 import { hideBin } from "yargs/helpers";
@@ -12,16 +13,19 @@ import { Config, ConfigError } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { Connectome, generateConnectome } from "../model/connectome.js";
 import { FigureData } from "../report/figure-data.js";
-import { poissonInputs } from "../model/inputs.js";
-import { NetworkSpec } from "../model/network.js";
+import { epochInputs, NetworkSpec } from "../model/network.js";
 import { loadNetworkSpec } from "../io/network-files.js";
 import { Tensor } from "../platform/safetensors.js";
 import { pooledStats } from "../model/statistics.js";
 import { writeTargetsFile } from "../io/targets-file.js";
-import { CheckpointError, readCheckpoint } from "../io/checkpoint.js";
+import { recordTeacher, recordingSettings, writeTeacherRecording } from "../io/teacher-recording.js";
+import { replayStartsFromRest } from "../model/teacher-replay.js";
+import { CheckpointError, initialTrainingState, readCheckpoint } from "../io/checkpoint.js";
 import { figureTargets, networkView } from "../report/figures/network-view.js";
+import { recordedTeacherFigureData } from "../report/teacher-figure-data.js";
 import { checkpointIdentity } from "../io/identity.js";
-import { studentInitialWeights, teacherWeights } from "../training/student.js";
+import { freshStart, teacherWeights } from "../training/student.js";
+import { simulatedConfig, simulatedConnectome } from "../model/teacher-forcing.js";
 import { EpochResult, epochSteps, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { StreamStatistics } from "../engine/stream-statistics.js";
@@ -29,16 +33,23 @@ import { StreamStatistics } from "../engine/stream-statistics.js";
 class UsageError extends Error {}
 
 /**
- * The teacher is the parameters' own network: its targets file, student table and van Rossum loss describe a student
- * (and may name the very file being exported), so they are set aside and one parameters file serves both roles.
+ * The teacher is the parameters' own network: its targets file, teacher recording, student table and van Rossum loss
+ * describe a student (and may name the very file being exported), so they are set aside and one parameters file
+ * serves both roles.
  */
 function teacherConfig(config: Config): Config {
   return {
     ...config,
-    targets: { ...config.targets, file: undefined },
+    targets: { ...config.targets, file: undefined, teacher_spikes: undefined },
     hyperparameters: { ...config.hyperparameters, loss_weight: { ...config.hyperparameters.loss_weight, van_rossum: 0 } },
-    student: { init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1 },
+    student: { init: "generated", perturbation: "none", perturbation_sigma: 0, scale: 1, noise_frac: 0, noise_rescale: "global", weight_perturbation_variance: 0, mode: "recurrent" },
   };
+}
+
+/** The weights a fresh training run starts with (the student's, with its scaling factors applied). */
+function freshWeights(config: Config, connectome: Connectome, spec: NetworkSpec): { recWeight: Float32Array; ffWeight: Float32Array } {
+  const start = freshStart(config, connectome, spec, teacherWeights(config, connectome));
+  return initialTrainingState(start.weights, 1, config.hyperparameters.parameterisation, "", start.factors);
 }
 
 async function main(): Promise<number> {
@@ -52,7 +63,7 @@ async function main(): Promise<number> {
   const config = args.teacher ? teacherConfig(loaded) : loaded;
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
-  let { recWeight, ffWeight } = args.teacher ? connectome : studentInitialWeights(config, connectome, teacherWeights(config, connectome));
+  let { recWeight, ffWeight } = args.teacher ? connectome : freshWeights(config, connectome, spec);
   if (args.checkpoint) {
     const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);
     recWeight = ck.state.recWeight;
@@ -61,6 +72,11 @@ async function main(): Promise<number> {
   }
   const engine = new SparseCpuEngine(spec);
   const T = epochSteps(spec);
+  if (args["export-teacher"]) return exportTeacher(args["export-teacher"], config, connectome, spec, engine, { recWeight, ffWeight }, args.epochs);
+  // A student replaying a recorded teacher simulates the recording's stream 0 as training does: epochs 0, A, 2A, …,
+  // from rest at the start of every pass over the recording.
+  const recording = spec.teacherRecording;
+  const globalEpoch = (e: number) => (recording ? e * (recording.trials / spec.batchSize) : e);
   const targetsFile = args["export-targets"];
   const streamStats = targetsFile ? new StreamStatistics(spec.batchSize, T, spec.constants.theta, spec.constants.dt) : null;
   let state: StreamState | null = null;
@@ -68,8 +84,9 @@ async function main(): Promise<number> {
   const stats = [];
   for (let e = 0; e < args.epochs; e++) {
     const isLast = e === args.epochs - 1;
-    const initial = state;
-    const task = { epoch: e, initialState: state, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
+    const epoch = globalEpoch(e);
+    const initial = recording && replayStartsFromRest(recording, epoch, spec.batchSize, T) ? null : state;
+    const task = { epoch, initialState: initial, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
     last = engine.runEpochSync(task);
     stats.push(last);
     state = last.finalState;
@@ -79,17 +96,13 @@ async function main(): Promise<number> {
       streamStats.add({ trials: spec.batchSize, steps: T, neurons: N, sb: T * N, st: N, sj: 1, spikes, voltages, voltageOffset: 0 });
     }
     if (isLast && args.export) {
-      exportEpoch(args.export, spec, e, initial, recWeight, ffWeight, engine, last);
+      exportEpoch(args.export, spec, epoch, initial, recWeight, ffWeight, engine, last);
       console.log(`exported epoch ${e} to ${args.export}`);
     }
   }
   const seconds = (args.epochs * spec.batchSize * T * spec.constants.dt) / 1000;
   console.log(`simulated ${args.epochs} epochs × ${spec.batchSize} trials × ${T} steps (${seconds.toFixed(1)} s of network time per trial summed)`);
-  for (const s of pooledStats(stats, spec.constants.cellType, spec.cellTypeNames)) {
-    console.log(
-      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%, membrane ratio ${s.ratioMean.toFixed(3)}`,
-    );
-  }
+  printStats(stats, spec);
   if (targetsFile && streamStats) {
     writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
     console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
@@ -113,16 +126,47 @@ async function renderLastEpoch(
   const data: FigureData = {
     epoch: epochs,
     totalEpochs: epochs,
-    network: { ...networkView(config, connectome), recWeight: weights.recWeight, ffWeight: weights.ffWeight },
+    network: { ...networkView(simulatedConfig(config), simulatedConnectome(config, connectome)), recWeight: weights.recWeight, ffWeight: weights.ffWeight },
     activity: last.activity!,
     rates: last.rates,
     cvs: last.cvs,
     targets: figureTargets(config, spec),
     history: [],
     rasterNeurons: config.plotting.raster_neurons,
+    teacher: recordedTeacherFigureData(spec, last.activity!.epoch),
   };
   const files = await renderFigureSet(data, dir);
   console.log(`wrote ${files.length} figures of the last epoch to ${dir}`);
+}
+
+/** `snn-sim --teacher --export-teacher FILE`: the teacher's spike trains of accumulation_interval streams × `epochs` epochs. */
+function exportTeacher(
+  file: string,
+  config: Config,
+  connectome: Connectome,
+  spec: NetworkSpec,
+  engine: SparseCpuEngine,
+  weights: { recWeight: Float32Array; ffWeight: Float32Array },
+  epochs: number,
+): number {
+  const streams = config.simulation.accumulation_interval;
+  const { recording, results } = recordTeacher(engine, spec, weights, streams, epochs);
+  printStats(results, spec);
+  writeTeacherRecording(file, { ...recordingSettings(config, connectome), recording, seed: config.simulation.seed });
+  const mb = (recording.inputs.byteLength + recording.outputs.byteLength) / 1e6;
+  console.log(
+    `wrote the teacher's spike trains (${streams} streams × ${spec.batchSize} trials × ${recording.steps} steps of ${recording.numInputs} inputs and ` +
+      `${recording.numNeurons} neurons, ${mb.toFixed(1)} MB bit-packed) to ${file}`,
+  );
+  return 0;
+}
+
+function printStats(stats: EpochResult[], spec: NetworkSpec): void {
+  for (const s of pooledStats(stats, spec.constants.cellType, spec.cellTypeNames)) {
+    console.log(
+      `${s.cellType}: rate ${s.rateMean.toFixed(3)} ± ${s.rateStd.toFixed(3)} Hz, CV ${s.cvMean.toFixed(2)} ± ${s.cvStd.toFixed(2)}, active ${(100 * s.activeFraction).toFixed(1)}%, membrane ratio ${s.ratioMean.toFixed(3)}`,
+    );
+  }
 }
 
 function exportEpoch(
@@ -175,7 +219,7 @@ function exportEpoch(
     target_rate: f32(Float32Array.from(spec.targets.rate), [N]),
     target_alpha: f32(Float32Array.from(spec.targets.alpha), [N]),
     target_ratio: f32(Float32Array.from(spec.targets.ratio), [N]),
-    input_spikes: { dtype: "U8", shape: [B, T, M], data: poissonInputs(spec.seed, epoch, B, T, spec.inputProbability).data },
+    input_spikes: { dtype: "U8", shape: [B, T, M], data: epochInputs(spec, epoch, { trials: B, steps: T, numInputs: M, data: new Uint8Array(B * T * M) }).data },
     initial_v: f32(init.v, [B, N]),
     initial_g: f32(gRec, [B, N, 2, slotsRec]),
     initial_g_ff: f32(gFf, [B, N, 2, S - slotsRec]),

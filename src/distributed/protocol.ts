@@ -11,15 +11,18 @@ import { EdgeList } from "../model/connectome.js";
 import { LossTerms, LossWeights, NeuronTargets } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
 import { NetworkSpec } from "../model/network.js";
+import { packedWidth, TeacherRecording } from "../model/teacher-replay.js";
 import { CellTypeStats } from "../model/statistics.js";
 import { EpochResult, StreamState, TrialActivity } from "../engine/engine.js";
-import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nullable, number, optional, real, record, string } from "../platform/validate.js";
+import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nullable, number, optional, real, record, string, u8 } from "../platform/validate.js";
 
 /**
  * 2: per-neuron CV targets, van Rossum loss and teacher weights in the network, the van_rossum loss term.
  * 3: forward-only (burn-in) assignments. 4: `ready`: a worker gets epochs only once it has built the network.
+ * 5: the double-exponential van Rossum kernel in the network; scaling-factor training (results reduced per type pair);
+ *    a teacher's recorded spike trains (`[targets] teacher_spikes`, bit-packed) travel in the network.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -181,6 +184,15 @@ const constants = record<ModelConstants>(
   },
 );
 
+const recording = record<TeacherRecording>({
+  trials: positiveCount,
+  steps: positiveCount,
+  numInputs: positiveCount,
+  numNeurons: positiveCount,
+  inputs: u8((r) => r.trials * r.steps * packedWidth(r.numInputs)),
+  outputs: u8((r) => r.trials * r.steps * packedWidth(r.numNeurons)),
+});
+
 const spec = record<NetworkSpec>(
   {
     hash: id,
@@ -201,9 +213,12 @@ const spec = record<NetworkSpec>(
       membrane_variance: number(),
       van_rossum: number(),
     }),
-    vanRossumTau: nonNegative,
+    vanRossum: record<NetworkSpec["vanRossum"]>({ tauRise: nonNegative, tauDecay: nonNegative }),
     teacherRecWeight: optional(f32((s) => s.rec.pre.length)),
     teacherFfWeight: optional(f32((s) => s.ff.pre.length)),
+    teacherRecording: optional(recording),
+    reduceToScalingFactors: optional((v, at) => (v === true ? true : at.fail(`expected true or absent, got ${String(v)}`))),
+    teacherForcing: optional(record<{ inputTypes: number }>({ inputTypes: count })),
     cellTypeNames: names,
     plotTrial: count,
   },
@@ -213,6 +228,12 @@ const spec = record<NetworkSpec>(
     if (s.rec.numPre !== N || s.rec.numPost !== N || s.ff.numPre !== s.constants.numInputs || s.ff.numPost !== N)
       at.fail("edge list sizes do not match the neuron counts");
     if ((s.teacherRecWeight === undefined) !== (s.teacherFfWeight === undefined)) at.fail("teacherRecWeight and teacherFfWeight travel together");
+    const r = s.teacherRecording;
+    const epochSteps = s.chunkSteps * s.chunksPerEpoch;
+    // A teacher-forced network's inputs are the recording's inputs followed by its N recorded neurons.
+    const recordedInputs = s.teacherForcing ? s.constants.numInputs - N : s.constants.numInputs;
+    if (r && (r.numNeurons !== N || r.numInputs !== recordedInputs || r.trials % s.batchSize !== 0 || r.steps % epochSteps !== 0))
+      at.key("teacherRecording").fail(`${r.trials} trials × ${r.steps} steps of ${r.numInputs} inputs and ${r.numNeurons} neurons do not fit the network (whole streams of ${s.batchSize} trials, whole epochs of ${epochSteps} steps)`);
   },
 );
 

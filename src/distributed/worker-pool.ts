@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { Router } from "zeromq";
 import { NetworkSpec } from "../model/network.js";
 import { firstNonFinite } from "../model/optimizer.js";
+import { factorCounts } from "../model/scaling-factors.js";
 import {
   AssignMessage,
   decodeMessage,
@@ -492,8 +493,9 @@ export class WorkerPool {
     const N = this.spec.constants.numNeurons;
     const S = this.spec.constants.numSlots;
     const B = this.spec.batchSize;
-    // A burn-in epoch's result has empty gradients.
-    const [rec, ff] = withGradient ? [this.spec.rec.pre.length, this.spec.ff.pre.length] : [0, 0];
+    // A burn-in epoch's result has empty gradients; scaling-factor training reduces them to one value per type pair.
+    const factors = factorCounts(this.spec.constants, this.spec.teacherForcing?.inputTypes);
+    const [rec, ff] = !withGradient ? [0, 0] : this.spec.reduceToScalingFactors ? [factors.rec, factors.ff] : [this.spec.rec.pre.length, this.spec.ff.pre.length];
     if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
     if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
     if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";

@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import { Dealer } from "zeromq";
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError, AssignMessage } from "./protocol.js";
 import { NetworkSpec } from "../model/network.js";
-import { Engine } from "../engine/engine.js";
+import { Engine, EpochResult } from "../engine/engine.js";
+import { factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 /** The gradients of a burn-in (forward-only) epoch's result. */
 const NO_GRADIENT = new Float32Array(0);
@@ -30,6 +31,8 @@ export class WorkerProcess {
   private readonly socket = new Dealer({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 0 });
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private spec: NetworkSpec | null = null;
+  /** Per edge, its connection-type pair, when the network trains scaling factors (spec.reduceToScalingFactors). */
+  private typePairs: { rec: Int32Array; ff: Int32Array } | null = null;
   private engine: Engine | null = null;
   /** The weights of the current version; epochs of an interval all use it. */
   private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;
@@ -129,11 +132,28 @@ export class WorkerProcess {
     return this.sendChain;
   }
 
+  /** The gradients a result carries: per edge, or reduced to ∂L/∂ln S per type pair; empty without a gradient. */
+  private resultGradients(r: EpochResult, w: { rec: Float32Array; ff: Float32Array }): { recGrad: Float32Array; ffGrad: Float32Array } {
+    if (!r.recGrad || !r.ffGrad) return { recGrad: NO_GRADIENT, ffGrad: NO_GRADIENT };
+    const pairs = this.typePairs;
+    if (!pairs) return { recGrad: r.recGrad, ffGrad: r.ffGrad };
+    const counts = factorCounts(this.spec!.constants, this.spec!.teacherForcing?.inputTypes);
+    const g = factorLogGradient(
+      [
+        { grad: r.recGrad, weight: w.rec, pair: pairs.rec },
+        { grad: r.ffGrad, weight: w.ff, pair: pairs.ff },
+      ],
+      counts,
+    );
+    return { recGrad: g.rec, ffGrad: g.ff };
+  }
+
   private async setNetwork(spec: NetworkSpec): Promise<void> {
     if (this.spec?.hash === spec.hash) return;
     this.engine?.dispose();
     this.spec = spec;
     this.weights = null;
+    this.typePairs = spec.reduceToScalingFactors ? specTypePairs(spec) : null;
     this.engine = await this.opts.createEngine(spec);
     this.log(`network ${spec.hash.slice(0, 12)}: ${spec.constants.numNeurons} neurons, ${spec.rec.pre.length} recurrent + ${spec.ff.pre.length} feedforward synapses, engine ${this.engine.kind}`);
   }
@@ -148,26 +168,19 @@ export class WorkerProcess {
     }
     if (!this.weights || this.weights.version !== a.weightsVersion) return fail(`weights version ${a.weightsVersion} not held`);
     const started = performance.now();
+    const weights = this.weights;
     try {
       const r = await this.engine.runEpoch({
         epoch: a.epoch,
         initialState: a.initialState,
-        recWeight: this.weights.rec,
-        ffWeight: this.weights.ff,
+        recWeight: weights.rec,
+        ffWeight: weights.ff,
         computeGradient: a.computeGradient,
         recordActivity: a.recordActivity,
       });
       const seconds = (performance.now() - started) / 1000;
       this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
-      await this.send({
-        ...r,
-        type: "result",
-        runId: a.runId,
-        weightsVersion: a.weightsVersion,
-        recGrad: r.recGrad ?? NO_GRADIENT,
-        ffGrad: r.ffGrad ?? NO_GRADIENT,
-        computeSeconds: seconds,
-      });
+      await this.send({ ...r, type: "result", runId: a.runId, weightsVersion: a.weightsVersion, ...this.resultGradients(r, weights), computeSeconds: seconds });
     } catch (e) {
       this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);
       await fail((e as Error).message);

@@ -54,7 +54,7 @@ export interface EpochSummary extends EpochStatistics {
 
 /**
  * The epoch's losses, statistics and gradient coefficients from its activity `a` and that activity's summaries.
- * With a teacher (spec.teacherRecWeight), `teacherSpikes` holds its spikes of the epoch in the same layout as the
+ * With a teacher (spec.teacherRecWeight, or a recording: spec.teacherRecording), `teacherSpikes` holds its spikes of the epoch in the same layout as the
  * student's, and `spikeStepGrad` (same indices) receives the van Rossum term's dL/dS when the gradient is requested.
  */
 export function summarizeEpoch(
@@ -108,7 +108,7 @@ export function summarizeEpoch(
     silent_penalty: silentPenaltyLoss(counts, durationS, spec.targets.alpha, spikeGrad, w.silent_penalty),
     membrane_variance: membraneVarianceLoss(meanV, stdV, T, spec.targets.theta, spec.targets.ratio, coefs, w.membrane_variance),
     van_rossum: teacherSpikes
-      ? vanRossumLoss(a, a.spikes, teacherSpikes, spec.constants.dt, spec.vanRossumTau, withGradient ? spikeStepGrad : null, w.van_rossum)
+      ? vanRossumLoss(a, a.spikes, teacherSpikes, spec.constants.dt, spec.vanRossum, withGradient ? spikeStepGrad : null, w.van_rossum)
       : 0,
   };
   const rates = Float32Array.from(counts, (c) => c / durationS);

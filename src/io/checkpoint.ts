@@ -12,7 +12,10 @@
  *     gets them directly.
  * Both are read; version 2 is written. Runs with parameterisation = "log" also store what Adam optimises, θ = ln w, as
  * rec_log_weight / ff_log_weight (the weights are stored as always); `parameterisation` in the metadata says which
- * (absent = "linear", as every earlier checkpoint).
+ * (absent = "linear", as every earlier checkpoint). Runs that train scaling factors (optimise = "scaling_factors*",
+ * metadata `optimise`; absent = "weights") store the fixed base weights W as rec_base_weight / ff_base_weight, the
+ * factors S as rec_scaling_factor [K, K] / ff_scaling_factor [K_in, K], θ = ln S as rec_log_scaling_factor /
+ * ff_log_scaling_factor, and Adam's moments of θ under the usual adam_* names; rec_weight / ff_weight hold W·S.
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -22,6 +25,7 @@ import { encodeSafetensors, SafetensorsError, Tensor } from "../platform/safeten
 import { CodecError, decodeShuffleDeflate, encodeShuffleDeflate, SHUFFLE4_DEFLATE } from "../platform/shuffle-deflate.js";
 import { StreamState } from "../engine/engine.js";
 import { AdamState, expWeights, logWeights as logWeightsOf, newAdamState, Parameterisation } from "../model/optimizer.js";
+import { allFactors, effectiveWeights, Optimise, OPTIMISE_MODES, ScalingFactors } from "../model/scaling-factors.js";
 
 export const CHECKPOINT_FORMAT_VERSION = "2";
 const READABLE_FORMAT_VERSIONS = ["1", "2"];
@@ -47,7 +51,10 @@ export interface TrainingState {
   ffWeight: Float32Array;
   /** θ = ln w, what Adam optimises under parameterisation = "log" (the weights are then e^θ); null under "linear". */
   logWeights: { rec: Float32Array; ff: Float32Array } | null;
+  /** Adam's state of what is optimised: the weights (or θ = ln w), or θ = ln S of the scaling factors. */
   adam: AdamState;
+  /** Under optimise = "scaling_factors*" (else null): recWeight and ffWeight are then W·S. */
+  factors: FactorState | null;
   /** Carried neuron state of each stream; null while a stream has not started (rest). */
   streams: (StreamState | null)[];
   bestLoss: number;
@@ -55,6 +62,16 @@ export interface TrainingState {
   /** W&B run id, so that a resumed run appends to the same run. */
   wandbRunId: string;
   counters: TrainingCounters;
+}
+
+/** What scaling-factor training holds: the fixed weights W, the factors S = e^θ, θ = ln S (what Adam optimises). */
+export interface FactorState {
+  base: { rec: Float32Array; ff: Float32Array };
+  value: ScalingFactors;
+  log: ScalingFactors;
+  /** Rows (pre types) of each part's factor matrix: K recurrent and K_in input types; columns are the K cell types. */
+  recTypes: number;
+  inputTypes: number;
 }
 
 /** Bookkeeping of the stopping rules, carried through checkpoints so that a resumed run stops where it would have. */
@@ -79,23 +96,43 @@ export interface CheckpointIdentity {
   numSlots: number;
   batchSize: number;
   parameterisation: Parameterisation;
+  optimise: Optimise;
 }
 
-/** A fresh run's state: the given initial weights (and their logarithms under parameterisation = "log"), rest streams. */
+/** How a fresh run trains its scaling factors: the initial factors and each edge's type pair (scaling-factors.ts). */
+export interface FactorTraining {
+  initial: ScalingFactors;
+  pairs: { rec: Int32Array; ff: Int32Array };
+  recTypes: number;
+  inputTypes: number;
+}
+
+/**
+ * A fresh run's state: the given initial weights (and their logarithms under parameterisation = "log"), rest streams;
+ * with `factors`, the weights are the fixed W and Adam optimises θ = ln S instead.
+ */
 export function initialTrainingState(
   weights: { recWeight: Float32Array; ffWeight: Float32Array },
   streams: number,
   parameterisation: Parameterisation,
   wandbRunId: string,
+  factors: FactorTraining | null = null,
 ): TrainingState {
-  const logWeights = parameterisation === "log" ? { rec: logWeightsOf(weights.recWeight), ff: logWeightsOf(weights.ffWeight) } : null;
+  const logWeights = !factors && parameterisation === "log" ? { rec: logWeightsOf(weights.recWeight), ff: logWeightsOf(weights.ffWeight) } : null;
+  let factorState: FactorState | null = null;
+  if (factors) {
+    const log = { rec: logWeightsOf(factors.initial.rec), ff: logWeightsOf(factors.initial.ff) };
+    // S = e^θ from the start, as every later step makes it.
+    factorState = { base: { rec: weights.recWeight, ff: weights.ffWeight }, value: { rec: expWeights(log.rec), ff: expWeights(log.ff) }, log, recTypes: factors.recTypes, inputTypes: factors.inputTypes };
+  }
   return {
     epoch: 0,
     // Under "log" the weights are e^θ from the start, as every later step makes them.
-    recWeight: logWeights ? expWeights(logWeights.rec) : weights.recWeight,
-    ffWeight: logWeights ? expWeights(logWeights.ff) : weights.ffWeight,
+    recWeight: factorState ? effectiveWeights(weights.recWeight, allFactors(factorState.value), factors!.pairs.rec) : logWeights ? expWeights(logWeights.rec) : weights.recWeight,
+    ffWeight: factorState ? effectiveWeights(weights.ffWeight, allFactors(factorState.value), factors!.pairs.ff) : logWeights ? expWeights(logWeights.ff) : weights.ffWeight,
     logWeights,
-    adam: newAdamState([weights.recWeight.length, weights.ffWeight.length]),
+    adam: newAdamState(factorState ? [factorState.value.rec.length, factorState.value.ff.length] : [weights.recWeight.length, weights.ffWeight.length]),
+    factors: factorState,
     streams: Array.from({ length: streams }, () => null),
     bestLoss: Infinity,
     losses: null,
@@ -144,6 +181,7 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     ["adam_m_ff", f32(s.adam.m[1])],
     ["adam_v_ff", f32(s.adam.v[1])],
     ...(s.logWeights ? [["rec_log_weight", f32(s.logWeights.rec)] as [string, Tensor], ["ff_log_weight", f32(s.logWeights.ff)] as [string, Tensor]] : []),
+    ...(s.factors ? factorTensors(s.factors) : []),
     encode("stream_v", streamV, [A, B, N]),
     encode("stream_g", streamG, [A, 2, S, B, N]),
     ["stream_started", { dtype: "U8", shape: [A], data: started }],
@@ -160,11 +198,25 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     rng: JSON.stringify({ generator: "xoshiro128** keyed by (seed, purpose, epoch, trial)", seed: id.seed, next_epoch: s.epoch }),
     wandb_run_id: s.wandbRunId,
     parameterisation: s.logWeights ? "log" : "linear",
+    ...(s.factors ? { optimise: id.optimise } : {}),
     counters: JSON.stringify(s.counters),
     [ENCODED_TENSORS_KEY]: JSON.stringify(encoded),
     created: new Date().toISOString(),
   };
   return encodeSafetensors(tensors, metadata);
+}
+
+function factorTensors(f: FactorState): [string, Tensor][] {
+  const K = f.value.rec.length / f.recTypes;
+  const matrix = (data: Float32Array, rows: number) => f32(data, [rows, K]);
+  return [
+    ["rec_base_weight", f32(f.base.rec)],
+    ["ff_base_weight", f32(f.base.ff)],
+    ["rec_scaling_factor", matrix(f.value.rec, f.recTypes)],
+    ["ff_scaling_factor", matrix(f.value.ff, f.inputTypes)],
+    ["rec_log_scaling_factor", matrix(f.log.rec, f.recTypes)],
+    ["ff_log_scaling_factor", matrix(f.log.ff, f.inputTypes)],
+  ];
 }
 
 /** Format 1's element-major g[e·C + c] (e = b·N + j, C = 2·S) into the canonical slot-major out[c·E + e]. */
@@ -215,6 +267,9 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
     fail(`checkpoint format version ${metadata.format_version} is not supported (this build reads versions ${READABLE_FORMAT_VERSIONS.join(" and ")})`);
   const parameterisation = metadata.parameterisation ?? "linear";
   if (parameterisation !== "linear" && parameterisation !== "log") fail(`unknown parameterisation ${JSON.stringify(parameterisation)}`);
+  const optimise = (metadata.optimise ?? "weights") as Optimise;
+  if (!OPTIMISE_MODES.includes(optimise)) fail(`unknown optimise mode ${JSON.stringify(optimise)}`);
+  if (id && optimise !== id.optimise) fail(`the checkpoint was trained with hyperparameters.optimise = "${optimise}", these parameters say "${id.optimise}"; a run keeps what it trains`);
   if (id && parameterisation !== id.parameterisation)
     fail(`the checkpoint was trained with hyperparameters.parameterisation = "${parameterisation}", these parameters say "${id.parameterisation}"; a run keeps its parameterisation`);
   if (id && metadata.network_hash !== id.networkHash)
@@ -233,8 +288,10 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   const adam: AdamState = { step: Number(metadata.step), m: [F("adam_m_rec"), F("adam_m_ff")], v: [F("adam_v_rec"), F("adam_v_ff")] };
   const logWeights = parameterisation === "log" ? { rec: F("rec_log_weight"), ff: F("ff_log_weight") } : null;
   if (logWeights && (logWeights.rec.length !== recWeight.length || logWeights.ff.length !== ffWeight.length)) fail("log-space weights do not match the weights");
-  if (adam.m[0].length !== recWeight.length || adam.v[0].length !== recWeight.length || adam.m[1].length !== ffWeight.length || adam.v[1].length !== ffWeight.length)
-    fail("optimizer moments do not match the weights");
+  const factors = optimise === "weights" ? null : readFactors(get, recWeight.length, ffWeight.length, fail);
+  const [recParams, ffParams] = factors ? [factors.value.rec.length, factors.value.ff.length] : [recWeight.length, ffWeight.length];
+  if (adam.m[0].length !== recParams || adam.v[0].length !== recParams || adam.m[1].length !== ffParams || adam.v[1].length !== ffParams)
+    fail(`optimizer moments do not match the ${factors ? "scaling factors" : "weights"}`);
   const version1 = metadata.format_version === "1";
   const readStream = version1 ? (name: string) => get(name, "F32") : decoder(path, tensors, metadata);
   const vT = readStream("stream_v");
@@ -271,6 +328,7 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
       ffWeight,
       logWeights,
       adam,
+      factors,
       streams,
       bestLoss: jsonToNumber(JSON.parse(metadata.best_loss ?? '"Infinity"')),
       losses,
@@ -286,6 +344,23 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
       codec: metadata.format_version === "1" ? "none" : SHUFFLE4_DEFLATE,
     },
   };
+}
+
+/** The scaling-factor tensors of a checkpoint that trains them, checked against each other and the weights. */
+function readFactors(get: (name: string, dtype: string) => Tensor, recEdges: number, ffEdges: number, fail: (what: string) => never): FactorState {
+  const base = { rec: get("rec_base_weight", "F32").data as Float32Array, ff: get("ff_base_weight", "F32").data as Float32Array };
+  if (base.rec.length !== recEdges || base.ff.length !== ffEdges) fail("base weights do not match the weights");
+  const matrix = (name: string) => {
+    const t = get(name, "F32");
+    if (t.shape.length !== 2) fail(`tensor "${name}" must be 2-D [pre types, post types], got [${t.shape}]`);
+    return t;
+  };
+  const [rec, ff, logRec, logFf] = ["rec_scaling_factor", "ff_scaling_factor", "rec_log_scaling_factor", "ff_log_scaling_factor"].map(matrix);
+  const K = rec.shape[1];
+  if (rec.shape[0] !== K || ff.shape[1] !== K || String(logRec.shape) !== String(rec.shape) || String(logFf.shape) !== String(ff.shape))
+    fail(`scaling factor shapes do not agree (rec [${rec.shape}], ff [${ff.shape}], log rec [${logRec.shape}], log ff [${logFf.shape}])`);
+  const data = (t: Tensor) => t.data as Float32Array;
+  return { base, value: { rec: data(rec), ff: data(ff) }, log: { rec: data(logRec), ff: data(logFf) }, recTypes: K, inputTypes: ff.shape[0] };
 }
 
 /** The stopping-rule counters (absent in checkpoints written before they existed: all zero). */
@@ -372,6 +447,8 @@ export function checkpointSummary(path: string): Record<string, unknown> {
     streams: s.streams.length,
     streams_started: s.streams.filter(Boolean).length,
     parameterisation: info.metadata.parameterisation ?? "linear",
+    optimise: info.metadata.optimise ?? "weights",
+    ...(s.factors ? { scaling_factors: { recurrent: Array.from(s.factors.value.rec), feedforward: Array.from(s.factors.value.ff) } } : {}),
     counters: s.counters,
     format_version: info.metadata.format_version,
     file_bytes: info.fileBytes,

@@ -5,11 +5,12 @@ import { CheckpointIdentity } from "./checkpoint.js";
 
 /**
  * Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport).
- * A targets file counts by its contents, which the network hash covers, not by its path: a moved run still resumes.
+ * A targets file (or teacher recording) counts by its contents, which the network hash covers, not by its path: a
+ * moved run still resumes.
  */
 export function trainingHash(config: Config): string {
   const { epochs: _e, checkpoint_interval: _c, ...simulation } = config.simulation;
-  const { file: _f, ...targets } = config.targets;
+  const { file: _f, teacher_spikes: _s, ...targets } = config.targets;
   // When to stop (patience, max_skipped_updates) changes no update's result, so a resume may change it.
   const { patience: _p, max_skipped_updates: _m, ...hyperparameters } = config.hyperparameters;
   return hashValue({ simulation, hyperparameters, targets });
@@ -24,5 +25,6 @@ export function checkpointIdentity(config: Config, spec: NetworkSpec): Checkpoin
     numSlots: spec.constants.numSlots,
     batchSize: spec.batchSize,
     parameterisation: config.hyperparameters.parameterisation,
+    optimise: config.hyperparameters.optimise,
   };
 }

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { appendWhole, FileWriteError, writeFileAtomic, writeStatusFile } from "../platform/atomic-file.js";
 import { LossTerms } from "../model/losses.js";
 import { CellTypeStats, WeightAgreement } from "../model/statistics.js";
+import { factorName, FactorPair } from "../model/scaling-factors.js";
 
 export class RunDirError extends Error {}
 
@@ -103,17 +104,17 @@ export interface Metadata {
   resumed_from_epoch?: number;
   /** The coordinator's Prometheus port (0 = off); the workers' are in workers_joined, all in prometheus-targets.json. */
   metrics_port: number;
-  /** Command-line values that replace the parameters file's (dotted key → value), e.g. --epochs. */
-  overrides: Record<string, number>;
+  /** Command-line values that replace the parameters file's (dotted key → value): --epochs, --set. */
+  overrides: Record<string, unknown>;
   /** The parameters as this run uses them: every key, defaults filled in and overrides applied (as --print-config). */
   effective_parameters: Record<string, unknown>;
 }
 
 /** The overrides an earlier session of the run in `dir` was started with ({} without a readable metadata.json). */
-export function recordedOverrides(dir: string): Record<string, number> {
+export function recordedOverrides(dir: string): Record<string, unknown> {
   try {
     const o = (JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8")) as Partial<Metadata>).overrides;
-    return o && typeof o === "object" ? Object.fromEntries(Object.entries(o).filter(([, v]) => typeof v === "number")) : {};
+    return o && typeof o === "object" && !Array.isArray(o) ? Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null)) : {};
   } catch {
     return {};
   }
@@ -178,6 +179,10 @@ export interface MetricsOptions {
   teacher: boolean;
   /** Per-neuron targets ([targets] file). */
   perNeuronTargets: boolean;
+  /** Names `{pre}_{post}` of the scaling factors a run trains (value and value/target columns); absent otherwise. */
+  scalingFactors?: string[];
+  /** The teacher is a recording: its per-type mean rates over the interval's epochs are logged beside the student's. */
+  teacherRates?: boolean;
 }
 
 export const TEACHER_COLUMNS = [
@@ -197,6 +202,8 @@ export function metricsColumns(cellTypes: string[], o: MetricsOptions = { vanRos
     cols.push(`firing_rate/${t}/mean`, `firing_rate/${t}/std`, `cv/${t}/mean`, `cv/${t}/std`, `fraction_active/${t}`, `membrane_ratio/${t}/mean`);
   if (o.teacher) cols.push(...TEACHER_COLUMNS);
   if (o.perNeuronTargets) cols.push(RATE_RMSE_COLUMN);
+  if (o.teacherRates) for (const t of cellTypes) cols.push(`teacher/firing_rate/${t}/mean`);
+  for (const n of o.scalingFactors ?? []) cols.push(`scaling_factor/${n}`, `scaling_factor/${n}/ratio`);
   cols.push("wall_time_s", "epochs_per_s");
   return cols;
 }
@@ -216,6 +223,10 @@ export interface UpdateRecord {
   teacher?: { recurrent: WeightAgreement; feedforward: WeightAgreement };
   /** RMS difference (Hz) between the interval's per-neuron rates and per-neuron targets (with a targets file). */
   rateRmse?: number;
+  /** Scaling factors after this update's step, with their targets (optimise = "scaling_factors*"). */
+  scalingFactors?: (FactorPair & { value: number; target: number })[];
+  /** A recorded teacher's mean rate per cell type (Hz) over the same epochs as `stats`. */
+  teacherRates?: { cellType: string; rate: number }[];
   wallTimeS: number;
   epochsPerS: number;
 }
@@ -250,6 +261,11 @@ export function metricsRow(r: UpdateRecord): Record<string, number> {
     row[errFf] = r.teacher.feedforward.relativeError;
   }
   if (r.rateRmse !== undefined) row[RATE_RMSE_COLUMN] = r.rateRmse;
+  for (const t of r.teacherRates ?? []) row[`teacher/firing_rate/${t.cellType}/mean`] = t.rate;
+  for (const f of r.scalingFactors ?? []) {
+    row[`scaling_factor/${factorName(f)}`] = f.value;
+    row[`scaling_factor/${factorName(f)}/ratio`] = f.value / f.target;
+  }
   row.wall_time_s = r.wallTimeS;
   row.epochs_per_s = r.epochsPerS;
   return row;
@@ -299,4 +315,16 @@ function formatNumber(x: number | undefined): string {
 /** The exact parameters text, written atomically: a failed write (a full disk) leaves no partial file behind. */
 export function writeParameters(dir: string, text: string): void {
   writeFileAtomic(join(dir, "parameters.toml"), text);
+}
+
+/** Where a run that trains scaling factors records their targets (io/run-dir.ts writeFactorTargets). */
+export const FACTOR_TARGETS_FILE = "target_scaling_factors.json";
+
+/**
+ * The scaling factors' targets ([student] weight_perturbation_variance: 1/p per type pair, else ones), as
+ * {"recurrent": {"E_E": 1.02, ...}, "feedforward": {...}}: what a learned factor is compared with (value/target).
+ */
+export function writeFactorTargets(dir: string, names: { rec: string[]; ff: string[] }, targets: { recurrent: Float64Array; feedforward: Float64Array }): void {
+  const named = (n: string[], t: Float64Array) => Object.fromEntries(n.map((name, i) => [name, t[i]]));
+  writeFileAtomic(join(dir, FACTOR_TARGETS_FILE), JSON.stringify({ recurrent: named(names.rec, targets.recurrent), feedforward: named(names.ff, targets.feedforward) }, null, 2) + "\n");
 }

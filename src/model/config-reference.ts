@@ -81,6 +81,11 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
     meaning:
       "Per-neuron targets: a .safetensors file from snn-sim --export-targets, or a CSV with header neuron,rate[,cv][,ratio]. Its values replace the ones above for the quantities it holds.",
   },
+  "targets.teacher_spikes": {
+    meaning:
+      "A teacher's recorded input and output spike trains (snn-sim --teacher --export-teacher): every epoch replays the recorded inputs of its stream and slice (stream e mod A, slice ⌊e/A⌋ mod recorded epochs; from rest at slice 0) instead of Poisson input, and the van Rossum loss fits the recorded outputs instead of a teacher simulated on the fly. Recorded with this network, dt, chunking, batch_size and accumulation_interval streams.",
+    also: "needs hyperparameters.loss_weight.van_rossum > 0",
+  },
 
   hyperparameters: { meaning: "Optimiser, learning-rate schedule, surrogate gradient, guards and loss weights." },
   "hyperparameters.learning_rate": { meaning: "Adam's learning rate: the peak of the schedule." },
@@ -101,14 +106,27 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "hyperparameters.detach_reset": {
     meaning: "No gradient through the reset gate (1 − s), as the original's newer versions; false lets the surrogate carry gradient through the reset (MODEL.md 2.4).",
   },
-  "hyperparameters.parameterisation": { meaning: 'What Adam optimises: "linear", the weights, projected onto w ≥ 0 after each step; "log", ln w.' },
+  "hyperparameters.parameterisation": {
+    meaning: 'How Adam optimises the weights: "linear", the weights, projected onto w ≥ 0 after each step; "log", ln w.',
+    also: 'only with optimise = "weights"',
+  },
+  "hyperparameters.optimise": {
+    meaning:
+      'What is trained: "weights", every synapse; "scaling_factors", one factor S per (pre type, post type) of both the recurrent and the feedforward weights, optimised as ln S (effective weight W·S, W fixed); "scaling_factors_recurrent" / "scaling_factors_feedforward", one part only (the other keeps its initial factors).',
+  },
   "hyperparameters.max_grad_norm": { meaning: "Clip of the global L2 norm of the recurrent and feedforward gradients together." },
   "hyperparameters.max_skipped_updates": {
     meaning: "Consecutive updates skipped for a non-finite loss, gradient or weight before the run stops as failed (exit code 3).",
     unit: "updates",
   },
   "hyperparameters.patience": { meaning: "Early stopping: the run ends after this many updates without a new best total loss; 0 = never.", unit: "updates" },
-  "hyperparameters.van_rossum_tau": { meaning: "Time constant of the van Rossum spike-train filter (van Rossum loss).", unit: "ms" },
+  "hyperparameters.van_rossum_tau_rise": {
+    meaning:
+      "Rise time of the van Rossum spike-train filter (van Rossum loss): 0, the single exponential, loss (1/τ)∫(f − g)²dt averaged over (trial, neuron); > 0, the original's double exponential (unnormalised), loss the mean of (f − g)² over (trial, step, neuron).",
+    unit: "ms",
+    also: "> 0 must be < van_rossum_tau_decay",
+  },
+  "hyperparameters.van_rossum_tau_decay": { meaning: "Decay time of the van Rossum spike-train filter (van Rossum loss); was van_rossum_tau.", unit: "ms" },
   "hyperparameters.loss_weight": { meaning: "Weight of each loss term in the total loss (the logged terms are unweighted)." },
   "hyperparameters.loss_weight.firing_rate": { meaning: "Weight of the firing-rate loss." },
   "hyperparameters.loss_weight.cv": { meaning: "Weight of the CV loss, which counts in the logged total only (it has no gradient)." },
@@ -116,15 +134,36 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "hyperparameters.loss_weight.membrane_variance": { meaning: "Weight of the membrane variance loss." },
   "hyperparameters.loss_weight.van_rossum": {
     meaning: "Weight of the van Rossum distance to the teacher's spike trains (teacher-student fitting).",
-    also: "> 0 needs student.teacher_file",
+    also: "> 0 needs student.teacher_file or targets.teacher_spikes",
   },
 
   student: { meaning: "Where a fresh run's weights come from (teacher-student fitting); a resumed run takes them from its checkpoint." },
   "student.init": { meaning: '"generated": the connectome\'s lognormal weights; "teacher": the weights in teacher_file.', also: '"teacher" needs student.teacher_file' },
-  "student.teacher_file": { meaning: "A teacher file written by snn-sim --teacher --export-targets: its weights, and its spike trains for the van Rossum loss." },
+  "student.teacher_file": { meaning: "A teacher file written by snn-sim --teacher --export-targets: its weights, and its spike trains for the van Rossum loss (simulated on the fly, unless targets.teacher_spikes replays a recording)." },
   "student.perturbation": { meaning: 'Noise on the initial weights: "none", or "lognormal", w·exp(σn − σ²/2) with n standard normal (the mean is kept).' },
   "student.perturbation_sigma": { meaning: "σ of the lognormal perturbation (in log space).", also: 'required with perturbation = "lognormal", refused otherwise' },
+  "student.mode": {
+    meaning:
+      '"recurrent": the student is the recurrent network; "feedforward": a teacher-forced student, whose inputs are the recorded input spikes and the teacher\'s recorded recurrent spikes (targets.teacher_spikes), with recurrence off (MODEL-HEAD.md 6). Scaling factors keep their meaning: teacher E → student I synapses take the recurrent factor excitatory_inhibitory.',
+    also: '"feedforward" needs targets.teacher_spikes',
+  },
   "student.scale": { meaning: "Factor applied to every initial weight, after the perturbation." },
+  "student.noise_frac": {
+    meaning: "Noisy student: every synapse times max(1 + noise_frac·ξ, 0), ξ standard normal, then the weights are mapped affinely back to the mean and std they had (0 = off). Applied before the factor and lognormal perturbations.",
+  },
+  "student.noise_rescale": {
+    meaning: '"global": one affine map keeps the mean and std of all synapses pooled, as the original (it pulls every connection type toward the pooled mean); "per_type": each connection type (pre type, post type) keeps its own.',
+    also: "refused unless noise_frac > 0",
+  },
+  "student.weight_perturbation_variance": {
+    meaning: "σ² of a factor p ~ LogNormal(−σ²/2, σ) (mean 1) per connection type (pre type, post type), recurrent and feedforward, that multiplies every synapse of the type; the scaling factors that undo it, 1/p, are the targets (0 = off).",
+  },
+
+  scaling_factors: {
+    meaning: "Initial per-connection-type scaling factors S (MODEL-HEAD.md 1): every synapse from type k onto type m is simulated as W·S[k][m]; rows = presynaptic type, columns = postsynaptic type. Under optimise = \"weights\" they are folded into the initial weights.",
+  },
+  "scaling_factors.recurrent": { meaning: "K×K factors of the recurrent weights; ones when absent.", also: "> 0" },
+  "scaling_factors.feedforward": { meaning: "K_in×K factors of the feedforward weights (rows = input types); ones when absent.", also: "> 0" },
 
   recurrent: { meaning: "The recurrent network: cell types, size, connectivity, initial weights, membranes and synapses." },
   "recurrent.names": { meaning: "Cell types. They order every per-type list and matrix, and become metrics.csv columns and labels." },

@@ -20,6 +20,7 @@ import {
   string as plainString,
   Table,
 } from "../platform/validate.js";
+import { Optimise, OPTIMISE_MODES } from "./scaling-factors.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -72,6 +73,11 @@ export interface Config {
      * override the ones above for the quantities it holds.
      */
     file?: string;
+    /**
+     * Absolute path of a teacher's recorded spike trains (`snn-sim --teacher --export-teacher`): epochs replay its
+     * inputs and fit its outputs with the van Rossum loss (model/teacher-replay.ts); needs loss_weight.van_rossum > 0.
+     */
+    teacher_spikes?: string;
   };
   hyperparameters: {
     learning_rate: number;
@@ -84,6 +90,8 @@ export interface Config {
     max_grad_norm: number;
     /** What Adam optimises: w with projection onto w ≥ 0 ("linear") or ln w ("log"). */
     parameterisation: "linear" | "log";
+    /** What is trained: the weights, or per-connection-type scaling factors (both parts or one), as ln S. */
+    optimise: Optimise;
     lr_schedule: "constant" | "cosine" | "step";
     /** Updates of linear learning-rate warm-up at the start of training. */
     warmup_updates: number;
@@ -98,12 +106,19 @@ export interface Config {
     patience: number;
     betas: [number, number];
     eps: number;
-    /** Time constant (ms) of the van Rossum spike-train filter. */
-    van_rossum_tau: number;
+    /** Rise time (ms) of the van Rossum spike-train filter: 0 = single exponential, else < van_rossum_tau_decay. */
+    van_rossum_tau_rise: number;
+    /** Decay time (ms) of the van Rossum spike-train filter. */
+    van_rossum_tau_decay: number;
     loss_weight: { firing_rate: number; cv: number; silent_penalty: number; membrane_variance: number; van_rossum: number };
   };
   /** Where a fresh run's weights come from (teacher-student fitting). */
   student: StudentConfig;
+  /**
+   * Initial per-connection-type scaling factors (MODEL-HEAD.md 1), [pre type][post type]: recurrent K×K, feedforward
+   * K_in×K. The weights simulated are W·S; under optimise = "weights" S is folded into the initial weights.
+   */
+  scaling_factors: { recurrent: number[][]; feedforward: number[][] };
   recurrent: {
     names: string[];
     proportion: number[];
@@ -138,6 +153,20 @@ export interface StudentConfig {
   perturbation_sigma: number;
   /** Multiplies every initial weight (after the perturbation). */
   scale: number;
+  /**
+   * Noisy student (src/model/weight-noise.ts): w·max(1 + noise_frac·ξ, 0) per synapse, then rescaled to the mean and
+   * std the weights had (0 = off).
+   */
+  noise_frac: number;
+  /** Over which synapses that mean and std are kept: all pooled ("global", the original) or each connection type. */
+  noise_rescale: "global" | "per_type";
+  /** Variance σ² of the per-type-pair factors p ~ LogNormal(−σ²/2, σ) the weights are multiplied by (0 = off). */
+  weight_perturbation_variance: number;
+  /**
+   * "recurrent": the student is the recurrent network; "feedforward": teacher-forced, the teacher's recorded recurrent
+   * spikes (targets.teacher_spikes) are its inputs and recurrence is off (model/teacher-forcing.ts).
+   */
+  mode: "recurrent" | "feedforward";
 }
 
 /**
@@ -321,9 +350,10 @@ function checkProportions(path: string, p: number[]): void {
 
 /**
  * `baseDir` anchors relative file paths in the parameters (loadConfig passes the parameters file's directory);
- * `seen` hears of every key and table read, in the order read (config-reference.ts).
+ * `seen` hears of every key and table read, in the order read (config-reference.ts); `edit` changes the parsed
+ * document before it is validated (the command-line overrides of model/overrides.ts).
  */
-export function parseConfig(text: string, source = "parameters", baseDir = ".", seen?: (k: KeyRead) => void): Config {
+export function parseConfig(text: string, source = "parameters", baseDir = ".", seen?: (k: KeyRead) => void, edit?: (doc: Record<string, unknown>) => void): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text);
@@ -331,6 +361,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     const msg = e instanceof TomlError ? `${e.message.split("\n")[0]} (line ${e.line}, column ${e.column})` : String(e);
     throw new ConfigError(`${source}: malformed TOML: ${msg}`);
   }
+  edit?.(doc);
   const root = new Keys(new Table(new At("", ConfigError), doc), seen);
 
   const simR = root.table("simulation");
@@ -399,6 +430,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     alpha: tR.read("alpha", perType(recNames, { min: 0 }), recNames.map(() => 0)),
     threshold_ratio: tR.read("threshold_ratio", perType(recNames, { min: 0 }), recNames.map(() => 0)),
     file: file(tR, "file", baseDir),
+    teacher_spikes: file(tR, "teacher_spikes", baseDir),
   };
   tR.done();
 
@@ -419,6 +451,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     detach_reset: hR.read("detach_reset", bool, false),
     max_grad_norm: hR.read("max_grad_norm", number(positive), 1.0),
     parameterisation: hR.read("parameterisation", oneOf(["linear", "log"] as const), "linear"),
+    optimise: hR.read("optimise", oneOf(OPTIMISE_MODES), "weights"),
     lr_schedule,
     warmup_updates: hR.read("warmup_updates", number({ min: 0, int: true }), 0),
     lr_min: scheduleKey("lr_min", { min: 0 }, 0),
@@ -428,7 +461,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     patience: hR.read("patience", number({ min: 0, int: true }), 0),
     betas: [betas[0], betas[1]] as [number, number],
     eps: hR.read("eps", number(positive), 1e-8),
-    van_rossum_tau: hR.read("van_rossum_tau", number(positive), 20.0),
+    van_rossum_tau_rise: hR.read("van_rossum_tau_rise", number({ min: 0 }), 0),
+    van_rossum_tau_decay: hR.read("van_rossum_tau_decay", number(positive), 20.0),
     loss_weight: {
       firing_rate: lwR.read("firing_rate", number({ min: 0 }), 1.0),
       cv: lwR.read("cv", number({ min: 0 }), 0.5),
@@ -438,15 +472,44 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     },
   };
   lwR.done();
+  // The van Rossum filter's time constants (model/van-rossum.ts): the single-exponential key was renamed.
+  if (hR.has("van_rossum_tau"))
+    hR.at.key("van_rossum_tau").fail("renamed to van_rossum_tau_decay (the same single-exponential filter while van_rossum_tau_rise is 0, its default)");
+  if (hyperparameters.van_rossum_tau_rise > 0 && hyperparameters.van_rossum_tau_rise >= hyperparameters.van_rossum_tau_decay)
+    hR.at
+      .key("van_rossum_tau_rise")
+      .fail(
+        `must be 0 (single exponential) or < van_rossum_tau_decay (${hyperparameters.van_rossum_tau_decay} ms), got ${hyperparameters.van_rossum_tau_rise}` +
+          (hyperparameters.van_rossum_tau_rise === hyperparameters.van_rossum_tau_decay ? " (equal time constants are a degenerate double exponential)" : ""),
+      );
+  // Scaling factors are always optimised as ln S; parameterisation is about the weights.
+  if (hyperparameters.optimise !== "weights" && hR.has("parameterisation"))
+    hR.at.key("parameterisation").fail(`only used with optimise = "weights" (optimise is "${hyperparameters.optimise}": scaling factors are always optimised as ln S)`);
   hR.done();
   if (hyperparameters.lr_min > hyperparameters.learning_rate)
     throw new ConfigError(`hyperparameters.lr_min: must be ≤ hyperparameters.learning_rate (${hyperparameters.learning_rate}), got ${hyperparameters.lr_min}`);
   checkTrainingLength(simulation, hyperparameters, simulation.epochs, "simulation.epochs");
 
   const student = readStudent(root.table("student", true), baseDir);
-  if (hyperparameters.loss_weight.van_rossum > 0 && !student.teacher_file)
+  const sfR = root.table("scaling_factors", true);
+  const ones = (rows: number) => Array.from({ length: rows }, () => recNames.map(() => 1));
+  const scaling_factors = {
+    recurrent: sfR.read("recurrent", matrix(K, K, positive), ones(K)),
+    feedforward: sfR.read("feedforward", matrix(KF, K, positive), ones(KF)),
+  };
+  sfR.done();
+  if (student.mode === "feedforward" && !targets.teacher_spikes)
     throw new ConfigError(
-      "hyperparameters.loss_weight.van_rossum: the van Rossum loss compares with a teacher's spike trains; set student.teacher_file to the file `snn-sim --teacher --export-targets` wrote",
+      'student.mode: "feedforward" (teacher forcing) takes the teacher\'s recorded recurrent spikes as inputs; set targets.teacher_spikes to a recording of `snn-sim --teacher --export-teacher`',
+    );
+
+  if (hyperparameters.loss_weight.van_rossum > 0 && !student.teacher_file && !targets.teacher_spikes)
+    throw new ConfigError(
+      "hyperparameters.loss_weight.van_rossum: the van Rossum loss compares with a teacher's spike trains; set student.teacher_file to the file `snn-sim --teacher --export-targets` wrote, or targets.teacher_spikes to a recording of `snn-sim --teacher --export-teacher`",
+    );
+  if (targets.teacher_spikes && !(hyperparameters.loss_weight.van_rossum > 0))
+    throw new ConfigError(
+      `targets.teacher_spikes "${targets.teacher_spikes}": a recorded teacher is fitted with the van Rossum loss, which is off; set hyperparameters.loss_weight.van_rossum > 0`,
     );
 
   const dR = root.table("distributed", true);
@@ -490,6 +553,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     targets,
     hyperparameters,
     student,
+    scaling_factors,
     recurrent: {
       names: recNames,
       proportion: recProportion,
@@ -546,20 +610,25 @@ export function checkTrainingLength(
 /**
  * The tables of the parameters file that parses to `config`, every default written out and file paths absolute (the
  * effective parameters a run records, and `snn-coord --print-config` prints): per-type values become tables keyed by
- * name, and the keys a setting leaves unused (another schedule's, perturbation_sigma without a perturbation) are left
- * out, as the schema refuses them.
+ * name, and the keys a setting leaves unused (another schedule's, perturbation_sigma without a perturbation,
+ * noise_rescale without noise, parameterisation when scaling factors are trained) are left out, as the schema refuses them.
  */
 export function parametersTables(c: Config): Record<string, unknown> {
   const byName = <T>(typeNames: string[], values: T[]) => Object.fromEntries(typeNames.map((n, i) => [n, values[i]]));
   const rec = c.recurrent.names;
   const ff = c.feedforward.names;
   const h = c.hyperparameters;
-  const { perturbation_sigma, ...student } = c.student;
+  const { perturbation_sigma, noise_rescale, ...student } = c.student;
   return {
     simulation: c.simulation,
     targets: { ...c.targets, firing_rates: byName(rec, c.targets.firing_rates), alpha: byName(rec, c.targets.alpha), threshold_ratio: byName(rec, c.targets.threshold_ratio) },
-    hyperparameters: Object.fromEntries(Object.entries(h).filter(([k]) => !(k in SCHEDULE_OF) || SCHEDULE_OF[k as keyof typeof SCHEDULE_OF] === h.lr_schedule)),
-    student: student.perturbation === "lognormal" ? { ...student, perturbation_sigma } : student,
+    hyperparameters: Object.fromEntries(
+      Object.entries(h).filter(
+        ([k]) => (!(k in SCHEDULE_OF) || SCHEDULE_OF[k as keyof typeof SCHEDULE_OF] === h.lr_schedule) && (k !== "parameterisation" || h.optimise === "weights"),
+      ),
+    ),
+    student: { ...student, ...(student.perturbation === "lognormal" ? { perturbation_sigma } : {}), ...(student.noise_frac > 0 ? { noise_rescale } : {}) },
+    scaling_factors: c.scaling_factors,
     recurrent: { ...c.recurrent, physiology: byName(rec, c.recurrent.physiology), synapses: byName(rec, c.recurrent.synapses) },
     feedforward: { ...c.feedforward, firing_rate: byName(ff, c.feedforward.firing_rate), synapses: byName(ff, c.feedforward.synapses) },
     distributed: c.distributed,
@@ -646,7 +715,13 @@ function readStudent(r: Keys, baseDir: string): StudentConfig {
     perturbation,
     perturbation_sigma: r.read("perturbation_sigma", number({ min: 0, max: 5 }), 0),
     scale: r.read("scale", number(positive), 1.0),
+    noise_frac: r.read("noise_frac", number({ min: 0, max: 10 }), 0),
+    noise_rescale: r.read("noise_rescale", oneOf(["global", "per_type"] as const), "global"),
+    weight_perturbation_variance: r.read("weight_perturbation_variance", number({ min: 0, max: 4 }), 0),
+    mode: r.read("mode", oneOf(["recurrent", "feedforward"] as const), "recurrent"),
   };
+  if (student.noise_frac === 0 && r.has("noise_rescale"))
+    r.at.key("noise_rescale").fail(`only used with noise_frac > 0 (noise_frac is 0: no weight noise to rescale)`);
   r.done();
   if (init === "teacher" && !teacher_file)
     r.at.key("init").fail(`"teacher" takes the weights of student.teacher_file, which is not set`);

@@ -7,7 +7,10 @@ import { Config } from "./config.js";
 import { Connectome, EdgeList } from "./connectome.js";
 import { LossWeights, NeuronTargets } from "./losses.js";
 import { buildModelConstants, ModelConstants } from "./constants.js";
-import { spikeProbabilities } from "./inputs.js";
+import { InputSpikes, poissonInputs, spikeProbabilities } from "./inputs.js";
+import { placeOf, RECORDED_INPUTS, RecordedChannel, recordedInputs, TeacherRecording } from "./teacher-replay.js";
+import { VanRossumKernel } from "./van-rossum.js";
+import { simulatedConfig, simulatedConnectome, teacherForcedWeights } from "./teacher-forcing.js";
 
 export interface NetworkSpec {
   /** Content hash of everything below: workers cache by it, checkpoints are checked against it. */
@@ -22,14 +25,30 @@ export interface NetworkSpec {
   inputProbability: Float64Array;
   targets: NeuronTargets;
   lossWeights: LossWeights;
-  /** Time constant (ms) of the van Rossum filter. */
-  vanRossumTau: number;
+  /** Time constants (ms) of the van Rossum filter (model/van-rossum.ts): tauRise = 0 is the single exponential. */
+  vanRossum: VanRossumKernel;
   /**
    * The teacher's weights, present when the van Rossum loss is on: workers simulate the teacher forward on each
    * epoch's input from the epoch's initial state and compare spike trains.
    */
   teacherRecWeight?: Float32Array;
   teacherFfWeight?: Float32Array;
+  /**
+   * A teacher's recorded input and output spike trains (`[targets] teacher_spikes`, model/teacher-replay.ts), present
+   * only with the van Rossum loss on: epochs replay its inputs instead of Poisson input and fit its outputs, and the
+   * on-the-fly teacher (teacherRecWeight) is then absent. It travels with the network, so the hash covers it.
+   */
+  teacherRecording?: TeacherRecording;
+  /**
+   * Present when scaling factors are trained (optimise ≠ "weights"): results carry ∂L/∂ln S per connection-type pair
+   * (scaling-factors.ts factorLogGradient) instead of per-edge gradients, reduced on the worker.
+   */
+  reduceToScalingFactors?: true;
+  /**
+   * A teacher-forced feedforward student ([student] mode = "feedforward", teacher-forcing.ts): input types from
+   * `inputTypes` on are the teacher's recurrent neurons, recorded; there are no recurrent synapses.
+   */
+  teacherForcing?: { inputTypes: number };
   cellTypeNames: string[];
   /** Which trial's activity goes into figures. */
   plotTrial: number;
@@ -43,6 +62,8 @@ export interface NetworkSpec {
 export interface NetworkFiles {
   targets: { rate?: Float64Array; cv?: Float64Array; ratio?: Float64Array } | null;
   teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
+  /** `[targets] teacher_spikes`, validated against these parameters (io/teacher-recording.ts). */
+  teacherRecording?: TeacherRecording | null;
 }
 
 /** Targets by cell type, overridden per neuron by `[targets] file` for the quantities it holds. */
@@ -66,8 +87,14 @@ export function neuronTargets(config: Config, connectome: Connectome, theta: Flo
  * Everything a worker needs, from the parameters and what their files hold (io/network-files.ts loadNetworkSpec
  * reads them). The files' contents enter the hash, so a changed file is noticed on resume.
  */
-export function buildNetworkSpec(config: Config, connectome: Connectome, files: NetworkFiles): NetworkSpec {
-  const constants = buildModelConstants(config, connectome);
+export function buildNetworkSpec(config: Config, recurrent: Connectome, files: NetworkFiles): NetworkSpec {
+  // A teacher-forced student simulates the teacher-forced network of the connectome (files are read against the
+  // connectome itself: they describe the teacher).
+  const forced = config.student.mode === "feedforward";
+  const connectome = simulatedConnectome(config, recurrent);
+  const simulated = simulatedConfig(config);
+  const teacherWeights = files.teacherWeights && forced ? teacherForcedWeights(files.teacherWeights) : files.teacherWeights;
+  const constants = buildModelConstants(simulated, connectome);
   const spec: Omit<NetworkSpec, "hash"> = {
     seed: config.simulation.seed,
     batchSize: config.simulation.batch_size,
@@ -76,15 +103,35 @@ export function buildNetworkSpec(config: Config, connectome: Connectome, files: 
     constants,
     rec: connectome.rec,
     ff: connectome.ff,
-    inputProbability: spikeProbabilities(connectome.inputType, config.feedforward.firing_rate, config.simulation.dt),
+    inputProbability: spikeProbabilities(connectome.inputType, simulated.feedforward.firing_rate, config.simulation.dt),
     targets: neuronTargets(config, connectome, constants.theta, files.targets),
     lossWeights: { ...config.hyperparameters.loss_weight },
-    vanRossumTau: config.hyperparameters.van_rossum_tau,
-    ...(files.teacherWeights ? { teacherRecWeight: files.teacherWeights.recWeight, teacherFfWeight: files.teacherWeights.ffWeight } : {}),
+    vanRossum: { tauRise: config.hyperparameters.van_rossum_tau_rise, tauDecay: config.hyperparameters.van_rossum_tau_decay },
+    ...(teacherWeights ? { teacherRecWeight: teacherWeights.recWeight, teacherFfWeight: teacherWeights.ffWeight } : {}),
+    ...(files.teacherRecording ? { teacherRecording: files.teacherRecording } : {}),
+    ...(config.hyperparameters.optimise !== "weights" ? { reduceToScalingFactors: true as const } : {}),
+    ...(forced ? { teacherForcing: { inputTypes: config.feedforward.names.length } } : {}),
     cellTypeNames: config.recurrent.names,
     plotTrial: config.plotting.trial,
   };
   return { ...spec, hash: hashValue(spec) };
+}
+
+/** The van Rossum loss compares with a teacher's spike trains: simulated on the fly, or recorded. */
+export function hasSpikeTrainTeacher(spec: Pick<NetworkSpec, "teacherRecWeight" | "teacherRecording">): boolean {
+  return spec.teacherRecWeight !== undefined || spec.teacherRecording !== undefined;
+}
+
+/**
+ * The input spikes of global epoch `epoch` into `out` (trials × steps × inputs, inputs.ts layout): the teacher's
+ * recorded inputs of the epoch's place in the recording when the network replays one, else the keyed Poisson input.
+ */
+export function epochInputs(spec: NetworkSpec, epoch: number, out: InputSpikes): InputSpikes {
+  const r = spec.teacherRecording;
+  if (!r) return poissonInputs(spec.seed, epoch, out.trials, out.steps, spec.inputProbability, out);
+  // A teacher-forced network's inputs are the recorded inputs followed by the teacher's recorded recurrent spikes.
+  const channels: readonly RecordedChannel[] = spec.teacherForcing ? ["inputs", "outputs"] : RECORDED_INPUTS;
+  return recordedInputs(r, placeOf(r, epoch, spec.batchSize, out.steps), spec.batchSize, out.steps, out, channels);
 }
 
 /** sha256 over a structure of numbers, strings and typed arrays, in key order. */

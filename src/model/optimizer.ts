@@ -171,7 +171,8 @@ export type UpdateStep =
 
 /**
  * One update from the interval's mean gradient ∂L/∂w (float64, one array per part, consumed): into the optimised
- * parameters (∂L/∂θ = w·∂L/∂w under "log"), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
+ * parameters (∂L/∂θ = w·∂L/∂w under "log"; `gradientOf` = "log-parameters" when the gradient is already ∂L/∂θ, as
+ * scaling factors' is), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
  * Works on copies and returns them, so that a non-finite gradient, or a step that would make a weight non-finite,
  * leaves `current` untouched and is reported instead (`partNames` name the parts in that message).
  */
@@ -180,9 +181,10 @@ export function optimizerStep(
   grads: Float64Array[],
   h: AdamHyperparameters & { maxGradNorm: number },
   partNames: string[],
+  gradientOf: "weights" | "log-parameters" = "weights",
 ): UpdateStep {
   const { weights, logWeights } = current;
-  if (logWeights) grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
+  if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
   const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
   if (bad >= 0) return { applied: false, gradNorm: NaN, problem: `${partNames[bad]} gradient is not finite` };
   const gradNorm = clipGlobalNorm(grads, h.maxGradNorm);

@@ -12,6 +12,10 @@ export const RngPurpose = {
   teacher: 4,
   /** Lognormal noise on a student's initial weights ([student] perturbation), keyed further by population. */
   studentPerturbation: 5,
+  /** ξ of a noisy student's weight noise ([student] noise_frac), keyed further by part (0 recurrent, 1 feedforward). */
+  weightNoise: 6,
+  /** Per-type-pair factors p of [student] weight_perturbation_variance (one stream: recurrent pairs, then feedforward). */
+  factorPerturbation: 7,
 } as const;
 
 function splitmix32(x: number): number {

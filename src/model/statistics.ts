@@ -103,32 +103,39 @@ export interface WeightAgreement {
   relativeError: number;
 }
 
+/** Pearson correlation of x and y (equal lengths), two-pass in float64; NaN when either is constant or empty. */
+export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  const n = x.length;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  let cov = 0;
+  let vx = 0;
+  let vy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = x[i] - mx;
+    const dy = y[i] - my;
+    cov += dx * dy;
+    vx += dx * dx;
+    vy += dy * dy;
+  }
+  return vx > 0 && vy > 0 ? cov / Math.sqrt(vx * vy) : NaN;
+}
+
 /** How close learned weights are to a reference (the teacher's), synapse by synapse. */
 export function weightAgreement(w: ArrayLike<number>, reference: ArrayLike<number>): WeightAgreement {
-  const n = w.length;
-  let mw = 0;
-  let mr = 0;
-  for (let e = 0; e < n; e++) {
-    mw += w[e];
-    mr += reference[e];
-  }
-  mw /= n;
-  mr /= n;
-  let cov = 0;
-  let vw = 0;
-  let vr = 0;
   let err = 0;
   let norm = 0;
-  for (let e = 0; e < n; e++) {
-    const dw = w[e] - mw;
-    const dr = reference[e] - mr;
-    cov += dw * dr;
-    vw += dw * dw;
-    vr += dr * dr;
+  for (let e = 0; e < w.length; e++) {
     err += (w[e] - reference[e]) ** 2;
     norm += reference[e] ** 2;
   }
-  return { correlation: vw > 0 && vr > 0 ? cov / Math.sqrt(vw * vr) : NaN, relativeError: Math.sqrt(err / norm) };
+  return { correlation: pearson(w, reference), relativeError: Math.sqrt(err / norm) };
 }
 
 /** Per-type mean of a per-neuron quantity (e.g. targets), in type order. */

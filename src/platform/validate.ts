@@ -181,6 +181,7 @@ function typedArray<A extends ArrayBufferView>(Ctor: TypedArrayClass<A>, dtype: 
 export const f32 = typedArray(Float32Array, "f32");
 export const f64 = typedArray(Float64Array, "f64");
 export const i32 = typedArray(Int32Array, "i32");
+export const u8 = typedArray(Uint8Array, "u8");
 
 /** Keys of T that may be absent. */
 type OptionalKey<T> = { [K in keyof T]-?: object extends Pick<T, K> ? K : never }[keyof T];

@@ -4,6 +4,7 @@
  */
 import { LossTerms } from "../model/losses.js";
 import { CellTypeStats } from "../model/statistics.js";
+import { factorName } from "../model/scaling-factors.js";
 import { UpdateRecord } from "../io/run-dir.js";
 
 const fmt = (x: number, digits = 6) => (Number.isNaN(x) ? "nan" : x.toFixed(digits));
@@ -14,10 +15,13 @@ export function updateBlock(
   totalEpochs: number,
   losses: LossTerms,
   stats: CellTypeStats[],
-  extras: Partial<Pick<UpdateRecord, "teacher" | "rateRmse" | "outcome">> & { vanRossum?: boolean } = {},
+  extras: Partial<Pick<UpdateRecord, "teacher" | "rateRmse" | "outcome" | "scalingFactors" | "teacherRates">> & { vanRossum?: boolean } = {},
 ): string {
   const perType = (f: (s: CellTypeStats) => string) => stats.map((s) => `${s.cellType} ${f(s)}`).join(", ");
+  // A teacher-forced student has no recurrent synapses: only populations with synapses are compared.
+  const populations = extras.teacher ? (["recurrent", "feedforward"] as const).filter((p) => !Number.isNaN(extras.teacher![p].relativeError)) : [];
   const t = extras.teacher;
+  const factors = extras.scalingFactors;
   return [
     extras.outcome === "burn-in" ? `Epoch ${epoch}/${totalEpochs} (burn-in, no update):` : `Epoch ${epoch}/${totalEpochs}:`,
     `  CV Loss: ${fmt(losses.cv)}`,
@@ -27,16 +31,18 @@ export function updateBlock(
     ...(extras.vanRossum ? [`  Van Rossum Loss: ${fmt(losses.van_rossum)}`] : []),
     `  Total Loss: ${fmt(losses.total)}`,
     `  Mean FR: ${perType((s) => `${fmt(s.rateMean, 2)} Hz`)}`,
+    ...(extras.teacherRates ? [`  Teacher FR: ${extras.teacherRates.map((t) => `${t.cellType} ${fmt(t.rate, 2)} Hz`).join(", ")}`] : []),
     `  Mean CV: ${perType((s) => fmt(s.cvMean, 2))}`,
     `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
     `  Membrane ratio: ${perType((s) => fmt(s.ratioMean, 2))}`,
     ...(extras.rateRmse !== undefined ? [`  Rate RMS error to per-neuron targets: ${fmt(extras.rateRmse, 3)} Hz`] : []),
     ...(t
       ? [
-          `  Teacher weights: correlation recurrent ${fmt(t.recurrent.correlation, 3)}, feedforward ${fmt(t.feedforward.correlation, 3)}; ` +
-            `relative error recurrent ${fmt(t.recurrent.relativeError, 3)}, feedforward ${fmt(t.feedforward.relativeError, 3)}`,
+          `  Teacher weights: correlation ${populations.map((p) => `${p} ${fmt(t[p].correlation, 3)}`).join(", ")}; ` +
+            `relative error ${populations.map((p) => `${p} ${fmt(t[p].relativeError, 3)}`).join(", ")}`,
         ]
       : []),
+    ...(factors ? [`  Scaling factor / target: ${factors.map((f) => `${factorName(f)} ${fmt(f.value / f.target, 3)}`).join(", ")}`] : []),
   ].join("\n");
 }
 

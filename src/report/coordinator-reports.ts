@@ -4,6 +4,7 @@
  */
 import { basename } from "node:path";
 import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
+import { hasSpikeTrainTeacher } from "../model/network.js";
 import { metricsRow, MetricsCsv, packageVersion, UpdateRecord } from "../io/run-dir.js";
 import type { RunSetup } from "../training/run-setup.js";
 import type { TrainingObservers } from "../training/trainer.js";
@@ -15,6 +16,7 @@ import { CoordinatorMetrics } from "./metrics.js";
 import { PrometheusTargets } from "./prometheus-targets.js";
 import { UpdateReporter } from "./update-report.js";
 import { WandbLogger } from "./wandb.js";
+import { simulatedConfig } from "../model/teacher-forcing.js";
 
 /** The loss terms a run reports: the van Rossum term only where it is on, so that other runs' series stay as they were. */
 function reportedLosses(losses: LossTerms, vanRossum: boolean): Record<string, number> {
@@ -84,7 +86,7 @@ export async function startCoordinatorReports(
   const { metrics } = o;
   // Published once there is something to scrape: the coordinator, or the first worker with a metrics port.
   let scrapeTargets = metrics.port > 0 ? new PrometheusTargets(outputDir, metrics.port) : null;
-  const vanRossum = spec.teacherRecWeight !== undefined;
+  const vanRossum = hasSpikeTrainTeacher(spec);
   const progress = new Progress(state.epoch, totalEpochs);
   const session = { epoch: state.epoch, started: performance.now() };
   const typeTargetRates = figureTargets(config, spec).firingRate;
@@ -119,10 +121,10 @@ export async function startCoordinatorReports(
     totalEpochs,
     outputDir,
     progress,
-    figures: figures ? { queue: figures, network: networkView(config, run.connectome) } : null,
+    figures: figures ? { queue: figures, network: networkView(simulatedConfig(config), run.connectome) } : null,
     onUpdate: (r) => {
-      const { epoch, step, stats, teacher, outcome, learningRate } = r;
-      metrics.recordUpdate({ epoch, step, losses: reportedLosses(r.losses, vanRossum), stats, targets, teacher, outcome, learningRate });
+      const { epoch, step, stats, teacher, outcome, learningRate, scalingFactors } = r;
+      metrics.recordUpdate({ epoch, step, losses: reportedLosses(r.losses, vanRossum), stats, targets, teacher, outcome, learningRate, scalingFactors });
       wandb?.log(r.epoch, wandbScalars(r, vanRossum));
     },
   });

@@ -52,4 +52,23 @@ export interface FigureData {
   history: HistoryRow[];
   /** Recurrent neurons shown in the spike raster ([plotting] raster_neurons; a quarter as many inputs). */
   rasterNeurons: number;
+  /**
+   * The recorded teacher's activity in the same epoch (activity.epoch) when the run replays one: spike_comparison.png
+   * and firing_rate_correlogram.png compare the student with it (teacher-figure-data.ts recordedTeacherFigureData).
+   */
+  teacher?: TeacherFigureData;
+}
+
+/** A recorded teacher's part of one epoch, on the student's very inputs. */
+export interface TeacherFigureData {
+  /** Its spikes in the plotted trial, CSR as TrialActivity's spikePtr / spikeSteps (steps increasing per neuron). */
+  spikePtr: Int32Array;
+  spikeSteps: Int32Array;
+  /** Per-neuron rate (Hz) over all trials of the epoch, as FigureData.rates is the student's. */
+  rates: Float32Array;
+  /**
+   * Per-neuron rates (Hz) over trials 0 .. split − 1 and split .. trials − 1 (split = ⌊trials/2⌋): the same network on
+   * independent Poisson inputs. Null with a single trial per epoch.
+   */
+  halves: { trials: number; split: number; first: Float32Array; second: Float32Array } | null;
 }

@@ -37,6 +37,8 @@ export interface UpdateRecord {
   outcome: "step" | "skipped" | "burn-in";
   /** The learning rate of the step (0 in burn-in). */
   learningRate: number;
+  /** Scaling factors after the step, with their targets, when the run trains them. */
+  scalingFactors?: readonly { pre: string; post: string; value: number; target: number }[];
 }
 
 export type TeacherPopulation = "recurrent" | "feedforward";
@@ -48,6 +50,8 @@ const CHECKPOINT_KINDS: readonly CheckpointKind[] = ["latest", "best"];
 export class CoordinatorMetrics extends MetricsServer {
   private readonly epoch: Gauge;
   private readonly optimizerStep: Gauge;
+  private readonly scalingFactor: Gauge<"pre" | "post">;
+  private readonly scalingFactorRatio: Gauge<"pre" | "post">;
   private readonly epochsCompleted: Counter;
   private readonly optimizerSteps: Counter;
   private readonly skippedUpdates: Counter;
@@ -124,6 +128,8 @@ export class CoordinatorMetrics extends MetricsServer {
       "||w - w_teacher|| / ||w_teacher|| over synapses (teacher-student runs).",
       ["population"],
     );
+    this.scalingFactor = gauge("snn_scaling_factor", "Scaling factor of the weights from cell type pre onto post (optimise = scaling_factors*).", ["pre", "post"]);
+    this.scalingFactorRatio = gauge("snn_scaling_factor_ratio", "Scaling factor divided by its target (1 = recovered).", ["pre", "post"]);
     this.workersConnected = gauge("snn_workers_connected", "Workers currently connected to the coordinator.");
     this.epochsInFlight = gauge("snn_epochs_in_flight", "Epochs assigned to workers and not yet returned.");
     this.workerFailures = counter("snn_worker_failures_total", "Workers dropped, by reason.", ["reason"]);
@@ -186,6 +192,10 @@ export class CoordinatorMetrics extends MetricsServer {
       this.targetFiringRate.set(labels, t.rate);
       if (t.cv !== undefined) this.targetCv.set(labels, t.cv);
       if (t.ratio !== undefined) this.targetMembraneRatio.set(labels, t.ratio);
+    }
+    for (const { pre, post, value, target } of update.scalingFactors ?? []) {
+      this.scalingFactor.set({ pre, post }, value);
+      this.scalingFactorRatio.set({ pre, post }, value / target);
     }
     for (const [population, a] of Object.entries(update.teacher ?? {})) {
       this.teacherCorrelation.set({ population }, a.correlation);

@@ -4,12 +4,13 @@
  * hands it one UpdateReport per update; it runs beside training.
  */
 import type { Config } from "../model/config.js";
-import type { NetworkSpec } from "../model/network.js";
+import { hasSpikeTrainTeacher, type NetworkSpec } from "../model/network.js";
 import { metricsRow, UpdateRecord } from "../io/run-dir.js";
 import type { UpdateReport } from "../training/trainer.js";
 import { Progress, RunSummary, runSummary, updateBlock } from "./console.js";
 import type { HistoryRow, NetworkView } from "./figure-data.js";
 import { figureTargets } from "./figures/network-view.js";
+import { recordedTeacherFigureData } from "./teacher-figure-data.js";
 import { figureDir, FigureQueue } from "./figures/queue.js";
 
 export interface UpdateReporterOptions {
@@ -46,7 +47,7 @@ export class UpdateReporter {
     this.history.push(metricsRow(record) as HistoryRow);
     await this.o.figures?.queue.settled();
     this.o.onUpdate(record);
-    const block = updateBlock(record.epoch, this.o.totalEpochs, record.losses, record.stats, { ...record, vanRossum: this.o.spec.teacherRecWeight !== undefined });
+    const block = updateBlock(record.epoch, this.o.totalEpochs, record.losses, record.stats, { ...record, vanRossum: hasSpikeTrainTeacher(this.o.spec) });
     this.o.progress.print(block);
     if (r.problem) this.o.progress.print(`  Skipped update (${r.problem}): weights and optimizer unchanged (${r.skippedInARow} in a row, at most ${r.maxSkipped})`);
     if (!r.figures) return;
@@ -97,6 +98,7 @@ export class UpdateReporter {
         targets: figureTargets(this.o.config, this.o.spec),
         history: this.history.filter((row) => row.epoch <= epoch),
         rasterNeurons: this.o.config.plotting.raster_neurons,
+        teacher: recordedTeacherFigureData(this.o.spec, last.activity.epoch),
       },
       figureDir(this.o.outputDir, epoch),
     );

@@ -6,6 +6,7 @@
 import { Config } from "../model/config.js";
 import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
+import { addRecordedSpikeCounts, placeOf, replayStartsFromRest } from "../model/teacher-replay.js";
 import { ResultMessage } from "../distributed/protocol.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
@@ -13,6 +14,7 @@ import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
 import { averageGradients, firstNonFinite, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
+import { allFactors, effectiveWeights, factorPairs, specTypePairs, trainedFactorParts } from "../model/scaling-factors.js";
 
 /** One update, as the reports (console, metrics, W&B, figures) need it. */
 export interface UpdateReport {
@@ -54,6 +56,8 @@ export interface TrainerOptions {
   observers: TrainingObservers;
   /** The teacher's weights ([student] teacher_file), to report how close the learned ones are; null without. */
   teacherWeights: { recWeight: Float32Array; ffWeight: Float32Array } | null;
+  /** What the scaling factors should become ([student] weight_perturbation_variance: 1/p; else ones), row-major per part. */
+  factorTargets: { recurrent: Float64Array; feedforward: Float64Array } | null;
 }
 
 /** How a run of the loop ended; a diverged run throws TrainingDivergedError instead. */
@@ -70,11 +74,15 @@ export class Trainer {
   private readonly started = Date.now();
   /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
   private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
+  /** Per edge, its connection-type pair, when scaling factors are trained. */
+  private readonly typePairs: { rec: Int32Array; ff: Int32Array } | null;
 
   constructor(
     private readonly o: TrainerOptions,
     private readonly state: TrainingState,
-  ) {}
+  ) {
+    this.typePairs = state.factors ? specTypePairs(o.spec) : null;
+  }
 
   /** Finish the current update, checkpoint, and stop (SIGINT/SIGTERM). */
   requestStop(): void {
@@ -114,10 +122,13 @@ export class Trainer {
       const next = s.epoch + A;
       const plot = figuresOn && (next % config.plotting.interval === 0 || next >= this.o.totalEpochs);
       const plotInitial = figuresOn && s.epoch === 0;
+      // A recorded teacher is replayed from rest at the start of every pass over its recording, as it was recorded.
+      const recording = spec.teacherRecording;
+      const steps = spec.chunkSteps * spec.chunksPerEpoch;
       const tasks: EpochAssignment[] = s.streams.map((st, k) => ({
         epoch: s.epoch + k,
         stream: k,
-        initialState: st,
+        initialState: recording && replayStartsFromRest(recording, s.epoch + k, spec.batchSize, steps) ? null : st,
         computeGradient: training,
         recordActivity: (plot || plotInitial) && k === A - 1,
       }));
@@ -159,6 +170,8 @@ export class Trainer {
         stats,
         ...(teacher ? { teacher: { recurrent: weightAgreement(s.recWeight, teacher.recWeight), feedforward: weightAgreement(s.ffWeight, teacher.ffWeight) } } : {}),
         ...(config.targets.file ? { rateRmse: rateRmse(results.map((r) => r.rates), spec.targets.rate) } : {}),
+        ...(s.factors ? { scalingFactors: this.scalingFactors() } : {}),
+        ...(recording ? { teacherRates: this.teacherRates(results.map((r) => r.epoch)) } : {}),
         wallTimeS: elapsed,
         epochsPerS: A / ((t1 - t0) / 1000),
       };
@@ -221,20 +234,65 @@ export class Trainer {
     }
     const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
     const t2 = performance.now();
-    const step = optimizerStep(
-      { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam },
-      grads,
-      { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm },
-      ["recurrent", "feedforward"],
-    );
+    const hp = { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm };
+    const f = s.factors;
+    let step;
+    if (f) {
+      // The results hold ∂L/∂ln S per type pair. A part that is not trained gets a zero gradient: Adam's moments stay
+      // 0 and its step is exactly 0, so its factors keep their initial values.
+      trainedFactorParts(h.optimise).forEach((trained, p) => trained || grads[p].fill(0));
+      step = optimizerStep({ weights: [f.value.rec, f.value.ff], logWeights: [f.log.rec, f.log.ff], adam: s.adam }, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters");
+    } else {
+      step = optimizerStep({ weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam }, grads, hp, ["recurrent", "feedforward"]);
+    }
     if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };
-    [s.recWeight, s.ffWeight] = step.next.weights;
-    s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
+    if (f) {
+      const [rec, ff] = step.next.weights;
+      const [logRec, logFf] = step.next.logWeights!;
+      s.factors = { ...f, value: { rec, ff }, log: { rec: logRec, ff: logFf } };
+      const all = allFactors(s.factors.value);
+      s.recWeight = effectiveWeights(f.base.rec, all, this.typePairs!.rec);
+      s.ffWeight = effectiveWeights(f.base.ff, all, this.typePairs!.ff);
+    } else {
+      [s.recWeight, s.ffWeight] = step.next.weights;
+      s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
+    }
     s.adam = step.next.adam;
     const t3 = performance.now();
     this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
     this.o.observers.phase?.("adam", (t3 - t2) / 1000);
     return { problem: null, gradNorm: step.gradNorm };
+  }
+
+  /** A recorded teacher's mean rate per cell type over the given epochs' places in the recording (Hz). */
+  private teacherRates(epochs: number[]): UpdateRecord["teacherRates"] {
+    const { spec } = this.o;
+    const recording = spec.teacherRecording!;
+    const T = spec.chunkSteps * spec.chunksPerEpoch;
+    const counts = new Float64Array(spec.constants.numNeurons);
+    for (const e of epochs) addRecordedSpikeCounts(recording, placeOf(recording, e, spec.batchSize, T), spec.batchSize, T, counts);
+    const seconds = (epochs.length * spec.batchSize * T * spec.constants.dt) / 1000;
+    return spec.cellTypeNames.map((cellType, k) => {
+      let sum = 0;
+      let n = 0;
+      spec.constants.cellType.forEach((type, j) => {
+        if (type !== k) return;
+        sum += counts[j];
+        n++;
+      });
+      return { cellType, rate: sum / (n * seconds) };
+    });
+  }
+
+  /** The factors after the latest step, named {pre}_{post}, with their targets. */
+  private scalingFactors(): UpdateRecord["scalingFactors"] {
+    const f = this.state.factors!;
+    const pairs = factorPairs(this.o.config.recurrent.names, this.o.config.feedforward.names);
+    const t = this.o.factorTargets!;
+    return [
+      ...pairs.rec.map((p, i) => ({ ...p, value: f.value.rec[i], target: t.recurrent[i] })),
+      ...pairs.ff.map((p, i) => ({ ...p, value: f.value.ff[i], target: t.feedforward[i] })),
+    ];
   }
 
   /** Queues checkpoint_latest of the current state (the caller flushes the writer before it exits). */

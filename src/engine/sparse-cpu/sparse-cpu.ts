@@ -19,10 +19,13 @@
  *   a_g(t) = α a_g + dG,  dG_l = −dṽ·dt/C·(v − E_l);  a_v(t) = dṽ(β − dt/C·ΣG) + ds·σ'(v − θ);
  *   dW_ij += s_i δ_src(i)[j]   (only rows of neurons that spiked).
  * With a teacher (van Rossum loss), the teacher is simulated first on the same input from the same state, and ∂L/∂s
- * gains a per-(trial, step, neuron) term.
+ * gains a per-(trial, step, neuron) term. With a recorded teacher (spec.teacherRecording) the epoch's inputs and the
+ * teacher's spikes are unpacked from the recording instead (model/teacher-replay.ts), once per epoch, straight into
+ * the input buffer and the teacher's sHist-layout buffer.
  */
-import { InputSpikes, poissonInputs } from "../../model/inputs.js";
-import { NetworkSpec } from "../../model/network.js";
+import { InputSpikes } from "../../model/inputs.js";
+import { epochInputs, hasSpikeTrainTeacher, NetworkSpec } from "../../model/network.js";
+import { placeOf, recordedOutputs } from "../../model/teacher-replay.js";
 import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engine.js";
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, TrialSummaries, trialSummaries } from "../epoch-summary.js";
 import { KernelKind, layoutBytes, WasmKernels, Workspace } from "./kernels/workspace.js";
@@ -241,7 +244,7 @@ export class SparseCpuEngine implements Engine {
     c.inputSource.forEach((k, i) => (b.ffSource[i] = k * P));
     this.recSynapses = { rowPtr: b.rowPtr, rowSource: b.recSource, target: b.recTarget };
     this.ffSynapses = { rowPtr: b.ffRowPtr, rowSource: b.ffSource, target: b.ffTarget };
-    const teacher = spec.teacherRecWeight !== undefined;
+    const teacher = hasSpikeTrainTeacher(spec);
     this.teacherSpikes = teacher ? new Uint8Array(this.T * P) : null;
     this.spikeStepGrad = teacher ? new Float64Array(this.T * P) : null;
   }
@@ -257,8 +260,12 @@ export class SparseCpuEngine implements Engine {
 
   runEpochSync(task: EpochTask): EpochResult {
     const spec = this.spec;
-    poissonInputs(spec.seed, task.epoch, this.B, this.T, spec.inputProbability, this.inputs);
-    if (this.teacherSpikes) {
+    epochInputs(spec, task.epoch, this.inputs);
+    const recording = spec.teacherRecording;
+    if (recording) {
+      const { B, T, P } = this;
+      recordedOutputs(recording, placeOf(recording, task.epoch, B, T), B, T, this.teacherSpikes!, { sb: 1, st: P, sj: B });
+    } else if (this.teacherSpikes) {
       this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!, false);
       this.teacherSpikes.set(this.buf.sHist);
     }

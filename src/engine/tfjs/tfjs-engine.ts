@@ -6,7 +6,9 @@
  * from the edge list, zero off the graph; its spikes s_k drive all its slots with s_k @ W_k. The surrogate spike is a
  * tf.customGrad (exact 0/1 forward, 1/(λ|x|+1)² backward), the loss is the epoch loss of losses.ts rebuilt from tensor
  * ops, and the weight gradient is read off the dense gradients at the edges. With a teacher, its spike trains of the
- * epoch (same input, same initial state, no gradient) enter the van Rossum term as constants. Loss values, statistics
+ * epoch (same input, same initial state, no gradient) enter the van Rossum term as constants; a recorded teacher
+ * (spec.teacherRecording) gives the epoch's inputs and those constant trains from the recording instead
+ * (model/teacher-replay.ts). Loss values, statistics
  * and figure data come from epoch-summary.ts on the recorded activity, exactly as for sparse-cpu, so both engines
  * report alike.
  *
@@ -14,9 +16,10 @@
  * which dominated the cpu backend's backward pass. State, activity and weights are permuted on the host.
  */
 import * as tf from "@tensorflow/tfjs";
-import { InputSpikes, poissonInputs } from "../../model/inputs.js";
-import { NetworkSpec } from "../../model/network.js";
-import { vanRossumFilterMatrix } from "../../model/van-rossum.js";
+import { InputSpikes } from "../../model/inputs.js";
+import { epochInputs, hasSpikeTrainTeacher, NetworkSpec } from "../../model/network.js";
+import { placeOf, recordedOutputs } from "../../model/teacher-replay.js";
+import { vanRossumFilterMatrix, vanRossumScale } from "../../model/van-rossum.js";
 import { Engine, EngineKind, EpochResult, EpochTask, epochSteps, restState, StreamState } from "../engine.js";
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, trialSummaries } from "../epoch-summary.js";
 
@@ -93,7 +96,7 @@ interface Constants {
   targetAlpha: tf.Tensor1D;
   targetRatio: tf.Tensor1D;
   targetTheta: tf.Tensor1D;
-  /** [T, T] van Rossum filter over steps, when the network has a teacher. */
+  /** [T, T] van Rossum filter over steps (y = K·s; the double exponential's K = K_a·K_b), when the network has a teacher. */
   vanRossumFilter: tf.Tensor2D | null;
 }
 
@@ -113,7 +116,7 @@ interface DeviceResult {
   volts: Float32Array;
   conductances: Float32Array | null;
   /** The teacher's [T, B, N] spikes, when the network has one. */
-  teacherSpikes: Float32Array | null;
+  teacherSpikes: Float32Array | Uint8Array | null;
   finalState: StreamState;
   recGrad: Float32Array | null;
   ffGrad: Float32Array | null;
@@ -226,10 +229,14 @@ export class TfjsEngine implements Engine {
     const spec = this.spec;
     const { N, B, S, T } = this;
     const c = (this.consts ??= this.makeConstants());
-    poissonInputs(spec.seed, task.epoch, B, T, spec.inputProbability, this.inputs);
+    epochInputs(spec, task.epoch, this.inputs);
     const initial = task.initialState ?? restState(spec);
+    // A recorded teacher's spikes of the epoch, [T, B, N] in canonical neuron order.
+    const recording = spec.teacherRecording;
+    const recorded = recording ? new Uint8Array(T * B * N) : null;
+    if (recording) recordedOutputs(recording, placeOf(recording, task.epoch, B, T), B, T, recorded!, { sb: N, st: B * N, sj: 1 });
 
-    const { spikes, volts, conductances, teacherSpikes, finalState, recGrad, ffGrad } = await this.computeOnDevice(c, task, initial);
+    const { spikes, volts, conductances, teacherSpikes, finalState, recGrad, ffGrad } = await this.computeOnDevice(c, task, initial, recorded);
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
@@ -253,7 +260,7 @@ export class TfjsEngine implements Engine {
    * conductances when recorded, final state, per-edge gradients when requested. Every tensor it creates is released,
    * also when it throws.
    */
-  private async computeOnDevice(c: Constants, task: EpochTask, initial: StreamState): Promise<DeviceResult> {
+  private async computeOnDevice(c: Constants, task: EpochTask, initial: StreamState, recordedTeacher: Uint8Array | null): Promise<DeviceResult> {
     const spec = this.spec;
     const { N, B, S, order } = this;
     const owned: tf.TensorContainer[] = [];
@@ -269,8 +276,10 @@ export class TfjsEngine implements Engine {
       // The canonical slot-major [c·S + l][b][j] state as the [b][j][c][l] tensor the step works on.
       const g0 = own(tf.tidy(() => tf.reshape(tf.transpose(tf.tensor3d(permuteNeurons(initial.g, N, 1, order, false), [2 * S, B, N]), [1, 2, 0]), [B, N, 2, S]) as tf.Tensor4D));
       const simulate = (ws: tf.Tensor[]) => this.simulate(c, ws as tf.Tensor2D[], inputs, v0, g0, task.recordActivity);
-      const teacher =
-        spec.teacherRecWeight && spec.teacherFfWeight
+      const { T } = this;
+      const teacher = recordedTeacher
+        ? own(tf.tensor3d(permuteNeurons(recordedTeacher, N, 1, order, false), [T, B, N]))
+        : spec.teacherRecWeight && spec.teacherFfWeight
           ? own(tf.tidy(() => this.simulate(c, this.denseWeights(c, tf.tensor1d(spec.teacherRecWeight!), tf.tensor1d(spec.teacherFfWeight!)), inputs, v0, g0, false).spikes))
           : null;
 
@@ -300,7 +309,7 @@ export class TfjsEngine implements Engine {
         spikes: await toCanonical(recorded.spikes, 1),
         volts: await toCanonical(recorded.volts, 1),
         conductances: recorded.conductances ? await toCanonical(recorded.conductances, S) : null,
-        teacherSpikes: teacher ? await toCanonical(teacher, 1) : null,
+        teacherSpikes: recordedTeacher ?? (teacher ? await toCanonical(teacher, 1) : null),
         finalState: { v: await toCanonical(recorded.v, 1), g: await toCanonical(own(tf.tidy(() => tf.transpose(tf.reshape(recorded.g, [B, N, 2 * S]), [2, 0, 1]))), 1) },
         recGrad: null,
         ffGrad: null,
@@ -370,7 +379,7 @@ export class TfjsEngine implements Engine {
       targetAlpha: perNeuron(t.alpha),
       targetRatio: perNeuron(t.ratio),
       targetTheta: perNeuron(t.theta),
-      vanRossumFilter: this.spec.teacherRecWeight ? tf.tensor2d(vanRossumFilterMatrix(this.T, c.dt, this.spec.vanRossumTau), [this.T, this.T]) : null,
+      vanRossumFilter: hasSpikeTrainTeacher(this.spec) ? tf.tensor2d(vanRossumFilterMatrix(this.T, c.dt, this.spec.vanRossum), [this.T, this.T]) : null,
     };
   }
 
@@ -481,10 +490,11 @@ export class TfjsEngine implements Engine {
     const membrane = tf.mean(tf.square(tf.sub(ratio, c.targetRatio)));
     const terms = [tf.mul(firingRate, w.firing_rate), tf.mul(silent, w.silent_penalty), tf.mul(membrane, w.membrane_variance)];
     if (teacherSpikes) {
-      // van-rossum.ts: filtered trains f = K·s along steps, L = Σ (f_student − f_teacher)²·dt/τ / (B·N).
+      // van-rossum.ts: filtered trains y = K·s along steps over the whole epoch, L = c·Σ (y_student − y_teacher)² with
+      // c = dt/(τd·B·N) (single exponential) or 1/(B·T·N) (double, the original's mean).
       const filtered = (s: tf.Tensor3D) => tf.matMul(c.vanRossumFilter!, tf.reshape(s, [T, B * N]));
       const distance = tf.sum(tf.square(tf.sub(filtered(spikes), filtered(teacherSpikes))));
-      terms.push(tf.mul(distance, (w.van_rossum * dt) / (this.spec.vanRossumTau * B * N)));
+      terms.push(tf.mul(distance, vanRossumScale(B, T, N, dt, this.spec.vanRossum, w.van_rossum)));
     }
     return tf.addN(terms) as tf.Scalar;
   }

@@ -46,12 +46,22 @@ export function rasterSample(data: FigureData): RasterSample {
   };
 }
 
-interface RasterGroup {
+export interface RasterGroup {
   ptr: Int32Array;
   spikeSteps: Int32Array;
   neurons: number[];
-  /** Population name per neuron id. */
+  /** The colour's label per neuron id: its population name, unless the style's colours say otherwise. */
   population: (j: number) => string;
+}
+
+/** How a raster colours and labels its rows; by default by population, rows unlabelled, time in s. */
+export interface RasterStyle {
+  /** Colour per label of RasterGroup.population (default: the population palette). */
+  colors?: { domain: string[]; range: string[] };
+  /** One y-axis label per row, top to bottom. */
+  rowLabels?: string[];
+  /** Time axis in ms rather than s. */
+  ms?: boolean;
 }
 
 const inputRows = (data: FigureData, neurons: number[]): RasterGroup => ({
@@ -69,8 +79,10 @@ const recurrentRows = (data: FigureData, neurons: number[]): RasterGroup => ({
 });
 
 /** One tick per spike, rows in order of the groups, top to bottom. */
-function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): Panel {
+export function rasterPanel(data: FigureData, groups: RasterGroup[], height: number, style: RasterStyle = {}): Panel {
   const dt = data.activity.dt;
+  const time = (step: number): number => (style.ms ? step * dt : seconds(step, dt));
+  const labels = style.rowLabels;
   const points: Datum[] = [];
   const shown = new Set<string>();
   let row = 0;
@@ -78,7 +90,7 @@ function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): P
     for (const j of g.neurons) {
       const pop = g.population(j);
       shown.add(pop);
-      for (let k = g.ptr[j]; k < g.ptr[j + 1]; k++) points.push({ t: seconds(g.spikeSteps[k], dt), row, pop });
+      for (let k = g.ptr[j]; k < g.ptr[j + 1]; k++) points.push({ t: time(g.spikeSteps[k]), row, pop });
       row++;
     }
   }
@@ -86,15 +98,17 @@ function rasterPanel(data: FigureData, groups: RasterGroup[], height: number): P
     data: { values: points },
     mark: { type: "tick", orient: "vertical", opacity: 1, thickness: 2, size: Math.max(2, Math.min(10, height / Math.max(1, row))) },
     encoding: {
-      x: { field: "t", type: "quantitative", scale: { domain: [0, seconds(data.activity.steps, dt)], nice: false }, title: "time (s)" },
+      x: { field: "t", type: "quantitative", scale: { domain: [0, time(data.activity.steps)], nice: false }, title: `time (${style.ms ? "ms" : "s"})` },
       y: {
         field: "row",
         type: "quantitative",
         scale: { domain: [-0.5, row - 0.5], reverse: true, nice: false, zero: false },
-        axis: { labels: false, ticks: false, grid: false },
-        title: `neuron (${row} sampled)`,
+        axis: labels
+          ? { values: labels.map((_, i) => i), labelExpr: `${JSON.stringify(labels)}[datum.value]`, ticks: false, grid: false }
+          : { labels: false, ticks: false, grid: false },
+        title: labels ? null : `neuron (${row} sampled)`,
       },
-      color: { field: "pop", type: "nominal", scale: populationScale(data.network, [...shown]), legend: { title: null } },
+      color: { field: "pop", type: "nominal", scale: style.colors ?? populationScale(data.network, [...shown]), legend: { title: null } },
     },
   };
   return { width: WIDTH, height, layer: points.length > 0 ? [ticks] : [ticks, noteLayer("no spikes")] };

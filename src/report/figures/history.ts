@@ -60,3 +60,27 @@ export function ratesVsTargetsSpec(data: FigureData): TopLevelSpec {
   }
   return figure(data, "Mean firing rate per cell type", { width: WIDTH, height: HEIGHT, layer }, "solid: mean rate over the neurons of a type; dashed: target");
 }
+
+/** The scaling-factor columns of the metrics rows (`scaling_factor/{pre}_{post}/ratio`), in column order. */
+const factorRatioColumns = (data: FigureData) => [...new Set(data.history.flatMap((row) => Object.keys(row).filter((k) => /^scaling_factor\/.+\/ratio$/.test(k))))];
+
+/** Runs that train scaling factors: each learned factor over its target through training; 1 = recovered. */
+export function scalingFactorsSpec(data: FigureData): TopLevelSpec {
+  const values: Datum[] = [];
+  for (const column of factorRatioColumns(data)) {
+    const pair = column.slice("scaling_factor/".length, -"/ratio".length);
+    for (const row of data.history) if (Number.isFinite(row[column])) values.push({ epoch: row.epoch, ratio: row[column], pair });
+  }
+  const layer: Layer[] = [
+    { data: { values: [{ one: 1 }] }, mark: { type: "rule", strokeDash: [6, 3], strokeWidth: 1.4, color: "#555" }, encoding: { y: { field: "one", type: "quantitative", title: "learned factor / target" } } },
+    {
+      data: { values },
+      mark: { type: "line", point: true, strokeWidth: 1.6 },
+      encoding: { x: epochAxis, y: { field: "ratio", type: "quantitative", scale: { zero: false } }, color: { field: "pair", type: "nominal", sort: null, legend: { title: "pre_post" } } },
+    },
+  ];
+  return figure(data, "Scaling factors against their targets", { width: WIDTH, height: HEIGHT, layer }, "one line per (pre type, post type) factor; dashed: target (ratio 1)");
+}
+
+/** scaling_factors.png is drawn for runs whose metrics hold factors. */
+export const hasScalingFactors = (data: FigureData) => factorRatioColumns(data).length > 0;

@@ -11,8 +11,9 @@ import * as vega from "vega";
 import { type TopLevelSpec, compile } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
 import { conductancesSpec, inputRasterSpec, membraneVoltageSpec, psthSpec, rasterSpec } from "./activity.js";
+import { correlogramSpec, spikeComparisonSpec } from "./fit-figures.js";
 import { TrueType } from "./fonts.js";
-import { ratesVsTargetsSpec, trainingHistorySpec } from "./history.js";
+import { hasScalingFactors, ratesVsTargetsSpec, scalingFactorsSpec, trainingHistorySpec } from "./history.js";
 import { encodePng } from "./png.js";
 import { FONT } from "./spec.js";
 import { cvSpec, fanoSpec, firingRateSpec, isiSpec, rateScatterSpec } from "./statistics-figures.js";
@@ -42,7 +43,10 @@ export const FIGURES: readonly FigureDef[] = [
   { file: "fano_factor.png", spec: fanoSpec },
   { file: "training_history.png", spec: trainingHistorySpec },
   { file: "rates_vs_targets.png", spec: ratesVsTargetsSpec },
+  { file: "scaling_factors.png", spec: scalingFactorsSpec, when: hasScalingFactors },
   { file: "rate_scatter.png", spec: rateScatterSpec, when: (data) => data.targets.perNeuronRate !== undefined },
+  { file: "spike_comparison.png", spec: spikeComparisonSpec, when: (data) => data.teacher !== undefined },
+  { file: "firing_rate_correlogram.png", spec: correlogramSpec, when: (data) => data.teacher !== undefined },
 ];
 
 const fontDir = path.join(path.dirname(createRequire(import.meta.url).resolve("dejavu-fonts-ttf/package.json")), "ttf");
@@ -120,9 +124,8 @@ ${items.join("\n")}
 `;
 }
 
-async function renderSet(data: FigureData, dir: string): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const figures = FIGURES.filter((f) => f.when?.(data) ?? true).map((f) => ({ file: f.file, spec: f.spec(data) }));
+/** Writes each spec as a PNG, with font subsets of the characters they use; returns the paths in order. */
+async function renderPngs(figures: { file: string; spec: TopLevelSpec }[]): Promise<string[]> {
   const chars = new Set(VEGA_CHARS);
   collectChars(figures.map((f) => f.spec), chars);
   const fonts = await mkdtemp(path.join(tmpdir(), "snn-figure-fonts-"));
@@ -133,16 +136,26 @@ async function renderSet(data: FigureData, dir: string): Promise<string[]> {
     const options: ResvgRenderOptions = { ...RESVG, font: { fontFiles, loadSystemFonts: false, defaultFontFamily: FONT } };
     for (const f of figures) {
       const svg = await specToSvg(f.spec);
-      const file = path.join(dir, f.file);
-      pending.push(svgToPng(svg, options).then(async (png) => (await writeFile(file, png), file)));
+      pending.push(svgToPng(svg, options).then(async (png) => (await writeFile(f.file, png), f.file)));
     }
-    const files = await Promise.all(pending);
-    await writeFile(path.join(dir, "index.html"), indexHtml(data, figures.map((f) => ({ file: f.file, title: titleOf(f.spec, f.file) }))));
-    return files;
+    return await Promise.all(pending);
   } finally {
     await Promise.allSettled(pending); // resvg may still be reading the fonts when a later figure failed
     await rm(fonts, { recursive: true, force: true });
   }
+}
+
+async function renderSet(data: FigureData, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const figures = FIGURES.filter((f) => f.when?.(data) ?? true).map((f) => ({ file: f.file, spec: f.spec(data) }));
+  const files = await renderPngs(figures.map((f) => ({ file: path.join(dir, f.file), spec: f.spec })));
+  await writeFile(path.join(dir, "index.html"), indexHtml(data, figures.map((f) => ({ file: f.file, title: titleOf(f.spec, f.file) }))));
+  return files;
+}
+
+/** One figure outside the figure sets (snn-study's study.png), as PNG. */
+export async function renderFigure(spec: TopLevelSpec, file: string): Promise<void> {
+  await renderPngs([{ file, spec }]);
 }
 
 let queue: Promise<unknown> = Promise.resolve();

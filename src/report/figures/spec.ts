@@ -28,7 +28,7 @@ export const CONFIG: Config = {
 };
 
 /** Wraps a body into a standalone figure titled "<name> — epoch e/E". */
-export function figure(data: FigureData, name: string, body: Panel, subtitle?: string): TopLevelSpec {
+export function figure(data: FigureData, name: string, body: Panel, subtitle?: string | string[]): TopLevelSpec {
   const text = `${name} — epoch ${data.epoch}/${data.totalEpochs}`;
   // vega-lite's TopLevelSpec spells its facet variant with a narrower unit type than NonNormalizedSpec, though
   // the compiler accepts both.
@@ -71,6 +71,46 @@ export function noteLayer(text: string): UnitSpec<Field> {
 
 export function notePanel(text: string, width: number, height: number): Panel {
   return { width, height, ...noteLayer(text) };
+}
+
+export interface UnityScatterOptions {
+  /** One point per datum at (x.field, y.field), coloured by its `pop` on `colors`. */
+  values: Datum[];
+  x: { field: string; title: string };
+  y: { field: string; title: string };
+  colors: { domain: string[]; range: string[] };
+  title?: string;
+  /** Width and height (default 480). */
+  size?: number;
+}
+
+/** A square scatter of non-negative values (rates) on one scale from 0 for both axes, with the dashed line y = x. */
+export function unityScatterPanel(o: UnityScatterOptions): Panel {
+  let top = 1;
+  for (const v of o.values) top = Math.max(top, v[o.x.field] as number, v[o.y.field] as number);
+  const scale = { domain: [0, top * 1.05], nice: false };
+  const size = o.size ?? 480;
+  return {
+    ...(o.title === undefined ? {} : { title: o.title }),
+    width: size,
+    height: size,
+    layer: [
+      {
+        data: { values: [{ r: 0 }, { r: top * 1.05 }] },
+        mark: { type: "line", strokeDash: [6, 3], color: "#666" },
+        encoding: { x: { field: "r", type: "quantitative", scale }, y: { field: "r", type: "quantitative", scale } },
+      },
+      {
+        data: { values: o.values },
+        mark: { type: "point", filled: true, opacity: 0.6, size: 24 },
+        encoding: {
+          x: { field: o.x.field, type: "quantitative", scale, title: o.x.title },
+          y: { field: o.y.field, type: "quantitative", scale, title: o.y.title },
+          color: { field: "pop", type: "nominal", scale: o.colors, legend: { title: null } },
+        },
+      },
+    ],
+  };
 }
 
 export interface HistogramSeries {

@@ -3,7 +3,19 @@ import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
 import { meanStd } from "../../model/statistics.js";
 import { extent, fanoFactors, fanoWindows, histogram, interSpikeIntervals, linearBinEdges, logBinEdges, percentile } from "./stats.js";
-import { type Datum, type HistogramPanelOptions, type Panel, figure, fmt, histogramPanel, membersByType, notePanel, pick, populationScale } from "./spec.js";
+import {
+  type Datum,
+  type HistogramPanelOptions,
+  type Panel,
+  figure,
+  fmt,
+  histogramPanel,
+  membersByType,
+  notePanel,
+  pick,
+  populationScale,
+  unityScatterPanel,
+} from "./spec.js";
 
 /** One histogram panel per cell type, side by side, on shared edges. */
 function perTypeHistograms(
@@ -125,29 +137,11 @@ export function rateScatterSpec(data: FigureData): TopLevelSpec {
     }
     return `${net.cellTypeNames[t]} RMS error ${fmt(Math.sqrt(se / Math.max(members.length, 1)))} Hz`;
   });
-  let top = 1;
-  for (const v of values) top = Math.max(top, v.target as number, v.rate as number);
-  const scale = { domain: [0, top * 1.05], nice: false };
-  const color = { field: "pop", type: "nominal" as const, scale: populationScale(net, net.cellTypeNames), legend: { title: null } };
-  const body: Panel = {
-    width: 480,
-    height: 480,
-    layer: [
-      {
-        data: { values: [{ r: 0 }, { r: top * 1.05 }] },
-        mark: { type: "line", strokeDash: [6, 3], color: "#666" },
-        encoding: { x: { field: "r", type: "quantitative", scale }, y: { field: "r", type: "quantitative", scale } },
-      },
-      {
-        data: { values },
-        mark: { type: "point", filled: true, opacity: 0.6, size: 24 },
-        encoding: {
-          x: { field: "target", type: "quantitative", scale, title: "target rate (Hz)" },
-          y: { field: "rate", type: "quantitative", scale, title: "firing rate (Hz)" },
-          color,
-        },
-      },
-    ],
-  };
+  const body = unityScatterPanel({
+    values,
+    x: { field: "target", title: "target rate (Hz)" },
+    y: { field: "rate", title: "firing rate (Hz)" },
+    colors: populationScale(net, net.cellTypeNames),
+  });
   return figure(data, "Firing rate against per-neuron target", body, `each neuron over all trials of the epoch; dashed: rate = target; ${titles.join(", ")}`);
 }
