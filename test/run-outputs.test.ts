@@ -173,7 +173,8 @@ describe("outputs of a run", () => {
 
 describe("metrics endpoints of concurrent runs", () => {
   it("local workers serve metrics on free ports by default, and each run publishes its targets for Prometheus", async () => {
-    const params = smallParams(tempDir(), { epochs: 150, accumulation: 3 });
+    // Long enough to be still running when scraped on a fast machine (they are stopped with SIGINT below).
+    const params = smallParams(tempDir(), { epochs: 6000, accumulation: 3 });
     const parent = tempDir();
     // No --metrics-port: both runs want 9464 and 9465 on; the second (or a run elsewhere) takes the next free ones.
     const a = start(COORD, [params, "--workers", "2", "--output", join(parent, "a"), "--no-figures"]);

@@ -65,6 +65,10 @@ describe("scaling-factor maths", () => {
     expect(() => parseConfig(base.replace("[hyperparameters]", '[hyperparameters]\noptimise = "scaling_factors"\nparameterisation = "log"'))).toThrow(
       /hyperparameters\.parameterisation: only used with optimise = "weights"/,
     );
+    // Only the CV term (which has no gradient) left: nothing to train the factors on.
+    let cvOnly = base.replace("[hyperparameters]", '[hyperparameters]\noptimise = "scaling_factors_recurrent"');
+    for (const k of ["firing_rate", "silent_penalty", "membrane_variance"]) cvOnly = cvOnly.replace(new RegExp(`^loss_weight\\.${k} = .*$`, "m"), `loss_weight.${k} = 0.0`);
+    expect(() => parseConfig(cvOnly)).toThrow(/hyperparameters\.optimise: "scaling_factors_recurrent" needs a loss term with a gradient/);
   });
 });
 

@@ -113,6 +113,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "hyperparameters.optimise": {
     meaning:
       'What is trained: "weights", every synapse; "scaling_factors", one factor S per (pre type, post type) of both the recurrent and the feedforward weights, optimised as ln S (effective weight W·S, W fixed); "scaling_factors_recurrent" / "scaling_factors_feedforward", one part only (the other keeps its initial factors).',
+    also: "scaling factors need a loss term with a gradient (firing_rate, silent_penalty, membrane_variance or van_rossum)",
   },
   "hyperparameters.max_grad_norm": { meaning: "Clip of the global L2 norm of the recurrent and feedforward gradients together." },
   "hyperparameters.max_skipped_updates": {

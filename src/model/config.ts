@@ -482,6 +482,12 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
         `must be 0 (single exponential) or < van_rossum_tau_decay (${hyperparameters.van_rossum_tau_decay} ms), got ${hyperparameters.van_rossum_tau_rise}` +
           (hyperparameters.van_rossum_tau_rise === hyperparameters.van_rossum_tau_decay ? " (equal time constants are a degenerate double exponential)" : ""),
       );
+  // The CV term has no gradient: a run whose other terms all weigh 0 would take steps of nothing.
+  const lw = hyperparameters.loss_weight;
+  if (hyperparameters.optimise !== "weights" && lw.firing_rate + lw.silent_penalty + lw.membrane_variance + lw.van_rossum === 0)
+    hR.at.key("optimise").fail(
+      `"${hyperparameters.optimise}" needs a loss term with a gradient, but loss_weight.firing_rate, silent_penalty, membrane_variance and van_rossum are all 0`,
+    );
   // Scaling factors are always optimised as ln S; parameterisation is about the weights.
   if (hyperparameters.optimise !== "weights" && hR.has("parameterisation"))
     hR.at.key("parameterisation").fail(`only used with optimise = "weights" (optimise is "${hyperparameters.optimise}": scaling factors are always optimised as ln S)`);

@@ -21,7 +21,6 @@ export function updateBlock(
   // A teacher-forced student has no recurrent synapses: only populations with synapses are compared.
   const populations = extras.teacher ? (["recurrent", "feedforward"] as const).filter((p) => !Number.isNaN(extras.teacher![p].relativeError)) : [];
   const t = extras.teacher;
-  const factors = extras.scalingFactors;
   return [
     extras.outcome === "burn-in" ? `Epoch ${epoch}/${totalEpochs} (burn-in, no update):` : `Epoch ${epoch}/${totalEpochs}:`,
     `  CV Loss: ${fmt(losses.cv)}`,
@@ -31,7 +30,6 @@ export function updateBlock(
     ...(extras.vanRossum ? [`  Van Rossum Loss: ${fmt(losses.van_rossum)}`] : []),
     `  Total Loss: ${fmt(losses.total)}`,
     `  Mean FR: ${perType((s) => `${fmt(s.rateMean, 2)} Hz`)}`,
-    ...(extras.teacherRates ? [`  Teacher FR: ${extras.teacherRates.map((t) => `${t.cellType} ${fmt(t.rate, 2)} Hz`).join(", ")}`] : []),
     `  Mean CV: ${perType((s) => fmt(s.cvMean, 2))}`,
     `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
     `  Membrane ratio: ${perType((s) => fmt(s.ratioMean, 2))}`,
@@ -42,8 +40,16 @@ export function updateBlock(
             `relative error ${populations.map((p) => `${p} ${fmt(t[p].relativeError, 3)}`).join(", ")}`,
         ]
       : []),
-    ...(factors ? [`  Scaling factor / target: ${factors.map((f) => `${factorName(f)} ${fmt(f.value / f.target, 3)}`).join(", ")}`] : []),
+    ...teacherLines(extras),
   ].join("\n");
+}
+
+/** The lines of a recorded teacher's rates and of trained scaling factors, where a run has them. */
+function teacherLines(r: Pick<UpdateRecord, "scalingFactors" | "teacherRates">): string[] {
+  return [
+    ...(r.teacherRates ? [`  Teacher FR: ${r.teacherRates.map((t) => `${t.cellType} ${fmt(t.rate, 2)} Hz`).join(", ")}`] : []),
+    ...(r.scalingFactors ? [`  Scaling factor / target: ${r.scalingFactors.map((f) => `${factorName(f)} ${fmt(f.value / f.target, 3)}`).join(", ")}`] : []),
+  ];
 }
 
 export interface RunSummary {
@@ -56,7 +62,7 @@ export interface RunSummary {
   /** The lowest total loss of an applied update, and its epoch (null before any). */
   best: { loss: number; epoch: number } | null;
   /** The last update's statistics, with the targets per cell type. */
-  last: { loss: number; stats: CellTypeStats[] } | null;
+  last: ({ loss: number; stats: CellTypeStats[] } & Pick<UpdateRecord, "scalingFactors" | "teacherRates">) | null;
   targets: { rate: number; cv: number }[];
   skippedUpdates: number;
   outputDir: string;
@@ -77,6 +83,7 @@ export function runSummary(r: RunSummary): string {
           `  Mean FR vs target: ${perType((s, k) => `${fmt(s.rateMean, 2)} / ${r.targets[k].rate} Hz`)}`,
           `  Mean CV vs target: ${perType((s, k) => `${fmt(s.cvMean, 2)} / ${r.targets[k].cv}`)}`,
           `  Active fraction: ${perType((s) => fmt(s.activeFraction, 2))}`,
+          ...teacherLines(r.last),
         ]
       : []),
     `  Skipped updates: ${r.skippedUpdates}`,

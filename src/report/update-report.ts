@@ -73,7 +73,7 @@ export class UpdateReporter {
       sessionEpochs: session.epochs,
       sessionSeconds: session.seconds,
       best: bestRow ? { loss: s.bestLoss, epoch: bestRow.epoch } : null,
-      last: this.last ? { loss: this.last.losses.total, stats: this.last.stats } : null,
+      last: this.last ? { loss: this.last.losses.total, stats: this.last.stats, scalingFactors: this.last.scalingFactors, teacherRates: this.last.teacherRates } : null,
       targets,
       skippedUpdates: s.skippedUpdates,
       outputDir: this.o.outputDir,
