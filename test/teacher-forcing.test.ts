@@ -15,11 +15,10 @@ import { Connectome, generateConnectome, makeEdgeList } from "../src/model/conne
 import { buildNetworkSpec } from "../src/model/network.js";
 import { allFactors, factorCounts, factorLogGradient, specTypePairs } from "../src/model/scaling-factors.js";
 import { teacherForcedConnectome, teacherForcedWeights } from "../src/model/teacher-forcing.js";
-import { recordedEpoch } from "../src/model/teacher-replay.js";
 import { perturbLognormal } from "../src/training/student.js";
 import { Rng } from "../src/model/rng.js";
 import { maxRelError } from "./helpers/engine-checks.js";
-import { replayRun } from "./helpers/replay.js";
+import { recordedEpoch, replayRun } from "./helpers/replay.js";
 import { coord, ensureBuilt, finalWeights, metricRows, SIM, smallParams, start, tempDir } from "./helpers/runs.js";
 import { smallNetworkToml } from "./helpers/small-network.js";
 

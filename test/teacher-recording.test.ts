@@ -23,7 +23,6 @@ import {
   packBits,
   packedWidth,
   placeOf,
-  recordedEpoch,
   recordingPlace,
   replayStartsFromRest,
   TeacherRecording,
@@ -31,7 +30,7 @@ import {
 } from "../src/model/teacher-replay.js";
 import { perturbLognormal } from "../src/training/student.js";
 import { expectGradientsAgree, expectSameEpoch } from "./helpers/engine-checks.js";
-import { replayRun } from "./helpers/replay.js";
+import { recordedEpoch, replayRun } from "./helpers/replay.js";
 import { coord, ensureBuilt, finalWeights, metricRows, SIM, start, tempDir } from "./helpers/runs.js";
 import { smallNetwork, smallNetworkToml, SmallNetworkOptions } from "./helpers/small-network.js";
 

@@ -60,6 +60,10 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "simulation.chunk_steps": { meaning: "Time steps per chunk; gradients are truncated at chunk boundaries (the state is carried on, detached).", unit: "steps" },
   "simulation.chunks_per_epoch": { meaning: "Chunks per epoch (an epoch is the unit of work a worker receives).", unit: "chunks" },
   "simulation.batch_size": { meaning: "Trials per epoch: independent simulations, each driven by its own Poisson input.", unit: "trials" },
+  "simulation.kernel_normalisation": {
+    meaning:
+      'What a unit-weight spike\'s double-exponential conductance g_bar·(e^{−t/τd} − e^{−t/τr})/N is normalised by: "original", N = (τd/τr)^(τr/(τd−τr)) (MODEL.md); "peak", the kernel\'s true peak (MODEL-HEAD.md 3: 0.9048 AMPA, 0.6197 NMDA, 0.5824 GABA_A at the default time constants), so that g_bar is the peak conductance.',
+  },
   "simulation.epochs": { meaning: "Epochs of the whole run, burn-in included (snn-coord --epochs overrides it).", unit: "epochs", also: ACCUMULATION },
   "simulation.accumulation_interval": {
     meaning: "Epochs whose gradients are averaged into one Adam step; the coordinator spreads them over the workers, so it is the most workers one update can use.",
@@ -174,6 +178,10 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "recurrent.topology": { meaning: "Connection probabilities of the configuration-model connectome; rows = presynaptic type, columns = postsynaptic type." },
   "recurrent.topology.conn_within": { meaning: "Probability of a synapse between two neurons of the same assembly." },
   "recurrent.topology.conn_between": { meaning: "Probability of a synapse between two neurons of different assemblies." },
+  "recurrent.topology.generator": {
+    meaning:
+      '"original": the original\'s configuration model (cell types shuffled over the whole network; multi-edges collapse and square blocks lose their local diagonal, so edge counts fall short of p·n_src·n_tgt). "exact": each assembly gets round(size·proportion) cells of each type; every block (assembly pair × type pair, and the feedforward type pairs with conn_inputs) gets exactly round(p·n_src·n_tgt) distinct edges and no self-loops (configuration-model stubs, duplicates and self-loops re-swapped).',
+  },
   ...weightKeys("recurrent.weights", "presynaptic type"),
   "recurrent.physiology": { meaning: "One table per cell type (recurrent.names)." },
   "recurrent.physiology.<type>": { meaning: "The membrane of a cell type: conductance-based LIF with a hard reset (C_m = tau_mem·g_L)." },

@@ -61,6 +61,11 @@ export interface Config {
      * starts from steady activity instead of the rest state (a multiple of accumulation_interval; counted in epochs).
      */
     burn_in_epochs: number;
+    /**
+     * What a unit-weight spike's double-exponential conductance is normalised by (MODEL-HEAD.md 3): "original",
+     * (τd/τr)^(τr/(τd−τr)) (MODEL.md); "peak", the kernel's true peak, so that g_bar is the peak conductance.
+     */
+    kernel_normalisation: "original" | "peak";
   };
   targets: {
     /** Per recurrent cell type, in the order of recurrent.names. */
@@ -124,7 +129,11 @@ export interface Config {
     proportion: number[];
     num_neurons: number;
     num_assemblies: number;
-    topology: { conn_within: number[][]; conn_between: number[][] };
+    /**
+     * generator "original": the original's configuration model (duplicates collapse, square blocks lose their local
+     * diagonal); "exact": types balanced per assembly, exactly round(p·n_src·n_tgt) distinct edges per block.
+     */
+    topology: { conn_within: number[][]; conn_between: number[][]; generator: "original" | "exact" };
     weights: { w_mu: number[][]; w_sigma: number[][] };
     physiology: PhysiologyConfig[];
     synapses: SynapseGroupConfig[];
@@ -375,6 +384,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     accumulation_interval: simR.read("accumulation_interval", number({ min: 1, int: true }), 5),
     checkpoint_interval: simR.read("checkpoint_interval", number({ min: 1, int: true }), 50),
     burn_in_epochs: simR.read("burn_in_epochs", number({ min: 0, int: true }), 0),
+    kernel_normalisation: simR.read("kernel_normalisation", oneOf(["original", "peak"] as const), "original"),
   };
   simR.done();
   if (simulation.checkpoint_interval % simulation.accumulation_interval !== 0)
@@ -398,7 +408,22 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
   const recTopology = {
     conn_within: topR.read("conn_within", matrix(K, K, probability)),
     conn_between: topR.read("conn_between", matrix(K, K, probability)),
+    generator: topR.read("generator", oneOf(["original", "exact"] as const), "original"),
   };
+  if (recTopology.generator === "exact") {
+    // Exact counts per assembly and type pair: same-type blocks within an assembly have no self-loops, so
+    // round(p·n·n) must not exceed n·(n − 1) (other blocks cannot overflow: p ≤ 1).
+    const perAssembly = typeCounts(numNeurons / numAssemblies, recProportion);
+    perAssembly.forEach((n, k) => {
+      const want = roundHalfEven(recTopology.conn_within[k][k] * n * n);
+      if (want > n * (n - 1))
+        topR.at
+          .key("conn_within")
+          .fail(
+            `[${k}][${k}] = ${recTopology.conn_within[k][k]} asks generator = "exact" for round(p·${n}·${n}) = ${want} distinct ${recNames[k]}→${recNames[k]} edges per assembly, but only ${n * (n - 1)} pairs without self-loops exist`,
+          );
+    });
+  }
   topR.done();
   const wR = recR.table("weights");
   const recWeights = { w_mu: wR.read("w_mu", matrix(K, K, { min: 0 })), w_sigma: wR.read("w_sigma", matrix(K, K, { min: 0 })) };
@@ -665,11 +690,13 @@ export function checkStability(c: Config): void {
   const counts = typeCounts(c.recurrent.num_neurons, c.recurrent.proportion);
   const ffCounts = typeCounts(c.feedforward.num_neurons, c.feedforward.proportion);
   const A = c.recurrent.num_assemblies;
+  // The continuous kernel's peak per unit weight: g_bar under "peak", g_bar·N/P = g_bar·r^(2r/(1−r))·(1 − r) (r = τr/τd)
+  // under the original normalisation.
   const peak = (g: SynapseGroupConfig) =>
     g.g_bar.reduce((acc, gb, l) => {
       const tr = g.tau_rise[l];
       const td = g.tau_decay[l];
-      return acc + gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td);
+      return acc + (c.simulation.kernel_normalisation === "peak" ? gb : gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td));
     }, 0);
   for (let post = 0; post < K; post++) {
     let G = 0;

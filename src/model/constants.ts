@@ -53,6 +53,15 @@ export function kernelNormaliser(tauRise: number, tauDecay: number): number {
   return Math.pow(tauDecay / tauRise, tauRise / (tauDecay - tauRise));
 }
 
+/**
+ * The true peak of e^{−t/τd} − e^{−t/τr}, at t* = τr·τd·ln(τd/τr)/(τd − τr) (MODEL-HEAD.md 3): the normaliser under
+ * simulation.kernel_normalisation = "peak", which makes g_bar the peak conductance of a unit-weight spike.
+ */
+export function kernelPeak(tauRise: number, tauDecay: number): number {
+  const tPeak = (tauRise * tauDecay * Math.log(tauDecay / tauRise)) / (tauDecay - tauRise);
+  return Math.exp(-tPeak / tauDecay) - Math.exp(-tPeak / tauRise);
+}
+
 export function buildModelConstants(config: Config, connectome: Pick<Connectome, "cellType" | "inputType">): ModelConstants {
   const dt = config.simulation.dt;
   const N = connectome.cellType.length;
@@ -75,7 +84,7 @@ export function buildModelConstants(config: Config, connectome: Pick<Connectome,
     g.names.forEach((name, i) => {
       alphaRise[l] = Math.exp(-dt / g.tau_rise[i]);
       alphaDecay[l] = Math.exp(-dt / g.tau_decay[i]);
-      gScale[l] = g.g_bar[i] / kernelNormaliser(g.tau_rise[i], g.tau_decay[i]);
+      gScale[l] = g.g_bar[i] / (config.simulation.kernel_normalisation === "peak" ? kernelPeak : kernelNormaliser)(g.tau_rise[i], g.tau_decay[i]);
       eSyn[l] = g.E_syn[i];
       slotSource[l] = src;
       slotNames.push(`${sourceNames[src]}:${name}`);
