@@ -47,6 +47,7 @@ describe("shipped parameter files", () => {
       checkpoint_interval: 50,
       burn_in_epochs: 0,
       kernel_normalisation: "original",
+      conductance_clamp: false,
     });
     expect(c.targets).toEqual({ firing_rates: [0.5, 2.0], cvs: 1.0, alpha: [10.0, 2.0], threshold_ratio: [0.25, 0.45] });
     expect(c.hyperparameters.learning_rate).toBe(5e-4);

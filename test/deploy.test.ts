@@ -84,8 +84,8 @@ function writeStubs(): void {
   STUBS = join(dir, "bin");
   FAKE_HOME = join(dir, "checkout");
   const recorder = (bin: string) => `#!/usr/bin/env node
-require("fs").appendFileSync(process.env.STUB_LOG, JSON.stringify({ bin: ${JSON.stringify(bin)}, argv: process.argv.slice(2), localId: process.env.SLURM_LOCALID }) + "\\n");
-if (${JSON.stringify(bin)} === "snn-coord" && process.env.STUB_COORD === "wait") {
+require("fs").appendFileSync(process.env.STUB_LOG, JSON.stringify({ bin: ${JSON.stringify(bin)}, argv: process.argv.slice(2), localId: process.env.SLURM_LOCALID, procId: process.env.SLURM_PROCID }) + "\\n");
+if (${JSON.stringify(bin)} === "snn-coord" && process.env.STUB_COORD === "wait" && !process.argv.includes("--keygen")) {
   process.on("SIGTERM", () => process.exit(130));
   setInterval(() => {}, 1000);
 }
@@ -107,7 +107,7 @@ const num = (name) => Number((opts.find((o) => o.startsWith(name + "=")) || name
 const children = [];
 for (let n = 0; n < num("--nodes"); n++)
   for (let l = 0; l < num("--ntasks-per-node"); l++)
-    children.push(spawn(args[0], args.slice(1), { stdio: "inherit", env: { ...process.env, SLURM_NODEID: String(n), SLURM_LOCALID: String(l) } }));
+    children.push(spawn(args[0], args.slice(1), { stdio: "inherit", env: { ...process.env, SLURM_NODEID: String(n), SLURM_LOCALID: String(l), SLURM_PROCID: String(n * num("--ntasks-per-node") + l) } }));
 process.on("SIGTERM", () => children.forEach((c) => c.kill("SIGTERM")));
 let rc = 0, left = children.length;
 children.forEach((c) => c.on("exit", (code) => { rc = Math.max(rc, code ?? 1); if (--left === 0) process.exit(rc); }));
@@ -138,8 +138,12 @@ interface Call {
   bin: string;
   argv: string[];
   localId?: string;
+  procId?: string;
   command?: string;
 }
+
+/** The calls of the coordinator itself (not its --keygen step). */
+const coordinatorCalls = (calls: Call[]) => calls.filter((x) => x.bin === "snn-coord" && !x.argv.includes("--keygen"));
 
 /** Runs a command with the stand-ins first on PATH; returns its exit status, output and the recorded calls. */
 function runWithStubs(cmd: string, args: string[], env: Record<string, string>): { status: number | null; output: string; calls: Call[] } {
@@ -621,9 +625,14 @@ describe("deploy/slurm/train.sbatch", () => {
       const workerStep = sruns.find((x) => x !== coordStep)!;
       expect(workerStep.argv).toEqual(expect.arrayContaining(["--nodes=2", "--ntasks-per-node=2", "--kill-on-bad-exit=0"]));
 
-      const coords = r.calls.filter((x) => x.bin === "snn-coord");
+      const coords = coordinatorCalls(r.calls);
       expect(coords.length).toBe(1);
       const a = await coordArgs(coords[0].argv);
+      // CURVE: keys for the 4 worker tasks beside the run directory (kept across requeues), the coordinator admits them.
+      const keys = `${state.dir}.keys`;
+      const keygen = r.calls.filter((x) => x.bin === "snn-coord" && x.argv.includes("--keygen"));
+      expect(keygen.map((k) => k.argv)).toEqual([["--keygen", keys, "--worker-keys", "4"]]);
+      expect(a.keys).toBe(keys);
       expect(resumeFlags(coords[0].argv), state.name).toEqual(state.expected);
       expect(a.params).toBe(params);
       expect(a.output).toBe(state.dir);
@@ -634,10 +643,13 @@ describe("deploy/slurm/train.sbatch", () => {
 
       const workers = r.calls.filter((x) => x.bin === "snn-worker");
       expect(workers.map((w) => w.localId).sort()).toEqual(["0", "0", "1", "1"]);
+      expect(workers.map((w) => w.procId).sort()).toEqual(["0", "1", "2", "3"]);
       for (const w of workers) {
         const wa = await workerArgs(w.argv);
         expect(endpoint(wa.connect)).toEqual(["node01", bindPort]);
         expect(wa.gpu).toBe(Number(w.localId));
+        expect(wa["server-key"]).toBe(`${keys}/coordinator.key`);
+        expect(wa.key).toBe(`${keys}/workers/worker-${w.procId}.key_secret`);
         // Workers sharing a node need distinct metrics ports: the worker default, then one more per local rank.
         expect(wa["metrics-port"]).toBe((workerDefaults["metrics-port"] as number) + Number(w.localId));
       }
@@ -661,7 +673,7 @@ describe("deploy/slurm/train.sbatch", () => {
       expect(wa.gpu).toBeUndefined();
       expect(wa["metrics-port"]).toBe(0);
     }
-    expect((await coordArgs(cpu.calls.find((x) => x.bin === "snn-coord")!.argv))["metrics-port"]).toBe(0);
+    expect((await coordArgs(coordinatorCalls(cpu.calls)[0].argv))["metrics-port"]).toBe(0);
   });
 
   it("near the time limit (USR1) asks the coordinator to checkpoint, then requeues the job", async () => {
@@ -675,7 +687,7 @@ describe("deploy/slurm/train.sbatch", () => {
     const exit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     const deadline = Date.now() + 20_000;
     // Both steps started (so the script has reached its trap), and the coordinator is up.
-    const ready = () => readCalls(log).filter((x) => x.bin === "srun").length === 2 && readCalls(log).some((x) => x.bin === "snn-coord");
+    const ready = () => readCalls(log).filter((x) => x.bin === "srun").length === 2 && coordinatorCalls(readCalls(log)).length > 0;
     while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     child.kill("SIGUSR1");
     const code = await exit;
@@ -704,7 +716,7 @@ describe("multi-host rehearsal", () => {
     const output = join(dir, "run");
     const port = freePort();
     const url = `tcp://127.0.0.2:${port}`;
-    const coordinator = start(COORD, [params, "--external", "--bind", url, "--min-workers", "2", "--metrics-port", "0", "--epochs", "6", "--output", output]);
+    const coordinator = start(COORD, [params, "--external", "--insecure", "--bind", url, "--min-workers", "2", "--metrics-port", "0", "--epochs", "6", "--output", output]);
     const workers = [0, 1].map(() => start(WORKER, ["--connect", url, "--metrics-port", "0"]));
     const timer = setTimeout(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")), 90_000);
     const code = await coordinator.exit;

@@ -49,7 +49,7 @@ describe("bit-identical results", () => {
   it("with 2 external workers over loopback tcp, one of them computing 2 epochs at once (--threads 2)", async () => {
     const dir = join(tempDir(), "ext");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
     const workers = [["--threads", "2"], []].map((extra) => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", ...extra]));
     const code = await c.exit;
     expect(code, c.output()).toBe(0);
@@ -61,7 +61,7 @@ describe("bit-identical results", () => {
   it("when a worker is killed with SIGKILL mid-run and another hangs (SIGSTOP)", async () => {
     const dir = join(tempDir(), "faults");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "3", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "3", "--output", dir, "--metrics-port", "0"]);
     const workers = [0, 1, 2].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]));
     await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
     workers[0].child.kill("SIGKILL");
@@ -77,7 +77,7 @@ describe("bit-identical results", () => {
     const dir = join(tempDir(), "late");
     const port = freePort();
     // A longer run, so that the late worker surely arrives while it is going; its first 8 updates are the reference's.
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "150"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "150"]);
     const first = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10", "--metrics-port", "0"]);
     await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
     const late = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--timeout", "10", "--metrics-port", "0"]);
@@ -95,7 +95,7 @@ describe("bit-identical results", () => {
   it("survives garbage bytes and a wrong protocol version on its socket", async () => {
     const dir = join(tempDir(), "garbage");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update");
     const rogue = new Dealer({ linger: 0 });
@@ -121,7 +121,7 @@ describe("a flood of peers that announce themselves and never become ready", () 
   it("is bounded: they get no epoch, the log and memory stay small, the run is unchanged", async () => {
     const dir = join(tempDir(), "flood");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
     await waitFor(() => /waiting for 1 worker/.test(c.output()), 30_000, "the coordinator to listen");
     const rssKiB = (field: string) => Number(readFileSync(`/proc/${c.child.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`))![1]);
     const before = rssKiB("VmRSS");
@@ -181,7 +181,7 @@ describe("results with non-finite numbers", () => {
   it("from one worker: the epoch is computed again on another, and the run is unchanged", async () => {
     const dir = join(tempDir(), "nan-one");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
     const bad = poisonedWorker(port, () => true);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     expect(await c.exit, c.output()).toBe(0);
@@ -194,7 +194,7 @@ describe("results with non-finite numbers", () => {
   it("from every worker that computes it: the model's numbers, taken, and the update skipped", async () => {
     const dir = join(tempDir(), "nan-all");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
     const workers = [poisonedWorker(port, (e) => e === 4), poisonedWorker(port, (e) => e === 4)];
     expect(await c.exit, c.output()).toBe(0);
     await Promise.all(workers);
@@ -227,7 +227,7 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
 
   it("SIGINT while waiting for external workers exits 130 at once, the run marked interrupted", async () => {
     const dir = join(tempDir(), "waiting");
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${freePort()}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${freePort()}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
     await waitFor(() => /waiting for 1 worker/.test(c.output()), 30_000, "the coordinator to listen");
     c.child.kill("SIGINT");
     expect(await c.exit, c.output()).toBe(130);
@@ -239,7 +239,7 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
   it("a second signal exits at once, still marking the run interrupted, its last checkpoint intact", async () => {
     const dir = join(tempDir(), "twice");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates", () => c.output());
     w.child.kill("SIGSTOP");
@@ -260,7 +260,7 @@ describe("signals to the whole process group (a terminal's Ctrl-C)", () => {
   it("SIGTERM during an update that cannot finish (its worker hangs) abandons it and exits 130 from the last update", async () => {
     const dir = join(tempDir(), "hung");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0", "--epochs", "300"]);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
     w.child.kill("SIGSTOP");
@@ -299,7 +299,7 @@ describe("one engine per run", () => {
   it("refuses a worker whose engine differs from the run's; records the engine and the workers in metadata.json", async () => {
     const dir = join(tempDir(), "engines");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"]);
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 3\//.test(c.output()), 60_000, "first update", () => `${c.output()}\n${w.output()}`);
     const other = new Dealer({ linger: 0 });
@@ -335,7 +335,7 @@ describe("exact resume", () => {
   it("after the coordinator is killed (SIGKILL) and restarted with --resume auto, the same worker rejoins and the run ends identically", async () => {
     const dir = join(tempDir(), "restart");
     const port = freePort();
-    const args = [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"];
+    const args = [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", dir, "--metrics-port", "0"];
     const first = start(COORD, args);
     const worker = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     await waitFor(() => /Epoch 9\//.test(first.output()), 60_000, "three updates");

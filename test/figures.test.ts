@@ -33,6 +33,7 @@ const EXPECTED = [
   "feedforward_connectivity.png",
   "in_degree_histograms.png",
   "synaptic_input_histograms.png",
+  "weight_distributions.png",
   "input_raster.png",
   "spike_raster.png",
   "psth.png",

@@ -34,6 +34,7 @@ describe("the teacher-forced network", () => {
       inputType: Int32Array.from([0, 0]),
       numAssemblies: 1,
       assemblySize: 3,
+      assemblyId: Int32Array.from([0, 0, 0]),
       rec: makeEdgeList(3, 3, Int32Array.from([0, 2, 2]), Int32Array.from([1, 0, 1])),
       ff: makeEdgeList(2, 3, Int32Array.from([0, 1]), Int32Array.from([0, 2])),
       recWeight: Float32Array.from([0.5, 0.25, 2]),

@@ -93,7 +93,7 @@ describe("engine threads", () => {
 
     const out = join(dir, "run");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", out, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", out, "--metrics-port", "0"]);
     const logs: string[] = [];
     let killed = false;
     // An in-process worker whose engine thread dies while computing its first epoch after the first interval.
@@ -140,7 +140,7 @@ describe("an epoch that fails for a deterministic reason", () => {
     const params = smallParams(dir, { epochs: 12, accumulation: 3 });
     const out = join(dir, "run");
     const port = freePort();
-    const c = start(COORD, [params, "--external", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", out, "--metrics-port", "0"]);
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", out, "--metrics-port", "0"]);
     const lone = new WorkerProcess({
       endpoint: `tcp://127.0.0.1:${port}`,
       engineName: "sparse-cpu",

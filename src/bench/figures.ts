@@ -42,6 +42,8 @@ export async function benchFigureSet(config: Config): Promise<{ seconds: number 
     activity: r.activity!,
     rates: r.rates,
     cvs: r.cvs,
+    interval: { trials: spec.batchSize, epochs: [r.epoch], rates: [r.rates], cvs: [r.cvs] },
+    initialWeights: { rec: connectome.recWeight, ff: connectome.ffWeight },
     targets: figureTargets(config, spec),
     history,
     rasterNeurons: config.plotting.raster_neurons,

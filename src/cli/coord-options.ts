@@ -24,10 +24,19 @@ export const coordinatorCli = (argv: string[]) =>
     .option("worker-metrics-port", { type: "number", describe: "local workers serve /metrics on this port + index, or the next free one (0 = off; default 9465, off with --metrics-port 0)" })
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
     .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })
+    .option("keys", { type: "string", describe: "with --external: CURVE with the key pair DIR/coordinator.key_secret, admitting the worker public keys in DIR/workers/*.key" })
+    .option("insecure", { type: "boolean", default: false, describe: "with --external: accept unauthenticated, unencrypted workers (anyone who reaches the port can join)" })
+    .option("keygen", { type: "string", describe: "write a coordinator key pair and --worker-keys worker key pairs (czmq zcert files) into DIR, then exit" })
+    .option("worker-keys", { type: "number", default: 1, describe: "with --keygen: how many worker key pairs" })
     .option("inspect", { type: "string", describe: "print a checkpoint's epoch, losses and sizes, then exit" })
     .option("print-config", { type: "boolean", default: false, describe: "print the parameters with every default (and --epochs, --set) filled in, as TOML, then exit" })
     .check((a) => {
-      if (!a.inspect && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
+      if (!a.inspect && !a.keygen && !a.params) throw new Error("missing PARAMS (the parameters TOML file)");
+      if (!Number.isInteger(a["worker-keys"]) || a["worker-keys"] < 0) throw new Error(`--worker-keys: expected a non-negative integer, got ${a["worker-keys"]}`);
+      if ((a.keys !== undefined || a.insecure) && !a.external) throw new Error("--keys and --insecure apply to --external (local workers talk over a private socket)");
+      if (a.keys !== undefined && a.insecure) throw new Error("--keys and --insecure contradict each other");
+      if (a.external && a.keys === undefined && !a.insecure)
+        throw new Error("--external needs --keys DIR (CURVE: snn-coord --keygen DIR writes them), or --insecure to accept any process that reaches the port");
       if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error(`--workers: expected a positive integer, got ${a.workers}`);
       if (!Number.isInteger(a["min-workers"]) || a["min-workers"] < 1) throw new Error(`--min-workers: expected a positive integer, got ${a["min-workers"]}`);
       if (a.epochs !== undefined && (!Number.isInteger(a.epochs) || a.epochs < 1)) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);

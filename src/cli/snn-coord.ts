@@ -20,6 +20,7 @@ import { Trainer, TrainingDivergedError } from "../training/trainer.js";
 import { startBanner } from "../report/console.js";
 import { CoordinatorReports, localWorkerMetricsPorts, serveCoordinatorMetrics, startCoordinatorReports } from "../report/coordinator-reports.js";
 import { figureTargets } from "../report/figures/network-view.js";
+import { AllowList, generateKeys, KeyFileError, KeyPair, readKeyPair } from "../distributed/curve-auth.js";
 
 class UsageError extends Error {}
 
@@ -34,6 +35,8 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(checkpointSummary(args.inspect), null, 2));
     return 0;
   }
+  if (args.keygen) return keygen(args.keygen, args["worker-keys"], log);
+  const curve = coordinatorCurve(args.keys, args.insecure, log);
   if (args["print-config"]) {
     process.stdout.write(parametersToml(runParameters({ params: String(args.params), set: args.set, epochs: args.epochs }).effectiveConfig));
     return 0;
@@ -62,6 +65,7 @@ async function main(): Promise<number> {
     workerTimeout: config.distributed.worker_timeout,
     noWorkerTimeout: config.distributed.no_worker_timeout,
     events: reports.poolEvents((worker, engine) => metadata.workerJoined(worker, engine)),
+    ...(curve ? { curve } : {}),
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher, factorTargets: run.factorTargets }, state);
@@ -121,6 +125,23 @@ async function endRun(
   if (end.status === "interrupted") r.log(`interrupted at epoch ${r.epoch()}; resume with --output ${r.outputDir} --resume auto`);
   if (end.status === "completed") r.log(`done: ${r.outputDir}`);
   return code;
+}
+
+/** snn-coord --keygen DIR --worker-keys K: writes the key files and says what goes where. */
+function keygen(dir: string, workers: number, log: (line: string) => void): number {
+  const files = generateKeys(dir, workers);
+  log(`wrote ${files.length} key files in ${dir}: coordinator.key (give it to the workers), coordinator.key_secret (keep it here), workers/worker-<i>.key (the allow-list) and workers/worker-<i>.key_secret (one per worker machine)`);
+  log(`run: snn-coord PARAMS --external --keys ${dir}   and on each worker: snn-worker --connect tcp://HOST:5555 --server-key ${dir}/coordinator.key --key ${dir}/workers/worker-<i>.key_secret`);
+  return 0;
+}
+
+/** The coordinator's CURVE settings of --keys DIR (checked before anything is written), or none with a warning under --insecure. */
+function coordinatorCurve(keys: string | undefined, insecure: boolean, log: (line: string) => void): { keyPair: KeyPair; allow: AllowList } | undefined {
+  if (insecure) log("WARNING: --insecure: any process that reaches the port can join as a worker, read the network and the weights, and send gradients");
+  if (keys === undefined) return undefined;
+  const curve = { keyPair: readKeyPair(join(keys, "coordinator.key_secret"), "--keys"), allow: new AllowList(join(keys, "workers")) };
+  log(`CURVE: ${curve.allow.size} worker key(s) allowed (${join(keys, "workers")}; add a .key file there to admit another)`);
+  return curve;
 }
 
 /** A private directory (mode 0700) for the local workers' socket, removed when the coordinator exits. */
@@ -186,7 +207,7 @@ function handleSignals(log: (line: string) => void): {
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof FileWriteError || e instanceof MetricsPortError || e instanceof BindError || e instanceof UsageError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof RunDirError || e instanceof FileWriteError || e instanceof MetricsPortError || e instanceof BindError || e instanceof UsageError || e instanceof KeyFileError;
     const diverged = e instanceof TrainingDivergedError;
     const known = expected || diverged || e instanceof NoWorkersError || e instanceof EpochFailedError;
     console.error(`snn-coord: ${known ? (e as Error).message : ((e as Error).stack ?? String(e))}`);

@@ -64,6 +64,8 @@ async function main(): Promise<number> {
   const connectome = generateConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
   let { recWeight, ffWeight } = args.teacher ? connectome : freshWeights(config, connectome, spec);
+  // The weights a training run starts from, for the weight distributions (a teacher has none).
+  const initialWeights = args.teacher ? null : { rec: recWeight, ff: ffWeight };
   if (args.checkpoint) {
     const ck = readCheckpoint(args.checkpoint, checkpointIdentity(config, spec), null);
     recWeight = ck.state.recWeight;
@@ -96,7 +98,7 @@ async function main(): Promise<number> {
       streamStats.add({ trials: spec.batchSize, steps: T, neurons: N, sb: T * N, st: N, sj: 1, spikes, voltages, voltageOffset: 0 });
     }
     if (isLast && args.export) {
-      exportEpoch(args.export, spec, epoch, initial, recWeight, ffWeight, engine, last);
+      exportEpoch(args.export, spec, connectome.assemblyId, epoch, initial, recWeight, ffWeight, engine, last);
       console.log(`exported epoch ${e} to ${args.export}`);
     }
   }
@@ -107,7 +109,7 @@ async function main(): Promise<number> {
     writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
     console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
   }
-  if (args.figures && last?.activity) await renderLastEpoch(args.figures, config, connectome, spec, last, args.epochs, { recWeight, ffWeight });
+  if (args.figures && last?.activity) await renderLastEpoch(args.figures, config, connectome, spec, stats, args.epochs, { recWeight, ffWeight }, initialWeights);
   return 0;
 }
 
@@ -117,10 +119,15 @@ async function renderLastEpoch(
   config: Config,
   connectome: Connectome,
   spec: NetworkSpec,
-  last: EpochResult,
+  results: EpochResult[],
   epochs: number,
   weights: { recWeight: Float32Array; ffWeight: Float32Array },
+  initialWeights: { rec: Float32Array; ff: Float32Array } | null,
 ): Promise<void> {
+  const last = results[results.length - 1];
+  // The statistics figures pool the epochs (the same weights throughout); the first starts from rest and is left out
+  // when there are enough others.
+  const pooled = results.length >= 3 ? results.slice(1) : results;
   // Loaded only here: the figure pipeline (vega, resvg) is heavy and most runs do not draw.
   const { renderFigureSet } = await import("../report/figures/render.js");
   const data: FigureData = {
@@ -130,6 +137,8 @@ async function renderLastEpoch(
     activity: last.activity!,
     rates: last.rates,
     cvs: last.cvs,
+    interval: { trials: spec.batchSize, epochs: pooled.map((r) => r.epoch), rates: pooled.map((r) => r.rates), cvs: pooled.map((r) => r.cvs) },
+    initialWeights,
     targets: figureTargets(config, spec),
     history: [],
     rasterNeurons: config.plotting.raster_neurons,
@@ -172,6 +181,7 @@ function printStats(stats: EpochResult[], spec: NetworkSpec): void {
 function exportEpoch(
   file: string,
   spec: NetworkSpec,
+  assemblyId: Int32Array,
   epoch: number,
   initial: StreamState | null,
   recWeight: Float32Array,
@@ -208,6 +218,7 @@ function exportEpoch(
     ff_post: i32(spec.ff.post, [spec.ff.post.length]),
     ff_weight: f32(ffWeight, [ffWeight.length]),
     cell_type: i32(c.cellType, [N]),
+    assembly_id: i32(assemblyId, [N]),
     theta: f32(c.theta, [N]),
     u_reset: f32(c.uReset, [N]),
     e_l: f32(c.eL, [N]),

@@ -9,6 +9,7 @@ import { WorkerProcess } from "../distributed/worker.js";
 import { WorkerMetrics } from "../report/worker-metrics.js";
 import { packageVersion } from "../io/run-dir.js";
 import { MetricsPortError } from "../platform/metrics-server.js";
+import { KeyFileError, readKeyPair, readPublicKey } from "../distributed/curve-auth.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv))
@@ -22,6 +23,7 @@ async function main(): Promise<number> {
   const tfjs = gpu !== undefined ? await import("../engine/tfjs/tfjs-engine.js") : null;
   if (tfjs && gpu !== undefined) await tfjs.loadGpuBackend(gpu);
   const engineName = gpu !== undefined ? "tfjs-gpu" : "sparse-cpu";
+  const curve = args.key ? { serverKey: readPublicKey(args["server-key"]!, "--server-key"), keyPair: readKeyPair(args.key, "--key") } : undefined;
   const worker = new WorkerProcess({
     endpoint: args.connect,
     engineName,
@@ -30,6 +32,7 @@ async function main(): Promise<number> {
     heartbeatInterval: args.heartbeat,
     createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new ThreadedEngine(spec, args.threads)),
     onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
+    curve,
   });
   const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
   if (metrics) worker.metricsPort = args["metrics-port-search"] ? await metrics.serveFirstFree(args["metrics-port"], 100) : await metrics.serve(args["metrics-port"]);
@@ -52,6 +55,6 @@ main().then(
   (code) => process.exit(code),
   (e) => {
     console.error(`snn-worker: ${(e as Error).message}`);
-    process.exit(e instanceof UsageError || e instanceof MetricsPortError ? 2 : 1);
+    process.exit(e instanceof UsageError || e instanceof MetricsPortError || e instanceof KeyFileError ? 2 : 1);
   },
 );

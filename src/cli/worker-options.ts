@@ -13,6 +13,8 @@ export const workerCli = (argv: string[]) =>
     .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })
     .option("metrics-port-search", { type: "boolean", default: false, describe: "when --metrics-port is taken, serve on the next free port (snn-coord's local workers)" })
     .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })
+    .option("server-key", { type: "string", describe: "CURVE: the coordinator's public key file (DIR/coordinator.key of snn-coord --keygen DIR)" })
+    .option("key", { type: "string", describe: "CURVE: this worker's secret key file (DIR/workers/worker-<i>.key_secret)" })
     .conflicts("gpu", "cpu")
     .check((a) => {
       if (!/^(tcp|ipc):\/\/.+/.test(a.connect)) throw new Error(`--connect: expected tcp://HOST:PORT or ipc://PATH, got "${a.connect}"`);
@@ -21,6 +23,7 @@ export const workerCli = (argv: string[]) =>
       if (!Number.isInteger(a.threads) || a.threads < 1) throw new Error(`--threads: expected a positive integer, got ${a.threads}`);
       if (a.gpu !== undefined && a.threads !== 1) throw new Error("--threads applies to the sparse-cpu engine; a GPU worker computes one epoch at a time");
       if (!(a.timeout > 0) || !(a.heartbeat > 0)) throw new Error("--timeout and --heartbeat must be positive");
+      if ((a["server-key"] === undefined) !== (a.key === undefined)) throw new Error("--server-key and --key go together (CURVE needs the coordinator's public key and this worker's secret key)");
       return true;
     })
     .strict()

@@ -21,8 +21,10 @@ import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nu
  * 3: forward-only (burn-in) assignments. 4: `ready`: a worker gets epochs only once it has built the network.
  * 5: the double-exponential van Rossum kernel in the network; scaling-factor training (results reduced per type pair);
  *    a teacher's recorded spike trains (`[targets] teacher_spikes`, bit-packed) travel in the network.
+ * 6: the conductance clamp (`[simulation] conductance_clamp`) in the network's constants: a worker of version 5 would
+ *    drop the key and simulate without it.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -158,6 +160,7 @@ const constants = record<ModelConstants>(
     dt: nonNegative,
     surrgradScale: nonNegative,
     detachReset: bool,
+    conductanceClamp: optional((v, at) => (v === true ? true : at.fail(`expected true or absent, got ${String(v)}`))),
     theta: f32(perNeuron),
     uReset: f32(perNeuron),
     eL: f32(perNeuron),

@@ -7,6 +7,7 @@ import { ChildProcess, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Router } from "zeromq";
+import { AllowList, KeyPair, ZAP_DOMAIN, ZapHandler } from "./curve-auth.js";
 import { NetworkSpec } from "../model/network.js";
 import { firstNonFinite } from "../model/optimizer.js";
 import { factorCounts } from "../model/scaling-factors.js";
@@ -46,7 +47,12 @@ export interface PoolEvents {
   epochsInFlight?(n: number): void;
   /** Time to encode and queue the interval's first assignments, weights included (the weights broadcast). */
   broadcast?(seconds: number): void;
+  /** A peer was refused: its CURVE key, its handshake, or a message it sent (snn_peers_refused_total{reason}). */
+  peerRefused?(reason: PeerRefusal): void;
 }
+
+export type PeerRefusal = "not_allowed" | "handshake" | "message";
+export const PEER_REFUSALS: readonly PeerRefusal[] = ["not_allowed", "handshake", "message"];
 
 export interface EpochAssignment {
   epoch: number;
@@ -115,7 +121,9 @@ interface JoiningPeer {
 
 export class WorkerPool {
   // A short linger, so that the shutdown messages queued just before close() still reach the workers.
-  private readonly router = new Router({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 2000 });
+  private readonly router: Router;
+  /** Answers the CURVE handshakes of `router` when the pool authenticates its peers. */
+  private readonly zap: ZapHandler | null;
   private readonly workers = new Map<string, WorkerEntry>();
   /** In the order they said hello: the network goes to the earliest first. */
   private readonly joining = new Map<string, JoiningPeer>();
@@ -154,8 +162,23 @@ export class WorkerPool {
   constructor(
     private readonly spec: NetworkSpec,
     private readonly runId: string,
-    private readonly opts: { heartbeatInterval: number; workerTimeout: number; noWorkerTimeout: number; events: PoolEvents },
-  ) {}
+    private readonly opts: {
+      heartbeatInterval: number;
+      workerTimeout: number;
+      noWorkerTimeout: number;
+      events: PoolEvents;
+      /** CURVE: the coordinator's key pair and the worker keys it admits (curve-auth.ts); absent = no authentication. */
+      curve?: { keyPair: KeyPair; allow: AllowList };
+    },
+  ) {
+    const curve = opts.curve;
+    this.router = new Router({
+      maxMessageSize: MAX_MESSAGE_BYTES,
+      linger: 2000,
+      ...(curve ? { curveServer: true, curvePublicKey: curve.keyPair.publicKey, curveSecretKey: curve.keyPair.secretKey, zapDomain: ZAP_DOMAIN } : {}),
+    });
+    this.zap = curve ? new ZapHandler(curve.allow) : null;
+  }
 
   get connected(): number {
     return this.workers.size;
@@ -163,12 +186,14 @@ export class WorkerPool {
 
   async bind(endpoint: string): Promise<string> {
     try {
+      await this.zap?.start();
       await this.router.bind(endpoint);
     } catch (e) {
       throw new BindError(`--bind ${endpoint}: cannot listen there (${(e as Error).message}); choose another address or port`);
     }
     this.boundEndpoint = this.router.lastEndpoint ?? endpoint;
     void this.receiveLoop();
+    if (this.zap) void this.watchHandshakes();
     this.timer = setInterval(() => this.tick(), this.opts.heartbeatInterval * 1000);
     return this.boundEndpoint;
   }
@@ -275,6 +300,24 @@ export class WorkerPool {
     );
     await Promise.all(exits);
     this.router.close();
+    this.zap?.close();
+  }
+
+  /**
+   * Peers that fail the CURVE handshake never send a message: the socket's events say so. A key the allow-list does
+   * not hold fails authentication; a peer without CURVE, or with another server key, fails the handshake itself.
+   */
+  private async watchHandshakes(): Promise<void> {
+    try {
+      for await (const event of this.router.events) {
+        if (event.type !== "handshake:error:auth" && event.type !== "handshake:error:protocol" && event.type !== "handshake:error:other") continue;
+        const reason: PeerRefusal = event.type === "handshake:error:auth" ? "not_allowed" : "handshake";
+        this.opts.events.peerRefused?.(reason);
+        this.logRefusal(reason === "not_allowed" ? "refused a peer: its CURVE key is not in the allow-list (--keys)" : `refused a peer: CURVE handshake failed (${event.error?.message ?? event.type}; no key, or another coordinator key)`);
+      }
+    } catch {
+      // The event stream ends when the socket closes.
+    }
   }
 
   /** Child processes of local workers (tests kill them to prove recovery). */
@@ -318,6 +361,7 @@ export class WorkerPool {
 
   /** A peer that speaks garbage or another protocol is told why and forgotten; the run goes on. */
   private refuse(routingId: Buffer, reason: string): void {
+    this.opts.events.peerRefused?.("message");
     this.logRefusal(`refused a message from peer ${routingId.toString("hex")}: ${reason}`);
     this.opts.events.workerFailed?.("protocol");
     const w = this.workers.get(routingId.toString("hex"));
@@ -326,6 +370,7 @@ export class WorkerPool {
   }
 
   private refuseWorker(routingId: Buffer, hello: HelloMessage, reason: string): void {
+    this.opts.events.peerRefused?.("message");
     this.logRefusal(`refused worker ${hello.workerId}: ${reason}`);
     this.opts.events.workerFailed?.("protocol");
     this.send(routingId, { type: "reject", reason });

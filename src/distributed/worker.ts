@@ -9,6 +9,7 @@ import { Dealer } from "zeromq";
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError, AssignMessage } from "./protocol.js";
 import { NetworkSpec } from "../model/network.js";
 import { Engine, EpochResult } from "../engine/engine.js";
+import { KeyPair } from "./curve-auth.js";
 import { factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 /** The gradients of a burn-in (forward-only) epoch's result. */
@@ -25,10 +26,12 @@ export interface WorkerOptions {
   heartbeatInterval: number;
   log?: (line: string) => void;
   onEpoch?: (seconds: number, trialSteps: number) => void;
+  /** CURVE (curve-auth.ts): the coordinator's public key and this worker's key pair; absent = no authentication. */
+  curve?: { serverKey: string; keyPair: KeyPair };
 }
 
 export class WorkerProcess {
-  private readonly socket = new Dealer({ maxMessageSize: MAX_MESSAGE_BYTES, linger: 0 });
+  private readonly socket: Dealer;
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private spec: NetworkSpec | null = null;
   /** Per edge, its connection-type pair, when the network trains scaling factors (spec.reduceToScalingFactors). */
@@ -44,6 +47,12 @@ export class WorkerProcess {
   metricsPort = 0;
 
   constructor(private readonly opts: WorkerOptions) {
+    const curve = opts.curve;
+    this.socket = new Dealer({
+      maxMessageSize: MAX_MESSAGE_BYTES,
+      linger: 0,
+      ...(curve ? { curveServerKey: curve.serverKey, curvePublicKey: curve.keyPair.publicKey, curveSecretKey: curve.keyPair.secretKey } : {}),
+    });
     this.log = opts.log ?? ((l) => console.error(`[snn-worker ${this.id}] ${l}`));
   }
 

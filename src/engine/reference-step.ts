@@ -50,6 +50,20 @@ export interface CobaLifStepRecord {
   gSum: number;
   /** G_t,l = g_rise,l + g_decay,l per slot (for figures). */
   G: Float64Array;
+  /**
+   * Written when the conductance clamp is on (and needed then): per slot, CLAMPED_RISE | CLAMPED_DECAY for the
+   * components the clamp moved to a bound, where its derivative is 0 — all the adjoint needs to know of it.
+   */
+  clamped?: Uint8Array;
+}
+
+/** Bits of CobaLifStepRecord.clamped[l]: the slot's rise (decay) component was outside [−gs_l, 0] ([0, gs_l]). */
+export const CLAMPED_RISE = 1;
+export const CLAMPED_DECAY = 2;
+
+/** x < lo ? lo : x > hi ? hi : x (NaN kept), the conductance clamp; lo, hi are float32 values, so the result is one. */
+export function clip(x: number, lo: number, hi: number): number {
+  return x < lo ? lo : x > hi ? hi : x;
 }
 
 /**
@@ -73,10 +87,20 @@ export function surrogateGradient(dy: number, x: number, lambda: number): number
 /**
  * One forward step (MODEL.md 2.4), given the pending injection z_l (Σ_i s_i W_ij of slot l's presynaptic population
  * at the previous step):
- *   g_rise,l −= gs_l z_l;  g_decay,l += gs_l z_l;  G_l = g_rise,l + g_decay,l;  I = Σ_l G_l (v − E_l)
+ *   g_rise,l −= gs_l z_l;  g_decay,l += gs_l z_l
+ *   [clamp] g_rise,l ← clip(g_rise,l, −gs_l, 0);  g_decay,l ← clip(g_decay,l, 0, gs_l)
+ *   G_l = g_rise,l + g_decay,l;  I = Σ_l G_l (v − E_l)
  *   ṽ = E_L + (v − E_L)β − I·dt/C;  s = H(v − θ);  v' = s ? U_reset : ṽ  (= ṽ(1 − s) + U_reset·s)
  *   g_c,l ← α_c,l g_c,l   (this step's own spikes are injected into the next one)
  * Updates state.gRise/gDecay to the decayed conductances; state.v is the caller's to replace by out.vNext.
+ *
+ * The clamp (`clamp`, simulation.conductance_clamp; MODEL-HEAD.md 3 step 7) acts on the slot's summed conductance
+ * after all injections into it (every slot has one presynaptic population, so z_l is all of them), with bound
+ * gs_l = g_bar_l/N_l, the amplitude one unit-weight spike injects: a slot never holds more than one unit-weight
+ * kernel. It is applied where the step completes g_t, i.e. to MODEL.md's g_{t+1} = α g_t + injection, so the state
+ * carried between steps and epochs is post-clamp; at step 0 (no pending injection) it leaves a state that was
+ * produced under the clamp unchanged. Its derivative is 1 on the closed interval and 0 outside (tf.clipByValue's
+ * convention, so a value exactly at a bound passes gradient); out.clamped records where it was 0.
  */
 export function cobaLifStep(
   n: CobaLifParameters,
@@ -85,6 +109,7 @@ export function cobaLifStep(
   injection: ArrayLike<number>,
   store: (x: number) => number,
   out: CobaLifStepRecord,
+  clamp = false,
 ): void {
   const v = state.v;
   let current = 0;
@@ -92,8 +117,14 @@ export function cobaLifStep(
   for (let l = 0; l < slots.length; l++) {
     const slot = slots[l];
     const inj = injection[l] * slot.gScale;
-    const gRise = store(state.gRise[l] - inj);
-    const gDecay = store(state.gDecay[l] + inj);
+    let gRise = store(state.gRise[l] - inj);
+    let gDecay = store(state.gDecay[l] + inj);
+    if (clamp) {
+      const b = slot.gScale;
+      out.clamped![l] = (gRise < -b || gRise > 0 ? CLAMPED_RISE : 0) | (gDecay < 0 || gDecay > b ? CLAMPED_DECAY : 0);
+      gRise = clip(gRise, -b, 0);
+      gDecay = clip(gDecay, 0, b);
+    }
     const G = gRise + gDecay;
     out.G[l] = G;
     gSum += G;
@@ -135,6 +166,8 @@ export interface AdjointOptions {
   detachReset: boolean;
   /** The state after this step was detached (a chunk boundary): nothing flows back from later steps. */
   chunkEnd: boolean;
+  /** The forward clamped the conductances (cobaLifStep's `clamp`): fwd.clamped says where. */
+  conductanceClamp?: boolean;
 }
 
 /**
@@ -143,14 +176,16 @@ export interface AdjointOptions {
  *   a = [not chunk end] (a_v + σ'(v_{t+1} − θ)·ds) + devCoef (v_{t+1} − meanV) + meanCoef
  *   dṽ = a (1 − s);  ds_t = −ṽ a·[gate in the graph] + ∂L/∂s_t
  *   a_v(t) = dṽ (β − dt/C·ΣG);  δ_l = gs_l (a_g,decay,l − a_g,rise,l)   (∂L/∂z_l: the weight gradient's factor)
- *   a_g,c,l(t) = α_c,l a_g,c,l + dG_l,  dG_l = −dṽ·dt/C·(v − E_l)
+ *   a_g,c,l(t) = m_c,l (α_c,l a_g,c,l + dG_l),  dG_l = −dṽ·dt/C·(v − E_l)
+ * with m_c,l = 0 where this step's clamp bound (fwd.clamped) and 1 otherwise (always 1 without the clamp): a_g is
+ * then ∂L/∂ of the pre-clamp conductance, which the previous step's decay and injection produced.
  * Writes δ_l into deltaBySlot[l] (the caller adds it into its presynaptic population's δ, slot by slot).
  */
 export function cobaLifAdjointStep(
   n: CobaLifParameters,
   slots: readonly SynapseSlot[],
   v: number,
-  fwd: Pick<CobaLifStepRecord, "spike" | "vNext" | "vTilde" | "gSum">,
+  fwd: Pick<CobaLifStepRecord, "spike" | "vNext" | "vTilde" | "gSum" | "clamped">,
   loss: LossGradient,
   o: AdjointOptions,
   adj: CobaLifAdjoint,
@@ -163,11 +198,14 @@ export function cobaLifAdjointStep(
   adj.ds = store(-fwd.vTilde * a * (o.detachReset ? 0 : 1) + loss.spikeGrad);
   adj.av = store(dvTilde * (n.beta - n.dtOverC * fwd.gSum));
   const dk = -dvTilde * n.dtOverC;
+  const clamped = o.conductanceClamp ? fwd.clamped! : null;
   for (let l = 0; l < slots.length; l++) {
     const slot = slots[l];
     deltaBySlot[l] = slot.gScale * (adj.agDecay[l] - adj.agRise[l]);
     const dG = dk * (v - slot.eSyn);
-    adj.agRise[l] = store(flushTiny(adj.agRise[l] * slot.alphaRise + dG));
-    adj.agDecay[l] = store(flushTiny(adj.agDecay[l] * slot.alphaDecay + dG));
+    const agRise = adj.agRise[l] * slot.alphaRise + dG;
+    const agDecay = adj.agDecay[l] * slot.alphaDecay + dG;
+    adj.agRise[l] = store(flushTiny(clamped && clamped[l] & CLAMPED_RISE ? 0 : agRise));
+    adj.agDecay[l] = store(flushTiny(clamped && clamped[l] & CLAMPED_DECAY ? 0 : agDecay));
   }
 }

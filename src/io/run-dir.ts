@@ -16,7 +16,7 @@ export class RunDirError extends Error {}
 /** The run's Prometheus discovery file (report/prometheus-targets.ts). */
 export const PROMETHEUS_TARGETS_FILE = "prometheus-targets.json";
 /** What a run writes into its directory: --force removes these and nothing else. */
-export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb", PROMETHEUS_TARGETS_FILE] as const;
+export const RUN_DIRECTORY_ENTRIES = ["parameters.toml", "metadata.json", "metrics.csv", "checkpoints", "figures", "wandb", PROMETHEUS_TARGETS_FILE, "report.html"] as const;
 
 /** The output directory must be (or become) a directory of its own on a real file system. */
 function checkOutputPath(dir: string): void {

@@ -64,6 +64,10 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
     meaning:
       'What a unit-weight spike\'s double-exponential conductance g_bar·(e^{−t/τd} − e^{−t/τr})/N is normalised by: "original", N = (τd/τr)^(τr/(τd−τr)) (MODEL.md); "peak", the kernel\'s true peak (MODEL-HEAD.md 3: 0.9048 AMPA, 0.6197 NMDA, 0.5824 GABA_A at the default time constants), so that g_bar is the peak conductance.',
   },
+  "simulation.conductance_clamp": {
+    meaning:
+      "Clamp each neuron's conductance per synapse slot after every step's injections (MODEL-HEAD.md 3, step 7; the original at HEAD): the rise component to [−B, 0] and the decay component to [0, B], B = g_bar/N the amplitude one unit-weight spike injects (N as set by kernel_normalisation), so that a slot never holds more than one unit-weight kernel. The gradient is zero where the clamp binds (1 at exactly the bound, as tf.clipByValue). false = MODEL.md 2.4.",
+  },
   "simulation.epochs": { meaning: "Epochs of the whole run, burn-in included (snn-coord --epochs overrides it).", unit: "epochs", also: ACCUMULATION },
   "simulation.accumulation_interval": {
     meaning: "Epochs whose gradients are averaged into one Adam step; the coordinator spreads them over the workers, so it is the most workers one update can use.",

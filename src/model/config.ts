@@ -66,6 +66,12 @@ export interface Config {
      * (τd/τr)^(τr/(τd−τr)) (MODEL.md); "peak", the kernel's true peak, so that g_bar is the peak conductance.
      */
     kernel_normalisation: "original" | "peak";
+    /**
+     * Clip each neuron's summed conductance per slot after every step's injections (MODEL-HEAD.md 3, step 7): rise
+     * component to [−B_l, 0], decay to [0, B_l], B_l = g_bar_l/N_l the amplitude of one unit-weight spike; zero
+     * gradient where the clip binds. false = MODEL.md 2.4.
+     */
+    conductance_clamp: boolean;
   };
   targets: {
     /** Per recurrent cell type, in the order of recurrent.names. */
@@ -385,6 +391,7 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     checkpoint_interval: simR.read("checkpoint_interval", number({ min: 1, int: true }), 50),
     burn_in_epochs: simR.read("burn_in_epochs", number({ min: 0, int: true }), 0),
     kernel_normalisation: simR.read("kernel_normalisation", oneOf(["original", "peak"] as const), "original"),
+    conductance_clamp: simR.read("conductance_clamp", bool, false),
   };
   simR.done();
   if (simulation.checkpoint_interval % simulation.accumulation_interval !== 0)

@@ -21,6 +21,12 @@ export interface ModelConstants {
   surrgradScale: number;
   /** Reset gate (1 − s) detached: the backward drops the −ṽ·∂L/∂v' term of ∂L/∂s ([hyperparameters] detach_reset). */
   detachReset: boolean;
+  /**
+   * simulation.conductance_clamp (MODEL-HEAD.md 3, step 7): after each step's injections every slot's rise component
+   * is clipped to [−gScale_l, 0] and its decay component to [0, gScale_l] (reference-step.ts cobaLifStep). Present
+   * only when on, so that the network hash of a network without it is what it was before the option existed.
+   */
+  conductanceClamp?: true;
   /** Per neuron (float32 values). */
   theta: Float32Array;
   uReset: Float32Array;
@@ -110,6 +116,7 @@ export function buildModelConstants(config: Config, connectome: Pick<Connectome,
     dt,
     surrgradScale: config.hyperparameters.surrgrad_scale,
     detachReset: config.hyperparameters.detach_reset,
+    ...(config.simulation.conductance_clamp ? { conductanceClamp: true as const } : {}),
     theta: perNeuron((p) => p.theta),
     uReset: perNeuron((p) => p.U_reset),
     eL: perNeuron((p) => p.E_L),

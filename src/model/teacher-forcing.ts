@@ -69,7 +69,7 @@ export function teacherForcedConnectome(c: Connectome, numInputTypes: number): C
     ff: makeEdgeList(M + N, N, pre, post),
   };
   const w = teacherForcedWeights(c);
-  return { ...structure, recWeight: w.recWeight, ffWeight: w.ffWeight, hash: structureHash(structure) };
+  return { ...structure, assemblyId: c.assemblyId, recWeight: w.recWeight, ffWeight: w.ffWeight, hash: structureHash(structure) };
 }
 
 /** Recurrent and feedforward weights of the recurrent network as the teacher-forced network's (none, ff then rec). */

@@ -149,6 +149,7 @@ export async function startCoordinatorReports(
         if (worker.metricsPort > 0) (scrapeTargets ??= new PrometheusTargets(outputDir, metrics.port)).addWorker(worker.hostname, worker.metricsPort);
       },
       workerFailed: (reason) => metrics.workerFailure(reason),
+      peerRefused: (reason) => metrics.peerRefused(reason),
       bytes: (sent, received) => metrics.bytesTransferred(sent, received),
       epochsInFlight: (n) => metrics.setEpochsInFlight(n),
       broadcast: (seconds) => metrics.observeBroadcast(seconds),
@@ -165,6 +166,15 @@ export async function startCoordinatorReports(
     close: async (exitCode) => {
       progress.end();
       await figures?.close();
+      // With figure sets, the run's report.html (snn-report) that their pages link to; loaded only here (vega).
+      if (figures) {
+        try {
+          const { writeRunReport } = await import("./run-report.js");
+          o.log(`Run report: ${await writeRunReport(outputDir)}`);
+        } catch (e) {
+          o.log(`run report not written: ${(e as Error).message}`);
+        }
+      }
       await wandb?.finish(exitCode);
       await metrics.close();
     },

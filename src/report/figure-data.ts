@@ -43,6 +43,17 @@ export interface FigureData {
   rates: Float32Array;
   /** CV of every recurrent neuron over all trials (NaN where fewer than 3 spikes). */
   cvs: Float32Array;
+  /**
+   * Every epoch of the accumulation interval that ends with activity.epoch: the same weights, independent streams. Per
+   * epoch (in order, the last being activity.epoch's) each neuron's rate and CV over its `trials` trials of
+   * activity.steps steps. The statistics figures pool them and count the Fano factor across them.
+   */
+  interval: { trials: number; epochs: number[]; rates: Float32Array[]; cvs: Float32Array[] };
+  /**
+   * The run's initial weights (those of the epoch_0000 set), same edge order as network.recWeight / ffWeight, for the
+   * weight distributions; null where they are not known (a run resumed from a checkpoint).
+   */
+  initialWeights: { rec: Float32Array; ff: Float32Array } | null;
   targets: {
     firingRate: number[];
     cv: number;

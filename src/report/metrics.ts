@@ -7,6 +7,7 @@ import type { CellTypeStats } from "../model/statistics.js";
 import { Counter, exponentialBuckets, Gauge, Histogram } from "prom-client";
 import type { CheckpointKind } from "../io/checkpoint-writer.js";
 import { type BuildInfo, EPOCH_DURATION_BUCKETS, MetricsServer } from "../platform/metrics-server.js";
+import { PEER_REFUSALS, type PeerRefusal } from "../distributed/worker-pool.js";
 
 export type WorkerFailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 export type UpdatePhase = "reduce" | "adam" | "broadcast";
@@ -71,6 +72,7 @@ export class CoordinatorMetrics extends MetricsServer {
   private readonly workersConnected: Gauge;
   private readonly epochsInFlight: Gauge;
   private readonly workerFailures: Counter<"reason">;
+  private readonly peersRefused: Counter<"reason">;
   private readonly epochDuration: Histogram;
   private readonly phaseDuration: Histogram<"phase">;
   private readonly simulatedSeconds: Counter;
@@ -133,6 +135,11 @@ export class CoordinatorMetrics extends MetricsServer {
     this.workersConnected = gauge("snn_workers_connected", "Workers currently connected to the coordinator.");
     this.epochsInFlight = gauge("snn_epochs_in_flight", "Epochs assigned to workers and not yet returned.");
     this.workerFailures = counter("snn_worker_failures_total", "Workers dropped, by reason.", ["reason"]);
+    this.peersRefused = counter(
+      "snn_peers_refused_total",
+      "Peers refused: not_allowed (CURVE key not in the allow-list), handshake (no CURVE or another coordinator key), message (invalid or unexpected message).",
+      ["reason"],
+    );
     this.epochDuration = new Histogram({
       name: "snn_epoch_duration_seconds",
       help: "Wall time from assigning an epoch to accepting its result.",
@@ -167,6 +174,7 @@ export class CoordinatorMetrics extends MetricsServer {
 
     // Series that only appear on their first event would make rate() and increase() blind to that first event.
     for (const reason of WORKER_FAILURE_REASONS) this.workerFailures.inc({ reason }, 0);
+    for (const reason of PEER_REFUSALS) this.peersRefused.inc({ reason }, 0);
     for (const phase of UPDATE_PHASES) this.phaseDuration.zero({ phase });
     for (const kind of CHECKPOINT_KINDS) this.checkpointDuration.zero({ kind });
   }
@@ -220,6 +228,10 @@ export class CoordinatorMetrics extends MetricsServer {
 
   workerFailure(reason: WorkerFailureReason): void {
     this.workerFailures.inc({ reason });
+  }
+
+  peerRefused(reason: PeerRefusal): void {
+    this.peersRefused.inc({ reason });
   }
 
   observeReduce(seconds: number): void {

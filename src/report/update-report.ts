@@ -29,6 +29,8 @@ export class UpdateReporter {
   private readonly history: HistoryRow[] = [];
   private last: UpdateRecord | null = null;
   private lastFigures: string | null = null;
+  /** The epoch_0000 set's weights, drawn beside the current ones; unknown on a resumed run (no epoch_0000 set then). */
+  private initialWeights: { rec: Float32Array; ff: Float32Array } | null = null;
 
   constructor(private readonly o: UpdateReporterOptions) {}
 
@@ -51,7 +53,10 @@ export class UpdateReporter {
     this.o.progress.print(block);
     if (r.problem) this.o.progress.print(`  Skipped update (${r.problem}): weights and optimizer unchanged (${r.skippedInARow} in a row, at most ${r.maxSkipped})`);
     if (!r.figures) return;
-    if (r.figures.initial) this.plot(r, 0, r.figures.initial);
+    if (r.figures.initial) {
+      this.initialWeights = r.figures.initial;
+      this.plot(r, 0, r.figures.initial);
+    }
     if (r.figures.current) this.plot(r, record.epoch, r.figures.current);
   }
 
@@ -95,6 +100,13 @@ export class UpdateReporter {
         activity: last.activity,
         rates: last.rates,
         cvs: last.cvs,
+        interval: {
+          trials: this.o.spec.batchSize,
+          epochs: r.figures!.interval.map((e) => e.epoch),
+          rates: r.figures!.interval.map((e) => e.rates),
+          cvs: r.figures!.interval.map((e) => e.cvs),
+        },
+        initialWeights: this.initialWeights,
         targets: figureTargets(this.o.config, this.o.spec),
         history: this.history.filter((row) => row.epoch <= epoch),
         rasterNeurons: this.o.config.plotting.raster_neurons,

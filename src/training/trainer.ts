@@ -26,9 +26,10 @@ export interface UpdateReport {
   maxSkipped: number;
   /**
    * Where a figure set is due: the interval's last epoch (its activity was recorded), and the weights to draw:
-   * `initial` for the untrained network's set (epoch_0000), `current` for this update's.
+   * `initial` for the untrained network's set (epoch_0000), `current` for this update's; `interval`: every epoch of
+   * the interval in epoch order (`last` among them), for statistics pooled over the interval.
    */
-  figures: { last: ResultMessage; initial: { rec: Float32Array; ff: Float32Array } | null; current: { rec: Float32Array; ff: Float32Array } | null } | null;
+  figures: { last: ResultMessage; interval: ResultMessage[]; initial: { rec: Float32Array; ff: Float32Array } | null; current: { rec: Float32Array; ff: Float32Array } | null } | null;
 }
 
 /** What the loop reports to; each observer is optional so tests and tools can run the loop bare. */
@@ -181,7 +182,7 @@ export class Trainer {
       for (const r of results) this.o.observers.epochCompleted?.(r.computeSeconds, simulated);
       // At most one report runs behind training: the next interval trains while the previous figure set renders.
       await report;
-      const figures = plot || plotInitial ? { last: results[A - 1], initial: initialWeights, current: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
+      const figures = plot || plotInitial ? { last: results[A - 1], interval: results, initial: initialWeights, current: plot ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null } : null;
       report = this.o.observers.report?.({ record, problem, skippedInARow: s.counters.skippedInARow, maxSkipped: h.max_skipped_updates, figures }) ?? Promise.resolve();
 
       if (problem && s.counters.skippedInARow >= h.max_skipped_updates) {

@@ -231,8 +231,40 @@ function history(epochs: number, rng: Rng): HistoryRow[] {
   return rows;
 }
 
+/** Poisson(λ) sample: Knuth's product method for small λ, a rounded normal beyond. */
+function poisson(rng: Rng, lambda: number): number {
+  if (lambda > 30) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * normal(rng)));
+  const limit = Math.exp(-lambda);
+  let k = 0;
+  for (let p = rng(); p > limit; p *= rng()) k++;
+  return k;
+}
+
+/** Trials per epoch and epochs per interval of the synthetic data. */
+const TRIALS = 10;
+const INTERVAL_EPOCHS = 5;
+
+/** The interval's epochs: Poisson spike counts of each neuron over TRIALS trials, as rates; CVs scattered around 1. */
+function interval(o: SyntheticOptions, epoch: number, rates: Float64Array, rng: Rng): FigureData["interval"] {
+  const seconds = (TRIALS * o.steps) / 1000;
+  const epochs = Array.from({ length: INTERVAL_EPOCHS }, (_, k) => epoch - INTERVAL_EPOCHS + 1 + k);
+  return {
+    trials: TRIALS,
+    epochs,
+    rates: epochs.map(() => Float32Array.from(rates, (r) => poisson(rng, r * seconds) / seconds)),
+    cvs: epochs.map(() => Float32Array.from(rates, (r) => (r * o.steps < 3000 ? NaN : Math.max(0.05, 1 + 0.3 * normal(rng))))),
+  };
+}
+
+/** The initial weights: the current ones scattered by ±20 % (lognormal), as if training had moved them. */
+const initialWeights = (net: NetworkView, rng: Rng): FigureData["initialWeights"] => ({
+  rec: Float32Array.from(net.recWeight, (w) => w * Math.exp(0.2 * normal(rng))),
+  ff: Float32Array.from(net.ffWeight, (w) => w * Math.exp(0.2 * normal(rng))),
+});
+
 export function syntheticFigureData(o: SyntheticOptions): FigureData {
   const rng = mulberry32(o.seed);
+  const extra = mulberry32(o.seed ^ 0x5eed);
   const net = network(o, rng);
   // Silent cells in both types, and lognormal rates around the targets for the rest.
   const rates = Float64Array.from(net.cellType, (t) => (rng() < (t === 0 ? 0.2 : 0.05) ? 0 : lognormal(rng, t === 0 ? 2 : 10, t === 0 ? 4 : 50)));
@@ -244,6 +276,9 @@ export function syntheticFigureData(o: SyntheticOptions): FigureData {
     activity: activity(o, epoch, net, rates, rng),
     rates: Float32Array.from(rates, (r) => r * (0.8 + 0.4 * rng())),
     cvs: Float32Array.from(rates, (r) => (r < 0.5 ? NaN : Math.max(0.05, 1 + 0.3 * normal(rng)))),
+    // A stream of their own, so that the other fields stay as they were before these existed.
+    interval: interval(o, epoch, rates, extra),
+    initialWeights: initialWeights(net, extra),
     targets: { firingRate: TARGET_RATE, cv: 1 },
     rasterNeurons: 80,
     history: history(epoch, rng),

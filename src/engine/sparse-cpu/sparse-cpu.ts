@@ -16,8 +16,13 @@
  *   v' = ṽ(1 − s) + U_reset·s;  g ← α g + gs·z,  z_src[j] = Σ_i∈src s_i W_ij.
  * Backward, with a_v = dL/dv_{t+1}, a_g = dL/dg_{t+1} (reset to 0 at chunk ends: truncated BPTT):
  *   dṽ = a_v(1 − s);  ds = −ṽ a_v + ∂L/∂s + Σ_j W_ij δ_src(i)[j]  (without −ṽ a_v when the reset gate is detached);  δ_src[j] = Σ_l∈src gs_l (a_g[1,l] − a_g[0,l]);
- *   a_g(t) = α a_g + dG,  dG_l = −dṽ·dt/C·(v − E_l);  a_v(t) = dṽ(β − dt/C·ΣG) + ds·σ'(v − θ);
+ *   a_g(t) = m(α a_g + dG),  dG_l = −dṽ·dt/C·(v − E_l);  a_v(t) = dṽ(β − dt/C·ΣG) + ds·σ'(v − θ);
  *   dW_ij += s_i δ_src(i)[j]   (only rows of neurons that spiked).
+ * With simulation.conductance_clamp the forward clips g to [−gs, 0] (rise) and [0, gs] (decay) once the pending
+ * injection is added (reference-step.ts cobaLifStep), and m is 0 for the components it clipped, 1 otherwise (m ≡ 1
+ * without the clamp). Where it bound cannot be recomputed from what the forward keeps (v, s, ṽ, ΣG: per-slot
+ * conductances are not stored), so the forward also keeps a mask: 2 bits per (element, step, slot), four slots to a
+ * byte, ⌈S/4⌉·T·P bytes (default size, S = 5: 2 × 100 × 50 000 = 10 MB, half of vHist), only when the clamp is on.
  * With a teacher (van Rossum loss), the teacher is simulated first on the same input from the same state, and ∂L/∂s
  * gains a per-(trial, step, neuron) term. With a recorded teacher (spec.teacherRecording) the epoch's inputs and the
  * teacher's spikes are unpacked from the recording instead (model/teacher-replay.ts), once per epoch, straight into
@@ -30,6 +35,7 @@ import { Engine, EpochResult, EpochTask, epochSteps, StreamState } from "../engi
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, TrialSummaries, trialSummaries } from "../epoch-summary.js";
 import { KernelKind, layoutBytes, WasmKernels, Workspace } from "./kernels/workspace.js";
 import {
+  clip,
   CobaLifAdjoint,
   cobaLifAdjointStep,
   CobaLifParameters,
@@ -65,6 +71,9 @@ function engineLayout(spec: NetworkSpec, precision: Precision) {
     sHist: [Uint8Array, T * P],
     vTildeHist: [Real, T * P],
     gSumHist: [Real, T * P],
+    // With the conductance clamp only: where it bound, [t][w][p] bytes, bits 2(l mod 4) (rise) and 2(l mod 4) + 1
+    // (decay) of slot l = 4w + (l mod 4), as reference-step.ts CLAMPED_RISE / CLAMPED_DECAY.
+    clampHist: [Uint8Array, c.conductanceClamp ? T * clampBytes(S) * P : 0],
     // Per-slot G_t of the step ([l][p]), written only for epochs whose activity is recorded for figures, and of the
     // plot trial over the epoch ([t][l][j]), which is all the figures use.
     gStep: [Real, S * P],
@@ -138,6 +147,11 @@ function paddedElements(N: number, B: number): number {
   return N * B + ((N * B) & 1);
 }
 
+/** Bytes per element and step of the conductance clamp's mask: 2 bits per slot. */
+function clampBytes(S: number): number {
+  return Math.ceil(S / 4);
+}
+
 /** Trials per packed δ row: B rounded up to whole float32 vectors. */
 function packedTrials(B: number): number {
   return Math.ceil(B / 4) * 4;
@@ -155,6 +169,9 @@ export class SparseCpuEngine implements Engine {
   private readonly T: number;
   /** Padded element count: element p = j·B + b of every flat per-step array. */
   private readonly P: number;
+  /** simulation.conductance_clamp, and the bytes of its mask per element and step. */
+  private readonly clamp: boolean;
+  private readonly clampWords: number;
   private readonly inputs: InputSpikes;
   private readonly ws: Workspace<Layout>;
   private readonly buf: Workspace<Layout>["buffers"] & FloatBuffers;
@@ -195,6 +212,8 @@ export class SparseCpuEngine implements Engine {
     const S = (this.S = c.numSlots);
     this.T = epochSteps(spec);
     const P = (this.P = paddedElements(N, B));
+    this.clamp = c.conductanceClamp === true;
+    this.clampWords = clampBytes(S);
     // The compiled kernels store state as float32; the float64 mode (finite-difference tests) runs the JS loops.
     this.ws = new Workspace(engineLayout(spec, precision), precision === "float32" ? kernel : "js");
     this.buf = this.ws.buffers as Workspace<Layout>["buffers"] & FloatBuffers;
@@ -205,7 +224,7 @@ export class SparseCpuEngine implements Engine {
       slots: Array.from({ length: S }, (_, l) => ({ gScale: c.gScale[l], alphaRise: c.alphaRise[l], alphaDecay: c.alphaDecay[l], eSyn: c.eSyn[l] })),
       state: { v: 0, gRise: new Float64Array(S), gDecay: new Float64Array(S) },
       injection: new Float64Array(S),
-      step: { spike: 0, vNext: 0, vTilde: 0, gSum: 0, G: new Float64Array(S) },
+      step: { spike: 0, vNext: 0, vTilde: 0, gSum: 0, G: new Float64Array(S), clamped: new Uint8Array(S) },
       adjoint: { av: 0, agRise: new Float64Array(S), agDecay: new Float64Array(S), ds: 0 },
       loss: { spikeGrad: 0, devCoef: 0, meanCoef: 0, meanV: 0 },
       deltaBySlot: new Float64Array(S),
@@ -379,7 +398,8 @@ export class SparseCpuEngine implements Engine {
     const p = this.ws.ptr;
     if (this.wasm) {
       this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gStep : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
-        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotRow);
+        p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotRow,
+        this.clamp ? p.clampHist + t * this.clampWords * P : 0);
     } else {
       this.forwardNeuronsJs(t, record);
     }
@@ -435,11 +455,13 @@ export class SparseCpuEngine implements Engine {
    */
   private forwardNeuronsJs(t: number, record: boolean): void {
     const { S, P } = this;
-    const { g, z, vHist, sHist, vTildeHist, gSumHist, gStep } = this.buf;
+    const { g, z, vHist, sHist, vTildeHist, gSumHist, gStep, clampHist } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
     const { neuron, slots, state, injection, step } = this.scratch;
     const vIn = t * P;
     const vOut = (t + 1) * P;
+    const clamp = this.clamp;
+    const maskBase = t * this.clampWords * P;
     for (let p = 0; p < P; p++) {
       this.loadNeuron(p);
       state.v = vHist[vIn + p];
@@ -448,12 +470,13 @@ export class SparseCpuEngine implements Engine {
         state.gDecay[l] = g[(S + l) * P + p];
         injection[l] = z[srcOfSlot[l] * P + p];
       }
-      cobaLifStep(neuron, slots, state, injection, this.round, step);
+      cobaLifStep(neuron, slots, state, injection, this.round, step, clamp);
       for (let l = 0; l < S; l++) {
         g[l * P + p] = state.gRise[l];
         g[(S + l) * P + p] = state.gDecay[l];
         if (record) gStep[l * P + p] = step.G[l];
       }
+      if (clamp) for (let w = 0; w < this.clampWords; w++) clampHist[maskBase + w * P + p] = packClamped(step.clamped!, w);
       sHist[vIn + p] = step.spike;
       vHist[vOut + p] = step.vNext;
       vTildeHist[vIn + p] = step.vTilde;
@@ -461,7 +484,10 @@ export class SparseCpuEngine implements Engine {
     }
   }
 
-  /** Adds the last step's injection so that g holds g_T, the state the next epoch of the stream starts from. */
+  /**
+   * Adds the last step's injection so that g holds g_T, the state the next epoch of the stream starts from (clamped
+   * as a step would clamp it; no gradient reaches it, so no mask).
+   */
   private applyPendingInjection(): void {
     const { S, P } = this;
     const { g, z } = this.buf;
@@ -472,8 +498,13 @@ export class SparseCpuEngine implements Engine {
       const zBase = srcOfSlot[l] * P;
       for (let p = 0; p < P; p++) {
         const inj = z[zBase + p] * gs;
-        g[l * P + p] -= inj;
-        g[(S + l) * P + p] += inj;
+        if (this.clamp) {
+          g[l * P + p] = clip(this.round(g[l * P + p] - inj), -gs, 0);
+          g[(S + l) * P + p] = clip(this.round(g[(S + l) * P + p] + inj), 0, gs);
+        } else {
+          g[l * P + p] -= inj;
+          g[(S + l) * P + p] += inj;
+        }
       }
     }
   }
@@ -511,7 +542,8 @@ export class SparseCpuEngine implements Engine {
       if (this.wasm) {
         this.wasm.backwardNeurons(P, this.S, chunkEnd ? 1 : 0, c.surrgradScale, c.detachReset ? 0 : 1, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
           p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.av, p.ag, p.ds, p.delta,
-          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow);
+          p.theta, p.beta, p.dtOverC, p.spikeGrad, p.devCoef, p.meanCoef, p.meanV, p.slotTable, p.slotRow,
+          this.clamp ? p.clampHist + vIn * this.clampWords : 0);
         if (needSpikeGrad) {
           this.wasm.packDelta(p.delta, p.deltaPacked, N, B, c.numRecTypes, P);
           this.wasm.rowDots(p.productRowPtr, p.productTarget, p.productWeight, p.deltaPacked, p.ds, p.cellType, N, B, p.scratch, p.rowOrder);
@@ -537,12 +569,14 @@ export class SparseCpuEngine implements Engine {
    */
   private backwardNeuronsJs(t: number, chunkEnd: boolean): void {
     const { S, P } = this;
-    const { vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV } = this.buf;
+    const { vHist, sHist, vTildeHist, gSumHist, av, ag, delta, ds, spikeGrad, devCoef, meanCoef, meanV, clampHist } = this.buf;
     const c = this.spec.constants;
     const { neuron, slots, step, adjoint, loss, deltaBySlot } = this.scratch;
-    const options = { surrgradScale: c.surrgradScale, detachReset: c.detachReset, chunkEnd };
+    const clamp = this.clamp;
+    const options = { surrgradScale: c.surrgradScale, detachReset: c.detachReset, chunkEnd, conductanceClamp: clamp };
     const vIn = t * P;
     const vOut = (t + 1) * P;
+    const maskBase = t * this.clampWords * P;
     for (let p = 0; p < P; p++) {
       this.loadNeuron(p);
       step.spike = sHist[vIn + p];
@@ -558,6 +592,7 @@ export class SparseCpuEngine implements Engine {
       for (let l = 0; l < S; l++) {
         adjoint.agRise[l] = ag[l * P + p];
         adjoint.agDecay[l] = ag[(S + l) * P + p];
+        if (clamp) step.clamped![l] = (clampHist[maskBase + (l >> 2) * P + p] >> (2 * (l & 3))) & 3;
       }
       cobaLifAdjointStep(neuron, slots, vHist[vIn + p], step, loss, options, adjoint, this.round, deltaBySlot);
       av[p] = adjoint.av;
@@ -606,6 +641,13 @@ export class SparseCpuEngine implements Engine {
 
 const INJECT = 0;
 const GRADIENT = 1;
+
+/** Byte w of an element's clamp mask (layout of clampHist): slots 4w .. 4w + 3 of `clamped`, two bits each. */
+function packClamped(clamped: Uint8Array, w: number): number {
+  let byte = 0;
+  for (let l = 4 * w; l < Math.min(4 * w + 4, clamped.length); l++) byte |= clamped[l] << (2 * (l & 3));
+  return byte;
+}
 
 /**
  * One synapse population's tables, in element indices of the flat [source][p] arrays z and delta (shared with

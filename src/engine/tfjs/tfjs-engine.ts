@@ -90,6 +90,12 @@ interface Constants {
    * +gScale_l into the decay component of the slots l that population k drives, 0 elsewhere.
    */
   injectionScale: tf.Tensor2D;
+  /**
+   * [2, S] bounds of the conductance clamp (simulation.conductance_clamp), null without it: rise [−gScale_l, 0],
+   * decay [0, gScale_l].
+   */
+  clampLower: tf.Tensor2D | null;
+  clampUpper: tf.Tensor2D | null;
   edgeIds: tf.Tensor1D[];
   positions: tf.Tensor2D[];
   targetRate: tf.Tensor1D;
@@ -362,6 +368,12 @@ export class TfjsEngine implements Engine {
     const alpha = new Float32Array(2 * S);
     alpha.set(c.alphaRise, 0);
     alpha.set(c.alphaDecay, S);
+    const clampLower = new Float32Array(2 * S);
+    const clampUpper = new Float32Array(2 * S);
+    for (let l = 0; l < S; l++) {
+      clampLower[l] = -c.gScale[l];
+      clampUpper[S + l] = c.gScale[l];
+    }
     return {
       theta: perNeuron(c.theta),
       eL: perNeuron(c.eL),
@@ -373,6 +385,8 @@ export class TfjsEngine implements Engine {
       eSyn: tf.tensor2d(c.eSyn, [S, 1]),
       alpha: tf.tensor2d(alpha, [2, S]),
       injectionScale: tf.tensor2d(injectionScale, [P, 2 * S]),
+      clampLower: c.conductanceClamp ? tf.tensor2d(clampLower, [2, S]) : null,
+      clampUpper: c.conductanceClamp ? tf.tensor2d(clampUpper, [2, S]) : null,
       edgeIds: this.populations.map((p) => tf.tensor1d(p.edgeIds, "int32")),
       positions: this.populations.map((p) => tf.tensor2d(p.positions, [p.edgeIds.length, 2], "int32")),
       targetRate: perNeuron(t.rate),
@@ -457,6 +471,11 @@ export class TfjsEngine implements Engine {
       const zFlat = tf.reshape(tf.stack(z), [P, B * N]);
       const injection = tf.reshape(tf.matMul(zFlat, c.injectionScale, true, false), [B, N, 2, S]);
       g = tf.add(tf.mul(g, c.alpha), injection) as tf.Tensor4D;
+      // The conductance clamp (MODEL-HEAD.md 3, step 7; reference-step.ts cobaLifStep) on g_{t+1}, after all
+      // injections. Per-slot bounds, so minimum/maximum instead of clipByValue (scalar bounds only); their gradients
+      // pass at equality (maximum: a ≥ b, minimum: a ≤ b), so the derivative is 1 on the closed interval and 0
+      // outside, as clipByValue's and the reference adjoint's.
+      if (c.clampLower && c.clampUpper) g = tf.minimum(tf.maximum(g, c.clampLower), c.clampUpper) as tf.Tensor4D;
       v = vNext;
       spikes.push(s);
       volts.push(vNext);

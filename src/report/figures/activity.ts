@@ -2,7 +2,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { TrialActivity } from "../../engine/engine.js";
 import type { FigureData } from "../figure-data.js";
-import { decimate, evenSample, psth } from "./stats.js";
+import { decimate, evenSample, extent, psth } from "./stats.js";
 import { type Datum, type Layer, type Panel, figure, fmt, membersByType, noteLayer, populationScale } from "./spec.js";
 
 /** Raster marks at most (rows are dropped, never spikes, so the figure stays faithful to the rows it shows). */
@@ -78,22 +78,38 @@ const recurrentRows = (data: FigureData, neurons: number[]): RasterGroup => ({
   population: (j) => data.network.cellTypeNames[data.network.cellType[j]],
 });
 
-/** One tick per spike, rows in order of the groups, top to bottom. */
+/** Consecutive rows of one population: its first row and how many. */
+export interface PopulationRun {
+  pop: string;
+  from: number;
+  rows: number;
+}
+
+/**
+ * One tick per spike, rows in order of the groups, top to bottom. Without row labels, the rows of each population
+ * (runs of one RasterGroup.population) are labelled on the y axis with its name and row count, and a rule separates
+ * neighbouring populations.
+ */
 export function rasterPanel(data: FigureData, groups: RasterGroup[], height: number, style: RasterStyle = {}): Panel {
   const dt = data.activity.dt;
   const time = (step: number): number => (style.ms ? step * dt : seconds(step, dt));
   const labels = style.rowLabels;
   const points: Datum[] = [];
   const shown = new Set<string>();
+  const runs: PopulationRun[] = [];
   let row = 0;
   for (const g of groups) {
     for (const j of g.neurons) {
       const pop = g.population(j);
       shown.add(pop);
+      if (runs.length > 0 && runs[runs.length - 1].pop === pop) runs[runs.length - 1].rows++;
+      else runs.push({ pop, from: row, rows: 1 });
       for (let k = g.ptr[j]; k < g.ptr[j + 1]; k++) points.push({ t: time(g.spikeSteps[k]), row, pop });
       row++;
     }
   }
+  const centres = runs.map((r) => r.from + (r.rows - 1) / 2);
+  const populationLabels = Object.fromEntries(runs.map((r, i) => [String(centres[i]), `${r.pop} (${r.rows})`]));
   const ticks: Layer = {
     data: { values: points },
     mark: { type: "tick", orient: "vertical", opacity: 1, thickness: 2, size: Math.max(2, Math.min(10, height / Math.max(1, row))) },
@@ -105,13 +121,28 @@ export function rasterPanel(data: FigureData, groups: RasterGroup[], height: num
         scale: { domain: [-0.5, row - 0.5], reverse: true, nice: false, zero: false },
         axis: labels
           ? { values: labels.map((_, i) => i), labelExpr: `${JSON.stringify(labels)}[datum.value]`, ticks: false, grid: false }
-          : { labels: false, ticks: false, grid: false },
-        title: labels ? null : `neuron (${row} sampled)`,
+          : { values: centres, labelExpr: `${JSON.stringify(populationLabels)}[datum.value + '']`, ticks: false, grid: false, labelFontSize: 11 },
+        title: labels ? null : `sampled neurons per population (${row} in all)`,
       },
       color: { field: "pop", type: "nominal", scale: style.colors ?? populationScale(data.network, [...shown]), legend: { title: null } },
     },
   };
-  return { width: WIDTH, height, layer: points.length > 0 ? [ticks] : [ticks, noteLayer("no spikes")] };
+  const layer: Layer[] = [ticks];
+  if (!labels && runs.length > 1) {
+    layer.push({
+      data: { values: runs.slice(1).map((r) => ({ y: r.from - 0.5 })) },
+      mark: { type: "rule", color: "#333", strokeWidth: 1 },
+      encoding: { y: { field: "y", type: "quantitative" } },
+    });
+  }
+  if (points.length === 0) layer.push(noteLayer("no spikes"));
+  return { width: WIDTH, height, layer };
+}
+
+/** The populations of a raster panel's rows, top to bottom, as rasterPanel separates them. */
+export function rasterSeparators(panel: Panel): number[] {
+  const layers = (panel as { layer: { mark: { type: string }; data?: { values: { y: number }[] } }[] }).layer;
+  return layers.filter((l) => l.mark.type === "rule").flatMap((l) => l.data!.values.map((v) => v.y));
 }
 
 export function rasterSpec(data: FigureData): TopLevelSpec {
@@ -128,40 +159,56 @@ export function inputRasterSpec(data: FigureData): TopLevelSpec {
   return figure(data, "Input spikes", body, `${inputs.length} of ${net.inputType.length} input neurons`);
 }
 
-const PSTH_WINDOW_MS = 50;
+/** The PSTH's smoothing window: 50 ms, or a fifth of a shorter trial, so that the trial still shows a time course. */
+export const psthWindowMs = (steps: number, dt: number): number => Math.max(dt, Math.min(50, Math.round((steps * dt) / 5 / dt) * dt));
 
 export function psthSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
   const a = data.activity;
+  const windowMs = psthWindowMs(a.steps, a.dt);
   const groups = [
-    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ ...recurrentRows(data, members), pop: net.cellTypeNames[t] })),
-    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ ...inputRows(data, members), pop: net.inputTypeNames[t] })),
+    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ ...recurrentRows(data, members), pop: net.cellTypeNames[t], target: data.targets.firingRate[t] })),
+    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ ...inputRows(data, members), pop: net.inputTypeNames[t], target: NaN })),
   ];
-  // The boxcar already smooths over 50 ms, so keeping every stride-th sample loses nothing visible.
+  // The window already smooths, so keeping every stride-th sample loses nothing visible.
   const stride = Math.max(1, Math.ceil(a.steps / 2000));
-  const values: Datum[] = [];
-  for (const g of groups) {
-    const rate = psth(g.ptr, g.spikeSteps, g.neurons, a.steps, a.dt, PSTH_WINDOW_MS);
-    for (let s = 0; s < a.steps; s += stride) values.push({ t: seconds(s, a.dt), rate: rate[s], pop: g.pop });
-  }
   const colors = populationScale(net);
-  const body: Panel = {
-    data: { values },
-    facet: { row: { field: "pop", type: "nominal", sort: colors.domain, header: { title: null, labelAngle: 0, labelAlign: "left" } } },
-    spec: {
-      width: WIDTH,
-      height: 110,
-      mark: { type: "line", strokeWidth: 1.3 },
-      encoding: {
-        x: { field: "t", type: "quantitative", scale: { nice: false }, title: "time (s)" },
-        y: { field: "rate", type: "quantitative", title: "rate (Hz)" },
-        color: { field: "pop", type: "nominal", scale: colors, legend: null },
+  const panels: Panel[] = groups.map((g, i) => {
+    const rate = psth(g.ptr, g.spikeSteps, g.neurons, a.steps, a.dt, windowMs);
+    const values: Datum[] = [];
+    for (let s = 0; s < a.steps; s += stride) values.push({ t: seconds(s, a.dt), rate: rate[s], pop: g.pop });
+    if ((a.steps - 1) % stride !== 0) values.push({ t: seconds(a.steps - 1, a.dt), rate: rate[a.steps - 1], pop: g.pop });
+    const spikes = g.neurons.reduce((n, j) => n + g.ptr[j + 1] - g.ptr[j], 0);
+    const hasTarget = Number.isFinite(g.target);
+    const top = Math.max(extent(rate)?.max ?? 0, hasTarget ? g.target : 0) * 1.15 || 1;
+    const last = i === groups.length - 1;
+    const layer: Layer[] = [
+      {
+        data: { values },
+        mark: { type: "line", strokeWidth: 1.3 },
+        encoding: {
+          x: { field: "t", type: "quantitative", scale: { domain: [0, seconds(a.steps - 1, a.dt)], nice: false }, title: last ? "time (s)" : null, axis: last ? {} : { labels: false } },
+          y: { field: "rate", type: "quantitative", title: "rate (Hz)", scale: { domain: [0, top], nice: false } },
+          color: { field: "pop", type: "nominal", scale: colors, legend: null },
+        },
       },
-    },
-    resolve: { scale: { y: "independent" } },
-  };
-  const subtitle = `spike count per step convolved with a ${PSTH_WINDOW_MS} ms boxcar, per neuron of the population`;
-  return figure(data, "Population rate (PSTH)", body, subtitle);
+    ];
+    if (hasTarget) {
+      layer.push(
+        { data: { values: [{ target: g.target }] }, mark: { type: "rule", strokeDash: [6, 3], color: "black" }, encoding: { y: { field: "target", type: "quantitative" } } },
+        {
+          data: { values: [{ target: g.target }] },
+          mark: { type: "text", align: "right", dy: -6, fontSize: 11 },
+          encoding: { x: { value: WIDTH - 4 }, y: { field: "target", type: "quantitative" }, text: { value: `target ${fmt(g.target)} Hz` } },
+        },
+      );
+    }
+    return { title: `${g.pop}: ${g.neurons.length} neurons, ${spikes} spikes`, width: WIDTH, height: 100, layer };
+  });
+  return figure(data, "Population rate (PSTH)", { vconcat: panels, spacing: 10 } as Panel, [
+    `the designated trial only (1 of ${data.interval.trials} trials of epoch ${a.epoch}): spikes per step summed over the population, per neuron`,
+    `centred ${fmt(windowMs)} ms boxcar, divided by the steps it covers (no dip at the trial's edges); dashed: target rate`,
+  ]);
 }
 
 interface Trace {

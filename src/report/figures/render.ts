@@ -2,7 +2,7 @@
  * Figure set pipeline: vega-lite spec → vega SVG (headless) → PNG with resvg and the bundled DejaVu fonts, so the
  * output does not depend on fonts installed on the machine.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,6 +18,7 @@ import { encodePng } from "./png.js";
 import { FONT } from "./spec.js";
 import { cvSpec, fanoSpec, firingRateSpec, isiSpec, rateScatterSpec } from "./statistics-figures.js";
 import { assemblyGraphSpec, feedforwardConnectivitySpec, inDegreeSpec, recurrentConnectivitySpec, synapticInputSpec } from "./structure.js";
+import { weightDistributionSpec } from "./weights.js";
 
 export interface FigureDef {
   file: string;
@@ -32,6 +33,7 @@ export const FIGURES: readonly FigureDef[] = [
   { file: "feedforward_connectivity.png", spec: feedforwardConnectivitySpec },
   { file: "in_degree_histograms.png", spec: inDegreeSpec },
   { file: "synaptic_input_histograms.png", spec: synapticInputSpec },
+  { file: "weight_distributions.png", spec: weightDistributionSpec },
   { file: "input_raster.png", spec: inputRasterSpec },
   { file: "spike_raster.png", spec: rasterSpec },
   { file: "psth.png", spec: psthSpec },
@@ -114,9 +116,10 @@ function indexHtml(data: FigureData, figures: { file: string; title: string }[])
 <head>
 <meta charset="utf-8">
 <title>${heading}</title>
-<style>body { font-family: "DejaVu Sans", sans-serif; margin: 2em; } img { max-width: 100%; border: 1px solid #ddd; } h2 { font-size: 1.1em; }</style>
+<style>body { font-family: "DejaVu Sans", sans-serif; margin: 2em; } img { max-width: 100%; border: 1px solid #ddd; } h2 { font-size: 1.1em; } nav { margin-bottom: 1em; } nav .off { color: #999; }</style>
 </head>
 <body>
+${NAV_START}${NAV_END}
 <h1>${heading}</h1>
 ${items.join("\n")}
 </body>
@@ -150,7 +153,43 @@ async function renderSet(data: FigureData, dir: string): Promise<string[]> {
   const figures = FIGURES.filter((f) => f.when?.(data) ?? true).map((f) => ({ file: f.file, spec: f.spec(data) }));
   const files = await renderPngs(figures.map((f) => ({ file: path.join(dir, f.file), spec: f.spec })));
   await writeFile(path.join(dir, "index.html"), indexHtml(data, figures.map((f) => ({ file: f.file, title: titleOf(f.spec, f.file) }))));
+  await linkFigureSets(dir);
   return files;
+}
+
+/** The navigation bar of a set's index.html sits between these markers, rewritten as neighbouring sets appear. */
+const NAV_START = '<nav class="figure-sets">';
+const NAV_END = "</nav>";
+/** A figure set's folder in a run directory: RUN_DIR/figures/epoch_NNNN. */
+export const FIGURE_SET_DIR = /^epoch_(\d+)$/;
+/** The run report (snn-report), relative to a figure set's folder. */
+export const REPORT_FROM_SET = "../../report.html";
+
+function navHtml(prev: string | null, next: string | null): string {
+  const link = (href: string | null, text: string): string => (href ? `<a href="${escapeHtml(href)}">${text}</a>` : `<span class="off">${text}</span>`);
+  return [link(prev && `../${prev}/index.html`, "← previous set"), link(`${REPORT_FROM_SET}`, "run report"), link(next && `../${next}/index.html`, "next set →")].join(" · ");
+}
+
+/**
+ * Links a set written into RUN_DIR/figures/epoch_NNNN with its neighbours (the sets before and after it by epoch)
+ * and the run report: its own navigation bar and theirs are rewritten. Sets elsewhere (snn-sim --figures DIR) are
+ * left without one.
+ */
+async function linkFigureSets(dir: string): Promise<void> {
+  const name = path.basename(dir);
+  const parent = path.dirname(dir);
+  if (!FIGURE_SET_DIR.test(name) || path.basename(parent) !== "figures") return;
+  const sets = (await readdir(parent)).filter((n) => FIGURE_SET_DIR.test(n)).sort((a, b) => Number(FIGURE_SET_DIR.exec(a)![1]) - Number(FIGURE_SET_DIR.exec(b)![1]));
+  const at = sets.indexOf(name);
+  for (let i = Math.max(0, at - 1); i <= Math.min(sets.length - 1, at + 1); i++) {
+    const file = path.join(parent, sets[i], "index.html");
+    const html = await readFile(file, "utf8").catch(() => null);
+    const from = html?.indexOf(NAV_START) ?? -1;
+    const to = from >= 0 ? html!.indexOf(NAV_END, from) : -1;
+    if (from < 0 || to < 0) continue;
+    const nav = navHtml(sets[i - 1] ?? null, sets[i + 1] ?? null);
+    await writeFile(file, html!.slice(0, from + NAV_START.length) + nav + html!.slice(to));
+  }
 }
 
 /** One figure outside the figure sets (snn-study's study.png), as PNG. */

@@ -1,8 +1,11 @@
-/** Firing-statistics figures: rate, CV and ISI histograms per cell type, Fano factor vs counting window. */
+/**
+ * Firing-statistics figures: rate, CV and Fano-factor histograms per cell type over the accumulation interval's epochs
+ * (pooledActivity), ISI histograms of the designated trial.
+ */
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
 import { meanStd } from "../../model/statistics.js";
-import { extent, fanoFactors, fanoWindows, histogram, interSpikeIntervals, linearBinEdges, logBinEdges, percentile } from "./stats.js";
+import { countLogBinEdges, extent, fanoAcrossRepeats, histogram, interSpikeIntervals, linearBinEdges, percentile } from "./stats.js";
 import {
   type Datum,
   type HistogramPanelOptions,
@@ -34,46 +37,123 @@ function perTypeHistograms(
   return { hconcat: panels };
 }
 
+/**
+ * What the statistics figures pool: the interval's epochs (FigureData.interval), each `trials` trials of `steps`
+ * steps. Rates there are spike counts ÷ (trials · steps · dt), so counts come back exactly.
+ */
+export interface PooledActivity {
+  epochs: number;
+  trials: number;
+  steps: number;
+  dtMs: number;
+  /** Seconds of activity per neuron over all pooled epochs, and per epoch. */
+  seconds: number;
+  epochSeconds: number;
+  /** Per epoch, per neuron: spike count over the epoch's trials. */
+  epochCounts: Float64Array[];
+  /** Per neuron: spike count over all pooled epochs, rate (Hz) and mean CV over epochs that have one (NaN if none). */
+  counts: Float64Array;
+  rates: Float64Array;
+  cvs: Float64Array;
+  /** The rate one spike adds (Hz): rates come in steps of this. */
+  quantum: number;
+  /** "E epochs × B trials × T ms", for subtitles. */
+  description: string;
+}
+
+export function pooledActivity(data: FigureData): PooledActivity {
+  const { interval } = data;
+  const a = data.activity;
+  const N = data.network.cellType.length;
+  const epochSeconds = (interval.trials * a.steps * a.dt) / 1000;
+  const epochCounts = interval.rates.map((r) => Float64Array.from(r, (rate) => Math.round(rate * epochSeconds)));
+  const counts = new Float64Array(N);
+  for (const c of epochCounts) for (let j = 0; j < N; j++) counts[j] += c[j];
+  const seconds = epochSeconds * epochCounts.length;
+  const cvs = new Float64Array(N);
+  for (let j = 0; j < N; j++) {
+    let sum = 0;
+    let n = 0;
+    for (const cv of interval.cvs) {
+      if (Number.isFinite(cv[j])) {
+        sum += cv[j];
+        n++;
+      }
+    }
+    cvs[j] = n > 0 ? sum / n : NaN;
+  }
+  const E = epochCounts.length;
+  const epochs = interval.epochs;
+  const which = E === 1 ? `epoch ${epochs[0]}` : `epochs ${epochs[0]}–${epochs[E - 1]}`;
+  return {
+    epochs: E,
+    trials: interval.trials,
+    steps: a.steps,
+    dtMs: a.dt,
+    seconds,
+    epochSeconds,
+    epochCounts,
+    counts,
+    rates: Float64Array.from(counts, (c) => c / seconds),
+    cvs,
+    quantum: 1 / seconds,
+    description: `${which}: ${E} × ${interval.trials} trials × ${fmt(a.steps * a.dt)} ms = ${fmt(seconds)} s per neuron`,
+  };
+}
+
 export function firingRateSpec(data: FigureData): TopLevelSpec {
-  // 30 log bins between the smallest and largest non-zero rate of any type, as the original; when no two rates
-  // differ, a range around them or (all silent) around the targets, so the panels still draw an axis.
-  const range = extent(data.rates, 0) ?? extent(data.targets.firingRate, 0) ?? { min: 1, max: 1 };
-  const edges = range.max > range.min ? logBinEdges(range.min, range.max, 30) : logBinEdges(range.min / 10, range.max * 10, 30);
+  const p = pooledActivity(data);
+  // Log bins of whole spike counts from half a spike (the lowest non-zero rate is one spike, p.quantum) up past the
+  // highest rate, the axis widened to hold every target.
+  const targets = data.targets.firingRate.filter((t) => t > 0);
+  const top = Math.max(extent(p.rates, 0)?.max ?? 0, ...targets, 2 * p.quantum);
+  const lo = Math.min(0.5 * p.quantum, ...targets.map((t) => t / 1.5));
+  const hi = top * 1.5;
+  const edges = countLogBinEdges(lo, hi, 30, p.quantum);
   const body = perTypeHistograms(
     data,
-    (members) => pick(data.rates, members),
+    (members) => pick(p.rates, members),
     (t, members, v) => {
       const silent = members.length - v.filter((r) => r > 0).length;
       const target = data.targets.firingRate[t];
       return {
-        title: `${data.network.cellTypeNames[t]}: mean ${fmt(meanStd(v, 1).mean)} Hz, ${silent} of ${members.length} silent`,
+        title: `${data.network.cellTypeNames[t]}: mean ${fmt(meanStd(v, 1).mean)} Hz (target ${fmt(target)}), ${silent} of ${members.length} silent`,
         edges,
         markers: [{ x: target, label: `target ${fmt(target)} Hz` }],
       };
     },
     { xTitle: "firing rate (Hz)", yTitle: "neurons", logX: true },
   );
-  return figure(data, "Firing-rate distribution", body, "rate of each neuron over all trials of the epoch; silent neurons are counted in the panel title, not drawn");
+  return figure(data, "Firing-rate distribution", body, [
+    `each neuron's spike count over ${p.description}`,
+    `rates in steps of ${fmt(p.quantum)} Hz (one spike), bins of whole counts; silent neurons counted in the panel title, not drawn; dashed: target`,
+  ]);
 }
 
 export function cvSpec(data: FigureData): TopLevelSpec {
-  const range = extent(data.cvs);
-  const pad = range ? Math.max(0.05 * (range.max - range.min), 0.05) : 0.05;
-  const edges = range ? linearBinEdges(Math.max(0, range.min - pad), range.max + pad, 50) : linearBinEdges(0, 2, 50);
+  const p = pooledActivity(data);
+  const target = data.targets.cv;
+  const range = extent(p.cvs);
+  // From 0 (a CV is never negative) to past both the largest CV and the target.
+  const hi = Math.max(range ? range.max * 1.05 : 0, Number.isFinite(target) ? target * 1.25 : 0, 1.5);
+  const edges = linearBinEdges(0, hi, 40);
   const body = perTypeHistograms(
     data,
-    (members) => pick(data.cvs, members),
-    (t, _members, v) => {
+    (members) => pick(p.cvs, members),
+    (t, members, v) => {
       const s = meanStd(v, 1);
       return {
-        title: `${data.network.cellTypeNames[t]}: mean ${fmt(s.mean)}, ${s.n} neurons with ≥ 3 spikes`,
+        title: `${data.network.cellTypeNames[t]}: mean ${fmt(s.mean)} (target ${fmt(target)}), ${s.n} of ${members.length} neurons`,
         edges,
-        markers: [{ x: data.targets.cv, label: `target ${fmt(data.targets.cv)}` }],
+        markers: [{ x: target, label: `target ${fmt(target)}` }],
       };
     },
     { xTitle: "CV of inter-spike intervals", yTitle: "neurons" },
   );
-  return figure(data, "Coefficient of variation", body, "per neuron over all trials of the epoch; 50 shared bins");
+  return figure(data, "Coefficient of variation", body, [
+    `each neuron's ISI CV within a trial, averaged over the trials where it fired ≥ 3 spikes, over ${p.description}`,
+    "neurons without such a trial are not drawn (counted in the title: drawn of all); 40 shared bins; dashed: target",
+  ]);
 }
 
 export function isiSpec(data: FigureData): TopLevelSpec {
@@ -93,47 +173,61 @@ export function isiSpec(data: FigureData): TopLevelSpec {
     },
     { xTitle: "inter-spike interval (s)", yTitle: "intervals" },
   );
-  return figure(data, "Inter-spike intervals", body, `designated trial (${a.steps} steps of ${a.dt} ms); bins up to the 99.5th percentile`);
+  return figure(data, "Inter-spike intervals", body, `the designated trial only (1 of ${data.interval.trials} trials of epoch ${a.epoch}, ${a.steps} steps of ${a.dt} ms); bins up to the 99.5th percentile`);
 }
+
+/** Fano factors above this are drawn in the last bin (a few near-silent neurons would otherwise squash the rest). */
+const FANO_MAX = 5;
 
 export function fanoSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
-  const a = data.activity;
-  const windows = fanoWindows(a.steps);
-  const values: Datum[] = [];
-  membersByType(net.cellType, net.cellTypeNames.length).forEach((members, t) => {
-    for (const w of windows) {
-      const s = meanStd(fanoFactors(a.spikePtr, a.spikeSteps, members, a.steps, w), 1);
-      if (s.n > 0) values.push({ w: (w * a.dt) / 1000, mean: s.mean, lo: s.mean - (s.std || 0), hi: s.mean + (s.std || 0), pop: net.cellTypeNames[t] });
-    }
-  });
-  const subtitle = "non-overlapping windows of the designated trial; var (ddof 1) / mean of the counts; mean ± s.d. over neurons with spikes";
-  if (values.length === 0) return figure(data, "Fano factor", notePanel("no neuron spiked in two or more counting windows", 600, 300), subtitle);
-  const x = { field: "w", type: "quantitative" as const, scale: { type: "log" as const }, title: "counting window (s)" };
-  const color = { field: "pop", type: "nominal" as const, scale: populationScale(net, net.cellTypeNames), legend: { title: null } };
-  const body: Panel = {
-    width: 640,
-    height: 360,
-    data: { values },
-    layer: [
-      { data: { values: [{}] }, mark: { type: "rule", strokeDash: [6, 3], color: "#666" }, encoding: { y: { datum: 1 } } },
-      { mark: { type: "rule", strokeWidth: 1.2 }, encoding: { x, y: { field: "lo", type: "quantitative" }, y2: { field: "hi" }, color } },
-      { mark: { type: "line", point: true, strokeWidth: 1.6 }, encoding: { x, y: { field: "mean", type: "quantitative", title: "Fano factor" }, color } },
-    ],
-  };
-  return figure(data, "Fano factor", body, subtitle + "; dashed: Poisson (1)");
+  const p = pooledActivity(data);
+  const subtitle = [
+    `each neuron's spike count in each of the interval's epochs (${p.description}): variance across the ${p.epochs} epochs (ddof 1) / mean`,
+    `counting window one epoch (${fmt(p.epochSeconds)} s); epochs stand in for trials, as per-trial counts do not reach the coordinator; dashed: Poisson (1)`,
+  ];
+  if (p.epochs < 2) {
+    return figure(data, "Fano factor across epochs", notePanel("one epoch per interval: a Fano factor across epochs needs accumulation_interval ≥ 2", 640, 240), subtitle);
+  }
+  const fano = fanoAcrossRepeats(p.epochCounts, net.cellType.length);
+  const edges = linearBinEdges(0, FANO_MAX, 40);
+  const body = perTypeHistograms(
+    data,
+    (members) => Float64Array.from(members, (j) => Math.min(fano[j], FANO_MAX)),
+    (t, members, v) => {
+      const defined = v.filter(Number.isFinite);
+      // The population's Fano factor: mean variance over mean count (robust to near-silent neurons).
+      let sumVar = 0;
+      let sumMean = 0;
+      for (const j of members) {
+        const c = p.epochCounts.map((e) => e[j]);
+        const m = c.reduce((x, y) => x + y, 0) / c.length;
+        sumMean += m;
+        sumVar += c.reduce((x, y) => x + (y - m) ** 2, 0) / (c.length - 1);
+      }
+      const pooled = sumMean > 0 ? sumVar / sumMean : NaN;
+      return {
+        title: `${net.cellTypeNames[t]}: ⟨var⟩/⟨mean⟩ ${fmt(pooled)}, ${defined.length} of ${members.length} neurons fired`,
+        edges,
+        markers: [{ x: 1, label: "Poisson" }],
+      };
+    },
+    { xTitle: `Fano factor across epochs (values > ${FANO_MAX} in the last bin)`, yTitle: "neurons" },
+  );
+  return figure(data, "Fano factor across epochs", body, subtitle);
 }
 
 /** Per-neuron rate against its own target (a targets file), one point per neuron, coloured by cell type. */
 export function rateScatterSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
   const target = data.targets.perNeuronRate!;
+  const p = pooledActivity(data);
   const values: Datum[] = [];
   const titles = membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => {
     let se = 0;
     for (const j of members) {
-      values.push({ target: target[j], rate: data.rates[j], pop: net.cellTypeNames[t] });
-      se += (data.rates[j] - target[j]) ** 2;
+      values.push({ target: target[j], rate: p.rates[j], pop: net.cellTypeNames[t] });
+      se += (p.rates[j] - target[j]) ** 2;
     }
     return `${net.cellTypeNames[t]} RMS error ${fmt(Math.sqrt(se / Math.max(members.length, 1)))} Hz`;
   });
@@ -143,5 +237,5 @@ export function rateScatterSpec(data: FigureData): TopLevelSpec {
     y: { field: "rate", title: "firing rate (Hz)" },
     colors: populationScale(net, net.cellTypeNames),
   });
-  return figure(data, "Firing rate against per-neuron target", body, `each neuron over all trials of the epoch; dashed: rate = target; ${titles.join(", ")}`);
+  return figure(data, "Firing rate against per-neuron target", body, [`each neuron's rate over ${p.description}; dashed: rate = target`, titles.join(", ")]);
 }

@@ -28,13 +28,59 @@ export function boxcarSame(x: ArrayLike<number>, width: number): Float64Array {
   return out;
 }
 
-/** Population rate (Hz per neuron) as the original's PSTH: boxcar-summed spike counts ÷ (window in s · members). */
+/**
+ * Population rate (Hz per neuron): spike counts summed over a centred boxcar of `windowMs` (numpy "same" alignment)
+ * ÷ (the window's duration in s · members). At the trial's edges the window is cut short, so each point is divided by
+ * the steps its window actually covers: a constant-rate train gives a flat PSTH up to both edges, not the dip that
+ * dividing by the full window gives.
+ */
 export function psth(ptr: Int32Array, spikeSteps: Int32Array, members: ArrayLike<number>, steps: number, dtMs: number, windowMs: number): Float64Array {
   const width = Math.max(1, Math.round(windowMs / dtMs));
   const rate = boxcarSame(populationCounts(ptr, spikeSteps, members, steps), width);
-  const norm = (width * dtMs) / 1000 * Math.max(1, members.length);
-  for (let i = 0; i < rate.length; i++) rate[i] /= norm;
+  const back = Math.ceil((width - 1) / 2);
+  const ahead = width - 1 - back;
+  for (let i = 0; i < rate.length; i++) {
+    const covered = Math.min(steps - 1, i + ahead) - Math.max(0, i - back) + 1;
+    rate[i] /= ((covered * dtMs) / 1000) * Math.max(1, members.length);
+  }
   return rate;
+}
+
+/**
+ * Fano factor across repeats (trials, or epochs standing in for them) of each neuron's spike count in one counting
+ * window: counts[r][j] is neuron j's count in repeat r; F_j = var over repeats (ddof 1) / mean. NaN where the mean
+ * is 0 or there are fewer than 2 repeats.
+ */
+export function fanoAcrossRepeats(counts: readonly ArrayLike<number>[], neurons: number): Float64Array {
+  const R = counts.length;
+  const out = new Float64Array(neurons).fill(NaN);
+  if (R < 2) return out;
+  for (let j = 0; j < neurons; j++) {
+    let sum = 0;
+    for (let r = 0; r < R; r++) sum += counts[r][j];
+    const mean = sum / R;
+    if (!(mean > 0)) continue;
+    let ss = 0;
+    for (let r = 0; r < R; r++) ss += (counts[r][j] - mean) ** 2;
+    out[j] = ss / (R - 1) / mean;
+  }
+  return out;
+}
+
+/**
+ * Log-spaced edges from lo to hi for rates that are whole spike counts × `quantum` (Hz): each edge inside (lo, hi) is
+ * moved to the nearest half count, (k + ½)·quantum, and repeats dropped, so every bin holds whole counts and low
+ * rates do not alternate between empty and full bins. lo and hi stay as they are (the axis domain).
+ */
+export function countLogBinEdges(lo: number, hi: number, bins: number, quantum: number): Float64Array {
+  const raw = logBinEdges(lo, hi, bins);
+  const out: number[] = [lo];
+  for (let i = 1; i < raw.length - 1; i++) {
+    const e = (Math.max(0, Math.round(raw[i] / quantum - 0.5)) + 0.5) * quantum;
+    if (e > out[out.length - 1] && e < hi) out.push(e);
+  }
+  out.push(hi);
+  return Float64Array.from(out);
 }
 
 /** The original's counting windows in steps: `logspace(0, 3, 20)` truncated to int (duplicates kept). */
