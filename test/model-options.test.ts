@@ -2,6 +2,7 @@
  * The original's newer model options (MODEL-HEAD.md 3), each a key whose default is MODEL.md's behaviour: against
  * hand-computed values, and in both engines against each other.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildModelConstants, kernelNormaliser, kernelPeak } from "../src/model/constants.js";
 import { EpochResult, StreamState } from "../src/engine/engine.js";
@@ -189,6 +190,16 @@ describe("simulation.conductance_clamp = true", () => {
     expect("conductanceClamp" in (decodeMessage(encodeMessage({ type: "network", spec: plain.spec })) as NetworkMessage).spec.constants).toBe(false);
     const bad = { type: "network", spec: { ...on.spec, constants: { ...on.spec.constants, conductanceClamp: 1 } } } as unknown as NetworkMessage;
     expect(() => decodeMessage(encodeMessage(bad))).toThrow(/conductanceClamp: expected true or absent/);
+  });
+
+  it("bounds each slot's conductance by B in the dt stability check (default size, peak normalisation)", () => {
+    // Unclamped, "peak" drives inhibitory cells to dt·G/C = 1.33 with all inputs coincident (refused at dt = 1 ms);
+    // clamped, G ≤ Σ_l B_l = 4.45 nS per cell, dt·G/C ≤ 0.10.
+    const text = readFileSync(new URL("../parameters/fitting-activity.toml", import.meta.url), "utf8");
+    const withLines = (lines: string) => text.replace("[simulation]\n", `[simulation]\nkernel_normalisation = "peak"\n${lines}`);
+    expect(() => parseConfig(withLines(""))).toThrow(/simulation\.dt: 1 ms is too large .* with all inputs coincident, /);
+    expect(parseConfig(withLines("conductance_clamp = true\n")).simulation.conductance_clamp).toBe(true);
+    expect(() => parseConfig(withLines("conductance_clamp = true\n").replace(/^dt = 1\.0/m, "dt = 12.0"))).toThrow(/with all inputs coincident and clamped/);
   });
 
   describe("on a network where it binds", () => {

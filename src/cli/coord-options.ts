@@ -21,6 +21,7 @@ export const coordinatorCli = (argv: string[]) =>
     .option("fallback", { type: "boolean", default: false, describe: "with --resume auto: use checkpoint_best if checkpoint_latest is corrupt" })
     .option("force", { type: "boolean", default: false, describe: "start over in a directory that holds an earlier run (removes only what a run writes)" })
     .option("metrics-port", { type: "number", describe: "Prometheus /metrics port (0 = off; default 9464, or the next free port when another run holds it)" })
+    .option("metrics-host", { type: "string", describe: "address the /metrics endpoints listen on (default 127.0.0.1 with local workers, 0.0.0.0 with --external)" })
     .option("worker-metrics-port", { type: "number", describe: "local workers serve /metrics on this port + index, or the next free one (0 = off; default 9465, off with --metrics-port 0)" })
     .option("wandb", { type: "boolean", describe: "log to Weights & Biases (overrides [wandb] enabled)" })
     .option("figures", { type: "boolean", default: true, describe: "render figures every accumulation interval (--no-figures to skip)" })

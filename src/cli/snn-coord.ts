@@ -48,7 +48,9 @@ async function main(): Promise<number> {
   const run = setUpRun({ params: String(args.params), epochs: args.epochs, set: args.set, output: args.output, resume: args.resume, fallback: args.fallback }, log);
   const { config, spec, state, outputDir } = run;
   const external = args.external;
-  const metrics = await serveCoordinatorMetrics(args["metrics-port"], log);
+  // Local runs answer scrapes on this machine only; a cluster's Prometheus scrapes an --external coordinator from elsewhere.
+  const metricsHost = args["metrics-host"] ?? (external ? "0.0.0.0" : "127.0.0.1");
+  const metrics = await serveCoordinatorMetrics(args["metrics-port"], metricsHost, log);
   if (signals.received) {
     log("interrupted before the run started; nothing was written");
     return 130;
@@ -76,7 +78,7 @@ async function main(): Promise<number> {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
     const bound = await pool.bind(endpoint);
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
-    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics));
+    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics), metricsHost);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     signals.trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));

@@ -35,7 +35,8 @@ async function main(): Promise<number> {
     curve,
   });
   const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
-  if (metrics) worker.metricsPort = args["metrics-port-search"] ? await metrics.serveFirstFree(args["metrics-port"], 100) : await metrics.serve(args["metrics-port"]);
+  const host = args["metrics-host"];
+  if (metrics) worker.metricsPort = args["metrics-port-search"] ? await metrics.serveFirstFree(args["metrics-port"], 100, host) : await metrics.serve(args["metrics-port"], host);
   const stop = () => worker.close();
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -11,6 +11,7 @@ export const workerCli = (argv: string[]) =>
     .option("threads", { type: "number", default: 1, describe: "epochs computed at once, one per thread (sparse-cpu; use one per core)" })
     .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
     .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })
+    .option("metrics-host", { type: "string", default: "0.0.0.0", describe: "address this worker's /metrics listens on (snn-coord's local workers: 127.0.0.1)" })
     .option("metrics-port-search", { type: "boolean", default: false, describe: "when --metrics-port is taken, serve on the next free port (snn-coord's local workers)" })
     .option("heartbeat", { type: "number", default: 2, describe: "seconds between heartbeats" })
     .option("server-key", { type: "string", describe: "CURVE: the coordinator's public key file (DIR/coordinator.key of snn-coord --keygen DIR)" })

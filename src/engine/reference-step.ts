@@ -57,7 +57,7 @@ export interface CobaLifStepRecord {
   clamped?: Uint8Array;
 }
 
-/** Bits of CobaLifStepRecord.clamped[l]: the slot's rise (decay) component was outside [−gs_l, 0] ([0, gs_l]). */
+/** Bits of CobaLifStepRecord.clamped[l]: the slot's rise (decay) component was outside [−gs_l, 0] ([0, gs_l]) or NaN. */
 export const CLAMPED_RISE = 1;
 export const CLAMPED_DECAY = 2;
 
@@ -120,10 +120,13 @@ export function cobaLifStep(
     let gRise = store(state.gRise[l] - inj);
     let gDecay = store(state.gDecay[l] + inj);
     if (clamp) {
+      // Marked where the clip changed the value: outside the closed interval (and NaN, which clip keeps).
       const b = slot.gScale;
-      out.clamped![l] = (gRise < -b || gRise > 0 ? CLAMPED_RISE : 0) | (gDecay < 0 || gDecay > b ? CLAMPED_DECAY : 0);
-      gRise = clip(gRise, -b, 0);
-      gDecay = clip(gDecay, 0, b);
+      const rise = clip(gRise, -b, 0);
+      const decay = clip(gDecay, 0, b);
+      out.clamped![l] = (rise !== gRise ? CLAMPED_RISE : 0) | (decay !== gDecay ? CLAMPED_DECAY : 0);
+      gRise = rise;
+      gDecay = decay;
     }
     const G = gRise + gDecay;
     out.G[l] = G;

@@ -66,7 +66,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   },
   "simulation.conductance_clamp": {
     meaning:
-      "Clamp each neuron's conductance per synapse slot after every step's injections (MODEL-HEAD.md 3, step 7; the original at HEAD): the rise component to [−B, 0] and the decay component to [0, B], B = g_bar/N the amplitude one unit-weight spike injects (N as set by kernel_normalisation), so that a slot never holds more than one unit-weight kernel. The gradient is zero where the clamp binds (1 at exactly the bound, as tf.clipByValue). false = MODEL.md 2.4.",
+      "Clamp each neuron's conductance per synapse slot after every step's injections (MODEL-HEAD.md 3, step 7; the original at HEAD): the rise component to [−B, 0] and the decay component to [0, B], B = g_bar/N the amplitude one unit-weight spike injects (N as set by kernel_normalisation), so that a slot never holds more than one unit-weight kernel. The gradient is zero where the clamp binds (1 at exactly the bound, as tf.clipByValue). The dt stability check then counts each slot at most B. false = MODEL.md 2.4.",
   },
   "simulation.epochs": { meaning: "Epochs of the whole run, burn-in included (snn-coord --epochs overrides it).", unit: "epochs", also: ACCUMULATION },
   "simulation.accumulation_interval": {

@@ -21,6 +21,7 @@ import {
   Table,
 } from "../platform/validate.js";
 import { Optimise, OPTIMISE_MODES } from "./scaling-factors.js";
+import { kernelNormaliser, kernelPeak } from "./constants.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -699,22 +700,28 @@ export function checkStability(c: Config): void {
   const A = c.recurrent.num_assemblies;
   // The continuous kernel's peak per unit weight: g_bar under "peak", g_bar·N/P = g_bar·r^(2r/(1−r))·(1 − r) (r = τr/τd)
   // under the original normalisation.
-  const peak = (g: SynapseGroupConfig) =>
+  const slotPeak = (gb: number, tr: number, td: number) =>
+    c.simulation.kernel_normalisation === "peak" ? gb : gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td);
+  const peak = (g: SynapseGroupConfig) => g.g_bar.reduce((acc, gb, l) => acc + slotPeak(gb, g.tau_rise[l], g.tau_decay[l]), 0);
+  // With the conductance clamp no slot holds more than one unit-weight spike's amplitude g_bar/N (N: the normaliser),
+  // whatever the inputs: the conductance of a group's slots for a summed weight w onto the cell.
+  const clamp = c.simulation.conductance_clamp;
+  const clampedPeak = (g: SynapseGroupConfig, w: number) =>
     g.g_bar.reduce((acc, gb, l) => {
-      const tr = g.tau_rise[l];
-      const td = g.tau_decay[l];
-      return acc + (c.simulation.kernel_normalisation === "peak" ? gb : gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td));
+      const [tr, td] = [g.tau_rise[l], g.tau_decay[l]];
+      return acc + Math.min(w * slotPeak(gb, tr, td), gb / (c.simulation.kernel_normalisation === "peak" ? kernelPeak : kernelNormaliser)(tr, td));
     }, 0);
+  const drive = (g: SynapseGroupConfig, inDeg: number, wMu: number) => (clamp ? clampedPeak(g, inDeg * wMu) : inDeg * wMu * peak(g));
   for (let post = 0; post < K; post++) {
     let G = 0;
     for (let pre = 0; pre < K; pre++) {
       const inDeg =
         (counts[pre] / A) * c.recurrent.topology.conn_within[pre][post] + (counts[pre] * (A - 1)) / A * c.recurrent.topology.conn_between[pre][post];
-      G += inDeg * c.recurrent.weights.w_mu[pre][post] * peak(c.recurrent.synapses[pre]);
+      G += drive(c.recurrent.synapses[pre], inDeg, c.recurrent.weights.w_mu[pre][post]);
     }
     for (let pre = 0; pre < c.feedforward.names.length; pre++) {
       const inDeg = ffCounts[pre] * c.feedforward.topology.conn_inputs[pre][post];
-      G += inDeg * c.feedforward.weights.w_mu[pre][post] * peak(c.feedforward.synapses[pre]);
+      G += drive(c.feedforward.synapses[pre], inDeg, c.feedforward.weights.w_mu[pre][post]);
     }
     const ph = c.recurrent.physiology[post];
     const C = ph.tau_mem * ph.g_L;
@@ -722,7 +729,7 @@ export function checkStability(c: Config): void {
     if (ratio >= 1)
       throw new ConfigError(
         `simulation.dt: ${dt} ms is too large for the explicit Euler membrane step of ${c.recurrent.names[post]} cells: ` +
-          `dt·G_syn/C_m = ${ratio.toFixed(2)} ≥ 1 (G_syn ≈ ${G.toFixed(1)} nS with all inputs coincident, C_m = ${C.toFixed(1)} pF); ` +
+          `dt·G_syn/C_m = ${ratio.toFixed(2)} ≥ 1 (G_syn ≈ ${G.toFixed(1)} nS with all inputs coincident${clamp ? " and clamped" : ""}, C_m = ${C.toFixed(1)} pF); ` +
           `use dt < ${(C / G).toFixed(3)} ms`,
       );
   }

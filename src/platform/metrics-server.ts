@@ -70,10 +70,10 @@ export abstract class MetricsServer {
   }
 
   /** Serves on the first free port of `first`, `first` + 1, … (`tries` of them); resolves with the bound port. */
-  async serveFirstFree(first: number, tries: number): Promise<number> {
+  async serveFirstFree(first: number, tries: number, host?: string): Promise<number> {
     for (let port = first; ; port++) {
       try {
-        return await this.listen(port);
+        return await this.listen(port, host);
       } catch (e) {
         if (!(e instanceof MetricsPortError && e.inUse) || port >= first + tries - 1 || port >= 65535) throw e;
       }

@@ -59,12 +59,12 @@ const DEFAULT_METRICS_PORT_TRIES = 100;
  * The coordinator's Prometheus endpoint, bound before the run directory is made so that a port in use leaves no
  * half-made run. An explicit `port` must be free (0 = off); without one the default moves to the next free port.
  */
-export async function serveCoordinatorMetrics(port: number | undefined, log: (line: string) => void): Promise<CoordinatorMetrics> {
+export async function serveCoordinatorMetrics(port: number | undefined, host: string, log: (line: string) => void): Promise<CoordinatorMetrics> {
   // The engine label says "none" until the first worker joins and sets the run's engine.
   const metrics = new CoordinatorMetrics({ version: packageVersion(), engine: "none" });
-  const bound = port === undefined ? await metrics.serveFirstFree(DEFAULT_METRICS_PORT, DEFAULT_METRICS_PORT_TRIES) : await metrics.serve(port);
+  const bound = port === undefined ? await metrics.serveFirstFree(DEFAULT_METRICS_PORT, DEFAULT_METRICS_PORT_TRIES, host) : await metrics.serve(port, host);
   if (port === undefined && bound !== DEFAULT_METRICS_PORT) log(`metrics port ${DEFAULT_METRICS_PORT} is in use (another run?); serving on ${bound} instead`);
-  if (bound) log(`Prometheus metrics on http://0.0.0.0:${bound}/metrics`);
+  if (bound) log(`Prometheus metrics on http://${host}:${bound}/metrics`);
   return metrics;
 }
 
@@ -122,6 +122,7 @@ export async function startCoordinatorReports(
     outputDir,
     progress,
     figures: figures ? { queue: figures, network: networkView(simulatedConfig(config), run.connectome) } : null,
+    imagesFollowSteps: wandb !== null,
     onUpdate: (r) => {
       const { epoch, step, stats, teacher, outcome, learningRate, scalingFactors } = r;
       metrics.recordUpdate({ epoch, step, losses: reportedLosses(r.losses, vanRossum), stats, targets, teacher, outcome, learningRate, scalingFactors });

@@ -23,6 +23,11 @@ export interface UpdateReporterOptions {
   onUpdate: (record: UpdateRecord) => void;
   /** Figure sets, when they are drawn: the queue and the network's structure. */
   figures: { queue: FigureQueue; network: NetworkView } | null;
+  /**
+   * The sets' images go to W&B, whose steps only increase: each update's scalars then wait for the previous set.
+   * Otherwise training waits for a set only when the next one is due while it still renders.
+   */
+  imagesFollowSteps?: boolean;
 }
 
 export class UpdateReporter {
@@ -40,14 +45,15 @@ export class UpdateReporter {
   }
 
   /**
-   * One update's report: its scalars reach W&B only after the images of the previous figure set (W&B steps only
-   * increase), which may still be rendering; then this update's figure sets are queued.
+   * One update's report: with W&B images, its scalars reach W&B only after the images of the previous figure set
+   * (W&B steps only increase), which may still be rendering; then this update's figure sets are queued, once the
+   * previous set is done (at most one set renders beside training).
    */
   async report(r: UpdateReport): Promise<void> {
     const { record } = r;
     this.last = record;
     this.history.push(metricsRow(record) as HistoryRow);
-    await this.o.figures?.queue.settled();
+    if (this.o.imagesFollowSteps || r.figures) await this.o.figures?.queue.settled();
     this.o.onUpdate(record);
     const block = updateBlock(record.epoch, this.o.totalEpochs, record.losses, record.stats, { ...record, vanRossum: hasSpikeTrainTeacher(this.o.spec) });
     this.o.progress.print(block);

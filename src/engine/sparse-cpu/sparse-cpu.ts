@@ -285,10 +285,10 @@ export class SparseCpuEngine implements Engine {
       const { B, T, P } = this;
       recordedOutputs(recording, placeOf(recording, task.epoch, B, T), B, T, this.teacherSpikes!, { sb: 1, st: P, sj: B });
     } else if (this.teacherSpikes) {
-      this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!, false);
+      this.simulate(task.initialState, spec.teacherRecWeight!, spec.teacherFfWeight!, false, false);
       this.teacherSpikes.set(this.buf.sHist);
     }
-    this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity);
+    this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity, task.computeGradient);
 
     const layout = this.activityLayout();
     const summary = summarizeEpoch(spec, layout, this.summarizeTrials(layout), task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
@@ -349,12 +349,15 @@ export class SparseCpuEngine implements Engine {
     return { count: b.trainCount, first: b.trainFirst, last: b.trainLast, sum: b.trainSum, sumSq: b.trainSumSq, meanV: b.vMean, stdV: b.vStd };
   }
 
-  /** The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gTrial) and g_T in g. */
-  private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array, record: boolean): void {
+  /**
+   * The epoch forward from `state`, leaving its history in vHist, sHist, vTildeHist, gSumHist (and gTrial, and with
+   * `forBackward` and the conductance clamp, clampHist) and g_T in g.
+   */
+  private simulate(state: StreamState | null, W: Float32Array, Wff: Float32Array, record: boolean, forBackward: boolean): void {
     this.loadState(state);
     this.buf.weights.set(W);
     this.buf.ffWeights.set(Wff);
-    for (let t = 0; t < this.T; t++) this.forwardStep(t, record);
+    for (let t = 0; t < this.T; t++) this.forwardStep(t, record, forBackward && this.clamp);
     this.applyPendingInjection();
   }
 
@@ -392,16 +395,16 @@ export class SparseCpuEngine implements Engine {
    * One forward step. The injection of step t−1 (in z) is applied to g first, completing g_t; the step then
    * decays g in place and scatters this step's spikes into z, which the next step (or applyPendingInjection) adds.
    */
-  private forwardStep(t: number, record: boolean): void {
+  private forwardStep(t: number, record: boolean, keepMask: boolean): void {
     const { S, P } = this;
     const vIn = t * P;
     const p = this.ws.ptr;
     if (this.wasm) {
       this.wasm.forwardNeurons(P, S, p.g, p.z, record ? p.gStep : 0, p.vHist + vIn * 4, p.vHist + (vIn + P) * 4, p.sHist + vIn,
         p.vTildeHist + vIn * 4, p.gSumHist + vIn * 4, p.theta, p.uReset, p.eL, p.beta, p.dtOverC, p.slotTable, p.slotRow,
-        this.clamp ? p.clampHist + t * this.clampWords * P : 0);
+        this.clamp ? 1 : 0, keepMask ? p.clampHist + t * this.clampWords * P : 0);
     } else {
-      this.forwardNeuronsJs(t, record);
+      this.forwardNeuronsJs(t, record, keepMask);
     }
     if (record) this.keepPlotTrialConductances(t);
     this.buf.z.fill(0);
@@ -453,7 +456,7 @@ export class SparseCpuEngine implements Engine {
    * JavaScript version of kernels/neurons.wat forwardNeurons: the reference step (reference-step.ts cobaLifStep) for
    * every element, over the engine's flat arrays; the kernel performs the same operations in the same order.
    */
-  private forwardNeuronsJs(t: number, record: boolean): void {
+  private forwardNeuronsJs(t: number, record: boolean, keepMask: boolean): void {
     const { S, P } = this;
     const { g, z, vHist, sHist, vTildeHist, gSumHist, gStep, clampHist } = this.buf;
     const srcOfSlot = this.spec.constants.slotSource;
@@ -476,7 +479,7 @@ export class SparseCpuEngine implements Engine {
         g[(S + l) * P + p] = state.gDecay[l];
         if (record) gStep[l * P + p] = step.G[l];
       }
-      if (clamp) for (let w = 0; w < this.clampWords; w++) clampHist[maskBase + w * P + p] = packClamped(step.clamped!, w);
+      if (keepMask) for (let w = 0; w < this.clampWords; w++) clampHist[maskBase + w * P + p] = packClamped(step.clamped!, w);
       sHist[vIn + p] = step.spike;
       vHist[vOut + p] = step.vNext;
       vTildeHist[vIn + p] = step.vTilde;

@@ -48,8 +48,9 @@ function assemble(width: number, height: number, idat: Buffer): Buffer {
   return Buffer.concat([SIGNATURE, chunk("IHDR", ihdr), chunk("IDAT", idat), chunk("IEND", Buffer.alloc(0))]);
 }
 
-export function encodePngSync(width: number, height: number, rgba: Uint8Array): Buffer {
-  return assemble(width, height, deflateSync(scanlines(width, height, rgba)));
+/** `level`: zlib's compression level (default 6; the final figures use 1, as encodePng). */
+export function encodePngSync(width: number, height: number, rgba: Uint8Array, level?: number): Buffer {
+  return assemble(width, height, deflateSync(scanlines(width, height, rgba), level === undefined ? {} : { level }));
 }
 
 export async function encodePng(width: number, height: number, rgba: Uint8Array): Promise<Buffer> {

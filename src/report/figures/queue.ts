@@ -1,8 +1,9 @@
 /**
  * Figure rendering off the training path: sets are rendered in a worker thread while the next intervals train.
  * `settled()` lets the trainer's report of an update wait for the previous set before it logs to W&B, so that each
- * set's images join their own step; the report runs beside training, which waits for it only when rendering a set
- * takes longer than two intervals. A crashed thread costs its set (reported through onError) and is replaced.
+ * set's images join their own step (with W&B; the report runs beside training, which then waits for it when rendering
+ * a set takes longer than two intervals, and without W&B only when the next set is due while one still renders). A
+ * crashed thread costs its set (reported through onError) and is replaced.
  */
 import { join } from "node:path";
 import { FigureData } from "../figure-data.js";

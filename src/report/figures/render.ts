@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type ResvgRenderOptions, renderAsync } from "@resvg/resvg-js";
+import { Resvg, type ResvgRenderOptions, renderAsync } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { type TopLevelSpec, compile } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
@@ -14,7 +14,7 @@ import { conductancesSpec, inputRasterSpec, membraneVoltageSpec, psthSpec, raste
 import { correlogramSpec, spikeComparisonSpec } from "./fit-figures.js";
 import { TrueType } from "./fonts.js";
 import { hasScalingFactors, ratesVsTargetsSpec, scalingFactorsSpec, trainingHistorySpec } from "./history.js";
-import { encodePng } from "./png.js";
+import { encodePng, encodePngSync } from "./png.js";
 import { FONT } from "./spec.js";
 import { cvSpec, fanoSpec, firingRateSpec, isiSpec, rateScatterSpec } from "./statistics-figures.js";
 import { assemblyGraphSpec, feedforwardConnectivitySpec, inDegreeSpec, recurrentConnectivitySpec, synapticInputSpec } from "./structure.js";
@@ -94,8 +94,22 @@ export async function specToSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** Rasterises and compresses on libuv's thread pool, so the next figure's SVG is built meanwhile. */
+let sameThread = false;
+
+/**
+ * Rasterise and compress on the calling thread from now on rather than on libuv's thread pool: the figure thread
+ * (thread.ts) runs at low priority, which the pool's threads do not share.
+ */
+export function renderOnThisThread(): void {
+  sameThread = true;
+}
+
+/** Rasterises and compresses on libuv's thread pool, so the next figure's SVG is built meanwhile (or see renderOnThisThread). */
 async function svgToPng(svg: string, options: ResvgRenderOptions): Promise<Buffer> {
+  if (sameThread) {
+    const image = new Resvg(svg, options).render();
+    return encodePngSync(image.width, image.height, image.pixels, 1);
+  }
   const image = await renderAsync(svg, options);
   return encodePng(image.width, image.height, image.pixels);
 }

@@ -34,22 +34,23 @@ export function connectionTypes(data: FigureData): ConnectionType[] {
     weights: Float32Array,
     initial: Float32Array | null,
   ): void => {
-    const groups = new Map<number, number[]>();
+    // Counting sort of the edges by (pre type, post type), keeping edge order within each pair.
+    const keys = new Int32Array(weights.length);
+    const size = new Int32Array(preNames.length * K);
+    for (let k = 0; k < weights.length; k++) size[(keys[k] = preType(k) * K + net.cellType[postOf(k)])]++;
+    const current = Array.from(size, (n) => new Float64Array(n));
+    const start = Array.from(size, (n) => (initial && initial.length === weights.length ? new Float64Array(n) : null));
+    const fill = new Int32Array(size.length);
     for (let k = 0; k < weights.length; k++) {
-      const key = preType(k) * K + net.cellType[postOf(k)];
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = []));
-      g.push(k);
+      const key = keys[k];
+      const at = fill[key]++;
+      current[key][at] = weights[k];
+      const init = start[key];
+      if (init) init[at] = initial![k];
     }
-    for (const key of [...groups.keys()].sort((x, y) => x - y)) {
-      const edges = groups.get(key)!;
-      out.push({
-        pre: preNames[Math.floor(key / K)],
-        post: net.cellTypeNames[key % K],
-        current: Float64Array.from(edges, (k) => weights[k]),
-        initial: initial && initial.length === weights.length ? Float64Array.from(edges, (k) => initial[k]) : null,
-      });
-    }
+    size.forEach((n, key) => {
+      if (n > 0) out.push({ pre: preNames[Math.floor(key / K)], post: net.cellTypeNames[key % K], current: current[key], initial: start[key] });
+    });
   };
   split(net.cellTypeNames, (k) => net.cellType[net.recPre[k]], (k) => net.recPost[k], net.recWeight, init?.rec ?? null);
   split(net.inputTypeNames, (k) => net.inputType[net.ffPre[k]], (k) => net.ffPost[k], net.ffWeight, init?.ff ?? null);
@@ -60,7 +61,9 @@ const mean = (v: Float64Array): number => v.reduce((a, b) => a + b, 0) / Math.ma
 const zeros = (v: Float64Array): number => v.reduce((n, w) => n + (w > 0 ? 0 : 1), 0);
 
 function weightPanel(c: ConnectionType, colors: { domain: string[]; range: string[] }): Panel {
-  const range = extent(c.initial ? Float64Array.from([...c.current, ...c.initial]) : c.current, 0);
+  const a = extent(c.current, 0);
+  const b = c.initial ? extent(c.initial, 0) : null;
+  const range = a && b ? { min: Math.min(a.min, b.min), max: Math.max(a.max, b.max) } : (a ?? b);
   const lo = range ? range.min / 1.05 : 0.1;
   const hi = range ? Math.max(range.max * 1.05, lo * 1.5) : 1;
   const edges = logBinEdges(lo, hi, BINS);

@@ -10,9 +10,10 @@
 ;; splatted float64 pairs: [gScale, alphaRise, alphaDecay, eSyn] × S, 16 bytes each; per-slot source offsets are byte
 ;; offsets of that source's row in z (forward) or delta (backward).
 ;; Pointers are byte offsets; P (the element count) is even.
-;; The conductance clamp (simulation.conductance_clamp, reference-step.ts cobaLifStep) is on when the mask pointer
-;; is non-zero: the forward writes there where it bound, the backward reads it back. Mask layout (sparse-cpu.ts
-;; clampHist): byte w of element p at mask + w·P + p, bits 2k (rise) and 2k + 1 (decay) of slot l = 4w + k.
+;; The conductance clamp (simulation.conductance_clamp, reference-step.ts cobaLifStep): the forward clamps when
+;; $clamp ≠ 0 and, when its mask pointer is non-zero too (the epoch's backward will need it), writes there where the
+;; clamp bound; the backward reads it back when its mask pointer is non-zero. Mask layout (sparse-cpu.ts clampHist):
+;; byte w of element p at mask + w·P + p, bits 2k (rise) and 2k + 1 (decay) of slot l = 4w + k.
 (module
   (import "env" "memory" (memory 1))
 
@@ -24,19 +25,19 @@
   ;;   slower and such values cannot matter); andnot keeps NaN (|NaN| < 1e-30 is false), as the JavaScript test does.
 
   ;; One forward step for every element p:
-  ;;   g += ∓gs·z (pending injection); with the clamp (mask ≠ 0), g_rise into [−gs, 0] and g_decay into [0, gs],
-  ;;   the mask bits set where they were outside; G = g_rise + g_decay (recorded when gH ≠ 0); ΣG; I = Σ_l G_l (v − E_l);
+  ;;   g += ∓gs·z (pending injection); with the clamp, g_rise into [−gs, 0] and g_decay into [0, gs] (and, with a
+  ;;   mask, its bits set where they were outside); G = g_rise + g_decay (recorded when gH ≠ 0); ΣG; I = Σ_l G_l (v − E_l);
   ;;   g ← α g; ṽ = E_L + (v − E_L)β − I·dt/C (recorded); s = v > θ; v' = s ? U_reset : ṽ.
   (func (export "forwardNeurons")
     (param $P i32) (param $slots i32) (param $g i32) (param $z i32) (param $gH i32)
     (param $vIn i32) (param $vOut i32) (param $sOut i32) (param $vtOut i32) (param $gsOut i32)
     (param $theta i32) (param $uReset i32) (param $eL i32) (param $beta i32) (param $k i32)
-    (param $slotTable i32) (param $slotRow i32) (param $mask i32)
+    (param $slotTable i32) (param $slotRow i32) (param $clamp i32) (param $mask i32)
     (local $p i32) (local $l i32) (local $p4 i32) (local $t i32) (local $r i32) (local $d i32)
-    (local $compStride i32) (local $slotStride i32) (local $rb i32) (local $db i32) (local $code i32)
+    (local $compStride i32) (local $slotStride i32) (local $sh i32)
     (local $v v128) (local $acc v128) (local $gsum v128) (local $inj v128) (local $gr v128) (local $gd v128)
     (local $G v128) (local $el v128) (local $vt v128) (local $spike v128) (local $fx v128)
-    (local $bnd v128) (local $lo v128) (local $hi v128)
+    (local $bnd v128) (local $codes v128)
     ;; bytes between consecutive slots of g (float32) and between the rise and decay blocks
     (local.set $slotStride (i32.shl (local.get $P) (i32.const 2)))
     (local.set $compStride (i32.mul (local.get $slotStride) (local.get $slots)))
@@ -57,30 +58,30 @@
         (local.set $d (i32.add (local.get $r) (local.get $compStride)))
         (local.set $gr (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $r))) (local.get $inj)))))
         (local.set $gd (f64x2.promote_low_f32x4 (f32x4.demote_f64x2_zero (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $d))) (local.get $inj)))))
-        (if (local.get $mask)
+        (if (local.get $clamp)
           (then
-            ;; the clamp: lanes below the interval take its lower bound, above it its upper (comparisons are false for
-            ;; NaN, which is kept, as by clip in reference-step.ts); rb, db: lane bits of where it bound
+            ;; the clamp, as clip in reference-step.ts: pmax(x, lo) = x < lo ? lo : x, pmin(x, hi) = hi < x ? hi : x
+            ;; (NaN kept); into the mask: a component is marked where the clamp changed it (x ≠ clip(x), NaN included,
+            ;; as there), rise at bit 2·(l mod 4) of its element's lane, decay one bit higher
             (local.set $bnd (v128.load offset=0 (local.get $t)))
-            (local.set $lo (f64x2.lt (local.get $gr) (f64x2.neg (local.get $bnd))))
-            (local.set $hi (f64x2.gt (local.get $gr) (f64x2.splat (f64.const 0))))
-            (local.set $rb (i64x2.bitmask (v128.or (local.get $lo) (local.get $hi))))
-            (local.set $gr (v128.bitselect (f64x2.neg (local.get $bnd)) (v128.andnot (local.get $gr) (local.get $hi)) (local.get $lo)))
-            (local.set $lo (f64x2.lt (local.get $gd) (f64x2.splat (f64.const 0))))
-            (local.set $hi (f64x2.gt (local.get $gd) (local.get $bnd)))
-            (local.set $db (i64x2.bitmask (v128.or (local.get $lo) (local.get $hi))))
-            (local.set $gd (v128.bitselect (local.get $bnd) (v128.andnot (local.get $gd) (local.get $lo)) (local.get $hi)))
-            ;; element p's bits into the low byte of code, element p + 1's into the next, at bit 2·(l mod 4)
-            (local.set $code (i32.or (local.get $code) (i32.shl
-              (i32.or
-                (i32.or (i32.and (local.get $rb) (i32.const 1)) (i32.shl (i32.and (local.get $db) (i32.const 1)) (i32.const 1)))
-                (i32.or (i32.shl (i32.and (local.get $rb) (i32.const 2)) (i32.const 7)) (i32.shl (i32.and (local.get $db) (i32.const 2)) (i32.const 8))))
-              (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1)))))
-            ;; a full byte (four slots) or the last slot: both elements' bytes of word l/4
-            (if (i32.or (i32.eq (i32.and (local.get $l) (i32.const 3)) (i32.const 3)) (i32.eq (i32.add (local.get $l) (i32.const 1)) (local.get $slots)))
+            (local.set $fx (f64x2.pmin (f64x2.pmax (local.get $gr) (f64x2.neg (local.get $bnd))) (f64x2.splat (f64.const 0))))
+            (local.set $sh (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1)))
+            (if (local.get $mask)
+              (then (local.set $codes (v128.or (local.get $codes)
+                (v128.and (f64x2.ne (local.get $gr) (local.get $fx)) (i64x2.shl (v128.const i64x2 1 1) (local.get $sh)))))))
+            (local.set $gr (local.get $fx))
+            (local.set $fx (f64x2.pmin (f64x2.pmax (local.get $gd) (f64x2.splat (f64.const 0))) (local.get $bnd)))
+            (if (local.get $mask)
               (then
-                (i32.store16 (i32.add (i32.add (local.get $mask) (i32.mul (i32.shr_u (local.get $l) (i32.const 2)) (local.get $P))) (local.get $p)) (local.get $code))
-                (local.set $code (i32.const 0))))))
+                (local.set $codes (v128.or (local.get $codes)
+                  (v128.and (f64x2.ne (local.get $gd) (local.get $fx)) (i64x2.shl (v128.const i64x2 2 2) (local.get $sh)))))
+                ;; a full byte (four slots) or the last slot: the low byte of each lane is an element's byte of word l/4
+                (if (i32.or (i32.eq (local.get $sh) (i32.const 6)) (i32.eq (i32.add (local.get $l) (i32.const 1)) (local.get $slots)))
+                  (then
+                    (v128.store16_lane 0 (i32.add (i32.add (local.get $mask) (i32.mul (i32.shr_u (local.get $l) (i32.const 2)) (local.get $P))) (local.get $p))
+                      (i8x16.shuffle 0 8 0 0 0 0 0 0 0 0 0 0 0 0 0 0 (local.get $codes) (local.get $codes)))
+                    (local.set $codes (v128.const i64x2 0 0))))))
+            (local.set $gd (local.get $fx))))
         (local.set $G (f64x2.add (local.get $gr) (local.get $gd)))
         (if (local.get $gH)
           (then (v128.store64_lane 0 (i32.add (i32.add (local.get $gH) (i32.mul (local.get $l) (local.get $slotStride))) (local.get $p4)) (f32x4.demote_f64x2_zero (local.get $G)))))
@@ -118,7 +119,7 @@
     (param $theta i32) (param $beta i32) (param $k i32) (param $spikeGrad i32) (param $devCoef i32) (param $meanCoef i32) (param $meanV i32)
     (param $slotTable i32) (param $slotRow i32) (param $mask i32)
     (local $p i32) (local $l i32) (local $p4 i32) (local $t i32) (local $r i32) (local $dd i32) (local $q i32)
-    (local $compStride i32) (local $slotStride i32) (local $bit i32)
+    (local $compStride i32) (local $slotStride i32) (local $sh i32)
     (local $a v128) (local $vo v128) (local $den v128) (local $d v128) (local $dk v128) (local $v v128) (local $dG v128)
     (local $gr v128) (local $gd v128) (local $kk v128) (local $spike v128) (local $fx v128) (local $codes v128)
     (local.set $slotStride (i32.shl (local.get $P) (i32.const 2)))
@@ -171,21 +172,20 @@
         (local.set $dG (f64x2.mul (local.get $dk) (f64x2.sub (local.get $v) (v128.load offset=48 (local.get $t)))))
         (if (local.get $mask)
           (then
-            ;; both elements' mask bytes of word l/4 as i64 lanes, loaded at its first slot; this slot's rise bit
+            ;; both elements' mask bytes of word l/4 as i64 lanes, loaded at its first slot; sh moves this slot's rise
+            ;; bit 2·(l mod 4) to the sign bit, from where an arithmetic shift spreads it over the lane
             (if (i32.eqz (i32.and (local.get $l) (i32.const 3)))
               (then (local.set $codes (i64x2.extend_low_i32x4_u (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
                 (v128.load16_lane 0 (i32.add (i32.add (local.get $mask) (i32.mul (i32.shr_u (local.get $l) (i32.const 2)) (local.get $P))) (local.get $p))
                   (v128.const i64x2 0 0))))))))
-            (local.set $bit (i32.shl (i32.const 1) (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1))))))
+            (local.set $sh (i32.sub (i32.const 63) (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1))))))
         (local.set $fx (f64x2.add (f64x2.mul (local.get $gr) (v128.load offset=16 (local.get $t))) (local.get $dG)))
         (if (local.get $mask)
-          (then (local.set $fx (v128.andnot (local.get $fx)
-            (i64x2.ne (v128.and (local.get $codes) (i64x2.splat (i64.extend_i32_u (local.get $bit)))) (v128.const i64x2 0 0))))))
+          (then (local.set $fx (v128.andnot (local.get $fx) (i64x2.shr_s (i64x2.shl (local.get $codes) (local.get $sh)) (i32.const 63))))))
         (v128.store64_lane 0 (local.get $r) (f32x4.demote_f64x2_zero (v128.andnot (local.get $fx) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $fx (f64x2.add (f64x2.mul (local.get $gd) (v128.load offset=32 (local.get $t))) (local.get $dG)))
         (if (local.get $mask)
-          (then (local.set $fx (v128.andnot (local.get $fx)
-            (i64x2.ne (v128.and (local.get $codes) (i64x2.splat (i64.extend_i32_u (i32.shl (local.get $bit) (i32.const 1))))) (v128.const i64x2 0 0))))))
+          (then (local.set $fx (v128.andnot (local.get $fx) (i64x2.shr_s (i64x2.shl (local.get $codes) (i32.sub (local.get $sh) (i32.const 1))) (i32.const 63))))))
         (v128.store64_lane 0 (local.get $dd) (f32x4.demote_f64x2_zero (v128.andnot (local.get $fx) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $l (i32.add (local.get $l) (i32.const 1)))
         (br $L)))
