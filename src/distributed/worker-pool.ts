@@ -486,8 +486,9 @@ export class WorkerPool {
   private onResult(w: WorkerEntry, r: ResultMessage): void {
     const cur = this.current;
     const assignment = takeAssignment(w, r.epoch);
-    if (!cur || r.runId !== this.runId || r.weightsVersion !== cur.version || !this.order.includes(r.epoch) || cur.results.has(r.epoch)) {
-      // A late or duplicate result (the epoch was reassigned and is done): identical by construction, ignore it.
+    if (!assignment || !cur || r.runId !== this.runId || r.weightsVersion !== cur.version || !this.order.includes(r.epoch) || cur.results.has(r.epoch)) {
+      // A late or duplicate result (the epoch was reassigned, or is done), or one for an epoch this worker does not
+      // hold (of another run, another weights version, or never assigned to it): only what was assigned is taken.
       this.dispatch();
       return;
     }

@@ -11,7 +11,7 @@ import { Progress, RunSummary, runSummary, updateBlock } from "./console.js";
 import type { HistoryRow, NetworkView } from "./figure-data.js";
 import { figureTargets } from "./figures/network-view.js";
 import { recordedTeacherFigureData } from "./teacher-figure-data.js";
-import { figureDir, FigureQueue } from "./figures/queue.js";
+import { figureDir, FigureQueue, MAX_QUEUED_SETS } from "./figures/queue.js";
 
 export interface UpdateReporterOptions {
   config: Config;
@@ -25,7 +25,7 @@ export interface UpdateReporterOptions {
   figures: { queue: FigureQueue; network: NetworkView } | null;
   /**
    * The sets' images go to W&B, whose steps only increase: each update's scalars then wait for the previous set.
-   * Otherwise training waits for a set only when the next one is due while it still renders.
+   * Otherwise training waits for a set only when MAX_QUEUED_SETS are queued or rendering.
    */
   imagesFollowSteps?: boolean;
 }
@@ -46,14 +46,15 @@ export class UpdateReporter {
 
   /**
    * One update's report: with W&B images, its scalars reach W&B only after the images of the previous figure set
-   * (W&B steps only increase), which may still be rendering; then this update's figure sets are queued, once the
-   * previous set is done (at most one set renders beside training).
+   * (W&B steps only increase), which may still be rendering; then this update's figure sets are queued (without W&B,
+   * once there is room for two: an update may queue the initial set and its own).
    */
   async report(r: UpdateReport): Promise<void> {
     const { record } = r;
     this.last = record;
     this.history.push(metricsRow(record) as HistoryRow);
-    if (this.o.imagesFollowSteps || r.figures) await this.o.figures?.queue.settled();
+    if (this.o.imagesFollowSteps) await this.o.figures?.queue.settled();
+    else if (r.figures) await this.o.figures?.queue.fewerThan(MAX_QUEUED_SETS - 1);
     this.o.onUpdate(record);
     const block = updateBlock(record.epoch, this.o.totalEpochs, record.losses, record.stats, { ...record, vanRossum: hasSpikeTrainTeacher(this.o.spec) });
     this.o.progress.print(block);

@@ -2,8 +2,9 @@
  * Figure rendering off the training path: sets are rendered in a worker thread while the next intervals train.
  * `settled()` lets the trainer's report of an update wait for the previous set before it logs to W&B, so that each
  * set's images join their own step (with W&B; the report runs beside training, which then waits for it when rendering
- * a set takes longer than two intervals, and without W&B only when the next set is due while one still renders). A
- * crashed thread costs its set (reported through onError) and is replaced.
+ * a set takes longer than two intervals). Without W&B, sets queue up to MAX_QUEUED_SETS while the thread, at low
+ * priority, renders them in the time training leaves idle. A crashed thread costs its set (reported through onError)
+ * and is replaced.
  */
 import { join } from "node:path";
 import { FigureData } from "../figure-data.js";
@@ -12,6 +13,9 @@ import { ThreadRpc } from "../../platform/thread-rpc.js";
 export function figureDir(outputDir: string, epoch: number): string {
   return join(outputDir, "figures", `epoch_${String(epoch).padStart(4, "0")}`);
 }
+
+/** Sets queued or rendering at most before training waits for one (each holds its weights and activity). */
+export const MAX_QUEUED_SETS = 4;
 
 export class FigureQueue {
   readonly thread = new ThreadRpc<{ data: FigureData; dir: string }, string[]>(new URL("./thread.js", import.meta.url), "figure");
@@ -31,6 +35,11 @@ export class FigureQueue {
     );
     const tracked = done.finally(() => (this.inFlight = this.inFlight.filter((p) => p !== tracked)));
     this.inFlight.push(tracked);
+  }
+
+  /** Resolves once fewer than `n` sets are queued or rendering. */
+  async fewerThan(n: number): Promise<void> {
+    while (this.inFlight.length >= n) await Promise.race(this.inFlight);
   }
 
   /** Resolves when every queued set is rendered (or failed). */

@@ -37,7 +37,7 @@
     (local $compStride i32) (local $slotStride i32) (local $sh i32)
     (local $v v128) (local $acc v128) (local $gsum v128) (local $inj v128) (local $gr v128) (local $gd v128)
     (local $G v128) (local $el v128) (local $vt v128) (local $spike v128) (local $fx v128)
-    (local $bnd v128) (local $codes v128)
+    (local $bnd v128) (local $codes v128) (local $bit v128)
     ;; bytes between consecutive slots of g (float32) and between the rise and decay blocks
     (local.set $slotStride (i32.shl (local.get $P) (i32.const 2)))
     (local.set $compStride (i32.mul (local.get $slotStride) (local.get $slots)))
@@ -62,19 +62,21 @@
           (then
             ;; the clamp, as clip in reference-step.ts: pmax(x, lo) = x < lo ? lo : x, pmin(x, hi) = hi < x ? hi : x
             ;; (NaN kept); into the mask: a component is marked where the clamp changed it (x ≠ clip(x), NaN included,
-            ;; as there), rise at bit 2·(l mod 4) of its element's lane, decay one bit higher
+            ;; as there), rise at bit 2·(l mod 4) of its element's lane ($bit, shifted on from slot to slot), decay one
+            ;; bit higher
             (local.set $bnd (v128.load offset=0 (local.get $t)))
             (local.set $fx (f64x2.pmin (f64x2.pmax (local.get $gr) (f64x2.neg (local.get $bnd))) (f64x2.splat (f64.const 0))))
             (local.set $sh (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1)))
             (if (local.get $mask)
-              (then (local.set $codes (v128.or (local.get $codes)
-                (v128.and (f64x2.ne (local.get $gr) (local.get $fx)) (i64x2.shl (v128.const i64x2 1 1) (local.get $sh)))))))
+              (then
+                (local.set $bit (if (result v128) (local.get $sh) (then (i64x2.shl (local.get $bit) (i32.const 2))) (else (v128.const i64x2 1 1))))
+                (local.set $codes (v128.or (local.get $codes) (v128.and (f64x2.ne (local.get $gr) (local.get $fx)) (local.get $bit))))))
             (local.set $gr (local.get $fx))
             (local.set $fx (f64x2.pmin (f64x2.pmax (local.get $gd) (f64x2.splat (f64.const 0))) (local.get $bnd)))
             (if (local.get $mask)
               (then
                 (local.set $codes (v128.or (local.get $codes)
-                  (v128.and (f64x2.ne (local.get $gd) (local.get $fx)) (i64x2.shl (v128.const i64x2 2 2) (local.get $sh)))))
+                  (v128.and (f64x2.ne (local.get $gd) (local.get $fx)) (i64x2.add (local.get $bit) (local.get $bit)))))
                 ;; a full byte (four slots) or the last slot: the low byte of each lane is an element's byte of word l/4
                 (if (i32.or (i32.eq (local.get $sh) (i32.const 6)) (i32.eq (i32.add (local.get $l) (i32.const 1)) (local.get $slots)))
                   (then
@@ -119,7 +121,7 @@
     (param $theta i32) (param $beta i32) (param $k i32) (param $spikeGrad i32) (param $devCoef i32) (param $meanCoef i32) (param $meanV i32)
     (param $slotTable i32) (param $slotRow i32) (param $mask i32)
     (local $p i32) (local $l i32) (local $p4 i32) (local $t i32) (local $r i32) (local $dd i32) (local $q i32)
-    (local $compStride i32) (local $slotStride i32) (local $sh i32)
+    (local $compStride i32) (local $slotStride i32)
     (local $a v128) (local $vo v128) (local $den v128) (local $d v128) (local $dk v128) (local $v v128) (local $dG v128)
     (local $gr v128) (local $gd v128) (local $kk v128) (local $spike v128) (local $fx v128) (local $codes v128)
     (local.set $slotStride (i32.shl (local.get $P) (i32.const 2)))
@@ -170,22 +172,26 @@
         (v128.store64_lane 0 (local.get $q) (f32x4.demote_f64x2_zero (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $q)))
           (f64x2.mul (v128.load offset=0 (local.get $t)) (f64x2.sub (local.get $gd) (local.get $gr))))))
         (local.set $dG (f64x2.mul (local.get $dk) (f64x2.sub (local.get $v) (v128.load offset=48 (local.get $t)))))
+        ;; both elements' mask bytes of word l/4 as i64 lanes, loaded at its first slot and shifted down by two bits
+        ;; after each slot, so that this slot's rise and decay bits are bits 0 and 1 (i64x2.eq against the bit: lane
+        ;; masks from native SSE4.1 operations; i64x2.shr_s is emulated on x86)
         (if (local.get $mask)
           (then
-            ;; both elements' mask bytes of word l/4 as i64 lanes, loaded at its first slot; sh moves this slot's rise
-            ;; bit 2·(l mod 4) to the sign bit, from where an arithmetic shift spreads it over the lane
             (if (i32.eqz (i32.and (local.get $l) (i32.const 3)))
               (then (local.set $codes (i64x2.extend_low_i32x4_u (i32x4.extend_low_i16x8_u (i16x8.extend_low_i8x16_u
                 (v128.load16_lane 0 (i32.add (i32.add (local.get $mask) (i32.mul (i32.shr_u (local.get $l) (i32.const 2)) (local.get $P))) (local.get $p))
-                  (v128.const i64x2 0 0))))))))
-            (local.set $sh (i32.sub (i32.const 63) (i32.shl (i32.and (local.get $l) (i32.const 3)) (i32.const 1))))))
+                  (v128.const i64x2 0 0))))))))))
         (local.set $fx (f64x2.add (f64x2.mul (local.get $gr) (v128.load offset=16 (local.get $t))) (local.get $dG)))
         (if (local.get $mask)
-          (then (local.set $fx (v128.andnot (local.get $fx) (i64x2.shr_s (i64x2.shl (local.get $codes) (local.get $sh)) (i32.const 63))))))
+          (then (local.set $fx (v128.andnot (local.get $fx)
+            (i64x2.eq (v128.and (local.get $codes) (v128.const i64x2 1 1)) (v128.const i64x2 1 1))))))
         (v128.store64_lane 0 (local.get $r) (f32x4.demote_f64x2_zero (v128.andnot (local.get $fx) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $fx (f64x2.add (f64x2.mul (local.get $gd) (v128.load offset=32 (local.get $t))) (local.get $dG)))
         (if (local.get $mask)
-          (then (local.set $fx (v128.andnot (local.get $fx) (i64x2.shr_s (i64x2.shl (local.get $codes) (i32.sub (local.get $sh) (i32.const 1))) (i32.const 63))))))
+          (then
+            (local.set $fx (v128.andnot (local.get $fx)
+              (i64x2.eq (v128.and (local.get $codes) (v128.const i64x2 2 2)) (v128.const i64x2 2 2))))
+            (local.set $codes (i64x2.shr_u (local.get $codes) (i32.const 2)))))
         (v128.store64_lane 0 (local.get $dd) (f32x4.demote_f64x2_zero (v128.andnot (local.get $fx) (f64x2.lt (f64x2.abs (local.get $fx)) (f64x2.splat (f64.const 1e-30))))))
         (local.set $l (i32.add (local.get $l) (i32.const 1)))
         (br $L)))
