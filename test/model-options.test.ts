@@ -4,7 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildModelConstants, kernelNormaliser, kernelPeak } from "../src/model/constants.js";
+import { buildModelConstants } from "../src/model/constants.js";
+import { kernelNormaliser, kernelPeak } from "../src/model/synaptic-kernel.js";
 import { EpochResult, StreamState } from "../src/engine/engine.js";
 import { CLAMPED_DECAY, CLAMPED_RISE, cobaLifAdjointStep, cobaLifStep } from "../src/engine/reference-step.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";

@@ -21,7 +21,7 @@ import {
   Table,
 } from "../platform/validate.js";
 import { Optimise, OPTIMISE_MODES } from "./scaling-factors.js";
-import { kernelNormaliser, kernelPeak } from "./constants.js";
+import { kernelNormaliser, kernelPeak } from "./synaptic-kernel.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {

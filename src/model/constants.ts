@@ -8,6 +8,7 @@
  */
 import { Config } from "./config.js";
 import { Connectome } from "./connectome.js";
+import { kernelNormaliser, kernelPeak } from "./synaptic-kernel.js";
 
 export interface ModelConstants {
   numNeurons: number;
@@ -52,20 +53,6 @@ export interface ModelConstants {
   inputSource: Int32Array;
   slotNames: string[];
   sourceNames: string[];
-}
-
-/** The double-exponential normaliser of the original, (τd/τr)^(τr/(τd−τr)) — exp(t_peak/τd), not the kernel peak. */
-export function kernelNormaliser(tauRise: number, tauDecay: number): number {
-  return Math.pow(tauDecay / tauRise, tauRise / (tauDecay - tauRise));
-}
-
-/**
- * The true peak of e^{−t/τd} − e^{−t/τr}, at t* = τr·τd·ln(τd/τr)/(τd − τr) (MODEL-HEAD.md 3): the normaliser under
- * simulation.kernel_normalisation = "peak", which makes g_bar the peak conductance of a unit-weight spike.
- */
-export function kernelPeak(tauRise: number, tauDecay: number): number {
-  const tPeak = (tauRise * tauDecay * Math.log(tauDecay / tauRise)) / (tauDecay - tauRise);
-  return Math.exp(-tPeak / tauDecay) - Math.exp(-tPeak / tauRise);
 }
 
 export function buildModelConstants(config: Config, connectome: Pick<Connectome, "cellType" | "inputType">): ModelConstants {

@@ -166,16 +166,15 @@ export async function startCoordinatorReports(
       ),
     close: async (exitCode) => {
       progress.end();
-      await figures?.close();
-      // With figure sets, the run's report.html (snn-report) that their pages link to; loaded only here (vega).
+      // With figure sets, the run's report.html (snn-report) that their pages link to, written on the figure thread.
       if (figures) {
         try {
-          const { writeRunReport } = await import("./run-report.js");
-          o.log(`Run report: ${await writeRunReport(outputDir)}`);
+          o.log(`Run report: ${await figures.writeReport(outputDir)}`);
         } catch (e) {
           o.log(`run report not written: ${(e as Error).message}`);
         }
       }
+      await figures?.close();
       await wandb?.finish(exitCode);
       await metrics.close();
     },

@@ -100,8 +100,9 @@ function perTypeSpec(rows: Record<string, number>[], types: string[], column: (t
         { data: { values: [{ y: goal }] }, mark: { type: "rule", strokeDash: [6, 3], color: "black" }, encoding: { y: { field: "y", type: "quantitative" } } },
         {
           data: { values: [{ y: goal }] },
-          mark: { type: "text", align: "right", dy: -6, fontSize: 11 },
-          encoding: { x: { value: 296 }, y: { field: "y", type: "quantitative" }, text: { value: `target ${fmt(goal)}` } },
+          // At the left, where a run usually starts far from its target.
+          mark: { type: "text", align: "left", dy: -6, fontSize: 11 },
+          encoding: { x: { value: 4 }, y: { field: "y", type: "quantitative" }, text: { value: `target ${fmt(goal)}` } },
         },
       );
     }

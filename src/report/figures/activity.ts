@@ -148,7 +148,8 @@ export function rasterSeparators(panel: Panel): number[] {
 export function rasterSpec(data: FigureData): TopLevelSpec {
   const sample = rasterSample(data);
   const body = rasterPanel(data, [inputRows(data, sample.inputs), recurrentRows(data, sample.neurons)], 520);
-  return figure(data, "Spike raster", body, `${sample.inputs.length} input and ${sample.neurons.length} recurrent neurons, evenly spread over each population`);
+  const trial = `the designated trial only (1 of ${data.interval.trials} trials of epoch ${data.activity.epoch}, ${fmt(data.activity.steps * data.activity.dt)} ms)`;
+  return figure(data, "Spike raster", body, `${trial}: ${sample.inputs.length} input and ${sample.neurons.length} recurrent neurons, evenly spread over each population`);
 }
 
 export function inputRasterSpec(data: FigureData): TopLevelSpec {

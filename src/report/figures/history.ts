@@ -6,6 +6,8 @@ import { type Datum, type Layer, type Panel, figure, noteLayer, notePanel, popul
 const WIDTH = 720;
 const HEIGHT = 360;
 const epochAxis = { field: "epoch", type: "quantitative" as const, title: "epoch", axis: { tickMinStep: 1, format: "d" } };
+/** A point per update only on short histories: on long ones the points merge into the line and only cost rendering. */
+const withPoints = (data: FigureData): boolean => data.history.length <= 60;
 
 export function trainingHistorySpec(data: FigureData): TopLevelSpec {
   const terms = [...new Set(data.history.flatMap((row) => Object.keys(row).filter((k) => k.endsWith("loss"))))].sort((a, b) =>
@@ -24,7 +26,7 @@ export function trainingHistorySpec(data: FigureData): TopLevelSpec {
     width: WIDTH,
     height: HEIGHT,
     data: { values },
-    mark: { type: "line", point: true, strokeWidth: 1.6 },
+    mark: { type: "line", point: withPoints(data), strokeWidth: 1.6 },
     encoding: {
       x: epochAxis,
       y: { field: "value", type: "quantitative", scale: { type: "log" }, title: "loss" },
@@ -53,7 +55,7 @@ export function ratesVsTargetsSpec(data: FigureData): TopLevelSpec {
     },
   ];
   if (values.length > 0) {
-    const line = { type: "line" as const, point: true, strokeWidth: 1.6 };
+    const line = { type: "line" as const, point: withPoints(data), strokeWidth: 1.6 };
     layer.push({ data: { values }, mark: line, encoding: { x: epochAxis, y: { field: "rate", type: "quantitative" }, color } });
   } else {
     layer.push(noteLayer("no rates logged yet"));

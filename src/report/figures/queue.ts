@@ -14,11 +14,14 @@ export function figureDir(outputDir: string, epoch: number): string {
   return join(outputDir, "figures", `epoch_${String(epoch).padStart(4, "0")}`);
 }
 
+/** What the figure thread does: render a set into `dir`, or write a run directory's report. */
+export type FigureRequest = { data: FigureData; dir: string } | { report: string };
+
 /** Sets queued or rendering at most before training waits for one (each holds its weights and activity). */
 export const MAX_QUEUED_SETS = 4;
 
 export class FigureQueue {
-  readonly thread = new ThreadRpc<{ data: FigureData; dir: string }, string[]>(new URL("./thread.js", import.meta.url), "figure");
+  readonly thread = new ThreadRpc<FigureRequest, string[]>(new URL("./thread.js", import.meta.url), "figure");
   private inFlight: Promise<unknown>[] = [];
 
   /** A set that fails (its thread crashed, or rendering threw) costs that set only: `onError` says so, the run goes on. */
@@ -40,6 +43,15 @@ export class FigureQueue {
   /** Resolves once fewer than `n` sets are queued or rendering. */
   async fewerThan(n: number): Promise<void> {
     while (this.inFlight.length >= n) await Promise.race(this.inFlight);
+  }
+
+  /**
+   * After the queued sets, writes the run's report.html (run-report.ts) on the figure thread, where the renderer is
+   * loaded already; resolves with its path.
+   */
+  async writeReport(runDir: string): Promise<string> {
+    await this.settled();
+    return (await this.thread.call({ report: runDir }))[0];
   }
 
   /** Resolves when every queued set is rendered (or failed). */

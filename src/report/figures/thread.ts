@@ -1,16 +1,18 @@
 /**
- * Worker-thread entry: renders figure sets off the coordinator's event loop, one at a time, at low CPU priority so
- * that it takes the time training leaves idle rather than slowing training down (Linux keeps a nice value per thread;
- * elsewhere it would apply to the whole process, so it is left alone there). The PNGs are rasterised and compressed
- * on this thread too (FIGURE_THREAD), not on libuv's shared pool, whose threads run at normal priority.
+ * Worker-thread entry: renders figure sets (and, at the end of a run, its report.html) off the coordinator's event
+ * loop, one at a time, at the lowest CPU priority, so that it takes the time training leaves idle rather than slowing
+ * training down (Linux keeps a nice value per thread; elsewhere it would apply to the whole process, so it is left
+ * alone there). The PNGs are then rasterised and compressed on this thread too (renderOnThisThread), not on libuv's
+ * shared pool, whose threads run at normal priority.
  */
 import { setPriority } from "node:os";
-import { FigureData } from "../figure-data.js";
 import { serveRpc } from "../../platform/thread-rpc.js";
+import { writeRunReport } from "../run-report.js";
+import type { FigureRequest } from "./queue.js";
 import { renderFigureSet, renderOnThisThread } from "./render.js";
 
 /** The figure thread's nice value (0 normal, 19 lowest). */
-const FIGURE_NICE = 15;
+const FIGURE_NICE = 19;
 
 if (process.platform === "linux") {
   try {
@@ -21,4 +23,4 @@ if (process.platform === "linux") {
   }
 }
 
-serveRpc<undefined, { data: FigureData; dir: string }, string[]>((m) => renderFigureSet(m.data, m.dir));
+serveRpc<undefined, FigureRequest, string[]>(async (m) => ("report" in m ? [await writeRunReport(m.report)] : renderFigureSet(m.data, m.dir)));
