@@ -15,7 +15,7 @@ import { parseConfig } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { Rng } from "../src/model/rng.js";
 import { loadNetworkSpec } from "../src/io/network-files.js";
-import { expectGradientsAgree, expectSameEpoch, maxRelError, task } from "./helpers/engine-checks.js";
+import { expectFiniteDifferences, expectGradientsAgree, expectSameEpoch, maxRelError, task } from "./helpers/engine-checks.js";
 import { smallNetwork, smallNetworkToml } from "./helpers/small-network.js";
 
 
@@ -284,38 +284,7 @@ describe("simulation.conductance_clamp = true", () => {
     it("matches central finite differences of the loss (sparse-cpu float64 adjoint, one uncut chunk)", () => {
       // As engines.test.ts: with the surrogate off the loss is piecewise smooth in the weights; the clamp adds kinks
       // where a pre-clamp conductance crosses its bound, which a 1e-4 relative step crossing one would show.
-      const rng = new Rng(2025);
-      let worst = 0;
-      for (const which of ["rec", "ff"] as const) {
-        const weights = which === "rec" ? net.connectome.recWeight : net.connectome.ffWeight;
-        const grad = which === "rec" ? full.recGrad! : full.ffGrad!;
-        const scale = grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
-        const significant = Array.from(grad.keys()).filter((e) => Math.abs(grad[e]) > 1e-3 * scale);
-        const zero = Array.from(grad.keys()).filter((e) => grad[e] === 0);
-        rng.shuffle(significant);
-        rng.shuffle(zero);
-        for (const e of [...significant.slice(0, 8), ...zero.slice(0, 2)]) {
-          const lossAt = (w: number) => {
-            const perturbed = Float32Array.from(weights);
-            perturbed[e] = w;
-            const t = { ...task(net, 1, state, false, false), [which === "rec" ? "recWeight" : "ffWeight"]: perturbed };
-            const r = oneChunk.runEpochSync(t);
-            expect(Array.from(r.rates)).toEqual(Array.from(full.rates));
-            return r.losses.total;
-          };
-          const plus = Math.fround(weights[e] * (1 + 1e-4));
-          const minus = Math.fround(weights[e] * (1 - 1e-4));
-          const fd = (lossAt(plus) - lossAt(minus)) / (plus - minus);
-          if (grad[e] === 0) {
-            expect(fd).toBe(0);
-          } else {
-            const err = Math.abs(fd - grad[e]) / Math.abs(grad[e]);
-            worst = Math.max(worst, err);
-            expect(err, `${which} edge ${e}: fd ${fd} adjoint ${grad[e]}`).toBeLessThan(1e-5);
-          }
-        }
-      }
-      expect(worst).toBeGreaterThan(0);
+      expectFiniteDifferences((t) => oneChunk.runEpochSync(t), task(net, 1, state, false, false), full, new Rng(2025));
     });
   });
 

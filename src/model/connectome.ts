@@ -71,6 +71,13 @@ function assignCellTypesPerAssembly(numAssemblies: number, size: number, proport
   return types;
 }
 
+/** Positions k in `idx` whose neuron is of type `t`. */
+function positionsOfType(idx: Int32Array, types: Int32Array, t: number): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < idx.length; k++) if (types[idx[k]] === t) out.push(k);
+  return out;
+}
+
 /** Collects edges of one block at a time in a bitmap so duplicates collapse, as in the boolean adjacency matrix. */
 class EdgeCollector {
   private pre: number[] = [];
@@ -88,19 +95,15 @@ class EdgeCollector {
   ): void {
     const ns = srcIdx.length;
     const nt = tgtIdx.length;
-    if (this.bitmap.length < ns * nt) this.bitmap = new Uint8Array(ns * nt);
-    const bm = this.bitmap.subarray(0, ns * nt);
-    bm.fill(0);
+    const bm = this.clearedBitmap(ns * nt);
     const K = prob.length;
     const Kt = prob[0].length;
     for (let s = 0; s < K; s++) {
       for (let t = 0; t < Kt; t++) {
         const p = prob[s][t];
         if (p <= 0) continue;
-        const srcs: number[] = [];
-        const tgts: number[] = [];
-        for (let a = 0; a < ns; a++) if (srcType[srcIdx[a]] === s) srcs.push(a);
-        for (let b = 0; b < nt; b++) if (tgtType[tgtIdx[b]] === t) tgts.push(b);
+        const srcs = positionsOfType(srcIdx, srcType, s);
+        const tgts = positionsOfType(tgtIdx, tgtType, t);
         const outDeg = roundHalfEven(p * tgts.length);
         const inDeg = roundHalfEven(p * srcs.length);
         const outStubs = new Int32Array(srcs.length * outDeg);
@@ -128,17 +131,13 @@ class EdgeCollector {
   exactBlock(srcIdx: Int32Array, tgtIdx: Int32Array, srcType: Int32Array, tgtType: Int32Array, prob: number[][], rng: Rng, sameNeurons: boolean, key: string): void {
     const ns = srcIdx.length;
     const nt = tgtIdx.length;
-    if (this.bitmap.length < ns * nt) this.bitmap = new Uint8Array(ns * nt);
-    const bm = this.bitmap.subarray(0, ns * nt);
-    bm.fill(0);
+    const bm = this.clearedBitmap(ns * nt);
     for (let s = 0; s < prob.length; s++) {
       for (let t = 0; t < prob[0].length; t++) {
         const p = prob[s][t];
         if (p <= 0) continue;
-        const srcs: number[] = [];
-        const tgts: number[] = [];
-        for (let a = 0; a < ns; a++) if (srcType[srcIdx[a]] === s) srcs.push(a);
-        for (let b = 0; b < nt; b++) if (tgtType[tgtIdx[b]] === t) tgts.push(b);
+        const srcs = positionsOfType(srcIdx, srcType, s);
+        const tgts = positionsOfType(tgtIdx, tgtType, t);
         const m = roundHalfEven(p * srcs.length * tgts.length);
         const diag = sameNeurons && s === t;
         const max = srcs.length * tgts.length - (diag ? srcs.length : 0);
@@ -163,6 +162,14 @@ class EdgeCollector {
         }
       }
     }
+  }
+
+  /** The block's adjacency bitmap (ns·nt cells), all clear; one buffer reused across blocks. */
+  private clearedBitmap(cells: number): Uint8Array {
+    if (this.bitmap.length < cells) this.bitmap = new Uint8Array(cells);
+    const bm = this.bitmap.subarray(0, cells);
+    bm.fill(0);
+    return bm;
   }
 
   /** Edge list in CSR form, sorted by (pre, post); blocks are disjoint, so no edge appears twice. */
