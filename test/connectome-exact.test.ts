@@ -3,21 +3,11 @@
  * assembly, exactly round(p·n_src·n_tgt) distinct edges per block (assembly pair × type pair; the feedforward type
  * pairs with conn_inputs), no self-loops, assembly ids returned; and the default "original" generator unchanged.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Config, ConfigError, parseConfig, roundHalfEven, typeCounts } from "../src/model/config.js";
 import { Connectome, EdgeList, generateConnectome, structureHash } from "../src/model/connectome.js";
+import { DEFAULT_TEXT, replaceOnce, smallConnectomeText } from "./helpers/parameter-text.js";
 
-const ROOT = join(import.meta.dirname, "..");
-const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
-const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity.toml"), "utf8");
-
-function replaceOnce(text: string, from: string, to: string): string {
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`test setup: "${from}" must occur exactly once`);
-  return text.slice(0, at) + to + text.slice(at + from.length);
-}
 
 /** `generator = ...` added to [recurrent.topology] (after its conn_between line). */
 function withGenerator(text: string, generator: string): string {
@@ -26,13 +16,7 @@ function withGenerator(text: string, generator: string): string {
   return replaceOnce(text, line, `${line}\ngenerator = "${generator}"`);
 }
 
-/** Quickstart wiring at 120 neurons in 4 assemblies of 30 (24 E, 6 I each), 40 inputs, as in connectome.test.ts. */
-function smallText(seed = 42): string {
-  let t = replaceOnce(QUICK_TEXT, "num_neurons = 500", "num_neurons = 120");
-  t = replaceOnce(t, "num_assemblies = 5", "num_assemblies = 4");
-  t = replaceOnce(t, "num_neurons = 150", "num_neurons = 40");
-  return replaceOnce(t, "seed = 42", `seed = ${seed}`);
-}
+const smallText = smallConnectomeText;
 
 const smallExact = (seed = 42): Config => parseConfig(withGenerator(smallText(seed), "exact"), "small-exact");
 

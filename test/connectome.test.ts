@@ -2,29 +2,14 @@
  * Connectome generation (src/model/connectome.ts, MODEL.md section 1): determinism, edge-list invariants, the
  * original's quirks, and, at the default size, the realised statistics measured on the original (MODEL.md 1.2-1.4).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Config, parseConfig } from "../src/model/config.js";
 import { Connectome, EdgeList, generateConnectome, lognormalParameters, makeEdgeList } from "../src/model/connectome.js";
-
-const ROOT = join(import.meta.dirname, "..");
-const QUICK_TEXT = readFileSync(join(ROOT, "parameters/quickstart.toml"), "utf8");
-const DEFAULT_TEXT = readFileSync(join(ROOT, "parameters/fitting-activity.toml"), "utf8");
-
-function replaceOnce(text: string, from: string, to: string): string {
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`test setup: "${from}" must occur exactly once`);
-  return text.slice(0, at) + to + text.slice(at + from.length);
-}
+import { DEFAULT_TEXT, QUICK_TEXT, replaceOnce, smallConnectomeText } from "./helpers/parameter-text.js";
 
 /** Quickstart wiring at 120 neurons in 4 assemblies of 30, 40 inputs. */
 function smallConfig(seed = 42): Config {
-  let t = replaceOnce(QUICK_TEXT, "num_neurons = 500", "num_neurons = 120");
-  t = replaceOnce(t, "num_assemblies = 5", "num_assemblies = 4");
-  t = replaceOnce(t, "num_neurons = 150", "num_neurons = 40");
-  t = replaceOnce(t, "seed = 42", `seed = ${seed}`);
-  return parseConfig(t, "small");
+  return parseConfig(smallConnectomeText(seed), "small");
 }
 
 /** Checks the documented EdgeList invariants; returns nothing, fails the test on the first violation. */

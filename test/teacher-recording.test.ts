@@ -31,6 +31,7 @@ import {
 import { perturbLognormal } from "../src/training/student.js";
 import { expectGradientsAgree, expectSameEpoch } from "./helpers/engine-checks.js";
 import { recordedEpoch, replayRun } from "./helpers/replay.js";
+import { replaceOnce } from "./helpers/parameter-text.js";
 import { coord, ensureBuilt, finalWeights, metricRows, SIM, start, tempDir } from "./helpers/runs.js";
 import { smallNetwork, smallNetworkToml, SmallNetworkOptions } from "./helpers/small-network.js";
 
@@ -280,12 +281,6 @@ describe("the replay reproduces the teacher", () => {
 });
 
 // ---- Through the CLIs -------------------------------------------------------------------------------------------
-
-function replaceOnce(text: string, from: string | RegExp, to: string): string {
-  const n = typeof from === "string" ? text.split(from).length - 1 : (text.match(new RegExp(from, "gm")) ?? []).length;
-  if (n !== 1) throw new Error(`test setup: "${from}" must occur exactly once`);
-  return text.replace(from, to);
-}
 
 /**
  * A student replaying the recording `recording` with the van Rossum loss alone (τ = 5 ms): the small network of the
