@@ -151,8 +151,9 @@ describe("burn-in, log parameterisation and a schedule across workers", () => {
 
   it("resume under a schedule, burn-in and log parameterisation continues exactly (same --epochs)", async () => {
     const dir = tempDir();
+    // Long enough that the SIGINT after the first update lands mid-run on a fast machine.
     const file = params(dir, {
-      epochs: 15,
+      epochs: 300,
       simulation: "burn_in_epochs = 3",
       hyperparameters: 'parameterisation = "log"\nlr_schedule = "cosine"\nwarmup_updates = 1\ndetach_reset = true',
     });
