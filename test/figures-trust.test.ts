@@ -1,6 +1,6 @@
 /**
  * Figures a scientist trusts (issue #18): statistics over the accumulation interval's epochs with the amount of data
- * stated, target lines inside their axes, the Fano factor across epochs, a PSTH without edge artefacts, population
+ * stated, target lines inside their axes, the Fano factor across trials, a PSTH without edge artefacts, population
  * separators on rasters, weight distributions per connection type against the initial weights, and the navigation
  * between figure sets.
  */
@@ -12,6 +12,7 @@ import { inputRasterSpec, psthSpec, rasterSeparators, rasterSpec } from "../src/
 import { renderFigure, renderFigureSet } from "../src/report/figures/render.js";
 import { cvSpec, fanoSpec, firingRateSpec, pooledActivity } from "../src/report/figures/statistics-figures.js";
 import { countLogBinEdges, fanoAcrossRepeats, psth } from "../src/report/figures/stats.js";
+import { fmt } from "../src/report/figures/spec.js";
 import { connectionTypes, weightDistributionSpec } from "../src/report/figures/weights.js";
 import type { FigureData } from "../src/report/figure-data.js";
 import { expectFigurePng } from "./helpers/png.js";
@@ -56,7 +57,7 @@ describe("statistics figures over the interval's epochs", () => {
       expect(p.counts[j]).toBeCloseTo(expected, 3);
       expect(Number.isInteger(p.counts[j])).toBe(true);
     }
-    for (const spec of [firingRateSpec(d), cvSpec(d), fanoSpec(d)]) expect(subtitleOf(spec)).toContain(`5 × 10 trials × ${T} ms = ${(5 * 10 * T) / 1000} s per neuron`);
+    for (const spec of [firingRateSpec(d), cvSpec(d)]) expect(subtitleOf(spec)).toContain(`5 × 10 trials × ${T} ms = ${(5 * 10 * T) / 1000} s per neuron`);
   });
 
   it("draws the target rate inside the rate axis, even below every rate and below one spike", () => {
@@ -99,7 +100,7 @@ describe("statistics figures over the interval's epochs", () => {
     }
   });
 
-  it("counts the Fano factor across epochs as var (ddof 1) / mean, by hand", () => {
+  it("counts the Fano factor across trials as var (ddof 1) / mean, by hand", () => {
     // Neuron 0: counts 2, 4, 0 → mean 2, var (0 + 4 + 4) / 2 = 4 → F = 2. Neuron 1: silent → NaN.
     // Neuron 2: counts 1, 1, 4 → mean 2, var (1 + 1 + 4) / 2 = 3 → F = 1.5.
     const f = fanoAcrossRepeats([[2, 0, 1], [4, 0, 1], [0, 0, 4]], 3);
@@ -108,16 +109,22 @@ describe("statistics figures over the interval's epochs", () => {
     expect(f[2]).toBeCloseTo(1.5, 12);
     expect(fanoAcrossRepeats([[3, 1]], 2).every(Number.isNaN)).toBe(true);
 
-    // The same counts through the figure data: rates of 10 trials × 200 ms per epoch.
+    // The same counts through the figure data: 3 trials of the figure epoch, the other neurons silent; the figure
+    // says what it counts, and its population title pools ⟨var⟩/⟨mean⟩ over the type's neurons.
     const d = small();
-    const seconds = (10 * d.activity.steps) / 1000;
+    const N = d.network.cellType.length;
     const counts = [[2, 0, 1], [4, 0, 1], [0, 0, 4]];
-    d.interval = { trials: 10, epochs: [1, 2, 3], rates: counts.map((c) => Float32Array.from(d.rates, (_, j) => (j < 3 ? c[j] : 0) / seconds)), cvs: counts.map(() => new Float32Array(d.rates.length).fill(NaN)) };
-    const p = pooledActivity(d);
-    expect(p.epochCounts.map((c) => [...c.slice(0, 3)])).toEqual(counts);
-    // A single epoch per interval says why there is no Fano factor.
-    d.interval = { ...d.interval, epochs: [3], rates: [d.interval.rates[0]], cvs: [d.interval.cvs[0]] };
-    expect(JSON.stringify(fanoSpec(d))).toContain("accumulation_interval ≥ 2");
+    d.activity.trialSpikeCounts = new Int32Array(3 * N);
+    counts.forEach((c, b) => d.activity.trialSpikeCounts.set(c, b * N));
+    const spec = JSON.stringify(fanoSpec(d));
+    expect(spec).toContain(`each neuron's spike count in each of the 3 trials of epoch ${d.activity.epoch}`);
+    const [variance, mean] = [[4, 0, 3], [2, 0, 2]];
+    const ofType = [0, 1, 2].filter((j) => d.network.cellType[j] === d.network.cellType[0]);
+    const pooled = ofType.reduce((x, j) => x + variance[j], 0) / ofType.reduce((x, j) => x + mean[j], 0);
+    expect(spec).toContain(`${d.network.cellTypeNames[d.network.cellType[0]]}: ⟨var⟩/⟨mean⟩ ${fmt(pooled)}`);
+    // A single trial per epoch says why there is no Fano factor.
+    d.activity.trialSpikeCounts = new Int32Array(N);
+    expect(JSON.stringify(fanoSpec(d))).toContain("batch_size ≥ 2");
   });
 
   it("renders the rate, CV and Fano figures non-blank", async () => {

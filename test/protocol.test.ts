@@ -78,6 +78,7 @@ function activity(): TrialActivity {
     sampleCurrent: Float32Array.from([-1.5, 2.5, 0, 3, -4, 5, 6, 7]),
     traceNeurons: Int32Array.from([0, 2]),
     traceVoltages: Float32Array.from([-60, -59, -58, -57, -50, -49, -48, -47]),
+    trialSpikeCounts: Int32Array.from([1, 0, 2, 0, 1, 3]),
   };
 }
 

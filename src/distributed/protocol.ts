@@ -254,6 +254,7 @@ const activity = record<TrialActivity>({
   sampleCurrent: f32(),
   traceNeurons: i32(),
   traceVoltages: f32(),
+  trialSpikeCounts: i32(),
 });
 
 const stats = record<CellTypeStats>({

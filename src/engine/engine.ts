@@ -55,6 +55,11 @@ export interface TrialActivity {
   sampleConductance: Float32Array;
   /** Synaptic current per slot of the sample neuron, [step][slot] (pA, positive = hyperpolarising). */
   sampleCurrent: Float32Array;
+  /**
+   * Every neuron's spike count in every trial of the epoch, [b·N + j]: counts across trials of the same epoch (same
+   * window, independent inputs), which the Fano factor needs.
+   */
+  trialSpikeCounts: Int32Array;
   /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
   traceNeurons: Int32Array;
   traceVoltages: Float32Array;

@@ -236,6 +236,12 @@ export function extractTrialActivity(
   const S = c.numSlots;
   const spikeAt = (t: number, j: number) => a.spikes[b * a.sb + t * a.st + j * a.sj] !== 0;
 
+  // All trials' counts (figure epochs only: B·T·N reads).
+  const B = a.trials;
+  const trialSpikeCounts = new Int32Array(B * N);
+  for (let tr = 0; tr < B; tr++)
+    for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) trialSpikeCounts[tr * N + j]++;
+
   const spikePtr = new Int32Array(N + 1);
   const steps: number[] = [];
   for (let j = 0; j < N; j++) {
@@ -307,6 +313,7 @@ export function extractTrialActivity(
     sampleVoltage,
     sampleConductance,
     sampleCurrent,
+    trialSpikeCounts,
     traceNeurons: Int32Array.from(traces),
     traceVoltages,
   };

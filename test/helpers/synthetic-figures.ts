@@ -190,10 +190,24 @@ function activity(o: SyntheticOptions, epoch: number, net: NetworkView, rates: F
       sampleCurrent[s * S + i] = g[i] * (sampleVoltage[s] - E_SYN(SLOTS[i].excitatory));
     }
   }
+  // 10 trials: the designated one's counts, and Poisson counts of the same mean in the others (Knuth's method).
+  const N = rec.ptr.length - 1;
+  const trialSpikeCounts = new Int32Array(10 * N);
+  const poisson = (mean: number) => {
+    const limit = Math.exp(-mean);
+    let k = 0;
+    for (let p = rng(); p > limit; p *= rng()) k++;
+    return k;
+  };
+  for (let j = 0; j < N; j++) {
+    const n = rec.ptr[j + 1] - rec.ptr[j];
+    for (let b = 0; b < 10; b++) trialSpikeCounts[b * N + j] = b === 0 ? n : poisson(n);
+  }
   return {
     epoch,
     steps,
     dt,
+    trialSpikeCounts,
     spikePtr: rec.ptr,
     spikeSteps: rec.spikeSteps,
     inputSpikePtr: inp.ptr,

@@ -49,8 +49,6 @@ export interface PooledActivity {
   /** Seconds of activity per neuron over all pooled epochs, and per epoch. */
   seconds: number;
   epochSeconds: number;
-  /** Per epoch, per neuron: spike count over the epoch's trials. */
-  epochCounts: Float64Array[];
   /** Per neuron: spike count over all pooled epochs, rate (Hz) and mean CV over epochs that have one (NaN if none). */
   counts: Float64Array;
   rates: Float64Array;
@@ -92,7 +90,6 @@ export function pooledActivity(data: FigureData): PooledActivity {
     dtMs: a.dt,
     seconds,
     epochSeconds,
-    epochCounts,
     counts,
     rates: Float64Array.from(counts, (c) => c / seconds),
     cvs,
@@ -181,15 +178,19 @@ const FANO_MAX = 5;
 
 export function fanoSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
-  const p = pooledActivity(data);
+  const a = data.activity;
+  const N = net.cellType.length;
+  // Counts of the same epoch's trials: one window, independent Poisson inputs (the repeats a Fano factor needs).
+  const trials = a.trialSpikeCounts.length / N;
+  const counts = Array.from({ length: trials }, (_, b) => a.trialSpikeCounts.subarray(b * N, (b + 1) * N));
   const subtitle = [
-    `each neuron's spike count in each of the interval's epochs (${p.description}): variance across the ${p.epochs} epochs (ddof 1) / mean`,
-    `counting window one epoch (${fmt(p.epochSeconds)} s); epochs stand in for trials, as per-trial counts do not reach the coordinator; dashed: Poisson (1)`,
+    `each neuron's spike count in each of the ${trials} trials of epoch ${a.epoch}: variance across trials (ddof 1) / mean`,
+    `counting window the whole trial (${fmt((a.steps * a.dt) / 1000)} s); dashed: Poisson (1)`,
   ];
-  if (p.epochs < 2) {
-    return figure(data, "Fano factor across epochs", notePanel("one epoch per interval: a Fano factor across epochs needs accumulation_interval ≥ 2", 640, 240), subtitle);
+  if (trials < 2) {
+    return figure(data, "Fano factor across trials", notePanel("one trial per epoch: a Fano factor across trials needs batch_size ≥ 2", 640, 240), subtitle);
   }
-  const fano = fanoAcrossRepeats(p.epochCounts, net.cellType.length);
+  const fano = fanoAcrossRepeats(counts, N);
   const edges = linearBinEdges(0, FANO_MAX, 40);
   const body = perTypeHistograms(
     data,
@@ -200,7 +201,7 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
       let sumVar = 0;
       let sumMean = 0;
       for (const j of members) {
-        const c = p.epochCounts.map((e) => e[j]);
+        const c = counts.map((e) => e[j]);
         const m = c.reduce((x, y) => x + y, 0) / c.length;
         sumMean += m;
         sumVar += c.reduce((x, y) => x + (y - m) ** 2, 0) / (c.length - 1);
@@ -212,9 +213,9 @@ export function fanoSpec(data: FigureData): TopLevelSpec {
         markers: [{ x: 1, label: "Poisson" }],
       };
     },
-    { xTitle: `Fano factor across epochs (values > ${FANO_MAX} in the last bin)`, yTitle: "neurons" },
+    { xTitle: `Fano factor across trials (values > ${FANO_MAX} in the last bin)`, yTitle: "neurons" },
   );
-  return figure(data, "Fano factor across epochs", body, subtitle);
+  return figure(data, "Fano factor across trials", body, subtitle);
 }
 
 /** Per-neuron rate against its own target (a targets file), one point per neuron, coloured by cell type. */
