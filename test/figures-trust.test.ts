@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inputRasterSpec, psthSpec, rasterSeparators, rasterSpec } from "../src/report/figures/activity.js";
 import { renderFigure, renderFigureSet } from "../src/report/figures/render.js";
 import { cvSpec, fanoSpec, firingRateSpec, pooledActivity } from "../src/report/figures/statistics-figures.js";
-import { countLogBinEdges, fanoAcrossRepeats, psth } from "../src/report/figures/stats.js";
+import { countLogBinEdges, fanoAcrossRepeats, populationCounts, psth } from "../src/report/figures/stats.js";
 import { fmt } from "../src/report/figures/spec.js";
 import { connectionTypes, weightDistributionSpec } from "../src/report/figures/weights.js";
 import type { FigureData } from "../src/report/figure-data.js";
@@ -148,7 +148,7 @@ describe("PSTH", () => {
     const spikes = Int32Array.from(trains.flat());
     const members = Array.from({ length: N }, (_, j) => j);
     for (const windowMs of [20, 25, 50]) {
-      const rate = psth(ptr, spikes, members, steps, 1, windowMs);
+      const rate = psth(populationCounts(ptr, spikes, members, steps), members.length, 1, windowMs);
       for (let s = 0; s < steps; s++) expect(rate[s], `window ${windowMs} ms, step ${s}`).toBeCloseTo(100, 9);
     }
   });

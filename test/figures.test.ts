@@ -20,6 +20,7 @@ import {
   linearBinEdges,
   logBinEdges,
   percentile,
+  populationCounts,
   psth,
 } from "../src/report/figures/stats.js";
 import { decodePng, expectFigurePng, inkStats } from "./helpers/png.js";
@@ -167,7 +168,7 @@ describe("figure statistics", () => {
 
   it("PSTH divides the boxcar count by window and population size", () => {
     const { ptr, steps } = csr([2, 3], []);
-    const rate = psth(ptr, steps, [0, 1], 6, 10, 30);
+    const rate = psth(populationCounts(ptr, steps, [0, 1], 6), 2, 10, 30);
     // counts [0,0,1,1,0,0] → boxcar 3 → [0,1,2,2,1,0] spikes per 30 ms per 2 neurons
     [0, 1, 2, 2, 1, 0].forEach((c, i) => expect(rate[i]).toBeCloseTo(c / 0.03 / 2, 10));
   });

@@ -79,6 +79,7 @@ function activity(): TrialActivity {
     traceNeurons: Int32Array.from([0, 2]),
     traceVoltages: Float32Array.from([-60, -59, -58, -57, -50, -49, -48, -47]),
     trialSpikeCounts: Int32Array.from([1, 0, 2, 0, 1, 3]),
+    populationSpikes: Int32Array.from([0, 1, 2, 0, 1, 1, 0, 2, 0, 0, 1, 1]),
   };
 }
 

@@ -255,6 +255,7 @@ const activity = record<TrialActivity>({
   traceNeurons: i32(),
   traceVoltages: f32(),
   trialSpikeCounts: i32(),
+  populationSpikes: i32(),
 });
 
 const stats = record<CellTypeStats>({

@@ -60,6 +60,11 @@ export interface TrialActivity {
    * window, independent inputs), which the Fano factor needs.
    */
   trialSpikeCounts: Int32Array;
+  /**
+   * Spikes per step of each population summed over all trials, [t·P + p] (P = recurrent types, then input types): the
+   * population rate (PSTH) of the whole epoch.
+   */
+  populationSpikes: Int32Array;
   /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
   traceNeurons: Int32Array;
   traceVoltages: Float32Array;

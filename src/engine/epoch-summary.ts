@@ -236,11 +236,23 @@ export function extractTrialActivity(
   const S = c.numSlots;
   const spikeAt = (t: number, j: number) => a.spikes[b * a.sb + t * a.st + j * a.sj] !== 0;
 
-  // All trials' counts (figure epochs only: B·T·N reads).
+  // All trials' counts per neuron and per (step, population) (figure epochs only: B·T·(N + inputs) reads).
   const B = a.trials;
+  const P = c.numSources;
   const trialSpikeCounts = new Int32Array(B * N);
+  const populationSpikes = new Int32Array(T * P);
   for (let tr = 0; tr < B; tr++)
-    for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) trialSpikeCounts[tr * N + j]++;
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < N; j++)
+        if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) {
+          trialSpikeCounts[tr * N + j]++;
+          populationSpikes[t * P + c.cellType[j]]++;
+        }
+  for (let tr = 0; tr < B; tr++)
+    for (let t = 0; t < T; t++) {
+      const row = (tr * T + t) * inputs.numInputs;
+      for (let i = 0; i < inputs.numInputs; i++) if (inputs.data[row + i]) populationSpikes[t * P + c.inputSource[i]]++;
+    }
 
   const spikePtr = new Int32Array(N + 1);
   const steps: number[] = [];
@@ -314,6 +326,7 @@ export function extractTrialActivity(
     sampleConductance,
     sampleCurrent,
     trialSpikeCounts,
+    populationSpikes,
     traceNeurons: Int32Array.from(traces),
     traceVoltages,
   };

@@ -203,11 +203,20 @@ function activity(o: SyntheticOptions, epoch: number, net: NetworkView, rates: F
     const n = rec.ptr[j + 1] - rec.ptr[j];
     for (let b = 0; b < 10; b++) trialSpikeCounts[b * N + j] = b === 0 ? n : poisson(n);
   }
+  // Spikes per (step, population), over the 10 trials: the designated trial's trains, as if every trial were it.
+  const P = CELL_TYPES.length + INPUT_TYPES.length;
+  const populationSpikes = new Int32Array(steps * P);
+  const addTrains = (ptr: Int32Array, spikeSteps: Int32Array, type: ArrayLike<number>, offset: number) => {
+    for (let j = 0; j + 1 < ptr.length; j++) for (let k = ptr[j]; k < ptr[j + 1]; k++) populationSpikes[spikeSteps[k] * P + offset + type[j]] += 10;
+  };
+  addTrains(rec.ptr, rec.spikeSteps, net.cellType, 0);
+  addTrains(inp.ptr, inp.spikeSteps, new Int32Array(inp.ptr.length - 1), CELL_TYPES.length);
   return {
     epoch,
     steps,
     dt,
     trialSpikeCounts,
+    populationSpikes,
     spikePtr: rec.ptr,
     spikeSteps: rec.spikeSteps,
     inputSpikePtr: inp.ptr,

@@ -167,19 +167,24 @@ export function psthSpec(data: FigureData): TopLevelSpec {
   const net = data.network;
   const a = data.activity;
   const windowMs = psthWindowMs(a.steps, a.dt);
+  // Every trial of the epoch: spikes per step of each population (P columns), as the engines count them.
+  const K = net.cellTypeNames.length;
+  const P = K + net.inputTypeNames.length;
+  const trials = a.trialSpikeCounts.length / Math.max(1, net.cellType.length);
   const groups = [
-    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ ...recurrentRows(data, members), pop: net.cellTypeNames[t], target: data.targets.firingRate[t] })),
-    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ ...inputRows(data, members), pop: net.inputTypeNames[t], target: NaN })),
+    ...membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => ({ population: t, size: members.length, pop: net.cellTypeNames[t], target: data.targets.firingRate[t] })),
+    ...membersByType(net.inputType, net.inputTypeNames.length).map((members, t) => ({ population: K + t, size: members.length, pop: net.inputTypeNames[t], target: NaN })),
   ];
   // The window already smooths, so keeping every stride-th sample loses nothing visible.
   const stride = Math.max(1, Math.ceil(a.steps / 2000));
   const colors = populationScale(net);
   const panels: Panel[] = groups.map((g, i) => {
-    const rate = psth(g.ptr, g.spikeSteps, g.neurons, a.steps, a.dt, windowMs);
+    const counts = Float64Array.from({ length: a.steps }, (_, s) => a.populationSpikes[s * P + g.population]);
+    const rate = psth(counts, g.size * trials, a.dt, windowMs);
     const values: Datum[] = [];
     for (let s = 0; s < a.steps; s += stride) values.push({ t: seconds(s, a.dt), rate: rate[s], pop: g.pop });
     if ((a.steps - 1) % stride !== 0) values.push({ t: seconds(a.steps - 1, a.dt), rate: rate[a.steps - 1], pop: g.pop });
-    const spikes = g.neurons.reduce((n, j) => n + g.ptr[j + 1] - g.ptr[j], 0);
+    const spikes = counts.reduce((n, c) => n + c, 0);
     const hasTarget = Number.isFinite(g.target);
     const top = Math.max(extent(rate)?.max ?? 0, hasTarget ? g.target : 0) * 1.15 || 1;
     const last = i === groups.length - 1;
@@ -204,10 +209,10 @@ export function psthSpec(data: FigureData): TopLevelSpec {
         },
       );
     }
-    return { title: `${g.pop}: ${g.neurons.length} neurons, ${spikes} spikes`, width: WIDTH, height: 100, layer };
+    return { title: `${g.pop}: ${g.size} neurons × ${trials} trials, ${spikes} spikes`, width: WIDTH, height: 100, layer };
   });
   return figure(data, "Population rate (PSTH)", { vconcat: panels, spacing: 10 } as Panel, [
-    `the designated trial only (1 of ${data.interval.trials} trials of epoch ${a.epoch}): spikes per step summed over the population, per neuron`,
+    `all ${trials} trials of epoch ${a.epoch}: spikes per step summed over the population and the trials, per neuron`,
     `centred ${fmt(windowMs)} ms boxcar, divided by the steps it covers (no dip at the trial's edges); dashed: target rate`,
   ]);
 }

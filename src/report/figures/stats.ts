@@ -29,19 +29,21 @@ export function boxcarSame(x: ArrayLike<number>, width: number): Float64Array {
 }
 
 /**
- * Population rate (Hz per neuron): spike counts summed over a centred boxcar of `windowMs` (numpy "same" alignment)
- * ÷ (the window's duration in s · members). At the trial's edges the window is cut short, so each point is divided by
+ * Population rate (Hz per neuron) from `counts`, spikes per step summed over `neurons` (neuron-trials: members ×
+ * trials): summed over a centred boxcar of `windowMs` (numpy "same" alignment) ÷ (the window's duration in s ·
+ * neurons). At the trial's edges the window is cut short, so each point is divided by
  * the steps its window actually covers: a constant-rate train gives a flat PSTH up to both edges, not the dip that
  * dividing by the full window gives.
  */
-export function psth(ptr: Int32Array, spikeSteps: Int32Array, members: ArrayLike<number>, steps: number, dtMs: number, windowMs: number): Float64Array {
+export function psth(counts: ArrayLike<number>, neurons: number, dtMs: number, windowMs: number): Float64Array {
+  const steps = counts.length;
   const width = Math.max(1, Math.round(windowMs / dtMs));
-  const rate = boxcarSame(populationCounts(ptr, spikeSteps, members, steps), width);
+  const rate = boxcarSame(counts, width);
   const back = Math.ceil((width - 1) / 2);
   const ahead = width - 1 - back;
   for (let i = 0; i < rate.length; i++) {
     const covered = Math.min(steps - 1, i + ahead) - Math.max(0, i - back) + 1;
-    rate[i] /= ((covered * dtMs) / 1000) * Math.max(1, members.length);
+    rate[i] /= ((covered * dtMs) / 1000) * Math.max(1, neurons);
   }
   return rate;
 }
