@@ -23,6 +23,11 @@ export function simCli(argv: string[]) {
       describe:
         "with --teacher: record the teacher's input and output spike trains of accumulation_interval streams × --epochs epochs (bit-packed safetensors) for [targets] teacher_spikes",
     })
+    .option("export-connectome", {
+      type: "string",
+      describe:
+        "write the network (recurrent.csv, feedforward.csv, neurons.csv, inputs.csv) into this directory and exit; [recurrent] connectome_file, neurons_file and [feedforward] connectome_file, inputs_file pointed at them load it bit-identically",
+    })
     .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
     .check((a) => {
       if (!Number.isInteger(a.epochs) || a.epochs < 1) throw new Error(`--epochs: expected a positive integer, got ${a.epochs}`);

@@ -11,7 +11,8 @@ import { hideBin } from "yargs/helpers";
 import { FileWriteError, writeSafetensorsFile } from "../platform/atomic-file.js";
 import { Config, ConfigError } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
-import { Connectome, generateConnectome } from "../model/connectome.js";
+import { Connectome } from "../model/connectome.js";
+import { loadConnectome, writeConnectomeFiles } from "../io/connectome-file.js";
 import { FigureData } from "../report/figure-data.js";
 import { epochInputs, NetworkSpec } from "../model/network.js";
 import { loadNetworkSpec } from "../io/network-files.js";
@@ -61,7 +62,12 @@ async function main(): Promise<number> {
 
   const loaded = loadConfig(String(args.params)).config;
   const config = args.teacher ? teacherConfig(loaded) : loaded;
-  const connectome = generateConnectome(config);
+  const connectome = loadConnectome(config);
+  if (args["export-connectome"]) {
+    const files = writeConnectomeFiles(args["export-connectome"], connectome, config);
+    console.log(`wrote the connectome (${connectome.numNeurons} neurons, ${connectome.rec.pre.length} + ${connectome.ff.pre.length} synapses, network hash ${connectome.hash.slice(0, 12)}…) to ${files.join(", ")}`);
+    return 0;
+  }
   const spec = loadNetworkSpec(config, connectome);
   let { recWeight, ffWeight } = args.teacher ? connectome : freshWeights(config, connectome, spec);
   // The weights a training run starts from, for the weight distributions (a teacher has none).

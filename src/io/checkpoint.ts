@@ -97,6 +97,8 @@ export interface CheckpointIdentity {
   batchSize: number;
   parameterisation: Parameterisation;
   optimise: Optimise;
+  /** Appended to a network mismatch: the connectome files, where the network is read from files. */
+  networkNote?: string;
 }
 
 /** How a fresh run trains its scaling factors: the initial factors and each edge's type pair (scaling-factors.ts). */
@@ -273,7 +275,7 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   if (id && parameterisation !== id.parameterisation)
     fail(`the checkpoint was trained with hyperparameters.parameterisation = "${parameterisation}", these parameters say "${id.parameterisation}"; a run keeps its parameterisation`);
   if (id && metadata.network_hash !== id.networkHash)
-    fail("the checkpoint belongs to a different network (connectome, constants, targets or schedule differ from these parameters)");
+    fail(`the checkpoint belongs to a different network (connectome, constants, targets or schedule differ from these parameters)${id.networkNote ?? ""}`);
   if (id && metadata.training_hash !== id.trainingHash)
     fail("the checkpoint was trained with different parameters (learning rate, loss weights or schedule differ from these parameters)");
   const get = (name: string, dtype: string): Tensor => {

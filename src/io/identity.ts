@@ -2,6 +2,7 @@
 import { Config } from "../model/config.js";
 import { hashValue, NetworkSpec } from "../model/network.js";
 import { CheckpointIdentity } from "./checkpoint.js";
+import { connectomeFilesNote } from "./connectome-file.js";
 
 /**
  * Parameters that must match for a checkpoint to continue exactly (everything but length, logging and transport).
@@ -26,5 +27,6 @@ export function checkpointIdentity(config: Config, spec: NetworkSpec): Checkpoin
     batchSize: spec.batchSize,
     parameterisation: config.hyperparameters.parameterisation,
     optimise: config.hyperparameters.optimise,
+    networkNote: connectomeFilesNote(config),
   };
 }

@@ -179,6 +179,20 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "recurrent.proportion": { meaning: "Fraction of the neurons of each cell type (round(N·p) neurons, the last type takes the rest).", also: "sums to 1" },
   "recurrent.num_neurons": { meaning: "Recurrent neurons.", unit: "neurons" },
   "recurrent.num_assemblies": { meaning: "Assemblies of equal size the neurons are split into.", unit: "assemblies", also: "divides recurrent.num_neurons" },
+  "recurrent.connectome_file": {
+    meaning:
+      "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used (nor is the dt stability estimate made from them). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a .safetensors file holding I32 rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and F32 rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
+    also: "needs feedforward.connectome_file; recurrent.neurons_file with a CSV",
+  },
+  "recurrent.neurons_file": {
+    meaning:
+      "With recurrent.connectome_file: the cell type of every neuron, CSV with header neuron,cell_type[,assembly], one row per neuron 0..num_neurons−1 (cell types by name, from recurrent.names; assembly: its assembly id, default ⌊j / (num_neurons / num_assemblies)⌋). recurrent.proportion is then not used for the types.",
+    also: "rows = recurrent.num_neurons; overrides a safetensors file's cell_type",
+  },
+  "recurrent.duplicate_edges": {
+    meaning:
+      'What a connectome file\'s repeated pre,post pair means (recurrent and feedforward files): "error" refuses it naming the line, "sum" adds the weights into one synapse, "keep-first" keeps the first line\'s weight.',
+  },
   "recurrent.topology": { meaning: "Connection probabilities of the configuration-model connectome; rows = presynaptic type, columns = postsynaptic type." },
   "recurrent.topology.conn_within": { meaning: "Probability of a synapse between two neurons of the same assembly." },
   "recurrent.topology.conn_between": { meaning: "Probability of a synapse between two neurons of different assemblies." },
@@ -202,6 +216,16 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "feedforward.proportion": { meaning: "Fraction of the inputs of each type.", also: "sums to 1" },
   "feedforward.num_neurons": { meaning: "Input neurons.", unit: "neurons" },
   "feedforward.firing_rate": { meaning: "Poisson rate of each input type.", unit: "Hz" },
+  "feedforward.connectome_file": {
+    meaning:
+      "With recurrent.connectome_file: the synapses from the inputs as a CSV edge list pre,post,weight (pre = input id 0..feedforward.num_neurons−1, post = recurrent neuron id; header optional), or the .safetensors file of recurrent.connectome_file (its ff_pre, ff_post, ff_weight and input_type). feedforward.topology and feedforward.weights are then not used. snn-sim --export-connectome writes it (feedforward.csv).",
+    also: "needs recurrent.connectome_file",
+  },
+  "feedforward.inputs_file": {
+    meaning:
+      "With feedforward.connectome_file: the type of every input, CSV with header input,input_type, one row per input (types by name, from feedforward.names). Without it the inputs are typed in contiguous blocks by feedforward.proportion (round(M·p) each, in the order of feedforward.names). snn-sim --export-connectome writes it (inputs.csv).",
+    also: "rows = feedforward.num_neurons",
+  },
   "feedforward.topology": { meaning: "Connection probabilities from the inputs; rows = input type, columns = recurrent type." },
   "feedforward.topology.conn_inputs": { meaning: "Probability of a synapse from an input to a recurrent neuron." },
   ...weightKeys("feedforward.weights", "input type"),

@@ -144,6 +144,11 @@ export interface Config {
     weights: { w_mu: number[][]; w_sigma: number[][] };
     physiology: PhysiologyConfig[];
     synapses: SynapseGroupConfig[];
+    /** Absolute path of a CSV edge list pre,post,weight (io/connectome-file.ts); replaces topology and weights. */
+    connectome_file?: string;
+    /** Absolute path of a CSV neuron,cell_type[,assembly]; needed with connectome_file. */
+    neurons_file?: string;
+    duplicate_edges: "error" | "sum" | "keep-first";
   };
   feedforward: {
     names: string[];
@@ -153,6 +158,10 @@ export interface Config {
     topology: { conn_inputs: number[][] };
     weights: { w_mu: number[][]; w_sigma: number[][] };
     synapses: SynapseGroupConfig[];
+    /** Absolute path of a CSV edge list pre,post,weight from inputs to recurrent neurons; with recurrent.connectome_file. */
+    connectome_file?: string;
+    /** Absolute path of a CSV input,input_type; without it inputs are typed in blocks by proportion. */
+    inputs_file?: string;
   };
   distributed: { heartbeat_interval: number; worker_timeout: number; no_worker_timeout: number };
   plotting: { enabled: boolean; interval: number; trial: number; raster_neurons: number };
@@ -438,6 +447,9 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
   wR.done();
   const physiology = perTypeTables(recR, "physiology", recNames, readPhysiology);
   const recSynapses = perTypeTables(recR, "synapses", recNames, readSynapses);
+  const recConnectomeFile = file(recR, "connectome_file", baseDir);
+  const neuronsFile = file(recR, "neurons_file", baseDir);
+  const duplicateEdges = recR.read("duplicate_edges", oneOf(["error", "sum", "keep-first"] as const), "error");
   recR.done();
 
   const ffR = root.table("feedforward");
@@ -454,7 +466,17 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
   const ffWeights = { w_mu: ffWR.read("w_mu", matrix(KF, K, { min: 0 })), w_sigma: ffWR.read("w_sigma", matrix(KF, K, { min: 0 })) };
   ffWR.done();
   const ffSynapses = perTypeTables(ffR, "synapses", ffNames, readSynapses);
+  const ffConnectomeFile = file(ffR, "connectome_file", baseDir);
+  const inputsFile = file(ffR, "inputs_file", baseDir);
   ffR.done();
+  if (Boolean(recConnectomeFile) !== Boolean(ffConnectomeFile))
+    throw new ConfigError(
+      `${recConnectomeFile ? "feedforward" : "recurrent"}.connectome_file: recurrent.connectome_file and feedforward.connectome_file are set together (a network is read from files or generated as a whole)`,
+    );
+  if (recConnectomeFile && !neuronsFile && !recConnectomeFile.toLowerCase().endsWith(".safetensors"))
+    throw new ConfigError("recurrent.neurons_file: needed with recurrent.connectome_file (the cell type of every neuron, CSV neuron,cell_type[,assembly])");
+  if (!recConnectomeFile && (neuronsFile || inputsFile))
+    throw new ConfigError(`${neuronsFile ? "recurrent.neurons_file" : "feedforward.inputs_file"}: only used with recurrent.connectome_file and feedforward.connectome_file`);
 
   const tR = root.table("targets");
   const targets = {
@@ -602,6 +624,9 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
       weights: recWeights,
       physiology,
       synapses: recSynapses,
+      connectome_file: recConnectomeFile,
+      neurons_file: neuronsFile,
+      duplicate_edges: duplicateEdges,
     },
     feedforward: {
       names: ffNames,
@@ -611,12 +636,15 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
       topology: ffTopology,
       weights: ffWeights,
       synapses: ffSynapses,
+      connectome_file: ffConnectomeFile,
+      inputs_file: inputsFile,
     },
     distributed,
     plotting,
     wandb,
   };
-  checkStability(config);
+  // The estimate comes from [recurrent.topology] and the weight means, which a network read from files does not use.
+  if (!recConnectomeFile) checkStability(config);
   return config;
 }
 

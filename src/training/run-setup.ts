@@ -8,7 +8,8 @@ import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { Config, ConfigError, parametersTables, withEpochs } from "../model/config.js";
 import { formatValue, Override, overridesRecord, parseSettings } from "../model/overrides.js";
-import { Connectome, generateConnectome } from "../model/connectome.js";
+import { Connectome } from "../model/connectome.js";
+import { loadConnectome } from "../io/connectome-file.js";
 import { hasSpikeTrainTeacher, NetworkSpec } from "../model/network.js";
 import { CheckpointIdentity, initialTrainingState, resumeCheckpoint, TrainingState } from "../io/checkpoint.js";
 import { factorNames } from "../model/scaling-factors.js";
@@ -168,7 +169,7 @@ export function setUpRun(r: RunRequest, log: (line: string) => void): RunSetup {
   const { config, text, effectiveConfig, overrides } = runParameters(r, resuming ? recordedOverrides(outputDir) : null, log);
   const A = config.simulation.accumulation_interval;
   const totalEpochs = effectiveConfig.simulation.epochs;
-  const connectome = generateConnectome(config);
+  const connectome = loadConnectome(config);
   const spec = loadNetworkSpec(config, connectome);
   checkResources(config, spec);
   const identity = checkpointIdentity(config, spec);

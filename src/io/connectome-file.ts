@@ -1,0 +1,371 @@
+/**
+ * Connectomes read from files ([recurrent] connectome_file / neurons_file, [feedforward] connectome_file /
+ * inputs_file) and written by `snn-sim --export-connectome DIR`.
+ *
+ * Edge lists are CSV `pre,post,weight` (the header line optional), one synapse a line; neurons are CSV
+ * `neuron,cell_type[,assembly]` (header required, cell types by name from recurrent.names, one row per neuron), inputs
+ * `input,input_type` (by name from feedforward.names). Or one safetensors file for both keys (connectome.safetensors
+ * of the export: I32 rec_pre, rec_post, ff_pre, ff_post, cell_type, input_type, assembly_id; F32 rec_weight, ff_weight),
+ * checked the same way, its edges named by index. Edges are sorted into CSR order (pre, post); the file's weights
+ * are the initial weights. Weights are written as the shortest decimal that reads back as the same float32, so an
+ * exported network loads bit-identically (same structure hash, same weights). The structure hash is computed from
+ * the content, so a moved file keeps it and an edited one changes it. Every problem is a ConfigError naming the key,
+ * the file, the line and what is wrong.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { extname, join } from "node:path";
+import { readSafetensorsFile, writeSafetensorsFile } from "../platform/atomic-file.js";
+import { SafetensorsError, Tensor } from "../platform/safetensors.js";
+import { Config, ConfigError, typeCounts } from "../model/config.js";
+import { Connectome, EdgeList, generateConnectome, makeEdgeList, structureHash } from "../model/connectome.js";
+
+type Fail = (problem: string) => never;
+
+export const CONNECTOME_FORMAT = "snn-train connectome";
+
+function failer(key: string, path: string): Fail {
+  return (problem) => {
+    throw new ConfigError(`${key} "${path}": ${problem}`);
+  };
+}
+
+function readText(path: string, fail: Fail): string {
+  if (!existsSync(path)) fail("file not found");
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    return fail(`cannot read (${(e as Error).message})`);
+  }
+}
+
+/** The network of `config`: read from its connectome files when they are set, generated otherwise. */
+export function loadConnectome(config: Config): Connectome {
+  return config.recurrent.connectome_file ? readConnectomeFiles(config) : generateConnectome(config);
+}
+
+/** The files a connectome was read from, for messages ("" when generated). */
+export function connectomeFilesNote(config: Config): string {
+  const r = config.recurrent;
+  if (!r.connectome_file) return "";
+  const files = [r.connectome_file, r.neurons_file, config.feedforward.connectome_file, config.feedforward.inputs_file].filter(Boolean);
+  return ` (the connectome is read from ${files.map((f) => `"${f}"`).join(", ")}: has one of them changed?)`;
+}
+
+export function readConnectomeFiles(config: Config): Connectome {
+  const N = config.recurrent.num_neurons;
+  const M = config.feedforward.num_neurons;
+  const A = config.recurrent.num_assemblies;
+  const size = Math.floor(N / A);
+  const recFile = config.recurrent.connectome_file!;
+  const ffFile = config.feedforward.connectome_file!;
+  const policy = config.recurrent.duplicate_edges;
+  const exact = config.recurrent.topology.generator === "exact";
+  if (isSafetensors(recFile) || isSafetensors(ffFile)) return readSafetensorsConnectome(config, N, M, A, size, policy, exact);
+  const { cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file!, N, config.recurrent.names, "neuron", "cell_type", size);
+  let inputType: Int32Array;
+  if (config.feedforward.inputs_file) inputType = readTypes("feedforward.inputs_file", config.feedforward.inputs_file, M, config.feedforward.names, "input", "input_type", 0).cellType;
+  else inputType = blockTypes(M, config.feedforward.proportion);
+  const rec = readEdges("recurrent.connectome_file", recFile, N, N, true, policy);
+  const ff = readEdges("feedforward.connectome_file", ffFile, M, N, false, policy);
+  const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: rec.edges, ff: ff.edges };
+  return { ...structure, assemblyId, recWeight: rec.weight, ffWeight: ff.weight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+}
+
+/** `neuron,cell_type[,assembly]` (or `input,input_type`): one row per id 0..n−1, types by name. */
+function readTypes(key: string, path: string, n: number, names: string[], idCol: string, typeCol: string, assemblySize: number): { cellType: Int32Array; assemblyId: Int32Array } {
+  const fail = failer(key, path);
+  const lines = readText(path, fail).split(/\r?\n/);
+  while (lines.length > 0 && lines[lines.length - 1].trim() === "") lines.pop();
+  if (lines.length === 0) fail(`empty file (expected a header \`${idCol},${typeCol}${assemblySize ? "[,assembly]" : ""}\` and one row per id)`);
+  const header = lines[0].split(",").map((h) => h.trim().toLowerCase());
+  const expected = assemblySize ? [[idCol, typeCol], [idCol, typeCol, "assembly"]] : [[idCol, typeCol]];
+  if (!expected.some((e) => e.join(",") === header.join(",")))
+    fail(`line 1: bad header "${lines[0]}" (expected ${expected.map((e) => e.join(",")).join(" or ")})`);
+  const rows = lines.length - 1;
+  if (rows !== n) fail(`${rows} rows, but the parameters say ${n} (${key.startsWith("recurrent") ? "recurrent" : "feedforward"}.num_neurons; one row per id 0..${n - 1})`);
+  const cellType = new Int32Array(n).fill(-1);
+  const assemblyId = Int32Array.from({ length: n }, (_, j) => (assemblySize ? Math.floor(j / assemblySize) : 0));
+  for (let r = 1; r < lines.length; r++) {
+    const cells = lines[r].split(",").map((c) => c.trim());
+    if (cells.length !== header.length) fail(`line ${r + 1}: ${cells.length} values, expected ${header.length} (${header.join(",")})`);
+    const j = Number(cells[0]);
+    if (cells[0] === "" || !Number.isInteger(j) || j < 0 || j >= n) fail(`line ${r + 1}: ${idCol} "${cells[0]}" is not an id in 0..${n - 1}`);
+    if (cellType[j] >= 0) fail(`line ${r + 1}: ${idCol} ${j} appears twice`);
+    const t = names.indexOf(cells[1]);
+    if (t < 0) fail(`line ${r + 1}: ${typeCol} "${cells[1]}" is not a cell type of the parameters (${names.join(", ")})`);
+    cellType[j] = t;
+    if (cells.length === 3) {
+      const a = Number(cells[2]);
+      if (!Number.isInteger(a) || a < 0) fail(`line ${r + 1}: assembly "${cells[2]}" is not a non-negative integer`);
+      assemblyId[j] = a;
+    }
+  }
+  return { cellType, assemblyId };
+}
+
+/** A CSV edge list `pre,post,weight`, validated and sorted by (pre, post). */
+export function readEdges(
+  key: string,
+  path: string,
+  numPre: number,
+  numPost: number,
+  recurrent: boolean,
+  duplicates: "error" | "sum" | "keep-first",
+): { edges: EdgeList; weight: Float32Array } {
+  const fail = failer(key, path);
+  const text = readText(path, fail);
+  let cap = 1024;
+  let pre = new Int32Array(cap);
+  let post = new Int32Array(cap);
+  let weight = new Float64Array(cap);
+  let lineOf = new Int32Array(cap);
+  let m = 0;
+  let pos = 0;
+  let line = 0;
+  const L = text.length;
+  const preName = recurrent ? "neuron" : "input";
+  while (pos < L) {
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = L;
+    line++;
+    let s = text.slice(pos, end);
+    pos = end + 1;
+    if (s.endsWith("\r")) s = s.slice(0, -1);
+    if (s.trim() === "") continue;
+    const c1 = s.indexOf(",");
+    const c2 = c1 < 0 ? -1 : s.indexOf(",", c1 + 1);
+    if (c1 < 0 || c2 < 0 || s.indexOf(",", c2 + 1) >= 0) {
+      if (m === 0 && line === 1) fail(`line 1: bad header "${s}" (expected pre,post,weight, or a first edge)`);
+      fail(`line ${line}: expected 3 values pre,post,weight, got "${s}"`);
+    }
+    const a = s.slice(0, c1).trim();
+    const b = s.slice(c1 + 1, c2).trim();
+    const wText = s.slice(c2 + 1).trim();
+    if (line === 1 && !/^[-+0-9]/.test(a)) {
+      if (`${a},${b},${wText}`.toLowerCase() !== "pre,post,weight") fail(`line 1: bad header "${s}" (expected pre,post,weight)`);
+      continue;
+    }
+    const i = Number(a);
+    const j = Number(b);
+    const w = Number(wText);
+    if (a === "" || !Number.isInteger(i) || i < 0 || i >= numPre) fail(`line ${line}: pre "${a}" is out of range (${preName} ids 0..${numPre - 1})`);
+    if (b === "" || !Number.isInteger(j) || j < 0 || j >= numPost) fail(`line ${line}: post "${b}" is out of range (neuron ids 0..${numPost - 1})`);
+    if (recurrent && i === j) fail(`line ${line}: self-loop ${i} → ${j} (recurrent synapses from a neuron to itself are not allowed)`);
+    if (wText === "" || !Number.isFinite(w)) fail(`line ${line}: weight "${wText}" is not a finite number`);
+    if (w < 0) fail(`line ${line}: weight ${wText} is negative (weights are ≥ 0; the cell type gives the sign)`);
+    if (m === cap) {
+      cap *= 2;
+      const grow = <T extends Int32Array | Float64Array>(x: T, y: T): T => {
+        y.set(x);
+        return y;
+      };
+      pre = grow(pre, new Int32Array(cap));
+      post = grow(post, new Int32Array(cap));
+      weight = grow(weight, new Float64Array(cap));
+      lineOf = grow(lineOf, new Int32Array(cap));
+    }
+    pre[m] = i;
+    post[m] = j;
+    weight[m] = w;
+    lineOf[m] = line;
+    m++;
+  }
+  if (m === 0) fail("empty file (no edges; expected lines pre,post,weight)");
+  return sortEdges(pre, post, weight, m, numPre, numPost, duplicates, (e) => `line ${lineOf[e]}`, fail);
+}
+
+/** Edges in any order → CSR order (pre, post); duplicates by `duplicates`; `where(e)` names edge e for messages. */
+function sortEdges(
+  pre: Int32Array,
+  post: Int32Array,
+  weight: Float64Array,
+  m: number,
+  numPre: number,
+  numPost: number,
+  duplicates: "error" | "sum" | "keep-first",
+  where: (e: number) => string,
+  fail: Fail,
+): { edges: EdgeList; weight: Float32Array } {
+  // Bucket by pre (stable: file order within a row), then sort each row by (post, file order).
+  const rowPtr = new Int32Array(numPre + 1);
+  for (let e = 0; e < m; e++) rowPtr[pre[e] + 1]++;
+  for (let r = 0; r < numPre; r++) rowPtr[r + 1] += rowPtr[r];
+  const fill = rowPtr.slice(0, numPre);
+  const order = new Int32Array(m);
+  for (let e = 0; e < m; e++) order[fill[pre[e]]++] = e;
+  let keys = new Float64Array(0);
+  for (let r = 0; r < numPre; r++) {
+    const lo = rowPtr[r];
+    const n = rowPtr[r + 1] - lo;
+    if (n < 2) continue;
+    if (keys.length < n) keys = new Float64Array(Math.max(n, 2 * keys.length));
+    const k = keys.subarray(0, n);
+    for (let x = 0; x < n; x++) {
+      const e = order[lo + x];
+      k[x] = post[e] * m + e;
+    }
+    k.sort();
+    for (let x = 0; x < n; x++) order[lo + x] = k[x] % m;
+  }
+  const outPre = new Int32Array(m);
+  const outPost = new Int32Array(m);
+  const outW = new Float32Array(m);
+  let u = 0;
+  let acc = 0;
+  for (let x = 0; x < m; x++) {
+    const e = order[x];
+    if (u > 0 && outPre[u - 1] === pre[e] && outPost[u - 1] === post[e]) {
+      if (duplicates === "error")
+        fail(
+          `${where(e)}: duplicate edge ${pre[e]} → ${post[e]} (first at ${where(order[x - 1])}); set recurrent.duplicate_edges = "sum" or "keep-first" to accept duplicates`,
+        );
+      if (duplicates === "sum") {
+        acc += weight[e];
+        outW[u - 1] = Math.fround(acc);
+      }
+      continue;
+    }
+    outPre[u] = pre[e];
+    outPost[u] = post[e];
+    acc = weight[e];
+    outW[u] = Math.fround(acc);
+    u++;
+  }
+  const finalPre = u === m ? outPre : outPre.slice(0, u);
+  const finalPost = u === m ? outPost : outPost.slice(0, u);
+  return { edges: makeEdgeList(numPre, numPost, finalPre, finalPost), weight: u === m ? outW : outW.slice(0, u) };
+}
+
+const isSafetensors = (path: string) => extname(path).toLowerCase() === ".safetensors";
+
+function readContainer(key: string, path: string): Record<string, Tensor> {
+  const fail = failer(key, path);
+  if (!existsSync(path)) fail("file not found");
+  try {
+    return readSafetensorsFile(path).tensors;
+  } catch (e) {
+    return fail(e instanceof SafetensorsError ? e.message.slice(e.source.length + 2) : `cannot read (${(e as Error).message})`);
+  }
+}
+
+function tensorOf(tensors: Record<string, Tensor>, name: string, dtype: "I32" | "F32", length: number | null, fail: Fail): Int32Array | Float32Array {
+  const t = tensors[name];
+  if (!t) fail(`tensor "${name}" is missing`);
+  if (t.dtype !== dtype) fail(`tensor "${name}" has dtype ${t.dtype}, expected ${dtype}`);
+  if (t.shape.length !== 1 || (length !== null && t.shape[0] !== length))
+    fail(`tensor "${name}" has shape [${t.shape.join(", ")}], expected [${length ?? "E"}]${length !== null && name !== "input_type" ? " (recurrent.num_neurons)" : ""}`);
+  return t.data as Int32Array | Float32Array;
+}
+
+/** One safetensors file (snn-sim --export-connectome's connectome.safetensors) for both keys, or one per key. */
+function readSafetensorsConnectome(config: Config, N: number, M: number, A: number, size: number, policy: "error" | "sum" | "keep-first", exact: boolean): Connectome {
+  const recKey = "recurrent.connectome_file";
+  const ffKey = "feedforward.connectome_file";
+  const recFile = config.recurrent.connectome_file!;
+  const ffFile = config.feedforward.connectome_file!;
+  if (!isSafetensors(recFile) || !isSafetensors(ffFile))
+    throw new ConfigError(`${isSafetensors(recFile) ? ffKey : recKey}: a safetensors connectome holds both edge lists; point recurrent.connectome_file and feedforward.connectome_file at .safetensors files`);
+  const recT = readContainer(recKey, recFile);
+  const ffT = ffFile === recFile ? recT : readContainer(ffKey, ffFile);
+  const recFail = failer(recKey, recFile);
+  const ffFail = failer(ffKey, ffFile);
+  let cellType: Int32Array;
+  let assemblyId: Int32Array;
+  if (config.recurrent.neurons_file) ({ cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file, N, config.recurrent.names, "neuron", "cell_type", size));
+  else {
+    cellType = Int32Array.from(tensorOf(recT, "cell_type", "I32", N, recFail));
+    const K = config.recurrent.names.length;
+    cellType.forEach((t, j) => {
+      if (t < 0 || t >= K) recFail(`cell_type[${j}] = ${t} is not a cell type of the parameters (0..${K - 1}: ${config.recurrent.names.join(", ")})`);
+    });
+    assemblyId = recT.assembly_id ? Int32Array.from(tensorOf(recT, "assembly_id", "I32", N, recFail)) : Int32Array.from({ length: N }, (_, j) => Math.floor(j / size));
+  }
+  let inputType: Int32Array;
+  if (config.feedforward.inputs_file) inputType = readTypes("feedforward.inputs_file", config.feedforward.inputs_file, M, config.feedforward.names, "input", "input_type", 0).cellType;
+  else if (ffT.input_type) {
+    inputType = Int32Array.from(tensorOf(ffT, "input_type", "I32", M, ffFail));
+    const K = config.feedforward.names.length;
+    inputType.forEach((t, i) => {
+      if (t < 0 || t >= K) ffFail(`input_type[${i}] = ${t} is not an input type of the parameters (0..${K - 1}: ${config.feedforward.names.join(", ")})`);
+    });
+  } else inputType = blockTypes(M, config.feedforward.proportion);
+  const edges = (t: Record<string, Tensor>, prefix: string, numPre: number, recurrent: boolean, fail: Fail) => {
+    const pre = tensorOf(t, `${prefix}_pre`, "I32", null, fail) as Int32Array;
+    const m = pre.length;
+    const post = tensorOf(t, `${prefix}_post`, "I32", m, fail) as Int32Array;
+    const w = tensorOf(t, `${prefix}_weight`, "F32", m, fail);
+    if (m === 0) fail(`empty file (tensor "${prefix}_pre" has no edges)`);
+    for (let e = 0; e < m; e++) {
+      if (pre[e] < 0 || pre[e] >= numPre) fail(`edge ${e}: ${prefix}_pre ${pre[e]} is out of range (${recurrent ? "neuron" : "input"} ids 0..${numPre - 1})`);
+      if (post[e] < 0 || post[e] >= N) fail(`edge ${e}: ${prefix}_post ${post[e]} is out of range (neuron ids 0..${N - 1})`);
+      if (recurrent && pre[e] === post[e]) fail(`edge ${e}: self-loop ${pre[e]} → ${post[e]} (recurrent synapses from a neuron to itself are not allowed)`);
+      if (!Number.isFinite(w[e])) fail(`edge ${e}: ${prefix}_weight ${w[e]} is not a finite number`);
+      if (w[e] < 0) fail(`edge ${e}: ${prefix}_weight ${w[e]} is negative (weights are ≥ 0; the cell type gives the sign)`);
+    }
+    return sortEdges(pre, post, Float64Array.from(w), m, numPre, N, policy, (e) => `edge ${e}`, fail);
+  };
+  const rec = edges(recT, "rec", N, true, recFail);
+  const ff = edges(ffT, "ff", M, false, ffFail);
+  const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: rec.edges, ff: ff.edges };
+  return { ...structure, assemblyId, recWeight: rec.weight, ffWeight: ff.weight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+}
+
+/** Inputs typed in contiguous blocks, round(M·p) of each type in the order of the names. */
+function blockTypes(M: number, proportion: number[]): Int32Array {
+  const types = new Int32Array(M);
+  let k = 0;
+  typeCounts(M, proportion).forEach((c, t) => {
+    types.fill(t, k, k + c);
+    k += c;
+  });
+  return types;
+}
+
+/** The shortest decimal that reads back as the float32 `x`. */
+export function float32Text(x: number): string {
+  for (let p = 1; p < 10; p++) {
+    const t = x.toPrecision(p);
+    if (Math.fround(Number(t)) === x) return String(Number(t));
+  }
+  return String(x);
+}
+
+/** recurrent.csv, feedforward.csv, neurons.csv, inputs.csv and connectome.safetensors (all in one) in `dir`: the keys pointed at them load this network. */
+export function writeConnectomeFiles(dir: string, c: Connectome, config: Config): string[] {
+  mkdirSync(dir, { recursive: true });
+  const edges = (list: EdgeList, w: Float32Array): string => {
+    const parts = ["pre,post,weight\n"];
+    for (let e = 0; e < w.length; e++) parts.push(`${list.pre[e]},${list.post[e]},${float32Text(w[e])}\n`);
+    return parts.join("");
+  };
+  const neurons = ["neuron,cell_type,assembly\n"];
+  for (let j = 0; j < c.numNeurons; j++) neurons.push(`${j},${config.recurrent.names[c.cellType[j]]},${c.assemblyId[j]}\n`);
+  const inputs = ["input,input_type\n"];
+  for (let i = 0; i < c.numInputs; i++) inputs.push(`${i},${config.feedforward.names[c.inputType[i]]}\n`);
+  const files: [string, string][] = [
+    ["recurrent.csv", edges(c.rec, c.recWeight)],
+    ["feedforward.csv", edges(c.ff, c.ffWeight)],
+    ["neurons.csv", neurons.join("")],
+    ["inputs.csv", inputs.join("")],
+  ];
+  for (const [name, text] of files) writeFileSync(join(dir, name), text);
+  const i32 = (a: Int32Array): Tensor => ({ dtype: "I32", shape: [a.length], data: a });
+  const f32 = (a: Float32Array): Tensor => ({ dtype: "F32", shape: [a.length], data: a });
+  const container = join(dir, "connectome.safetensors");
+  writeSafetensorsFile(
+    container,
+    {
+      rec_pre: i32(c.rec.pre),
+      rec_post: i32(c.rec.post),
+      rec_weight: f32(c.recWeight),
+      ff_pre: i32(c.ff.pre),
+      ff_post: i32(c.ff.post),
+      ff_weight: f32(c.ffWeight),
+      cell_type: i32(c.cellType),
+      input_type: i32(c.inputType),
+      assembly_id: i32(c.assemblyId),
+    },
+    { format: CONNECTOME_FORMAT, network_hash: c.hash, cell_types: config.recurrent.names.join(","), input_types: config.feedforward.names.join(",") },
+  );
+  return [...files.map(([name]) => join(dir, name)), container];
+}
