@@ -284,6 +284,9 @@ export class WorkerPool {
       this.opts.events.log(`worker ${w.hello.workerId} computed ${w.computed} epochs`);
       this.send(w.routingId, { type: "shutdown", reason });
     }
+    // Peers still joining (a dropped worker announcing itself again, say) are told too, instead of waiting out their
+    // --timeout for a coordinator that is gone.
+    for (const j of this.joining.values()) this.send(j.routingId, { type: "shutdown", reason });
     await Promise.race([this.sendChain, new Promise((r) => setTimeout(r, 1000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
