@@ -12,20 +12,12 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { MetricsCsv } from "../src/io/run-dir.js";
 import { WorkerProcess } from "../src/distributed/worker.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
-import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, expectSameResult, finalWeights, freePort, metricRows, runResult, type RunResult, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
-let reference: { weights: ReturnType<typeof finalWeights>; rows: string[] };
+let reference: RunResult;
 
-function expectSameRun(dir: string): void {
-  const w = finalWeights(dir);
-  expect(w.rec.equals(reference.weights.rec)).toBe(true);
-  expect(w.ff.equals(reference.weights.ff)).toBe(true);
-  expect(w.m.equals(reference.weights.m)).toBe(true);
-  expect(w.v.equals(reference.weights.v)).toBe(true);
-  expect(w.streams.equals(reference.weights.streams)).toBe(true);
-  expect(metricRows(dir)).toEqual(reference.rows);
-}
+const expectSameRun = (dir: string) => expectSameResult(dir, reference);
 
 beforeAll(async () => {
   ensureBuilt();
@@ -34,7 +26,7 @@ beforeAll(async () => {
   const dir = join(tempDir(), "ref");
   const r = await coord([params, "--workers", "1", "--output", dir]);
   expect(r.code, r.output).toBe(0);
-  reference = { weights: finalWeights(dir), rows: metricRows(dir) };
+  reference = runResult(dir);
   // The run must have trained: 20 updates, weights moved away from the connectome's.
   expect(reference.rows.length).toBe(1 + 20);
 });

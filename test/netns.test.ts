@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeys } from "../src/distributed/curve-auth.js";
-import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, tempDir, waitFor, WORKER, type Proc } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, expectSameResult, freePort, metricRows, runResult, type RunResult, smallParams, tempDir, waitFor, WORKER, type Proc } from "./helpers/runs.js";
 import { canUseNetns, makeHosts, netnsUnavailable, startIn, type Hosts } from "./helpers/netns.js";
 
 const reason = netnsUnavailable();
@@ -22,17 +22,6 @@ const LONG_EPOCHS = 600;
 const PART_EPOCHS = 1200;
 const rates: Array<[string, string]> = [];
 
-type Ref = { weights: ReturnType<typeof finalWeights>; rows: string[] };
-
-function expectSame(dir: string, ref: Ref): void {
-  const w = finalWeights(dir);
-  expect(w.rec.equals(ref.weights.rec)).toBe(true);
-  expect(w.ff.equals(ref.weights.ff)).toBe(true);
-  expect(w.m.equals(ref.weights.m)).toBe(true);
-  expect(w.v.equals(ref.weights.v)).toBe(true);
-  expect(w.streams.equals(ref.weights.streams)).toBe(true);
-  expect(metricRows(dir)).toEqual(ref.rows);
-}
 
 /** Time from "Starting training" to exit, for updates/s. */
 function timed(p: Proc): () => number {
@@ -58,10 +47,10 @@ function record(label: string, dir: string, seconds: number): void {
 describe.skipIf(!canUseNetns())("workers and coordinator on separate network-namespace hosts", { retry: 2 }, () => {
   let hosts: Hosts;
   let params: string;
-  let ref: Ref;
-  let longRef: Ref;
+  let ref: RunResult;
+  let longRef: RunResult;
   let partParams: string;
-  let partRef: Ref;
+  let partRef: RunResult;
   const C = 1; // the coordinator's host; workers on 2, 3, 4
 
   beforeAll(async () => {
@@ -71,17 +60,17 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     const dir = join(tempDir(), "ref");
     const r = await coord([params, "--workers", "1", "--output", dir]);
     expect(r.code, r.output).toBe(0);
-    ref = { weights: finalWeights(dir), rows: metricRows(dir) };
+    ref = runResult(dir);
     expect(ref.rows.length).toBe(1 + EPOCHS / 3);
     const long = join(tempDir(), "ref-long");
     const r2 = await coord([params, "--workers", "2", "--output", long, "--epochs", String(LONG_EPOCHS)]);
     expect(r2.code, r2.output).toBe(0);
-    longRef = { weights: finalWeights(long), rows: metricRows(long) };
+    longRef = runResult(long);
     partParams = smallParams(tempDir(), { epochs: PART_EPOCHS, accumulation: 3, workerTimeout: 2 });
     const part = join(tempDir(), "ref-part");
     const r3 = await coord([partParams, "--workers", "2", "--output", part]);
     expect(r3.code, r3.output).toBe(0);
-    partRef = { weights: finalWeights(part), rows: metricRows(part) };
+    partRef = runResult(part);
   });
 
   afterAll(() => {
@@ -108,7 +97,7 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     expect(code, all()).toBe(0);
     expect(codes, all()).toEqual([0, 0, 0]);
     expect(c.output().match(/joined/g)?.length).toBe(3);
-    expectSame(dir, ref);
+    expectSameResult(dir, ref);
     record(label, dir, seconds());
     return c.output();
   }
@@ -178,7 +167,7 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     const dropped = c.output().match(/worker (\S+) dropped \(timeout/)![1];
     expect(c.output().slice(droppedAt)).toMatch(new RegExp(`worker ${dropped} joined`));
     expect(c.output().match(/joined/g)!.length).toBeGreaterThanOrEqual(4);
-    expectSame(dir, partRef);
+    expectSameResult(dir, partRef);
     record("partition of 1 host", dir, seconds());
   });
 
@@ -198,7 +187,7 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     expect(c2.output()).toMatch(/Starting training from epoch [1-9]/);
     expect(c2.output().match(/joined/g)?.length).toBe(3);
     expect(await Promise.all(ws.map((w) => w.exit))).toEqual([0, 0, 0]);
-    expectSame(dir, longRef);
+    expectSameResult(dir, longRef);
     record("coordinator restart (whole run incl. restart)", dir, total);
   });
 
@@ -219,7 +208,7 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     expect(code, c.output() + ws.map((w) => w.output()).join("\n")).toBe(0);
     const codes = await Promise.all(ws.map((w) => w.exit));
     expect(codes, ws.map((w) => w.output()).join("\n---\n")).toEqual([0, 0, 0]);
-    expectSame(dir, ref);
+    expectSameResult(dir, ref);
     record("3 hosts, CURVE", dir, seconds());
   });
 });

@@ -3,9 +3,9 @@
  * `snn-<id>-h<i>` joined to it by a veth pair, with address 10.77.<x>.<i>/24 and lo up. Real TCP between them.
  * Needs root and iproute2; `canUseNetns()` says whether they are here, `netnsUnavailable` why not.
  */
-import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { ROOT, type Proc } from "./runs.js";
+import { ROOT, track, type Proc } from "./runs.js";
 
 function ip(args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -125,16 +125,5 @@ export function makeHosts(n: number): Hosts {
 
 /** Like runs.ts start(), but the process runs inside namespace `ns`. */
 export function startIn(ns: string, script: string, args: string[]): Proc {
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, process.execPath, script, ...args], { cwd: ROOT, env: process.env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let endedBy: NodeJS.Signals | null = null;
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const exit = new Promise<number>((r) =>
-    child.on("exit", (code, signal) => {
-      endedBy = signal;
-      r(code ?? (signal ? 128 : -1));
-    }),
-  );
-  return { child, output: () => out, exit, signal: () => endedBy };
+  return track(spawn("ip", ["netns", "exec", ns, process.execPath, script, ...args], { cwd: ROOT, env: process.env, stdio: ["ignore", "pipe", "pipe"] }));
 }

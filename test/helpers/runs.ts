@@ -3,6 +3,7 @@ import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { expect } from "vitest";
 import { readCheckpoint } from "../../src/io/checkpoint.js";
 
 export const ROOT = resolve(__dirname, "../..");
@@ -77,7 +78,11 @@ export interface Proc {
 
 /** `detached`: in a process group of its own, as a shell starts a foreground job (for signals to the group). */
 export function start(script: string, args: string[], env: NodeJS.ProcessEnv = {}, o: { detached?: boolean } = {}): Proc {
-  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: o.detached ?? false });
+  return track(spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: o.detached ?? false }));
+}
+
+/** A spawned process (stdout and stderr piped) as a Proc: its collected output, exit code and ending signal. */
+export function track(child: ChildProcess): Proc {
   let out = "";
   let endedBy: NodeJS.Signals | null = null;
   child.stdout!.on("data", (d) => (out += d));
@@ -97,6 +102,23 @@ export async function coord(args: string[], timeoutMs = 90_000): Promise<{ code:
   const code = await p.exit;
   clearTimeout(timer);
   return { code, output: p.output() };
+}
+
+/** A finished run's learned state (weights, Adam moments, streams) and metrics rows, to compare other runs with. */
+export interface RunResult {
+  weights: ReturnType<typeof finalWeights>;
+  rows: string[];
+}
+
+export function runResult(outputDir: string): RunResult {
+  return { weights: finalWeights(outputDir), rows: metricRows(outputDir) };
+}
+
+/** The run in `outputDir` ended bit for bit as `ref`: weights, Adam moments, stream states and every metrics row. */
+export function expectSameResult(outputDir: string, ref: RunResult): void {
+  const w = finalWeights(outputDir);
+  for (const key of ["rec", "ff", "m", "v", "streams"] as const) expect(w[key].equals(ref.weights[key]), key).toBe(true);
+  expect(metricRows(outputDir)).toEqual(ref.rows);
 }
 
 /** `context` (a process's output, say) is added to the error when the wait times out. */
