@@ -55,6 +55,31 @@ describe("at the model's surrogate steepness (λ = 100)", () => {
     expect(sparse64.losses.membrane_variance).toBeGreaterThan(0.01);
   });
 
+  it("records every trial's spike counts with the figure activity: per neuron, and per step and population", () => {
+    const a = sparse64.activity!;
+    const N = net.spec.constants.numNeurons;
+    const B = net.spec.batchSize;
+    const T = a.steps;
+    const P = net.spec.constants.numSources;
+    expect(a.trialSpikeCounts.length).toBe(B * N);
+    const seconds = (B * T * net.spec.constants.dt) / 1000;
+    for (let j = 0; j < N; j++) {
+      let n = 0;
+      for (let b = 0; b < B; b++) n += a.trialSpikeCounts[b * N + j];
+      expect(n).toBe(Math.round(sparse64.rates[j] * seconds));
+    }
+    // The plot trial's counts are its raster's; the recurrent populations' per-step sums add up to all trials' counts.
+    const b0 = net.spec.plotTrial;
+    for (let j = 0; j < N; j++) expect(a.trialSpikeCounts[b0 * N + j]).toBe(a.spikePtr[j + 1] - a.spikePtr[j]);
+    const K = net.spec.constants.numRecTypes;
+    let recurrent = 0;
+    for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) recurrent += a.populationSpikes[t * P + k];
+    expect(recurrent).toBe(a.trialSpikeCounts.reduce((x, y) => x + y, 0));
+    let inputs = 0;
+    for (let t = 0; t < T; t++) for (let k = K; k < P; k++) inputs += a.populationSpikes[t * P + k];
+    expect(inputs).toBeGreaterThan(0);
+  });
+
   it("gives identical spike trains, voltages within 1e-4 mV, the same losses and final state", () => {
     expect(viaTfjs.epoch).toBe(0);
     expectSameEpoch(viaTfjs, sparse64);

@@ -226,6 +226,8 @@ export function extractTrialActivity(
   spec: NetworkSpec,
   epoch: number,
   a: ActivityLayout,
+  /** Every trial's spike counts, b·N + j (TrialSummaries.count, copied). */
+  trialCounts: Int32Array,
   inputs: { data: Uint8Array; numInputs: number },
   preStepV: VoltageAt,
   conductance: ConductanceAt,
@@ -236,18 +238,13 @@ export function extractTrialActivity(
   const S = c.numSlots;
   const spikeAt = (t: number, j: number) => a.spikes[b * a.sb + t * a.st + j * a.sj] !== 0;
 
-  // All trials' counts per neuron and per (step, population) (figure epochs only: B·T·(N + inputs) reads).
+  // Spikes per (step, population) over all trials (figure epochs only: B·T·(N + inputs) reads).
   const B = a.trials;
   const P = c.numSources;
-  const trialSpikeCounts = new Int32Array(B * N);
+  const trialSpikeCounts = trialCounts.slice();
   const populationSpikes = new Int32Array(T * P);
   for (let tr = 0; tr < B; tr++)
-    for (let t = 0; t < T; t++)
-      for (let j = 0; j < N; j++)
-        if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) {
-          trialSpikeCounts[tr * N + j]++;
-          populationSpikes[t * P + c.cellType[j]]++;
-        }
+    for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) populationSpikes[t * P + c.cellType[j]]++;
   for (let tr = 0; tr < B; tr++)
     for (let t = 0; t < T; t++) {
       const row = (tr * T + t) * inputs.numInputs;

@@ -55,6 +55,8 @@ export function expectSameEpoch(a: EpochResult, b: EpochResult): void {
     expect(Array.from(a.activity.spikePtr)).toEqual(Array.from(b.activity.spikePtr));
     expect(Array.from(a.activity.spikeSteps)).toEqual(Array.from(b.activity.spikeSteps));
     expect(Array.from(a.activity.inputSpikeSteps)).toEqual(Array.from(b.activity.inputSpikeSteps));
+    expect(Array.from(a.activity.trialSpikeCounts)).toEqual(Array.from(b.activity.trialSpikeCounts));
+    expect(Array.from(a.activity.populationSpikes)).toEqual(Array.from(b.activity.populationSpikes));
     expect(a.activity.sampleNeuron).toBe(b.activity.sampleNeuron);
     expect(Array.from(a.activity.traceNeurons)).toEqual(Array.from(b.activity.traceNeurons));
     expect(maxAbsDiff(a.activity.sampleVoltage, b.activity.sampleVoltage)).toBeLessThan(1e-4);

@@ -291,7 +291,8 @@ export class SparseCpuEngine implements Engine {
     this.simulate(task.initialState, task.recWeight, task.ffWeight, task.recordActivity, task.computeGradient);
 
     const layout = this.activityLayout();
-    const summary = summarizeEpoch(spec, layout, this.summarizeTrials(layout), task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
+    const trials = this.summarizeTrials(layout);
+    const summary = summarizeEpoch(spec, layout, trials, task.computeGradient, this.teacherSpikes, this.spikeStepGrad);
     let recGrad: Float32Array | null = null;
     let ffGrad: Float32Array | null = null;
     if (task.computeGradient) {
@@ -305,6 +306,7 @@ export class SparseCpuEngine implements Engine {
           spec,
           task.epoch,
           layout,
+          trials.count,
           this.inputs,
           (b, t, j) => this.buf.vHist[t * P + j * B + b],
           // Figures read the plot trial only.

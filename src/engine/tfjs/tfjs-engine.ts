@@ -246,13 +246,15 @@ export class TfjsEngine implements Engine {
 
     const NB = N * B;
     const layout: ActivityLayout = { trials: B, steps: T, neurons: N, sb: N, st: NB, sj: 1, spikes, voltages: volts, voltageOffset: 0 };
-    const summary = summarizeEpoch(spec, layout, trialSummaries(layout), false, teacherSpikes);
+    const trials = trialSummaries(layout);
+    const summary = summarizeEpoch(spec, layout, trials, false, teacherSpikes);
     const activity =
       task.recordActivity && conductances
         ? extractTrialActivity(
             spec,
             task.epoch,
             layout,
+            trials.count,
             this.inputs,
             (b, t, j) => (t === 0 ? initial.v[b * N + j] : volts[(t - 1) * NB + b * N + j]),
             (b, t, j, l) => conductances[((t * B + b) * N + j) * S + l],
