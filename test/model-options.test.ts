@@ -12,11 +12,9 @@ import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { TfjsEngine } from "../src/engine/tfjs/tfjs-engine.js";
 import { decodeMessage, encodeMessage, NetworkMessage } from "../src/distributed/protocol.js";
 import { parseConfig } from "../src/model/config.js";
-import { generateConnectome } from "../src/model/connectome.js";
 import { Rng } from "../src/model/rng.js";
-import { loadNetworkSpec } from "../src/io/network-files.js";
 import { expectFiniteDifferences, expectGradientsAgree, expectSameEpoch, maxRelError, task } from "./helpers/engine-checks.js";
-import { smallNetwork, smallNetworkToml } from "./helpers/small-network.js";
+import { clampNetwork, smallNetwork } from "./helpers/small-network.js";
 
 
 describe('simulation.kernel_normalisation = "peak"', () => {
@@ -65,28 +63,6 @@ describe('simulation.kernel_normalisation = "peak"', () => {
     });
   });
 });
-
-/**
- * The small network (helpers/small-network.ts) with its feedforward synapses 4× stronger per unit weight (mitral
- * g_bar × 4) and 4× smaller weights (w_mu / 4, w_sigma / 16: w_sigma is a variance, so the lognormal keeps its shape).
- * Without the clamp that is the same network (same spikes); with it the bound B = g_bar/N is 4 unit weights of today's
- * drive further away, so the network still fires (at the original strengths the clamp silences it from rest) while
- * the clamp binds on every slot (counted below).
- */
-function clampNetwork(o: { clamp?: boolean; surrgradScale?: number; batch?: number; neurons?: number } = {}) {
-  const k = 4;
-  const toml = smallNetworkToml({ surrgradScale: o.surrgradScale, simulationLines: o.clamp === false ? "" : "conductance_clamp = true" })
-    .replace(/^batch_size = \d+/m, `batch_size = ${o.batch ?? 3}`)
-    .replace(/^num_neurons = 60$/m, `num_neurons = ${o.neurons ?? 60}`)
-    .replace(/(\[feedforward\.weights\]\nw_mu = )\[\[0\.6, 0\.2\]\]\nw_sigma = \[\[0\.2, 0\.1\]\]/, `$1[[${0.6 / k}, ${0.2 / k}]]\nw_sigma = [[${0.2 / k ** 2}, ${0.1 / k ** 2}]]`)
-    .replace(/(\[feedforward\.synapses\.mitral\][\s\S]*?g_bar = )\[0\.7, 0\.1\]/, `$1[${0.7 * k}, ${0.1 * k}]`);
-  const config = parseConfig(toml, "clamp-network");
-  expect(config.simulation.conductance_clamp).toBe(o.clamp !== false);
-  expect(config.feedforward.synapses[0].g_bar).toEqual([0.7 * k, 0.1 * k]);
-  expect(config.feedforward.weights.w_sigma[0]).toEqual([0.2 / k ** 2, 0.1 / k ** 2]);
-  const connectome = generateConnectome(config);
-  return { spec: loadNetworkSpec(config, connectome), connectome, config };
-}
 
 /** The clamp mask of the engine's last forward (sparse-cpu.ts clampHist): bound (element, step) counts per slot. */
 function clampCounts(engine: SparseCpuEngine, net: ReturnType<typeof clampNetwork>): { rise: number[]; decay: number[]; fraction: number } {

@@ -10,7 +10,9 @@
  *  7. a checkpoint at default size: bytes, write and read time.
  *  8–9. training: gradient norms per loss term and chunk before and after the fix of the explosion, and the cost of
  *     burn-in and of each parameterisation (bench/training.ts).
- * `npm run bench -- --quick` skips 5 (the slowest part).
+ *  10. the webgpu engine against sparse-cpu, where a WebGPU adapter exists (bench/webgpu.ts).
+ * `npm run bench -- --quick` skips 5 (the slowest part); `--webgpu-only` runs 10 alone, at 1×, 4× and 10× the default
+ * size (the GPU check, scripts/gpu-check.sh).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -31,6 +33,7 @@ import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { trainingCosts, trainingGradients } from "./training.js";
+import { webgpuBench } from "./webgpu.js";
 import { allFactors, effectiveWeights, factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 const DEFAULT = "parameters/fitting-activity.toml";
@@ -267,6 +270,7 @@ function checkpointSize(config: Config): void {
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
   const config = loadConfig(DEFAULT).config;
+  if (process.argv.includes("--webgpu-only")) return webgpuBench(config, { scales: [1, 4, 10], sparseCpu: true, small: loadConfig(QUICKSTART).config });
   untrainedStatistics(config);
   const { epochSeconds, state } = engineSpeed(config);
   await tfjsRatio();
@@ -277,6 +281,7 @@ async function main(): Promise<void> {
   checkpointSize(config);
   trainingGradients(QUICKSTART, config);
   trainingCosts(DEFAULT);
+  await webgpuBench(config, { scales: [1], sparseCpu: true, small: loadConfig(QUICKSTART).config });
 }
 
 main().catch((e) => {

@@ -7,6 +7,11 @@ export const coordinatorCli = (argv: string[]) =>
     .usage("$0 PARAMS.toml [options]\n$0 --inspect CHECKPOINT\n$0 --print-config PARAMS.toml [--epochs K] [--set KEY=VALUE ...]")
     .command("$0 [params]", "train a network", (y) => y.positional("params", { type: "string", describe: "parameters TOML file" }))
     .option("workers", { type: "number", default: 1, describe: "local worker processes to start (the embedded default)" })
+    .option("engine", {
+      choices: ["sparse-cpu", "webgpu"] as const,
+      default: "sparse-cpu" as const,
+      describe: "engine of the local workers: sparse-cpu, or webgpu on GPU adapter 0 (each worker then computes up to 8 epochs per pass)",
+    })
     .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
     .option("bind", { type: "string", describe: "ZeroMQ endpoint to bind (default: ipc socket for local workers, tcp://*:5555 with --external)" })
     .option("min-workers", { type: "number", default: 1, describe: "with --external: start training once this many workers joined" })

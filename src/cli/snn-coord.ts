@@ -78,7 +78,7 @@ async function main(): Promise<number> {
     const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
     const bound = await pool.bind(endpoint);
     if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
-    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics), metricsHost);
+    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics), metricsHost, ["--engine", args.engine]);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     signals.trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));

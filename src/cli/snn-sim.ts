@@ -27,7 +27,8 @@ import { recordedTeacherFigureData } from "../report/teacher-figure-data.js";
 import { checkpointIdentity } from "../io/identity.js";
 import { freshStart, teacherWeights } from "../training/student.js";
 import { simulatedConfig, simulatedConnectome } from "../model/teacher-forcing.js";
-import { EpochResult, epochSteps, StreamState } from "../engine/engine.js";
+import { Engine, EpochResult, epochSteps, StreamState } from "../engine/engine.js";
+import { GpuUnavailableError } from "../engine/webgpu/gpu-device.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { StreamStatistics } from "../engine/stream-statistics.js";
 
@@ -78,9 +79,10 @@ async function main(): Promise<number> {
     ffWeight = ck.state.ffWeight;
     console.log(`weights from ${args.checkpoint} (epoch ${ck.state.epoch})`);
   }
-  const engine = new SparseCpuEngine(spec);
   const T = epochSteps(spec);
-  if (args["export-teacher"]) return exportTeacher(args["export-teacher"], config, connectome, spec, engine, { recWeight, ffWeight }, args.epochs);
+  if (args["export-teacher"]) return exportTeacher(args["export-teacher"], config, connectome, spec, new SparseCpuEngine(spec), { recWeight, ffWeight }, args.epochs);
+  const engine: SimEngine =
+    args.engine === "webgpu" ? await (await import("../engine/webgpu/webgpu-engine.js")).WebGpuEngine.create(spec, { gpu: args.gpu, epochsPerPass: 1, keepActivity: true }) : new SparseCpuEngine(spec);
   // A student replaying a recorded teacher simulates the recording's stream 0 as training does: epochs 0, A, 2A, …,
   // from rest at the start of every pass over the recording.
   const recording = spec.teacherRecording;
@@ -95,7 +97,7 @@ async function main(): Promise<number> {
     const epoch = globalEpoch(e);
     const initial = recording && replayStartsFromRest(recording, epoch, spec.batchSize, T) ? null : state;
     const task = { epoch, initialState: initial, recWeight, ffWeight, computeGradient: isLast && Boolean(args.export), recordActivity: isLast && Boolean(args.figures) };
-    last = engine.runEpochSync(task);
+    last = await engine.runEpoch(task);
     stats.push(last);
     state = last.finalState;
     if (streamStats && e > 0) {
@@ -115,9 +117,13 @@ async function main(): Promise<number> {
     writeTargetsFile(targetsFile, { ...streamStats.result(), recWeight, ffWeight, networkHash: connectome.hash, epochs: args.epochs, seed: config.simulation.seed });
     console.log(`wrote per-neuron targets of ${spec.constants.numNeurons} neurons (epochs 1–${args.epochs - 1}, ${spec.batchSize} trials) and the weights to ${targetsFile}`);
   }
+  engine.dispose();
   if (args.figures && last?.activity) await renderLastEpoch(args.figures, config, connectome, spec, stats, args.epochs, { recWeight, ffWeight }, initialWeights);
   return 0;
 }
+
+/** An engine whose last epoch's spikes and voltages can be read back (the exports). */
+type SimEngine = Engine & { recordedActivity(): { spikes: Uint8Array; voltages: Float32Array } };
 
 /** The figure set of the simulation's last epoch, into `dir`. */
 async function renderLastEpoch(
@@ -192,7 +198,7 @@ function exportEpoch(
   initial: StreamState | null,
   recWeight: Float32Array,
   ffWeight: Float32Array,
-  engine: SparseCpuEngine,
+  engine: SimEngine,
   r: EpochResult,
 ): void {
   const c = spec.constants;
@@ -258,7 +264,7 @@ function exportEpoch(
 main().then(
   (code) => process.exit(code),
   (e) => {
-    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof FileWriteError || e instanceof UsageError;
+    const expected = e instanceof ConfigError || e instanceof CheckpointError || e instanceof FileWriteError || e instanceof UsageError || e instanceof GpuUnavailableError;
     console.error(`snn-sim: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}`);
     process.exit(expected ? 2 : 1);
   },

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 /**
- * snn-worker --connect tcp://HOST:5555 [--gpu 0 | --cpu]: joins a coordinator and computes epochs until told to stop.
+ * snn-worker --connect tcp://HOST:5555 [--gpu N | --cpu] [--engine sparse-cpu|webgpu|tfjs]: joins a coordinator and
+ * computes epochs until told to stop. snn-worker --list-gpus prints the WebGPU adapters.
  */
 import { hideBin } from "yargs/helpers";
-import { workerCli } from "./worker-options.js";
+import { workerCli, workerEngine } from "./worker-options.js";
 import { ThreadedEngine } from "../engine/threaded-engine.js";
 import { WorkerProcess } from "../distributed/worker.js";
 import { WorkerMetrics } from "../report/worker-metrics.js";
 import { packageVersion } from "../io/run-dir.js";
 import { MetricsPortError } from "../platform/metrics-server.js";
 import { KeyFileError, readKeyPair, readPublicKey } from "../distributed/curve-auth.js";
+import { Engine } from "../engine/engine.js";
+import { NetworkSpec } from "../model/network.js";
+import { GpuUnavailableError, listAdapters, openDevice } from "../engine/webgpu/gpu-device.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv))
@@ -17,20 +21,24 @@ async function main(): Promise<number> {
       throw new UsageError(message ?? error.message);
     })
     .parseAsync();
+  if (args["list-gpus"]) {
+    const adapters = await listAdapters();
+    if (adapters.length === 0) throw new GpuUnavailableError("no WebGPU adapter found (is a Vulkan driver installed? see README: GPU workers)");
+    for (const a of adapters) console.log(`${a.index}: ${a.name} (${a.backend})`);
+    return 0;
+  }
+  const engineName = workerEngine(args);
   const gpu = args.gpu;
-  // tfjs is loaded only for GPU workers (CPU workers start faster without it), and before joining, so that a missing
-  // GPU package is one clear error at start-up.
-  const tfjs = gpu !== undefined ? await import("../engine/tfjs/tfjs-engine.js") : null;
-  if (tfjs && gpu !== undefined) await tfjs.loadGpuBackend(gpu);
-  const engineName = gpu !== undefined ? "tfjs-gpu" : "sparse-cpu";
+  const threads = args.threads ?? (engineName === "webgpu" ? 8 : 1);
+  const createEngine = await engineFactory(engineName, gpu, threads);
   const curve = args.key ? { serverKey: readPublicKey(args["server-key"]!, "--server-key"), keyPair: readKeyPair(args.key, "--key") } : undefined;
   const worker = new WorkerProcess({
-    endpoint: args.connect,
-    engineName,
-    threads: args.threads,
+    endpoint: args.connect!,
+    engineName: engineName === "tfjs" && gpu !== undefined ? "tfjs-gpu" : engineName,
+    threads,
     coordinatorTimeout: args.timeout,
     heartbeatInterval: args.heartbeat,
-    createEngine: async (spec) => (tfjs && gpu !== undefined ? tfjs.createTfjsEngine(spec, { gpu }) : new ThreadedEngine(spec, args.threads)),
+    createEngine,
     onEpoch: (durationSeconds, trialSteps) => metrics?.epochComputed({ durationSeconds, trialSteps }),
     curve,
   });
@@ -49,6 +57,24 @@ async function main(): Promise<number> {
   }
 }
 
+/**
+ * How this worker builds its engine for each network. The GPU is checked before joining, so that a missing adapter
+ * or package is one clear error at start-up; tfjs is loaded only for tfjs workers (others start faster without it).
+ */
+async function engineFactory(engine: "sparse-cpu" | "webgpu" | "tfjs", gpu: number | undefined, threads: number): Promise<(spec: NetworkSpec) => Promise<Engine>> {
+  if (engine === "webgpu") {
+    const { WebGpuEngine } = await import("../engine/webgpu/webgpu-engine.js");
+    (await openDevice(gpu ?? 0)).device.destroy();
+    return (spec) => WebGpuEngine.create(spec, { gpu, epochsPerPass: threads });
+  }
+  if (engine === "tfjs") {
+    const tfjs = await import("../engine/tfjs/tfjs-engine.js");
+    if (gpu !== undefined) await tfjs.loadGpuBackend(gpu);
+    return (spec) => tfjs.createTfjsEngine(spec, { gpu });
+  }
+  return async (spec) => new ThreadedEngine(spec, threads);
+}
+
 /** A bad command line: one line naming the problem, exit code 2. */
 class UsageError extends Error {}
 
@@ -56,6 +82,6 @@ main().then(
   (code) => process.exit(code),
   (e) => {
     console.error(`snn-worker: ${(e as Error).message}`);
-    process.exit(e instanceof UsageError || e instanceof MetricsPortError || e instanceof KeyFileError ? 2 : 1);
+    process.exit(e instanceof UsageError || e instanceof MetricsPortError || e instanceof KeyFileError || e instanceof GpuUnavailableError ? 2 : 1);
   },
 );

@@ -7,7 +7,7 @@ import { LossTerms } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
 import { CellTypeStats } from "../model/statistics.js";
 
-export type EngineKind = "sparse-cpu" | "tfjs" | "tfjs-gpu";
+export type EngineKind = "sparse-cpu" | "webgpu" | "tfjs" | "tfjs-gpu";
 
 /**
  * Neuron state of every trial of a stream, in the one layout shared by the engine interface, messages and

@@ -131,3 +131,25 @@ export function smallNetwork(o: SmallNetworkOptions = {}): SmallNetwork & { conf
   const connectome = generateConnectome(config);
   return { spec: loadNetworkSpec(config, connectome), connectome, config };
 }
+
+/**
+ * The small network with its feedforward synapses 4× stronger per unit weight (mitral
+ * g_bar × 4) and 4× smaller weights (w_mu / 4, w_sigma / 16: w_sigma is a variance, so the lognormal keeps its shape).
+ * Without the clamp that is the same network (same spikes); with it the bound B = g_bar/N is 4 unit weights of today's
+ * drive further away, so the network still fires (at the original strengths the clamp silences it from rest) while
+ * the clamp binds on every slot (counted below).
+ */
+export function clampNetwork(o: { clamp?: boolean; surrgradScale?: number; batch?: number; neurons?: number } = {}) {
+  const k = 4;
+  const toml = smallNetworkToml({ surrgradScale: o.surrgradScale, simulationLines: o.clamp === false ? "" : "conductance_clamp = true" })
+    .replace(/^batch_size = \d+/m, `batch_size = ${o.batch ?? 3}`)
+    .replace(/^num_neurons = 60$/m, `num_neurons = ${o.neurons ?? 60}`)
+    .replace(/(\[feedforward\.weights\]\nw_mu = )\[\[0\.6, 0\.2\]\]\nw_sigma = \[\[0\.2, 0\.1\]\]/, `$1[[${0.6 / k}, ${0.2 / k}]]\nw_sigma = [[${0.2 / k ** 2}, ${0.1 / k ** 2}]]`)
+    .replace(/(\[feedforward\.synapses\.mitral\][\s\S]*?g_bar = )\[0\.7, 0\.1\]/, `$1[${0.7 * k}, ${0.1 * k}]`);
+  const config = parseConfig(toml, "clamp-network");
+  // The replacements above must all have applied.
+  if (config.simulation.conductance_clamp !== (o.clamp !== false) || config.feedforward.synapses[0].g_bar[0] !== 0.7 * k || config.feedforward.weights.w_sigma[0][0] !== 0.2 / k ** 2)
+    throw new Error("clampNetwork: the small network's text changed; update the replacements");
+  const connectome = generateConnectome(config);
+  return { spec: loadNetworkSpec(config, connectome), connectome, config };
+}
