@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MetricsCsv } from "../src/io/run-dir.js";
+import { recordType } from "../src/report/wandb-records.js";
+import { readTransactionLog } from "../src/report/wandb-transaction-log.js";
 import { coord, COORD, ensureBuilt, ROOT, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 beforeAll(() => ensureBuilt());
@@ -22,7 +24,7 @@ describe("outputs of a run", () => {
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/Saved plots to .*epoch_0009/);
     // --wandb without a key says where the offline run is and how to upload it.
-    expect(r.output).toMatch(/W&B: logging offline\. The offline copy \S+\/wandb\/offline-run-\S+ can be uploaded later with: npx snn-wandb-sync \S+/);
+    expect(r.output).toMatch(/W&B: logging offline\. The offline run \S+\/wandb\/offline-run-\S+ can be uploaded later with: wandb sync \S+ \(or, without the Python SDK: npx snn-wandb-sync \S+\)/);
 
     for (const epoch of ["0000", "0003", "0006", "0009"]) {
       const fdir = join(dir, "figures", `epoch_${epoch}`);
@@ -53,6 +55,23 @@ describe("outputs of a run", () => {
       expect(h["plots/spike_raster"]?._type).toBe("image-file");
     });
     expect(readdirSync(join(files, "media", "images")).length).toBeGreaterThanOrEqual(3 * 16);
+
+    // The SDK's transaction log, which `wandb sync` uploads: the same history, the console, the checkpoints.
+    const runId = runs[0].split("-").at(-1);
+    const log = readTransactionLog(join(dir, "wandb", runs[0], `run-${runId}.wandb`)).records;
+    const logged = log.filter((rec) => rec.history).map((rec) => Object.fromEntries(rec.history!.item.map((i) => [i.key, JSON.parse(i.value_json)])));
+    expect(logged).toEqual(history);
+    expect(recordType(log[0])).toBe("header");
+    expect(log[1].run?.config?.update.find((i) => i.key === "overrides")).toBeDefined();
+    expect(log.filter((rec) => rec.files).flatMap((rec) => rec.files!.files.map((f) => f.path))).toEqual(expect.arrayContaining(history.map((h) => h["plots/spike_raster"].path)));
+    const consoleText = log.flatMap((rec) => (rec.output_raw ? [rec.output_raw.line] : [])).join("");
+    expect(consoleText).toContain("Saved plots to");
+    const artifacts = log.filter((rec) => rec.artifact).map((rec) => rec.artifact!);
+    expect(artifacts.map((a) => a.aliases)).toEqual([["latest", "epoch-9"], ["best"]]);
+    expect(artifacts[0].manifest.contents[0]).toMatchObject({ path: "checkpoint_latest.safetensors", size: readFileSync(join(dir, "checkpoints", "checkpoint_latest.safetensors")).length });
+    const summary = log.filter((rec) => rec.summary).at(-1)!.summary!.update;
+    expect(JSON.parse(summary.find((i) => i.key === "best/loss/total")!.value_json)).toBe(Math.min(...history.map((h) => h["loss/total"])));
+    expect(log.at(-1)?.exit).toBeDefined();
 
     const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));
     expect(meta.status).toBe("completed");

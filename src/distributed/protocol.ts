@@ -24,7 +24,7 @@ import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nu
  * 6: the conductance clamp (`[simulation] conductance_clamp`) in the network's constants: a worker of version 5 would
  *    drop the key and simulate without it.
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 
@@ -71,7 +71,13 @@ export type ResultMessage = Omit<EpochResult, "recGrad" | "ffGrad"> & {
   ffGrad: Float32Array;
   computeSeconds: number;
 };
-export type HeartbeatMessage = { type: "heartbeat" };
+/** What a worker process uses, sent with its heartbeats: the coordinator's system metrics (W&B) show each worker's. */
+export interface WorkerResources {
+  rssBytes: number;
+  /** User + system CPU time since the process started, s. */
+  cpuSeconds: number;
+}
+export type HeartbeatMessage = { type: "heartbeat"; resources?: WorkerResources };
 /** From a worker that holds the network `networkHash` and its engine: it can take epochs now. */
 export type ReadyMessage = { type: "ready"; networkHash: string };
 export type ShutdownMessage = { type: "shutdown"; reason: string };
@@ -317,7 +323,7 @@ const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
     activity: nullable(activity),
     computeSeconds: nonNegative,
   }),
-  heartbeat: record<Body<"heartbeat">>({}),
+  heartbeat: record<Body<"heartbeat">>({ resources: optional(record<WorkerResources>({ rssBytes: nonNegative, cpuSeconds: nonNegative })) }),
   ready: record<Body<"ready">>({ networkHash: id }),
   rejoin: record<Body<"rejoin">>({}),
   shutdown: record<Body<"shutdown">>({ reason: text }),

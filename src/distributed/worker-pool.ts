@@ -19,6 +19,7 @@ import {
   MAX_MESSAGE_BYTES,
   Message,
   ResultMessage,
+  WorkerResources,
 } from "./protocol.js";
 import { StreamState } from "../engine/engine.js";
 
@@ -49,6 +50,8 @@ export interface PoolEvents {
   broadcast?(seconds: number): void;
   /** A peer was refused: its CURVE key, its handshake, or a message it sent (snn_peers_refused_total{reason}). */
   peerRefused?(reason: PeerRefusal): void;
+  /** A worker's heartbeat said what it uses (memory, CPU time). */
+  workerResources?(workerId: string, resources: WorkerResources): void;
 }
 
 export type PeerRefusal = "not_allowed" | "handshake" | "message";
@@ -435,6 +438,7 @@ export class WorkerPool {
           this.send(routingId, { type: "rejoin" });
           return;
         }
+        if (msg.type === "heartbeat" && msg.resources) this.opts.events.workerResources?.(w.hello.workerId, msg.resources);
         if (msg.type === "result") this.onResult(w, msg);
         if (msg.type !== "failure") return;
         this.opts.events.log(`worker ${w.hello.workerId} failed epoch ${msg.epoch}: ${msg.message}`);

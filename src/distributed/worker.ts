@@ -68,7 +68,9 @@ export class WorkerProcess {
         this.close();
         return;
       }
-      this.send({ type: "heartbeat" }).catch(() => {});
+      const cpu = process.cpuUsage();
+      const resources = { rssBytes: process.memoryUsage.rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+      this.send({ type: "heartbeat", resources }).catch(() => {});
     }, this.opts.heartbeatInterval * 1000);
     try {
       for await (const [frame] of this.socket) {

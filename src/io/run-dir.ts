@@ -120,12 +120,22 @@ export function recordedOverrides(dir: string): Record<string, unknown> {
   }
 }
 
-function gitCommit(): string | null {
+/** `git ARGS` in the working directory, trimmed; null outside a repository or without git. */
+function git(...args: string[]): string | null {
   try {
-    return execFileSync("git", ["rev-parse", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] }).toString().trim() || null;
+    return execFileSync("git", args, { stdio: ["ignore", "pipe", "ignore"], timeout: 5000 }).toString().trim() || null;
   } catch {
     return null;
   }
+}
+
+function gitCommit(): string | null {
+  return git("rev-parse", "HEAD");
+}
+
+/** The commit and the origin remote of the working directory's repository, as far as they exist. */
+export function gitRepository(): { commit: string | null; remote: string | null } {
+  return { commit: gitCommit(), remote: git("remote", "get-url", "origin") };
 }
 
 export function packageVersion(): string {

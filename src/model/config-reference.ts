@@ -251,9 +251,13 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "wandb.project": { meaning: "W&B project." },
   "wandb.entity": { meaning: "W&B entity (user or team); empty: the API key's default entity." },
   "wandb.mode": {
-    meaning: '"online" streams to W&B (offline without WANDB_API_KEY); "offline" writes output_dir/wandb/offline-run-*, which snn-wandb-sync uploads later; "disabled" logs nothing.',
+    meaning: '"online" streams to W&B (offline without WANDB_API_KEY); "offline" writes output_dir/wandb/offline-run-*, which `wandb sync` (or snn-wandb-sync) uploads later; "disabled" logs nothing.',
   },
   "wandb.name": { meaning: "Name of the W&B run; empty: the output directory's name." },
+  "wandb.tags": { meaning: "Tags of the W&B run, for filtering runs in the project." },
+  "wandb.group": { meaning: "Group of the W&B run (runs of one study); empty: none." },
+  "wandb.notes": { meaning: "Notes (description) of the W&B run." },
+  "wandb.job_type": { meaning: "Job type of the W&B run." },
 };
 
 /** Every key and table `text` makes the schema read, once each, in the order first read. */
@@ -270,6 +274,7 @@ const TYPES: Record<ValueSpec["type"], string> = {
   integer: "integer",
   boolean: "boolean",
   string: "string",
+  strings: "array of strings",
   choice: "string",
   names: "array of names",
   numbers: "array of numbers",

@@ -165,7 +165,17 @@ export interface Config {
   };
   distributed: { heartbeat_interval: number; worker_timeout: number; no_worker_timeout: number };
   plotting: { enabled: boolean; interval: number; trial: number; raster_neurons: number };
-  wandb: { enabled: boolean; project: string; entity: string; mode: "online" | "offline" | "disabled"; name: string };
+  wandb: {
+    enabled: boolean;
+    project: string;
+    entity: string;
+    mode: "online" | "offline" | "disabled";
+    name: string;
+    tags: string[];
+    group: string;
+    notes: string;
+    job_type: string;
+  };
 }
 
 export interface StudentConfig {
@@ -199,7 +209,7 @@ export interface StudentConfig {
  * reads the key, so that the reference takes types and ranges from the schema itself.
  */
 export interface ValueSpec {
-  type: "number" | "integer" | "boolean" | "string" | "choice" | "names" | "numbers" | "matrix" | "per type" | "file" | "table";
+  type: "number" | "integer" | "boolean" | "string" | "strings" | "choice" | "names" | "numbers" | "matrix" | "per type" | "file" | "table";
   /** Of the value, or of each element. */
   range?: NumberRange;
   /** A maximum that depends on other keys, by name (range.max holds its value for the file parsed). */
@@ -220,7 +230,8 @@ function described<T>(d: Decoder<T>, spec: ValueSpec): Decoder<T> {
 // composite, so that the reference knows what each key accepts (test/config-reference.test.ts checks it does).
 const number = (range: NumberRange = {}, maxOf?: string) => described(plainNumber(range), { type: range.int ? "integer" : "number", range, maxOf });
 const bool = described(plainBool, { type: "boolean" });
-const string = () => described(plainString(), { type: "string" });
+const string = (maxLength?: number) =>
+  described(plainString(maxLength), { type: "string", ...(maxLength !== undefined && { rule: `at most ${maxLength} characters` }) });
 const oneOf = <C extends string>(choices: readonly C[]) => described(plainOneOf(choices), { type: "choice", choices });
 
 /** One key the schema read while parsing (parseConfig's `seen`): what the configuration reference is built from. */
@@ -605,6 +616,11 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     entity: wbR.read("entity", string(), ""),
     mode: wbR.read("mode", oneOf(["online", "offline", "disabled"] as const), "offline"),
     name: wbR.read("name", string(), ""),
+    // W&B's own limits: 64 characters a tag or job type, 128 a group.
+    tags: wbR.read("tags", described(list(plainString(64), { of: "strings" }), { type: "strings", rule: "each at most 64 characters" }), []),
+    group: wbR.read("group", string(128), ""),
+    notes: wbR.read("notes", string(), ""),
+    job_type: wbR.read("job_type", string(64), "train"),
   };
   wbR.done();
   root.done();

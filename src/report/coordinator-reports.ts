@@ -2,20 +2,23 @@
  * Everything a coordinator run reports to, started together and closed together: the console (progress and the
  * per-update block), Prometheus, W&B and the figure sets, wired to the trainer as its observers.
  */
+import { existsSync } from "node:fs";
 import { basename } from "node:path";
+import { checkpointPaths } from "../io/checkpoint.js";
 import { LOSS_TERM_NAMES, LossTerms } from "../model/losses.js";
 import { hasSpikeTrainTeacher } from "../model/network.js";
 import { metricsRow, MetricsCsv, packageVersion, UpdateRecord } from "../io/run-dir.js";
 import type { RunSetup } from "../training/run-setup.js";
 import type { TrainingObservers } from "../training/trainer.js";
 import type { PoolEvents } from "../distributed/worker-pool.js";
+import type { WorkerResources } from "../distributed/protocol.js";
 import { Progress, RunSummary } from "./console.js";
 import { FigureQueue } from "./figures/queue.js";
 import { figureTargets, networkView } from "./figures/network-view.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { PrometheusTargets } from "./prometheus-targets.js";
 import { UpdateReporter } from "./update-report.js";
-import { WandbLogger } from "./wandb.js";
+import { type WandbArtifact, WandbLogger } from "./wandb.js";
 import { simulatedConfig } from "../model/teacher-forcing.js";
 
 /** The loss terms a run reports: the van Rossum term only where it is on, so that other runs' series stay as they were. */
@@ -35,6 +38,39 @@ export function wandbScalars(r: UpdateRecord, vanRossum: boolean): Record<string
   // The statistics are the metrics.csv columns with a "/" (firing_rate/E/mean, teacher/..., targets/...).
   for (const [key, v] of Object.entries(metricsRow(r))) if (key.includes("/")) out[key] = v;
   return out;
+}
+
+/**
+ * The workers' memory and CPU share from their heartbeats, as W&B system metrics: worker.<id>.memory.rssMB and
+ * worker.<id>.cpu (percent of one core between its last two heartbeats).
+ */
+export class WorkerStats {
+  private readonly latest = new Map<string, { resources: WorkerResources; at: number; cpu?: number }>();
+
+  update(workerId: string, resources: WorkerResources, at = performance.now()): void {
+    const before = this.latest.get(workerId);
+    const cpu = before !== undefined && at > before.at ? (100 * (resources.cpuSeconds - before.resources.cpuSeconds) * 1000) / (at - before.at) : undefined;
+    this.latest.set(workerId, { resources, at, cpu });
+  }
+
+  values(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [id, { resources, cpu }] of this.latest) {
+      out[`worker.${id}.memory.rssMB`] = resources.rssBytes / 2 ** 20;
+      if (cpu !== undefined) out[`worker.${id}.cpu`] = cpu;
+    }
+    return out;
+  }
+}
+
+/** The run's checkpoints as versions of one W&B model artifact: latest (with its epoch) and best. */
+export function checkpointArtifacts(outputDir: string, runId: string | undefined, epoch: number): WandbArtifact[] {
+  const paths = checkpointPaths(outputDir);
+  const name = `checkpoint-${runId ?? basename(outputDir)}`;
+  const artifacts: WandbArtifact[] = [];
+  if (existsSync(paths.latest)) artifacts.push({ name, type: "model", aliases: ["latest", `epoch-${epoch}`], paths: [paths.latest] });
+  if (existsSync(paths.best)) artifacts.push({ name, type: "model", aliases: ["best"], paths: [paths.best] });
+  return artifacts;
 }
 
 export interface CoordinatorReports {
@@ -87,6 +123,7 @@ export async function startCoordinatorReports(
   // Published once there is something to scrape: the coordinator, or the first worker with a metrics port.
   let scrapeTargets = metrics.port > 0 ? new PrometheusTargets(outputDir, metrics.port) : null;
   const vanRossum = hasSpikeTrainTeacher(spec);
+  const workerStats = new WorkerStats();
   const progress = new Progress(state.epoch, totalEpochs);
   const session = { epoch: state.epoch, started: performance.now() };
   const typeTargetRates = figureTargets(config, spec).firingRate;
@@ -102,6 +139,13 @@ export async function startCoordinatorReports(
         config: { ...run.effective, overrides: run.overrides },
         runId: state.wandbRunId,
         resumeStep: run.resuming ? state.epoch + 1 : undefined,
+        tags: config.wandb.tags,
+        group: config.wandb.group,
+        notes: config.wandb.notes,
+        jobType: config.wandb.job_type,
+        minimise: "loss/total",
+        captureConsole: true,
+        extraStats: () => workerStats.values(),
       })
     : null;
   const figures =
@@ -151,6 +195,7 @@ export async function startCoordinatorReports(
       },
       workerFailed: (reason) => metrics.workerFailure(reason),
       peerRefused: (reason) => metrics.peerRefused(reason),
+      workerResources: (workerId, resources) => workerStats.update(workerId, resources),
       bytes: (sent, received) => metrics.bytesTransferred(sent, received),
       epochsInFlight: (n) => metrics.setEpochsInFlight(n),
       broadcast: (seconds) => metrics.observeBroadcast(seconds),
@@ -175,7 +220,7 @@ export async function startCoordinatorReports(
         }
       }
       await figures?.close();
-      await wandb?.finish(exitCode);
+      await wandb?.finish(exitCode, checkpointArtifacts(outputDir, wandb.runId, state.epoch));
       await metrics.close();
     },
   };

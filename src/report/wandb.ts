@@ -1,15 +1,18 @@
 /**
  * Weights & Biases logging for the coordinator. Every run, online or not, writes an offline run directory
- * (output_dir/wandb/offline-run-<YYYYMMDD_HHMMSS>-<id>/files/...) that is the complete record: history as JSON lines,
- * summary, config, metadata and images. In online mode the same content is mirrored to W&B in the background; a W&B
- * that is slow, failing or unreachable costs one warning and never blocks or ends training, and `snn-wandb-sync DIR`
- * uploads the directory later.
+ * (output_dir/wandb/offline-run-<YYYYMMDD_HHMMSS>-<id>/) as the official SDK does: `run-<id>.wandb`, the SDK's
+ * transaction log (config, history, summary with the best loss, console output, system metrics, git and command
+ * metadata, checkpoints as artifacts), which the official `wandb sync DIR` uploads; and files/ with the same history
+ * as JSON lines, summary, config, metadata and images, which `snn-wandb-sync DIR` uploads where the Python SDK is not
+ * installed. In online mode the files/ content is mirrored to W&B in the background; a W&B that is slow, failing or
+ * unreachable costs one warning and never blocks or ends training.
  */
 import { createHash, randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
-import { join } from "node:path";
+import { cpus, freemem, hostname, platform, release, totalmem, userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import { gitRepository, packageVersion } from "../io/run-dir.js";
 import { writeFileAtomic } from "../platform/atomic-file.js";
 import {
   apiBaseUrl,
@@ -20,6 +23,8 @@ import {
   SUMMARY_FILE,
   WandbClient,
 } from "./wandb-api.js";
+import { type JsonItem, timestampOf, type WandbRecord } from "./wandb-records.js";
+import { TransactionLog } from "./wandb-transaction-log.js";
 
 export type WandbMode = "online" | "offline" | "disabled";
 
@@ -46,6 +51,28 @@ export interface WandbStartOptions {
   baseUrl?: string;
   /** Limit for each request and for the final upload in finish(); default 10 s. */
   timeoutMs?: number;
+  /** The run's tags, group, notes and job type ([wandb] tags, group, notes, job_type). */
+  tags?: string[];
+  group?: string;
+  notes?: string;
+  jobType?: string;
+  /** Scalar whose minimum the summary reports as best/<name>, with best/step, e.g. "loss/total". */
+  minimise?: string;
+  /** Record what this process writes to stdout and stderr as the run's console output (output.log in W&B). */
+  captureConsole?: boolean;
+  /** Interval of system-metric samples (CPU, memory), ms; default 10 s, 0 for none. */
+  statsIntervalMs?: number;
+  /** More system metrics for each sample (the workers' memory and CPU), under W&B's system/ keys. */
+  extraStats?: () => Record<string, number>;
+}
+
+/** Files logged as one W&B artifact version when the run finishes (a checkpoint, with aliases latest, best, ...). */
+export interface WandbArtifact {
+  name: string;
+  type: string;
+  aliases: string[];
+  paths: string[];
+  description?: string;
 }
 
 export interface WandbImage {
@@ -59,6 +86,7 @@ export const OFFLINE_RUN_PREFIX = "offline-run-";
 export const CONFIG_FILE = "config.json";
 export const METADATA_FILE = "wandb-metadata.json";
 const MEDIA_DIR = "media/images";
+const DEFAULT_STATS_INTERVAL_MS = 10_000;
 
 export interface OfflineRunMetadata {
   runId: string;
@@ -98,6 +126,16 @@ interface RunDirectory {
   filesDir: string;
   runId: string;
   metadata: OfflineRunMetadata;
+  project: string;
+  entity?: string;
+  log: TransactionLog;
+}
+
+/** The lowest value of the scalar the run minimises, and the step it was logged at. */
+interface Best {
+  key: string;
+  value: number;
+  step: number;
 }
 
 export class WandbLogger {
@@ -117,6 +155,13 @@ export class WandbLogger {
   private cooldown: NodeJS.Timeout | undefined;
   private failures = 0;
   private mirror: RunMirror | undefined;
+  private minimise: string | undefined;
+  private best: Best | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  /** Undoes the console capture. */
+  private readonly restoreConsole: (() => void)[] = [];
+  /** Set while a record is appended, so that a warning about that append is not itself recorded. */
+  private appending = false;
 
   private constructor(
     private readonly dir: RunDirectory | undefined,
@@ -161,12 +206,26 @@ export class WandbLogger {
     const summary: Record<string, unknown> = Object.assign({}, ...kept.rows);
     if (kept.rows.length > 0) writeJsonAtomic(join(filesDir, SUMMARY_FILE), summary);
     const lastRow = kept.rows.at(-1);
-    const logger = new WandbLogger({ runDir, filesDir, runId, metadata }, timeoutMs, {
-      summary,
-      lineCount: kept.lines.length,
-      runtime: typeof lastRow?._runtime === "number" ? lastRow._runtime : 0,
-      nextStep: Math.max(opts.resumeStep ?? 0, typeof lastRow?._step === "number" ? lastRow._step + 1 : 0),
-    });
+    const log = TransactionLog.open(
+      join(runDir, `run-${runId}.wandb`),
+      openingRecords(opts, runId, Date.parse(metadata.startedAt)),
+      opts.resumeStep,
+      (message) => console.warn(message),
+    );
+    const logger = new WandbLogger(
+      { runDir, filesDir, runId, metadata, project: opts.project, entity: opts.entity, log },
+      timeoutMs,
+      {
+        summary,
+        lineCount: kept.lines.length,
+        runtime: typeof lastRow?._runtime === "number" ? lastRow._runtime : 0,
+        nextStep: Math.max(opts.resumeStep ?? 0, typeof lastRow?._step === "number" ? lastRow._step + 1 : 0),
+      },
+    );
+    logger.minimise = opts.minimise;
+    for (const row of kept.rows) logger.updateBest(row);
+    if (opts.captureConsole) logger.captureConsole();
+    logger.sampleStats(opts.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS, opts.extraStats);
 
     // Say where the run goes: an offline run is uploaded by hand later.
     if (opts.mode === "offline") logger.warnOnce("offline", `W&B: logging offline. ${logger.syncHint()}`);
@@ -248,6 +307,7 @@ export class WandbLogger {
       this.write(async () => {
         await writeFile(join(dir.filesDir, path), png);
         this.mirror?.addFiles([path]);
+        this.append({ files: { files: [{ path, policy: "NOW", type: "MEDIA" }] } });
       });
     }
     this.addToRow(step, values);
@@ -257,15 +317,29 @@ export class WandbLogger {
    * Closes the run: writes the last row and the exit code, then gives the upload at most timeoutMs to finish.
    * Never throws.
    */
-  async finish(exitCode: number): Promise<void> {
+  async finish(exitCode: number, artifacts: readonly WandbArtifact[] = []): Promise<void> {
     const dir = this.dir;
     if (dir === undefined || this.finished) return;
     this.closeRow();
     this.finished = true;
     clearTimeout(this.cooldown);
+    clearInterval(this.statsTimer);
     const metadata = { ...dir.metadata, exitCode, finishedAt: new Date().toISOString() };
     this.write(async () => writeJsonAtomic(join(dir.filesDir, METADATA_FILE), metadata));
     await this.writes;
+    // The transaction log ends as the SDK's does: the final summary, the artifacts, the exit code.
+    this.append({ summary: { update: jsonItems(this.finalSummary()) } });
+    for (const artifact of artifacts) {
+      try {
+        this.append({ artifact: artifactRecord(artifact, dir) });
+      } catch (err) {
+        this.warnOnce(`artifact:${artifact.name}`, `W&B: artifact ${artifact.name} not logged: ${String(err)}`);
+      }
+    }
+    const runtime = this.runtimeOffset + (Date.now() - this.startTime) / 1000;
+    this.append({ exit: { exit_code: exitCode, runtime: Math.round(runtime) } });
+    for (const restore of this.restoreConsole.splice(0)) restore();
+    dir.log.close();
     const mirror = this.mirror;
     if (mirror === undefined || this.failures >= MAX_CONSECUTIVE_FAILURES) return;
     const overdue = new Error(`W&B upload did not finish within ${this.timeoutMs} ms`);
@@ -319,6 +393,11 @@ export class WandbLogger {
       _timestamp: row.time / 1000,
     };
     Object.assign(this.summary, record);
+    this.updateBest(record);
+    const items = jsonItems(record);
+    this.append({ history: { item: items, step: { num: row.step } } });
+    // As the SDK does: the summary follows each row, so that a run that crashes still has one.
+    this.append({ summary: { update: items } });
     const line = JSON.stringify(record, jsonSafe);
     const summary = JSON.stringify(this.summary, jsonSafe);
     const offset = this.lineCount++;
@@ -378,7 +457,80 @@ export class WandbLogger {
   }
 
   private syncHint(): string {
-    return `The offline copy ${this.runDir} can be uploaded later with: npx snn-wandb-sync ${this.runDir}`;
+    return `The offline run ${this.runDir} can be uploaded later with: wandb sync ${this.runDir} (or, without the Python SDK: npx snn-wandb-sync ${this.runDir})`;
+  }
+
+  private updateBest(row: Record<string, unknown>): void {
+    const key = this.minimise;
+    const value = key === undefined ? undefined : row[key];
+    if (typeof value !== "number" || !Number.isFinite(value) || typeof row._step !== "number") return;
+    if (this.best === undefined || value < this.best.value) this.best = { key: key!, value, step: row._step };
+  }
+
+  /** The last value of every key, and the best of the minimised one. */
+  private finalSummary(): Record<string, unknown> {
+    const best = this.best;
+    return best === undefined ? this.summary : { ...this.summary, [`best/${best.key}`]: best.value, "best/step": best.step };
+  }
+
+  /** Appends to the transaction log; a failure (full disk) is one warning, never thrown at the training loop. */
+  private append(record: WandbRecord): void {
+    const dir = this.dir;
+    if (dir === undefined || this.appending) return;
+    this.appending = true;
+    try {
+      dir.log.append(record);
+    } catch (err) {
+      this.warnOnce("log", `W&B: cannot write ${dir.log.path}: ${String(err)}`);
+    } finally {
+      this.appending = false;
+    }
+  }
+
+  /** Records every write to stdout and stderr as console output until finish(). */
+  private captureConsole(): void {
+    for (const [stream, type] of [
+      [process.stdout, "STDOUT"],
+      [process.stderr, "STDERR"],
+    ] as const) {
+      const original = stream.write;
+      const capture = (chunk: unknown, ...rest: unknown[]): boolean => {
+        const line = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+        this.append({ output_raw: { output_type: type, timestamp: timestampOf(Date.now()), line } });
+        return (original as (...args: unknown[]) => boolean).call(stream, chunk, ...rest);
+      };
+      stream.write = capture as typeof stream.write;
+      this.restoreConsole.push(() => {
+        stream.write = original;
+      });
+    }
+  }
+
+  /**
+   * Samples this process's CPU share and memory (and `extra`) every `intervalMs` as a system-metrics record, under
+   * the SDK's keys, so that W&B's system panels show them.
+   */
+  private sampleStats(intervalMs: number, extra: (() => Record<string, number>) | undefined): void {
+    if (intervalMs <= 0 || this.dir === undefined) return;
+    let cpu = process.cpuUsage();
+    let at = performance.now();
+    this.statsTimer = setInterval(() => {
+      const now = performance.now();
+      const used = process.cpuUsage(cpu);
+      const rss = process.memoryUsage.rss();
+      const stats: Record<string, number> = {
+        cpu: (100 * (used.user + used.system)) / 1000 / (now - at),
+        "proc.memory.rssMB": rss / 2 ** 20,
+        "proc.memory.percent": (100 * rss) / totalmem(),
+        "proc.memory.availableMB": freemem() / 2 ** 20,
+        memory_percent: (100 * (totalmem() - freemem())) / totalmem(),
+        ...extra?.(),
+      };
+      cpu = process.cpuUsage();
+      at = now;
+      this.append({ stats: { stats_type: "SYSTEM", timestamp: timestampOf(Date.now()), item: jsonItems(stats) } });
+    }, intervalMs);
+    this.statsTimer.unref();
   }
 
   private warnOnce(key: string, message: string): void {
@@ -440,6 +592,97 @@ export async function listRunFiles(filesDir: string): Promise<string[]> {
     if ((await stat(join(filesDir, name))).isFile()) files.push(path);
   }
   return files;
+}
+
+/** What the log starts with: its header, the run (config, tags, git), the environment and the metric definitions. */
+function openingRecords(opts: WandbStartOptions, runId: string, startedAt: number): WandbRecord[] {
+  const git = gitRepository();
+  const repo = { ...(git.remote !== null && { remote_url: git.remote }), ...(git.commit !== null && { commit: git.commit }) };
+  const start_time = timestampOf(startedAt);
+  return [
+    { header: { version_info: { producer: `snn-train ${packageVersion()}` } } },
+    {
+      run: {
+        run_id: runId,
+        project: opts.project,
+        ...(opts.entity !== undefined && { entity: opts.entity }),
+        display_name: opts.name,
+        config: { update: jsonItems(opts.config) },
+        ...(opts.group && { run_group: opts.group }),
+        ...(opts.jobType && { job_type: opts.jobType }),
+        ...(opts.notes && { notes: opts.notes }),
+        tags: opts.tags ?? [],
+        host: hostname(),
+        start_time,
+        git: repo,
+      },
+    },
+    {
+      environment: {
+        os: `${platform()}-${release()}`,
+        started_at: start_time,
+        args: process.argv.slice(2),
+        program: process.argv[1] ?? "",
+        code_path: process.argv[1] ?? "",
+        git: repo,
+        root: resolve("."),
+        host: hostname(),
+        username: safeUsername(),
+        executable: process.execPath,
+        cpu_count: cpus().length,
+        cpu_count_logical: cpus().length,
+      },
+    },
+    ...(opts.minimise === undefined ? [] : [{ metric: { name: opts.minimise, options: { defined: true }, goal: "GOAL_MINIMIZE" as const } }]),
+  ];
+}
+
+function safeUsername(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Top-level keys with their values as JSON, as config, summary, history and stats records hold them. A non-finite
+ * number is written as the Python SDK writes it (NaN, Infinity, -Infinity), so that W&B keeps it in the numeric series.
+ */
+function jsonItems(values: Record<string, unknown>): JsonItem[] {
+  return Object.entries(values).map(([key, value]) => ({
+    key,
+    value_json: typeof value === "number" && !Number.isFinite(value) ? String(value) : (JSON.stringify(value, jsonSafe) ?? "null"),
+  }));
+}
+
+/**
+ * An artifact version as the SDK logs one (storage policy v1, layout V2): each file's digest is the base64 MD5 of
+ * its content, the version's digest the MD5 of the manifest's "path:digest" lines; `wandb sync` uploads the files
+ * from their local paths.
+ */
+export function artifactRecord(artifact: WandbArtifact, run: { runId: string; project: string; entity?: string }): NonNullable<WandbRecord["artifact"]> {
+  const contents = artifact.paths
+    .map((path) => {
+      const local = resolve(path);
+      const digest = createHash("md5").update(readFileSync(local)).digest("base64");
+      return { path: local.split("/").at(-1)!, digest, size: statSync(local).size, local_path: local };
+    })
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const manifest = createHash("md5").update("wandb-artifact-manifest-v1\n");
+  for (const entry of contents) manifest.update(`${entry.path}:${entry.digest}\n`);
+  return {
+    run_id: run.runId,
+    project: run.project,
+    ...(run.entity !== undefined && { entity: run.entity }),
+    type: artifact.type,
+    name: artifact.name,
+    digest: manifest.digest("hex"),
+    ...(artifact.description !== undefined && { description: artifact.description }),
+    aliases: artifact.aliases,
+    manifest: { version: 1, storage_policy: "wandb-storage-policy-v1", storage_policy_config: [{ key: "storageLayout", value_json: '"V2"' }], contents },
+    finalize: true,
+  };
 }
 
 function newRunId(): string {
