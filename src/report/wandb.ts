@@ -158,6 +158,7 @@ export class WandbLogger {
   private minimise: string | undefined;
   private best: Best | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  private sampleNow: (() => void) | undefined;
   /** Undoes the console capture. */
   private readonly restoreConsole: (() => void)[] = [];
   /** Set while a record is appended, so that a warning about that append is not itself recorded. */
@@ -324,6 +325,7 @@ export class WandbLogger {
     this.finished = true;
     clearTimeout(this.cooldown);
     clearInterval(this.statsTimer);
+    this.sampleNow?.();
     const metadata = { ...dir.metadata, exitCode, finishedAt: new Date().toISOString() };
     this.write(async () => writeJsonAtomic(join(dir.filesDir, METADATA_FILE), metadata));
     await this.writes;
@@ -507,19 +509,19 @@ export class WandbLogger {
   }
 
   /**
-   * Samples this process's CPU share and memory (and `extra`) every `intervalMs` as a system-metrics record, under
-   * the SDK's keys, so that W&B's system panels show them.
+   * Samples this process's CPU share and memory (and `extra`) every `intervalMs`, and once more when the run
+   * finishes, as system-metrics records under the SDK's keys, so that W&B's system panels show them.
    */
   private sampleStats(intervalMs: number, extra: (() => Record<string, number>) | undefined): void {
     if (intervalMs <= 0 || this.dir === undefined) return;
     let cpu = process.cpuUsage();
     let at = performance.now();
-    this.statsTimer = setInterval(() => {
+    this.sampleNow = () => {
       const now = performance.now();
       const used = process.cpuUsage(cpu);
       const rss = process.memoryUsage.rss();
       const stats: Record<string, number> = {
-        cpu: (100 * (used.user + used.system)) / 1000 / (now - at),
+        cpu: (100 * (used.user + used.system)) / 1000 / Math.max(now - at, 1),
         "proc.memory.rssMB": rss / 2 ** 20,
         "proc.memory.percent": (100 * rss) / totalmem(),
         "proc.memory.availableMB": freemem() / 2 ** 20,
@@ -529,7 +531,8 @@ export class WandbLogger {
       cpu = process.cpuUsage();
       at = now;
       this.append({ stats: { stats_type: "SYSTEM", timestamp: timestampOf(Date.now()), item: jsonItems(stats) } });
-    }, intervalMs);
+    };
+    this.statsTimer = setInterval(() => this.sampleNow?.(), intervalMs);
     this.statsTimer.unref();
   }
 
