@@ -217,6 +217,7 @@ describe("round trip", () => {
   it("heartbeat, shutdown, reject, failure", () => {
     const ms: Message[] = [
       { type: "heartbeat" },
+      { type: "heartbeat", resources: { rssBytes: 123456789, cpuSeconds: 12.5 } },
       { type: "shutdown", reason: "training completed" },
       { type: "reject", reason: "protocol version mismatch" },
       { type: "failure", epoch: 5, message: "out of memory" },
@@ -362,6 +363,8 @@ describe("rejection of malformed frames", () => {
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: "5", message: "x" }), /message\.epoch: expected a finite number, got "5"/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: 1.5, message: "x" }), /message\.epoch: expected an integer/);
     expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "failure", epoch: -1, message: "x" }), /message\.epoch: must be ≥ 0/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "heartbeat", resources: { rssBytes: -1, cpuSeconds: 0 } }), /message\.resources\.rssBytes: must be ≥ 0/);
+    expectRejected(packr.pack({ protocol: PROTOCOL_VERSION, type: "heartbeat", resources: { rssBytes: 1 } }), /message\.resources\.cpuSeconds/);
     const raw = validResult();
     (raw.losses as Record<string, unknown>).total = "1";
     expectRejected(packr.pack(raw), /message\.losses\.total/);

@@ -57,6 +57,7 @@ function sdk(): string | undefined {
   return sdkDir;
 }
 if (!hasPython) console.warn("python3 not found: the independent reader checks of the W&B log are skipped");
+if (!hasProtoc) console.warn("protoc not found: the protoc checks of the W&B records are skipped");
 if (wandbWheel === undefined) console.warn(`no wandb wheel in ${WHEELS}: the checks against the SDK's own protobuf classes are skipped`);
 
 interface PythonRead {
