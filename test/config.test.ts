@@ -163,7 +163,7 @@ describe("shipped parameter files", () => {
     expect(c.distributed).toEqual({ heartbeat_interval: 2.0, worker_timeout: 60.0, no_worker_timeout: 300.0 });
     // Figures every accumulation interval unless plotting.interval says otherwise.
     expect(c.plotting).toEqual({ enabled: true, interval: c.simulation.accumulation_interval, trial: 0, raster_neurons: 40 });
-    expect(c.wandb).toEqual({ enabled: false, project: "connectome-snns-fitting-activity", entity: "", mode: "offline", name: "" });
+    expect(c.wandb).toEqual({ enabled: false, project: "connectome-snns-fitting-activity", entity: "", mode: "offline", name: "", tags: [], group: "", notes: "", job_type: "train" });
   });
 });
 

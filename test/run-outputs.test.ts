@@ -69,8 +69,8 @@ describe("outputs of a run", () => {
     const artifacts = log.filter((rec) => rec.artifact).map((rec) => rec.artifact!);
     expect(artifacts.map((a) => a.aliases)).toEqual([["latest", "epoch-9"], ["best"]]);
     expect(artifacts[0].manifest.contents[0]).toMatchObject({ path: "checkpoint_latest.safetensors", size: readFileSync(join(dir, "checkpoints", "checkpoint_latest.safetensors")).length });
-    const summary = log.filter((rec) => rec.summary).at(-1)!.summary!.update;
-    expect(JSON.parse(summary.find((i) => i.key === "best/loss/total")!.value_json)).toBe(Math.min(...history.map((h) => h["loss/total"])));
+    const finalSummary = log.filter((rec) => rec.summary).at(-1)!.summary!.update;
+    expect(JSON.parse(finalSummary.find((i) => i.key === "best/loss/total")!.value_json)).toBe(Math.min(...history.map((h) => h["loss/total"])));
     expect(log.at(-1)?.exit).toBeDefined();
 
     const meta = JSON.parse(readFileSync(join(dir, "metadata.json"), "utf8"));

@@ -382,7 +382,7 @@ describe("snn-wandb-sync", () => {
     vi.stubEnv("WANDB_API_KEY", API_KEY);
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
 
-    expect(await syncMain([logger.runDir!, "--base-url", base])).toBe(0);
+    expect(await syncMain([logger.runDir!, "--base-url", base, "--builtin"])).toBe(0);
     const got = received(requests);
     expect(got.upserts).toHaveLength(1);
     expect(got.upserts[0]).toMatchObject({ name: logger.runId, project: "snn-test", entity: "lab" });
@@ -405,7 +405,7 @@ describe("snn-wandb-sync", () => {
     vi.stubEnv("WANDB_API_KEY", API_KEY);
     vi.stubEnv("WANDB_BASE_URL", base);
     vi.spyOn(console, "log").mockImplementation(() => {});
-    expect(await syncMain([out])).toBe(0);
+    expect(await syncMain([out, "--builtin"])).toBe(0);
     expect(received(requests).upserts.map((u) => u.name)).toEqual([logger.runId]);
   });
 
@@ -414,12 +414,12 @@ describe("snn-wandb-sync", () => {
     const logger = await offlineRun(out);
     vi.stubEnv("WANDB_API_KEY", API_KEY);
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
-    expect(await syncMain([logger.runDir!, "--base-url", "http://127.0.0.1:1"])).toBe(1);
+    expect(await syncMain([logger.runDir!, "--base-url", "http://127.0.0.1:1", "--builtin"])).toBe(1);
     expect(String(error.mock.calls[0][0])).toContain(logger.runDir!);
 
     const t0 = Date.now();
     const baseUrl = await silentServer();
-    expect(await syncMain([logger.runDir!, "--base-url", baseUrl, "--timeout", "0.3"])).toBe(1);
+    expect(await syncMain([logger.runDir!, "--base-url", baseUrl, "--timeout", "0.3", "--builtin"])).toBe(1);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(String(error.mock.calls[1][0])).toMatch(/timeout|abort/i);
   });
@@ -428,15 +428,36 @@ describe("snn-wandb-sync", () => {
     const out = tempDir();
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     vi.stubEnv("WANDB_API_KEY", API_KEY);
-    expect(await syncMain([join(out, "nope")])).toBe(2);
+    expect(await syncMain([join(out, "nope"), "--builtin"])).toBe(2);
     expect(String(error.mock.calls.at(-1)?.[0])).toMatch(/nope does not exist/);
-    expect(await syncMain([out])).toBe(2);
+    expect(await syncMain([out, "--builtin"])).toBe(2);
     expect(String(error.mock.calls.at(-1)?.[0])).toMatch(/not an snn-train offline W&B run/);
-    expect(await syncMain([])).toBe(2);
+    expect(await syncMain(["--builtin"])).toBe(2);
 
     const logger = await offlineRun(out);
     vi.stubEnv("WANDB_API_KEY", undefined);
-    expect(await syncMain([logger.runDir!])).toBe(2);
+    expect(await syncMain([logger.runDir!, "--builtin"])).toBe(2);
     expect(String(error.mock.calls.at(-1)?.[0])).toMatch(/set WANDB_API_KEY/);
+  });
+
+  it("hands the runs it finds to the official wandb CLI where there is one, and says its outcome", async () => {
+    const out = tempDir();
+    const logger = await offlineRun(out);
+    const calls = join(out, "calls.txt");
+    const cli = join(out, "fake-wandb");
+    // A stand-in for the wandb CLI: answers --version, records `sync ...` and fails when told to.
+    writeFileSync(cli, `#!/bin/sh
+[ "$1" = --version ] && exit 0
+echo "$@" >> ${calls}
+exit \${FAIL:-0}
+`, { mode: 0o755 });
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    expect(await syncMain([out, "--project", "other", "--wandb-cli", cli])).toBe(0);
+    expect(readFileSync(calls, "utf8").trim()).toBe(`sync --project other ${logger.runDir}`);
+    vi.stubEnv("FAIL", "3");
+    expect(await syncMain([logger.runDir!, "--wandb-cli", cli])).toBe(1);
+    // Without it (no such program), the built-in upload runs: here it stops at the missing key.
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    expect(await syncMain([logger.runDir!, "--wandb-cli", join(out, "no-such-wandb")])).toBe(2);
   });
 });

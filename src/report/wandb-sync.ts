@@ -1,9 +1,13 @@
 /**
  * snn-wandb-sync: uploads offline W&B run directories written by the coordinator (runs whose W&B was offline,
- * unreachable or disabled by a missing key). Re-running it is harmless: history goes by line offset and files are
+ * unreachable or disabled by a missing key). Where the official `wandb` CLI is installed it only finds the run
+ * directories and hands them to `wandb sync`, which uploads everything in run-<id>.wandb (console, system metrics,
+ * artifacts included); elsewhere, or with --builtin, it uploads files/ itself through W&B's HTTP API (history,
+ * summary, config, metadata, images). Re-running it is harmless: history goes by line offset and files are
  * overwritten. Exit codes: 0 all synced, 1 an upload failed, 2 bad usage (missing directory, not an offline run,
  * no WANDB_API_KEY).
  */
+import { spawn, spawnSync } from "node:child_process";
 import { readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import yargs from "yargs";
@@ -35,7 +39,9 @@ async function sync(argv: readonly string[]): Promise<number> {
     .option("project", { type: "string", describe: "W&B project (default: the one the run was logged with)" })
     .option("entity", { type: "string", describe: "W&B entity (default: the run's, else the API key's default)" })
     .option("base-url", { type: "string", describe: "W&B API URL (default: $WANDB_BASE_URL, else api.wandb.ai)" })
-    .option("timeout", { type: "number", default: 30, describe: "seconds allowed per request" })
+    .option("timeout", { type: "number", default: 30, describe: "seconds allowed per request (--builtin)" })
+    .option("builtin", { type: "boolean", default: false, describe: "upload files/ through W&B's HTTP API even where the wandb CLI is installed" })
+    .option("wandb-cli", { type: "string", default: "wandb", describe: "the official wandb CLI to hand the runs to" })
     .demandCommand(1, "give at least one DIR")
     .strict()
     .version(false)
@@ -51,6 +57,17 @@ async function sync(argv: readonly string[]): Promise<number> {
   const runDirs: string[] = [];
   for (const dir of args._.map(String)) runDirs.push(...(await findRunDirs(resolve(dir))));
   const runs = await Promise.all(runDirs.map(readOfflineRun));
+  const cli = args["wandb-cli"];
+  if (!args.builtin && spawnSync(cli, ["--version"], { stdio: "ignore" }).status === 0) {
+    const passed = [...(args.project ? ["--project", args.project] : []), ...(args.entity ? ["--entity", args.entity] : [])];
+    console.log(`snn-wandb-sync: ${cli} sync ${[...passed, ...runDirs].join(" ")}`);
+    const code = await new Promise<number | null>((done) => {
+      const child = spawn(cli, ["sync", ...passed, ...runDirs], { stdio: "inherit", env: { ...process.env, ...(args["base-url"] && { WANDB_BASE_URL: args["base-url"] }) } });
+      child.on("error", () => done(null));
+      child.on("exit", (c) => done(c));
+    });
+    return code === 0 ? 0 : 1;
+  }
   const apiKey = process.env.WANDB_API_KEY;
   if (!apiKey) throw new UsageError("no API key: set WANDB_API_KEY (find it at https://wandb.ai/authorize)");
 
