@@ -179,6 +179,7 @@ describe.skipIf(adapters.length === 0)("command lines", () => {
     const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
       [[...connect, "--gpu", String(adapters.length)], {}, new RegExp(`--gpu ${adapters.length}: this machine has ${adapters.length} WebGPU adapter`)],
       [[...connect, "--gpu", "0"], { VK_ICD_FILENAMES: "/nonexistent/icd.json" }, /no WebGPU adapter: Dawn found no Vulkan driver/],
+      [["--list-gpus"], { VK_ICD_FILENAMES: "/nonexistent/icd.json" }, /no WebGPU adapter: Dawn found no Vulkan driver/],
       [[...connect, "--engine", "sparse-cpu", "--gpu", "0"], {}, /--gpu selects a GPU for the webgpu or tfjs engine/],
       [[...connect, "--engine", "tfjs", "--threads", "4"], {}, /the tfjs engine computes one epoch at a time/],
     ];

@@ -1,5 +1,6 @@
 /** Command line of snn-coord; kept apart from the program so that tests and deploy checks can read the flags. */
 import yargs from "yargs";
+import { DEFAULT_EPOCHS_PER_PASS } from "../engine/webgpu/gpu-device.js";
 
 export const coordinatorCli = (argv: string[]) =>
   yargs(argv)
@@ -10,7 +11,7 @@ export const coordinatorCli = (argv: string[]) =>
     .option("engine", {
       choices: ["sparse-cpu", "webgpu"] as const,
       default: "sparse-cpu" as const,
-      describe: "engine of the local workers: sparse-cpu, or webgpu on GPU adapter 0 (each worker then computes up to 8 epochs per pass)",
+      describe: `engine of the local workers: sparse-cpu, or webgpu on GPU adapter 0 (each worker then computes up to ${DEFAULT_EPOCHS_PER_PASS} epochs per pass)`,
     })
     .option("external", { type: "boolean", default: false, describe: "wait for snn-worker processes started elsewhere instead of starting local ones" })
     .option("bind", { type: "string", describe: "ZeroMQ endpoint to bind (default: ipc socket for local workers, tcp://*:5555 with --external)" })

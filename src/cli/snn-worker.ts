@@ -13,7 +13,7 @@ import { MetricsPortError } from "../platform/metrics-server.js";
 import { KeyFileError, readKeyPair, readPublicKey } from "../distributed/curve-auth.js";
 import { Engine } from "../engine/engine.js";
 import { NetworkSpec } from "../model/network.js";
-import { GpuUnavailableError, listAdapters, openDevice } from "../engine/webgpu/gpu-device.js";
+import { availableAdapters, GpuUnavailableError, openDevice } from "../engine/webgpu/gpu-device.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv))
@@ -22,8 +22,7 @@ async function main(): Promise<number> {
     })
     .parseAsync();
   if (args["list-gpus"]) {
-    const adapters = await listAdapters();
-    if (adapters.length === 0) throw new GpuUnavailableError("no WebGPU adapter found (is a Vulkan driver installed? see README: GPU workers)");
+    const adapters = await availableAdapters();
     for (const a of adapters) console.log(`${a.index}: ${a.name} (${a.backend})`);
     return 0;
   }

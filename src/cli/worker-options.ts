@@ -1,5 +1,6 @@
 /** Command line of snn-worker; kept apart from the program so that tests and deploy checks can read the flags. */
 import yargs from "yargs";
+import { DEFAULT_EPOCHS_PER_PASS } from "../engine/webgpu/gpu-device.js";
 
 export const workerCli = (argv: string[]) =>
   yargs(argv)
@@ -15,7 +16,7 @@ export const workerCli = (argv: string[]) =>
     .option("list-gpus", { type: "boolean", default: false, describe: "print the WebGPU adapters (index, backend, name) and exit" })
     .option("threads", {
       type: "number",
-      describe: "epochs computed at once: sparse-cpu one per thread (default 1; use one per core), webgpu epochs per GPU pass (default 8)",
+      describe: `epochs computed at once: sparse-cpu one per thread (default 1; use one per core), webgpu epochs per GPU pass (default ${DEFAULT_EPOCHS_PER_PASS})`,
     })
     .option("timeout", { type: "number", default: 120, describe: "seconds without word from the coordinator before exiting" })
     .option("metrics-port", { type: "number", default: 9465, describe: "Prometheus /metrics port of this worker (0 = off)" })

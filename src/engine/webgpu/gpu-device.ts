@@ -15,6 +15,9 @@ export interface GpuAdapterEntry {
   name: string;
 }
 
+/** Epochs a webgpu worker simulates per pass unless told otherwise (snn-worker --threads); fewer when they do not fit. */
+export const DEFAULT_EPOCHS_PER_PASS = 8;
+
 /** A GPU problem the user can act on (no driver, no such adapter, device lost): one line, no stack trace. */
 export class GpuUnavailableError extends Error {}
 
@@ -40,6 +43,13 @@ function binding(): DawnModule {
 const NO_DRIVER =
   "no WebGPU adapter: Dawn found no Vulkan driver (install the GPU's Vulkan driver and libvulkan1; on a CPU-only machine, " +
   "Debian's chromium package ships SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)";
+
+/** The adapters Dawn can open; none is a GpuUnavailableError saying how to get a driver. */
+export async function availableAdapters(): Promise<GpuAdapterEntry[]> {
+  const adapters = await listAdapters();
+  if (adapters.length === 0) throw new GpuUnavailableError(NO_DRIVER);
+  return adapters;
+}
 
 /** The adapters Dawn can open, in its order (the index --gpu takes). */
 export async function listAdapters(): Promise<GpuAdapterEntry[]> {
@@ -67,8 +77,7 @@ export interface GpuContext {
 
 /** Opens adapter `index` (of listAdapters) as a device with the adapter's own storage limits. */
 export async function openDevice(index = 0): Promise<GpuContext> {
-  const adapters = await listAdapters();
-  if (adapters.length === 0) throw new GpuUnavailableError(NO_DRIVER);
+  const adapters = await availableAdapters();
   const entry = adapters[index];
   if (!entry) throw new GpuUnavailableError(`--gpu ${index}: this machine has ${adapters.length} WebGPU adapter${adapters.length > 1 ? "s" : ""} (0-${adapters.length - 1}; see --list-gpus)`);
   const instance = binding().create([`adapter=${entry.name}`, `backend=${entry.backend}`]);

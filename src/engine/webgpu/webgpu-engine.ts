@@ -21,7 +21,7 @@ import { epochInputs, hasSpikeTrainTeacher, NetworkSpec } from "../../model/netw
 import { placeOf, recordedOutputs } from "../../model/teacher-replay.js";
 import { Engine, EpochResult, EpochTask, epochSteps } from "../engine.js";
 import { ActivityLayout, epochResult, extractTrialActivity, summarizeEpoch, TrialSummaries } from "../epoch-summary.js";
-import { GpuContext, GpuUnavailableError, openDevice } from "./gpu-device.js";
+import { DEFAULT_EPOCHS_PER_PASS, GpuContext, GpuUnavailableError, openDevice } from "./gpu-device.js";
 import { BufferName, KernelShape, kernelSources, WORKGROUP } from "./kernels.js";
 
 export interface WebGpuOptions {
@@ -110,7 +110,7 @@ export class WebGpuEngine implements Engine {
   private draining = false;
 
   static async create(spec: NetworkSpec, options: WebGpuOptions = {}): Promise<WebGpuEngine> {
-    return new WebGpuEngine(spec, await openDevice(options.gpu ?? 0), options.epochsPerPass ?? 8, options.keepActivity ?? false);
+    return new WebGpuEngine(spec, await openDevice(options.gpu ?? 0), options.epochsPerPass ?? DEFAULT_EPOCHS_PER_PASS, options.keepActivity ?? false);
   }
 
   private constructor(
@@ -282,6 +282,8 @@ export class WebGpuEngine implements Engine {
     const PP = N * KB;
     const kernels = this.kernelsFor(k);
     const M = spec.constants.numInputs;
+    const E = spec.rec.pre.length;
+    const F = spec.ff.pre.length;
     const clock = { at: performance.now() };
     const lap = () => {
       const now = performance.now();
@@ -343,7 +345,7 @@ export class WebGpuEngine implements Engine {
         this.encodeForward(enc, kernels);
         const [s] = await this.read(enc, [["sHist", 0, T * PP]]);
         teacherSpikes = Uint8Array.from(new Uint32Array(s));
-        device.queue.writeBuffer(this.buffers.get("vHist")!, 0, v0);
+        // The forward writes vHist[1..T] and updates g in place: only g goes back to the initial state.
         device.queue.writeBuffer(this.buffers.get("g")!, 0, g0);
       }
     }
@@ -400,8 +402,6 @@ export class WebGpuEngine implements Engine {
       const bwd = device.createCommandEncoder();
       for (let t = T - 1; t >= 0; t--) this.dispatch(bwd, kernels, "backward", t);
       for (const name of ["recEvents", "ffEvents", "recGrad", "ffGrad"]) this.dispatch(bwd, kernels, name);
-      const E = spec.rec.pre.length;
-      const F = spec.ff.pre.length;
       const [rec, ff] = await this.read(bwd, [["recGrad", 0, E * k], ["ffGrad", 0, F * k]]);
       grads = { rec: new Float32Array(rec), ff: new Float32Array(ff) };
     }
@@ -409,8 +409,6 @@ export class WebGpuEngine implements Engine {
 
     const results = tasks.map((task, e) => {
       const { layout, trials, summary } = summaries[e];
-      const E = spec.rec.pre.length;
-      const F = spec.ff.pre.length;
       const finalState = { v: new Float32Array(B * N), g: new Float32Array(2 * S * B * N) };
       for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) finalState.v[b * N + j] = vT[j * KB + e * B + b];
       for (let cl = 0; cl < 2 * S; cl++)
