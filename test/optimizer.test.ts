@@ -3,7 +3,7 @@
  * values computed by hand with torch's formulas.
  */
 import { describe, expect, it } from "vitest";
-import { adamStep, averageGradients, clipGlobalNorm, globalNorm, newAdamState } from "../src/model/optimizer.js";
+import { adamStep, averageGradients, clipGlobalNorm, firstNonFinite, globalNorm, GradientReducer, newAdamState } from "../src/model/optimizer.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);
 const f64 = (...xs: number[]) => Float64Array.from(xs);
@@ -46,6 +46,51 @@ describe("averageGradients", () => {
     expect(Array.from(rec)).toEqual([2, 3, 4]);
     expect(Array.from(ff)).toEqual([20]);
     expect(Array.from(e0[0])).toEqual([1, 2, 3]);
+  });
+});
+
+describe("GradientReducer", () => {
+  it("fed in any arrival order, gives averageGradients over the epoch order, bit for bit, interval after interval", () => {
+    const big = 2 ** 60;
+    const epochs = [[f32(big, -0)], [f32(1, -0)], [f32(-big, 0)], [f32(3, -0)]];
+    const reducer = new GradientReducer();
+    for (const order of [[3, 1, 0, 2], [0, 1, 2, 3], [2, 3, 1, 0]]) {
+      reducer.start(4);
+      for (const k of order) reducer.add(k, epochs[k]);
+      const [mean] = reducer.mean();
+      // Left to right in epoch order: ((big + 1) − big + 3)/4 = 0.75, whatever the arrival order; −0 + 0 sums to +0.
+      expect(Array.from(mean)).toEqual(Array.from(averageGradients(epochs)[0]));
+      expect(mean[0]).toBe(0.75);
+      expect(Object.is(mean[1], 0)).toBe(true);
+    }
+    // A smaller network (other sizes) gets new sums.
+    reducer.start(2);
+    reducer.add(1, [f32(4), f32(1, 1)]);
+    reducer.add(0, [f32(2), f32(3, 5)]);
+    expect(reducer.mean().map((a) => Array.from(a))).toEqual([[3], [2, 3]]);
+  });
+
+  it("refuses a mean before every epoch is in", () => {
+    const reducer = new GradientReducer();
+    reducer.start(3);
+    reducer.add(0, [f32(1)]);
+    reducer.add(2, [f32(1)]);
+    expect(() => reducer.mean()).toThrow(/1 of 3 epochs added/);
+  });
+});
+
+describe("firstNonFinite", () => {
+  it("finds NaN and ±Infinity in float32, float64 and plain arrays, and nothing in finite values", () => {
+    const finite = [0, -0, 1, -3.5, 1e-45, 3.4e38, -3.4e38];
+    for (const make of [(xs: number[]) => Float32Array.from(xs), (xs: number[]) => Float64Array.from(xs), (xs: number[]) => xs]) {
+      expect(firstNonFinite(make(finite))).toBe(-1);
+      for (const bad of [Number.NaN, Infinity, -Infinity]) expect(firstNonFinite(make([...finite, bad, 1]))).toBe(finite.length);
+    }
+    // A float32 view at an offset inside a larger buffer.
+    const buffer = new Float32Array([Number.NaN, 1, 2, Infinity]);
+    expect(firstNonFinite(buffer.subarray(1, 3))).toBe(-1);
+    expect(firstNonFinite(buffer.subarray(1))).toBe(2);
+    expect(firstNonFinite(Float64Array.of(1.7976931348623157e308))).toBe(-1);
   });
 });
 

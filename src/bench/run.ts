@@ -11,7 +11,8 @@
  *  8–9. training: gradient norms per loss term and chunk before and after the fix of the explosion, and the cost of
  *     burn-in and of each parameterisation (bench/training.ts).
  *  10. the webgpu engine against sparse-cpu, where a WebGPU adapter exists (bench/webgpu.ts).
- * `npm run bench -- --quick` skips 5 (the slowest part); `--webgpu-only` runs 10 alone, at 1×, 4× and 10× the default
+ *  11. a real coordinator fed by replay workers at GPU speed: its own work per update (bench/coordinator-load.ts).
+ * `npm run bench -- --quick` skips 5 and 11 (the slowest parts); `--webgpu-only` runs 10 alone, at 1×, 4× and 10× the default
  * size (the GPU check, scripts/gpu-check.sh).
  */
 import { execFileSync } from "node:child_process";
@@ -34,6 +35,7 @@ import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { trainingCosts, trainingGradients } from "./training.js";
 import { webgpuBench } from "./webgpu.js";
+import { coordinatorLoad } from "./coordinator-load.js";
 import { allFactors, effectiveWeights, factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 const DEFAULT = "parameters/fitting-activity.toml";
@@ -282,6 +284,7 @@ async function main(): Promise<void> {
   trainingGradients(QUICKSTART, config);
   trainingCosts(DEFAULT);
   await webgpuBench(config, { scales: [1], sparseCpu: true, small: loadConfig(QUICKSTART).config });
+  if (!quick) await coordinatorLoad(ORIGINAL, loadConfig(ORIGINAL).config.simulation.accumulation_interval);
 }
 
 main().catch((e) => {

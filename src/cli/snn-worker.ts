@@ -13,7 +13,7 @@ import { MetricsPortError } from "../platform/metrics-server.js";
 import { KeyFileError, readKeyPair, readPublicKey } from "../distributed/curve-auth.js";
 import { Engine } from "../engine/engine.js";
 import { NetworkSpec } from "../model/network.js";
-import { availableAdapters, GpuUnavailableError, openDevice } from "../engine/webgpu/gpu-device.js";
+import { availableAdapters, DEFAULT_EPOCHS_PER_PASS, GpuUnavailableError, openDevice } from "../engine/webgpu/gpu-device.js";
 
 async function main(): Promise<number> {
   const args = await workerCli(hideBin(process.argv))
@@ -28,7 +28,7 @@ async function main(): Promise<number> {
   }
   const engineName = workerEngine(args);
   const gpu = args.gpu;
-  const threads = args.threads ?? (engineName === "webgpu" ? 8 : 1);
+  const threads = args.threads ?? (engineName === "webgpu" ? DEFAULT_EPOCHS_PER_PASS : 1);
   const createEngine = await engineFactory(engineName, gpu, threads);
   const curve = args.key ? { serverKey: readPublicKey(args["server-key"]!, "--server-key"), keyPair: readKeyPair(args.key, "--key") } : undefined;
   const worker = new WorkerProcess({

@@ -149,6 +149,7 @@ export class WorkerPool {
     nonFinite: Map<number, Set<string>>;
     update: number;
     total: number;
+    accepted: ((index: number, result: ResultMessage) => void) | undefined;
     resolve: (r: ResultMessage[]) => void;
     reject: (e: Error) => void;
     lastWorkerSeen: number;
@@ -254,9 +255,20 @@ export class WorkerPool {
    * Computes the given epochs with the given weights and resolves with their results in the order of `tasks`.
    * Rejects with NoWorkersError when no worker has been connected for noWorkerTimeout seconds.
    */
-  runInterval(update: number, version: number, weights: { rec: Float32Array; ff: Float32Array }, tasks: EpochAssignment[]): Promise<ResultMessage[]> {
+  /**
+   * Computes the interval's epochs; resolves with their results in task order. `accepted(k, result)` is called for
+   * each task's result as it is accepted (once per task, in arrival order), so that the caller can start reducing.
+   */
+  runInterval(
+    update: number,
+    version: number,
+    weights: { rec: Float32Array; ff: Float32Array },
+    tasks: EpochAssignment[],
+    accepted?: (index: number, result: ResultMessage) => void,
+  ): Promise<ResultMessage[]> {
     return new Promise((resolve, reject) => {
       this.current = {
+        accepted,
         version,
         rec: weights.rec,
         ff: weights.ff,
@@ -511,6 +523,7 @@ export class WorkerPool {
     }
     if (!isFiniteResult(r) && this.recomputeElsewhere(w, r.epoch, assignment)) return;
     cur.results.set(r.epoch, r);
+    cur.accepted?.(this.order.indexOf(r.epoch), r);
     w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
     // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.

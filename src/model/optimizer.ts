@@ -26,18 +26,59 @@ export function newAdamState(sizes: number[]): AdamState {
  * the result does not depend on which worker computed what or when results arrived.
  */
 export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
-  const parts = perEpoch[0].length;
-  const out = Array.from({ length: parts }, (_, p) => new Float64Array(perEpoch[0][p].length));
-  for (const grads of perEpoch) {
-    for (let p = 0; p < parts; p++) {
-      const acc = out[p];
-      const g = grads[p];
-      for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+  const reducer = new GradientReducer();
+  reducer.start(perEpoch.length);
+  perEpoch.forEach((grads, k) => reducer.add(k, grads));
+  return reducer.mean();
+}
+
+/**
+ * averageGradients fed one epoch at a time, in whatever order results arrive: an epoch is added to the float64 sums
+ * as soon as every earlier one has been, so the mean is bit-identical to averageGradients over the epochs in order,
+ * and most of the reduce is done while the interval's last results are still on their way. The sums are reused from
+ * interval to interval (the mean is valid until the next start()).
+ */
+export class GradientReducer {
+  private sums: Float64Array[] = [];
+  private readonly waiting = new Map<number, Float32Array[]>();
+  private next = 0;
+  private count = 0;
+
+  /** A new interval of `count` epochs. */
+  start(count: number): void {
+    this.count = count;
+    this.next = 0;
+    this.waiting.clear();
+  }
+
+  /** The gradients of the interval's `index`-th epoch (in epoch order). */
+  add(index: number, grads: Float32Array[]): void {
+    this.waiting.set(index, grads);
+    for (let g = this.waiting.get(this.next); g !== undefined; g = this.waiting.get(this.next)) {
+      this.waiting.delete(this.next);
+      this.fold(g, this.next === 0);
+      this.next++;
     }
   }
-  const n = perEpoch.length;
-  for (const acc of out) for (let i = 0; i < acc.length; i++) acc[i] /= n;
-  return out;
+
+  /** The mean over all `count` epochs; throws when some are missing. */
+  mean(): Float64Array[] {
+    if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next} of ${this.count} epochs added`);
+    for (const acc of this.sums) for (let i = 0; i < acc.length; i++) acc[i] /= this.count;
+    return this.sums;
+  }
+
+  // Adds one epoch's parts to the sums; the first epoch sets them (0 + g, exactly what adding to zeros gives).
+  private fold(grads: Float32Array[], first: boolean): void {
+    if (first && (this.sums.length !== grads.length || this.sums.some((acc, p) => acc.length !== grads[p].length))) {
+      this.sums = grads.map((g) => new Float64Array(g.length));
+    }
+    grads.forEach((g, p) => {
+      const acc = this.sums[p];
+      if (first) for (let i = 0; i < acc.length; i++) acc[i] = 0 + g[i];
+      else for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+    });
+  }
 }
 
 /** Global L2 norm over all parts. */
@@ -118,7 +159,23 @@ export function projectNonNegative(w: Float32Array): number {
 
 /** Index of the first non-finite value, or −1. */
 export function firstNonFinite(x: ArrayLike<number>): number {
+  // One loop per array kind, so that each stays monomorphic (a megamorphic element load is several times slower, and
+  // the coordinator checks every result's megabytes of gradients and state).
+  if (x instanceof Float32Array) return firstNonFiniteF32(new Int32Array(x.buffer, x.byteOffset, x.length));
+  if (x instanceof Float64Array) return firstNonFiniteF64(x);
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
+}
+
+/** float32 bit patterns: the exponent all ones is ±Infinity or NaN. */
+function firstNonFiniteF32(bits: Int32Array): number {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}
+
+function firstNonFiniteF64(x: Float64Array): number {
+  // v − v is 0 for every finite v and NaN for ±Infinity and NaN.
+  for (let i = 0; i < x.length; i++) if (x[i] - x[i] !== 0) return i;
   return -1;
 }
 

@@ -159,6 +159,7 @@ export function bytesOf(a: ArrayBufferView): Uint8Array {
 
 interface TypedArrayClass<A> {
   new (length: number): A;
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): A;
   readonly BYTES_PER_ELEMENT: number;
 }
 
@@ -171,7 +172,9 @@ function typedArray<A extends ArrayBufferView>(Ctor: TypedArrayClass<A>, dtype: 
       if (v.byteLength % size !== 0) at.fail(`byte length ${v.byteLength} is not a multiple of ${size}`);
       const n = v.byteLength / size;
       if (length !== undefined) checkLength(at, n, resolveLength(length, sofar));
-      // Copy into a fresh, aligned buffer: the bytes may sit at any offset inside the received frame.
+      // A view where the bytes are aligned for the dtype (the frame is this message's own buffer, never reused: no copy
+      // of megabytes of gradients per result); a copy into a fresh buffer where they sit at an unaligned offset.
+      if (v.byteOffset % size === 0) return new Ctor(v.buffer, v.byteOffset, n);
       const out = new Ctor(n);
       bytesOf(out).set(v);
       return out;

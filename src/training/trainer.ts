@@ -11,7 +11,7 @@ import { ResultMessage } from "../distributed/protocol.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
-import { averageGradients, firstNonFinite, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
+import { firstNonFinite, GradientReducer, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
 import { allFactors, effectiveWeights, factorPairs, specTypePairs, trainedFactorParts } from "../model/scaling-factors.js";
@@ -75,6 +75,7 @@ export class Trainer {
   private readonly started = Date.now();
   /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
   private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
+  private readonly reducer = new GradientReducer();
   /** Per edge, its connection-type pair, when scaling factors are trained. */
   private readonly typePairs: { rec: Int32Array; ff: Int32Array } | null;
 
@@ -134,7 +135,10 @@ export class Trainer {
         recordActivity: (plot || plotInitial) && k === A - 1,
       }));
       const t0 = performance.now();
-      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks);
+      // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order).
+      this.reducer.start(tasks.length);
+      const reduce = training ? (k: number, r: ResultMessage) => this.reducer.add(k, [r.recGrad, r.ffGrad]) : undefined;
+      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, reduce);
       const t1 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
@@ -233,7 +237,7 @@ export class Trainer {
       const term = LOSS_TERM_NAMES.find((k) => k !== "cv" && !Number.isFinite(r.losses[k]));
       if (term) return { problem: `${term} loss is ${r.losses[term]} in epoch ${r.epoch + 1}`, gradNorm: NaN };
     }
-    const grads = averageGradients(results.map((r) => [r.recGrad, r.ffGrad]));
+    const grads = this.reducer.mean();
     const t2 = performance.now();
     const hp = { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm };
     const f = s.factors;

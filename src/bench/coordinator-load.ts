@@ -1,0 +1,120 @@
+/**
+ * Benchmark 11: a real coordinator process fed by workers at GPU speed. A GPU worker returns an interval's epochs in a
+ * few milliseconds, so the coordinator's own work per update (decoding results, the reduce, Adam, statistics,
+ * metrics.csv, checkpoints, encoding the next assignments) sets the pace. No GPU is needed to measure that: the
+ * workers here are real worker processes' code (WorkerProcess, the protocol, the sockets) over an engine that replays
+ * one epoch computed by sparse-cpu at a set rate — for this benchmark only, never in a run.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MetricsCsv } from "../io/run-dir.js";
+import { NetworkSpec } from "../model/network.js";
+import { Engine, EpochResult, EpochTask } from "../engine/engine.js";
+import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
+import { WorkerProcess } from "../distributed/worker.js";
+
+/**
+ * Answers every epoch with the first result sparse-cpu computed for a task of its kind (with or without gradient),
+ * after `epochMs` per epoch of simulated compute: a stand-in for a GPU worker's speed with a real result's sizes.
+ */
+class ReplayEngine implements Engine {
+  readonly kind = "sparse-cpu" as const;
+  private readonly recorded = new Map<boolean, EpochResult>();
+  private readonly real: SparseCpuEngine;
+
+  constructor(spec: NetworkSpec, private readonly epochMs: number) {
+    this.real = new SparseCpuEngine(spec);
+  }
+
+  async runEpoch(task: EpochTask): Promise<EpochResult> {
+    let result = this.recorded.get(task.computeGradient);
+    if (result === undefined || task.recordActivity) {
+      result = await this.real.runEpoch(task);
+      if (!task.recordActivity) this.recorded.set(task.computeGradient, result);
+    } else if (this.epochMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.epochMs));
+    }
+    return { ...result, epoch: task.epoch };
+  }
+
+  dispose(): void {
+    this.real.dispose();
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface LoadResult {
+  msPerUpdate: number;
+  updatesPerS: number;
+}
+
+/** One run of `updates` updates with `workers` replay workers, each taking `threads` epochs at once. */
+async function loadRun(params: string, A: number, updates: number, workers: number, threads: number, epochMs: number): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), "snn-bench-load-"));
+  try {
+    const file = join(dir, "params.toml");
+    writeFileSync(
+      file,
+      readFileSync(params, "utf8")
+        .replace(/^accumulation_interval = \d+/m, `accumulation_interval = ${A}`)
+        .replace(/^epochs = \d+/m, `epochs = ${updates * A}`)
+        .replace(/^burn_in_epochs = \d+/m, "burn_in_epochs = 0"),
+    );
+    const port = await freePort();
+    const cli = fileURLToPath(new URL("../cli/snn-coord.js", import.meta.url));
+    const coordinator = spawn(
+      process.execPath,
+      [...(process.env.SNN_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SNN_BENCH_PROFILE}`] : []), cli, file, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", String(workers), "--output", join(dir, "run"), "--metrics-port", "0", "--no-figures"],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    coordinator.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => coordinator.on("exit", resolve));
+    const procs = Array.from({ length: workers }, () =>
+      new WorkerProcess({
+        endpoint: `tcp://127.0.0.1:${port}`,
+        engineName: "sparse-cpu",
+        threads,
+        coordinatorTimeout: 60,
+        heartbeatInterval: 2,
+        createEngine: async (spec) => new ReplayEngine(spec, epochMs),
+        log: () => {},
+      }).run(),
+    );
+    const code = await exited;
+    await Promise.all(procs);
+    if (code !== 0) throw new Error(`coordinator exited ${code}: ${stderr.trim().split("\n").at(-1)}`);
+    // The first updates include the replay engines' one real epoch each and the JIT's warm-up.
+    const rows = MetricsCsv.read(join(dir, "run", "metrics.csv")).slice(3);
+    const seconds = (rows.at(-1)!.wall_time_s - rows[0].wall_time_s) / (rows.length - 1);
+    return { msPerUpdate: seconds * 1000, updatesPerS: 1 / seconds };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function coordinatorLoad(params: string, A: number): Promise<void> {
+  const updates = 40;
+  console.log(`\n11. a real coordinator fed by replay workers at GPU speed (default network, ${A} epochs per update, --no-figures, ${updates} updates):`);
+  for (const [workers, threads, epochMs] of [
+    [1, A, 0],
+    [2, Math.ceil(A / 2), 0],
+    [1, A, 1],
+  ] as const) {
+    const r = await loadRun(params, A, updates, workers, threads, epochMs);
+    console.log(
+      `   ${workers} worker${workers > 1 ? "s" : ""} taking ${threads} epochs at once, ${epochMs} ms per epoch: ${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); goal ≤ 10 ms of coordinator work per update`,
+    );
+  }
+}
