@@ -2,11 +2,13 @@
  * Connectomes read from files ([recurrent] connectome_file / neurons_file, [feedforward] connectome_file /
  * inputs_file) and written by `snn-sim --export-connectome DIR`.
  *
- * Edge lists are CSV `pre,post,weight` (the header line optional), one synapse a line; neurons are CSV
- * `neuron,cell_type[,assembly]` (header required, cell types by name from recurrent.names, one row per neuron), inputs
- * `input,input_type` (by name from feedforward.names). Or one safetensors file for both keys (connectome.safetensors
- * of the export: I32 rec_pre, rec_post, ff_pre, ff_post, cell_type, input_type, assembly_id; F32 rec_weight, ff_weight),
- * checked the same way, its edges named by index. Edges are sorted into CSR order (pre, post); the file's weights
+ * Edge lists are CSV `pre,post,weight` (the header line optional), one synapse a line; or NumPy files: a dense `.npy`
+ * matrix [pre, post] whose non-zero entries are the synapses, or a `.npz` sparse matrix as scipy.sparse.save_npz writes
+ * it (coo, csr or csc). Neurons are CSV `neuron,cell_type[,assembly]` (header required, cell types by name from
+ * recurrent.names, one row per neuron), inputs `input,input_type` (by name from feedforward.names). Or one container
+ * for both keys, safetensors or `.npz` (connectome.safetensors / connectome.npz of the export: integer rec_pre,
+ * rec_post, ff_pre, ff_post, cell_type, input_type, assembly_id; float rec_weight, ff_weight), checked the same way,
+ * its edges named by index. Edges are sorted into CSR order (pre, post); the file's weights
  * are the initial weights. Weights are written as the shortest decimal that reads back as the same float32, so an
  * exported network loads bit-identically (same structure hash, same weights). The structure hash is computed from
  * the content, so a moved file keeps it and an edited one changes it. Every problem is a ConfigError naming the key,
@@ -14,7 +16,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { extname, join } from "node:path";
-import { readSafetensorsFile, writeSafetensorsFile } from "../platform/atomic-file.js";
+import { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "../platform/atomic-file.js";
+import { decodeNpy, decodeNpz, encodeNpz, NpyArray, NpyError } from "../platform/numpy.js";
 import { SafetensorsError, Tensor } from "../platform/safetensors.js";
 import { Config, ConfigError, typeCounts } from "../model/config.js";
 import { Connectome, EdgeList, generateConnectome, makeEdgeList, structureHash } from "../model/connectome.js";
@@ -60,15 +63,172 @@ export function readConnectomeFiles(config: Config): Connectome {
   const ffFile = config.feedforward.connectome_file!;
   const policy = config.recurrent.duplicate_edges;
   const exact = config.recurrent.topology.generator === "exact";
-  if (isSafetensors(recFile) || isSafetensors(ffFile)) return readSafetensorsConnectome(config, N, M, A, size, policy, exact);
-  const { cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file!, N, config.recurrent.names, "neuron", "cell_type", size);
+  const recSource = openEdgeSource("recurrent.connectome_file", recFile);
+  const ffSource = ffFile === recFile ? recSource : openEdgeSource("feedforward.connectome_file", ffFile);
+  if (recSource.kind === "container" || ffSource.kind === "container") return readContainerConnectome(config, recSource, ffSource, N, M, A, size, policy, exact);
+  if (!config.recurrent.neurons_file) {
+    throw new ConfigError(`recurrent.neurons_file: needed with the edge list "${recFile}" (the cell type of every neuron, CSV neuron,cell_type[,assembly])`);
+  }
+  const { cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file, N, config.recurrent.names, "neuron", "cell_type", size);
   let inputType: Int32Array;
   if (config.feedforward.inputs_file) inputType = readTypes("feedforward.inputs_file", config.feedforward.inputs_file, M, config.feedforward.names, "input", "input_type", 0).cellType;
   else inputType = blockTypes(M, config.feedforward.proportion);
-  const rec = readEdges("recurrent.connectome_file", recFile, N, N, true, policy);
-  const ff = readEdges("feedforward.connectome_file", ffFile, M, N, false, policy);
+  const rec = edgesOf(recSource, N, N, true, policy);
+  const ff = edgesOf(ffSource, M, N, false, policy);
   const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: rec.edges, ff: ff.edges };
   return { ...structure, assemblyId, recWeight: rec.weight, ffWeight: ff.weight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+}
+
+/** Where one key's edges come from: a CSV, a dense .npy, a scipy.sparse .npz, or a container of the whole network. */
+type EdgeSource =
+  | { kind: "csv"; key: string; path: string }
+  | { kind: "dense"; key: string; path: string; array: NpyArray }
+  | { kind: "sparse"; key: string; path: string; arrays: Record<string, NpyArray> }
+  | { kind: "container"; key: string; path: string; tensors: Record<string, Tensor> };
+
+function openEdgeSource(key: string, path: string): EdgeSource {
+  const fail = failer(key, path);
+  const kind = extname(path).toLowerCase();
+  if (kind === ".safetensors") return { kind: "container", key, path, tensors: readContainer(key, path) };
+  if (kind !== ".npy" && kind !== ".npz") return { kind: "csv", key, path };
+  if (!existsSync(path)) fail("file not found");
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    return fail(`cannot read (${(e as Error).message})`);
+  }
+  try {
+    if (kind === ".npy") return { kind: "dense", key, path, array: decodeNpy(bytes) };
+    const arrays = decodeNpz(bytes);
+    // The export's names make a container of the whole network; anything else is one sparse matrix.
+    if (arrays.rec_pre || arrays.ff_pre) return { kind: "container", key, path, tensors: npzTensors(arrays, fail) };
+    return { kind: "sparse", key, path, arrays };
+  } catch (e) {
+    if (e instanceof NpyError) fail(e.message);
+    throw e;
+  }
+}
+
+function edgesOf(source: EdgeSource, numPre: number, numPost: number, recurrent: boolean, policy: "error" | "sum" | "keep-first"): { edges: EdgeList; weight: Float32Array } {
+  const fail = failer(source.key, source.path);
+  if (source.kind === "csv") return readEdges(source.key, source.path, numPre, numPost, recurrent, policy);
+  if (source.kind === "dense") return denseEdges(source.array, numPre, numPost, recurrent, fail);
+  if (source.kind === "sparse") return sparseEdges(source.arrays, numPre, numPost, recurrent, policy, fail);
+  return fail("is a whole-network container; point recurrent.connectome_file and feedforward.connectome_file at it, or at two edge lists");
+}
+
+/** What a pre or post id means in messages. */
+const idRange = (recurrent: boolean, numPre: number, numPost: number) => ({
+  pre: `${recurrent ? "neuron" : "input"} ids 0..${numPre - 1}`,
+  post: `neuron ids 0..${numPost - 1}`,
+});
+
+/** The checks every edge of a file passes: ids in range, no self-loop, a finite weight ≥ 0. */
+function checkEdge(i: number, j: number, w: number, where: string, numPre: number, numPost: number, recurrent: boolean, fail: Fail): void {
+  const ids = idRange(recurrent, numPre, numPost);
+  if (!(Number.isInteger(i) && i >= 0 && i < numPre)) fail(`${where}: pre ${i} is out of range (${ids.pre})`);
+  if (!(Number.isInteger(j) && j >= 0 && j < numPost)) fail(`${where}: post ${j} is out of range (${ids.post})`);
+  if (recurrent && i === j) fail(`${where}: self-loop ${i} → ${j} (recurrent synapses from a neuron to itself are not allowed)`);
+  if (!Number.isFinite(w)) fail(`${where}: weight ${w} is not a finite number`);
+  if (w < 0) fail(`${where}: weight ${w} is negative (weights are ≥ 0; the cell type gives the sign)`);
+}
+
+const matrixShape = (recurrent: boolean) => (recurrent ? "(recurrent.num_neurons, recurrent.num_neurons)" : "(feedforward.num_neurons, recurrent.num_neurons)");
+
+/** A dense .npy matrix W[pre, post]: every non-zero entry is a synapse with that initial weight. */
+function denseEdges(a: NpyArray, numPre: number, numPost: number, recurrent: boolean, fail: Fail): { edges: EdgeList; weight: Float32Array } {
+  if (a.dtype === "S") fail("holds strings, expected a matrix of weights");
+  if (a.shape.length !== 2 || a.shape[0] !== numPre || a.shape[1] !== numPost)
+    fail(`shape (${a.shape.join(", ")}), expected (${numPre}, ${numPost}) = ${matrixShape(recurrent)}: row = pre, column = post`);
+  let m = 0;
+  const d = a.data;
+  // First pass: check every entry and count the synapses; second: list them in (pre, post) order.
+  for (let x = 0; x < d.length; x++) {
+    const w = d[x];
+    if (w === 0) continue;
+    const i = Math.floor(x / numPost);
+    checkEdge(i, x - i * numPost, w, `[${i}, ${x - i * numPost}]`, numPre, numPost, recurrent, fail);
+    m++;
+  }
+  if (m === 0) fail("empty matrix (no non-zero weight)");
+  const pre = new Int32Array(m);
+  const post = new Int32Array(m);
+  const weight = new Float64Array(m);
+  let e = 0;
+  for (let x = 0; x < d.length; x++) {
+    if (d[x] === 0) continue;
+    pre[e] = Math.floor(x / numPost);
+    post[e] = x - pre[e] * numPost;
+    weight[e++] = d[x];
+  }
+  return sortEdges(pre, post, weight, m, numPre, numPost, "error", (k) => `[${pre[k]}, ${post[k]}]`, fail);
+}
+
+/** A scipy.sparse.save_npz matrix [pre, post] (coo, csr or csc): every stored entry is a synapse. */
+function sparseEdges(
+  arrays: Record<string, NpyArray>,
+  numPre: number,
+  numPost: number,
+  recurrent: boolean,
+  policy: "error" | "sum" | "keep-first",
+  fail: Fail,
+): { edges: EdgeList; weight: Float32Array } {
+  const format = arrays.format?.text?.[0];
+  if (format === undefined)
+    fail(
+      "neither the arrays of scipy.sparse.save_npz (format, shape, data, row and col or indices and indptr) nor those of snn-sim --export-connectome (rec_pre, rec_post, rec_weight, ...)",
+    );
+  const array = (name: string, length?: number): Float64Array | Int32Array | Float32Array => {
+    const a = arrays[name];
+    if (!a || a.dtype === "S") return fail(`${format} matrix without a numeric "${name}" array`);
+    if (a.shape.length !== 1 || (length !== undefined && a.data.length !== length)) fail(`"${name}" has shape (${a.shape.join(", ")}), expected (${length ?? "nnz"},)`);
+    return a.data;
+  };
+  const shape = array("shape", 2);
+  if (shape[0] !== numPre || shape[1] !== numPost) fail(`shape (${shape[0]}, ${shape[1]}), expected (${numPre}, ${numPost}) = ${matrixShape(recurrent)}: row = pre, column = post`);
+  const data = array("data");
+  const m = data.length;
+  if (m === 0) fail("empty matrix (no stored entries)");
+  const pre = new Int32Array(m);
+  const post = new Int32Array(m);
+  if (format === "coo") {
+    pre.set(array("row", m));
+    post.set(array("col", m));
+  } else if (format === "csr" || format === "csc") {
+    const major = format === "csr" ? numPre : numPost;
+    const indptr = array("indptr", major + 1);
+    const indices = array("indices", m);
+    if (indptr[0] !== 0 || indptr[major] !== m) fail(`"indptr" runs from ${indptr[0]} to ${indptr[major]}, expected 0 to ${m}`);
+    for (let r = 0; r < major; r++) {
+      if (!(indptr[r + 1] >= indptr[r])) fail(`"indptr" decreases at ${r + 1}`);
+      for (let x = indptr[r]; x < indptr[r + 1]; x++) {
+        if (format === "csr") [pre[x], post[x]] = [r, indices[x]];
+        else [pre[x], post[x]] = [indices[x], r];
+      }
+    }
+  } else fail(`sparse format "${format}" is not supported (coo, csr, csc)`);
+  const weight = Float64Array.from(data);
+  for (let e = 0; e < m; e++) checkEdge(pre[e], post[e], weight[e], `entry ${e}`, numPre, numPost, recurrent, fail);
+  return sortEdges(pre, post, weight, m, numPre, numPost, policy, (e) => `entry ${e}`, fail);
+}
+
+/** A .npz container's arrays as tensors: integers as I32 (each must fit), floats as F32. */
+function npzTensors(arrays: Record<string, NpyArray>, fail: Fail): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [name, a] of Object.entries(arrays)) {
+    if (a.dtype === "S") continue;
+    if (a.dtype === "f4" || a.dtype === "f8") {
+      out[name] = { dtype: "F32", shape: a.shape, data: a.data instanceof Float32Array ? a.data : Float32Array.from(a.data) };
+      continue;
+    }
+    if (!(a.data instanceof Int32Array)) {
+      const bad = a.data.findIndex((v) => v < -(2 ** 31) || v >= 2 ** 31);
+      if (bad >= 0) fail(`array "${name}" element ${bad} = ${a.data[bad]} does not fit an int32`);
+    }
+    out[name] = { dtype: "I32", shape: a.shape, data: a.data instanceof Int32Array ? a.data : Int32Array.from(a.data) };
+  }
+  return out;
 }
 
 /** `neuron,cell_type[,assembly]` (or `input,input_type`): one row per id 0..n−1, types by name. */
@@ -236,8 +396,6 @@ function sortEdges(
   return { edges: makeEdgeList(numPre, numPost, finalPre, finalPost), weight: u === m ? outW : outW.slice(0, u) };
 }
 
-const isSafetensors = (path: string) => extname(path).toLowerCase() === ".safetensors";
-
 function readContainer(key: string, path: string): Record<string, Tensor> {
   const fail = failer(key, path);
   if (!existsSync(path)) fail("file not found");
@@ -257,18 +415,27 @@ function tensorOf(tensors: Record<string, Tensor>, name: string, dtype: "I32" | 
   return t.data as Int32Array | Float32Array;
 }
 
-/** One safetensors file (snn-sim --export-connectome's connectome.safetensors) for both keys, or one per key. */
-function readSafetensorsConnectome(config: Config, N: number, M: number, A: number, size: number, policy: "error" | "sum" | "keep-first", exact: boolean): Connectome {
-  const recKey = "recurrent.connectome_file";
-  const ffKey = "feedforward.connectome_file";
-  const recFile = config.recurrent.connectome_file!;
-  const ffFile = config.feedforward.connectome_file!;
-  if (!isSafetensors(recFile) || !isSafetensors(ffFile))
-    throw new ConfigError(`${isSafetensors(recFile) ? ffKey : recKey}: a safetensors connectome holds both edge lists; point recurrent.connectome_file and feedforward.connectome_file at .safetensors files`);
-  const recT = readContainer(recKey, recFile);
-  const ffT = ffFile === recFile ? recT : readContainer(ffKey, ffFile);
-  const recFail = failer(recKey, recFile);
-  const ffFail = failer(ffKey, ffFile);
+/** One container (connectome.safetensors or connectome.npz of snn-sim --export-connectome) for both keys, or one per key. */
+function readContainerConnectome(
+  config: Config,
+  recSource: EdgeSource,
+  ffSource: EdgeSource,
+  N: number,
+  M: number,
+  A: number,
+  size: number,
+  policy: "error" | "sum" | "keep-first",
+  exact: boolean,
+): Connectome {
+  const other = recSource.kind === "container" ? ffSource : recSource;
+  if (recSource.kind !== "container" || ffSource.kind !== "container")
+    throw new ConfigError(
+      `${other.key} "${other.path}": "${(recSource.kind === "container" ? recSource : ffSource).path}" holds the whole network; point recurrent.connectome_file and feedforward.connectome_file both at it (or at containers of the same kind)`,
+    );
+  const recT = recSource.tensors;
+  const ffT = ffSource.tensors;
+  const recFail = failer(recSource.key, recSource.path);
+  const ffFail = failer(ffSource.key, ffSource.path);
   let cellType: Int32Array;
   let assemblyId: Int32Array;
   if (config.recurrent.neurons_file) ({ cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file, N, config.recurrent.names, "neuron", "cell_type", size));
@@ -295,13 +462,7 @@ function readSafetensorsConnectome(config: Config, N: number, M: number, A: numb
     const post = tensorOf(t, `${prefix}_post`, "I32", m, fail) as Int32Array;
     const w = tensorOf(t, `${prefix}_weight`, "F32", m, fail);
     if (m === 0) fail(`empty file (tensor "${prefix}_pre" has no edges)`);
-    for (let e = 0; e < m; e++) {
-      if (pre[e] < 0 || pre[e] >= numPre) fail(`edge ${e}: ${prefix}_pre ${pre[e]} is out of range (${recurrent ? "neuron" : "input"} ids 0..${numPre - 1})`);
-      if (post[e] < 0 || post[e] >= N) fail(`edge ${e}: ${prefix}_post ${post[e]} is out of range (neuron ids 0..${N - 1})`);
-      if (recurrent && pre[e] === post[e]) fail(`edge ${e}: self-loop ${pre[e]} → ${post[e]} (recurrent synapses from a neuron to itself are not allowed)`);
-      if (!Number.isFinite(w[e])) fail(`edge ${e}: ${prefix}_weight ${w[e]} is not a finite number`);
-      if (w[e] < 0) fail(`edge ${e}: ${prefix}_weight ${w[e]} is negative (weights are ≥ 0; the cell type gives the sign)`);
-    }
+    for (let e = 0; e < m; e++) checkEdge(pre[e], post[e], w[e], `edge ${e}`, numPre, N, recurrent, fail);
     return sortEdges(pre, post, Float64Array.from(w), m, numPre, N, policy, (e) => `edge ${e}`, fail);
   };
   const rec = edges(recT, "rec", N, true, recFail);
@@ -330,7 +491,10 @@ export function float32Text(x: number): string {
   return String(x);
 }
 
-/** recurrent.csv, feedforward.csv, neurons.csv, inputs.csv and connectome.safetensors (all in one) in `dir`: the keys pointed at them load this network. */
+/**
+ * recurrent.csv, feedforward.csv, neurons.csv, inputs.csv, and connectome.safetensors and connectome.npz (each all in
+ * one) in `dir`: the keys pointed at them load this network.
+ */
 export function writeConnectomeFiles(dir: string, c: Connectome, config: Config): string[] {
   mkdirSync(dir, { recursive: true });
   const edges = (list: EdgeList, w: Float32Array): string => {
@@ -349,23 +513,28 @@ export function writeConnectomeFiles(dir: string, c: Connectome, config: Config)
     ["inputs.csv", inputs.join("")],
   ];
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
-  const i32 = (a: Int32Array): Tensor => ({ dtype: "I32", shape: [a.length], data: a });
-  const f32 = (a: Float32Array): Tensor => ({ dtype: "F32", shape: [a.length], data: a });
-  const container = join(dir, "connectome.safetensors");
-  writeSafetensorsFile(
-    container,
-    {
-      rec_pre: i32(c.rec.pre),
-      rec_post: i32(c.rec.post),
-      rec_weight: f32(c.recWeight),
-      ff_pre: i32(c.ff.pre),
-      ff_post: i32(c.ff.post),
-      ff_weight: f32(c.ffWeight),
-      cell_type: i32(c.cellType),
-      input_type: i32(c.inputType),
-      assembly_id: i32(c.assemblyId),
-    },
-    { format: CONNECTOME_FORMAT, network_hash: c.hash, cell_types: config.recurrent.names.join(","), input_types: config.feedforward.names.join(",") },
+  const arrays = {
+    rec_pre: c.rec.pre,
+    rec_post: c.rec.post,
+    rec_weight: c.recWeight,
+    ff_pre: c.ff.pre,
+    ff_post: c.ff.post,
+    ff_weight: c.ffWeight,
+    cell_type: c.cellType,
+    input_type: c.inputType,
+    assembly_id: c.assemblyId,
+  };
+  const tensors = Object.fromEntries(
+    Object.entries(arrays).map(([name, a]): [string, Tensor] => [name, { dtype: a instanceof Int32Array ? "I32" : "F32", shape: [a.length], data: a }]),
   );
-  return [...files.map(([name]) => join(dir, name)), container];
+  const container = join(dir, "connectome.safetensors");
+  writeSafetensorsFile(container, tensors, {
+    format: CONNECTOME_FORMAT,
+    network_hash: c.hash,
+    cell_types: config.recurrent.names.join(","),
+    input_types: config.feedforward.names.join(","),
+  });
+  const npz = join(dir, "connectome.npz");
+  writeFileAtomic(npz, encodeNpz(arrays));
+  return [...files.map(([name]) => join(dir, name)), container, npz];
 }

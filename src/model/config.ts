@@ -484,7 +484,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     throw new ConfigError(
       `${recConnectomeFile ? "feedforward" : "recurrent"}.connectome_file: recurrent.connectome_file and feedforward.connectome_file are set together (a network is read from files or generated as a whole)`,
     );
-  if (recConnectomeFile && !neuronsFile && !recConnectomeFile.toLowerCase().endsWith(".safetensors"))
+  // A .safetensors or .npz container may hold the cell types; whether a .npz does is known once it is read.
+  if (recConnectomeFile && !neuronsFile && !/\.(safetensors|npz)$/i.test(recConnectomeFile))
     throw new ConfigError("recurrent.neurons_file: needed with recurrent.connectome_file (the cell type of every neuron, CSV neuron,cell_type[,assembly])");
   if (!recConnectomeFile && (neuronsFile || inputsFile))
     throw new ConfigError(`${neuronsFile ? "recurrent.neurons_file" : "feedforward.inputs_file"}: only used with recurrent.connectome_file and feedforward.connectome_file`);
