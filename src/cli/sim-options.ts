@@ -26,7 +26,7 @@ export function simCli(argv: string[]) {
     .option("export-connectome", {
       type: "string",
       describe:
-        "write the network (recurrent.csv, feedforward.csv, neurons.csv, inputs.csv) into this directory and exit; [recurrent] connectome_file, neurons_file and [feedforward] connectome_file, inputs_file pointed at them load it bit-identically",
+        "write the network (recurrent.csv, feedforward.csv, neurons.csv, inputs.csv, and all in one connectome.safetensors and connectome.npz) into this directory and exit; [recurrent] connectome_file, neurons_file and [feedforward] connectome_file, inputs_file pointed at them load it bit-identically",
     })
     .option("figures", { type: "string", describe: "render the figure set of the last epoch into this directory" })
     .option("engine", {

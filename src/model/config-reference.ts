@@ -181,8 +181,8 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "recurrent.num_assemblies": { meaning: "Assemblies of equal size the neurons are split into.", unit: "assemblies", also: "divides recurrent.num_neurons" },
   "recurrent.connectome_file": {
     meaning:
-      "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used (nor is the dt stability estimate made from them). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a .safetensors file holding I32 rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and F32 rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
-    also: "needs feedforward.connectome_file; recurrent.neurons_file with a CSV",
+      "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used (nor is the dt stability estimate made from them). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a NumPy file: a dense .npy matrix W[pre, post] of shape (num_neurons, num_neurons) whose non-zero entries are the synapses, or a scipy.sparse.save_npz .npz matrix (coo, csr or csc). Or a .safetensors or .npz container holding integer rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and float rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors, DIR/connectome.npz); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
+    also: "needs feedforward.connectome_file; recurrent.neurons_file with an edge list (CSV, .npy, scipy .npz)",
   },
   "recurrent.neurons_file": {
     meaning:
@@ -218,7 +218,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "feedforward.firing_rate": { meaning: "Poisson rate of each input type.", unit: "Hz" },
   "feedforward.connectome_file": {
     meaning:
-      "With recurrent.connectome_file: the synapses from the inputs as a CSV edge list pre,post,weight (pre = input id 0..feedforward.num_neurons−1, post = recurrent neuron id; header optional), or the .safetensors file of recurrent.connectome_file (its ff_pre, ff_post, ff_weight and input_type). feedforward.topology and feedforward.weights are then not used. snn-sim --export-connectome writes it (feedforward.csv).",
+      "With recurrent.connectome_file: the synapses from the inputs as a CSV edge list pre,post,weight (pre = input id 0..feedforward.num_neurons−1, post = recurrent neuron id; header optional), a dense .npy matrix of shape (feedforward.num_neurons, recurrent.num_neurons), a scipy.sparse .npz matrix, or the container of recurrent.connectome_file (its ff_pre, ff_post, ff_weight and input_type). feedforward.topology and feedforward.weights are then not used. snn-sim --export-connectome writes it (feedforward.csv).",
     also: "needs recurrent.connectome_file",
   },
   "feedforward.inputs_file": {
