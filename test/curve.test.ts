@@ -67,6 +67,41 @@ describe("Z85 and key files", () => {
   });
 });
 
+describe("local workers", () => {
+  it("talk CURVE over a socket in a private directory, with keys made for the run: a plain peer there is refused", async () => {
+    const dir = tempDir();
+    const params = smallParams(dir, { epochs: 3000 });
+    const metricsPort = freePort();
+    const c = start(COORD, [params, "--workers", "1", "--output", join(dir, "out"), "--metrics-port", String(metricsPort)]);
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "training", c.output);
+    // The local worker's command line names the socket and its key files (paths only, never keys).
+    const children = readFileSync(`/proc/${c.child.pid}/task/${c.child.pid}/children`, "utf8").trim().split(/\s+/);
+    const args = children.map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).find((a) => a.includes("--connect"))!;
+    const endpoint = args[args.indexOf("--connect") + 1];
+    const keyFile = args[args.indexOf("--key") + 1];
+    expect(endpoint).toMatch(/^ipc:\/\/.*\/snn-coord-[^/]+\/coordinator\.ipc$/);
+    const privateDir = endpoint.slice("ipc://".length, -"/coordinator.ipc".length);
+    expect(statSync(privateDir).mode & 0o777).toBe(0o700);
+    expect(keyFile.startsWith(join(privateDir, "keys", "workers"))).toBe(true);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    // A process of the same user that reaches the socket without the run's keys is refused and counted.
+    const plain = new Dealer({ linger: 0 });
+    plain.connect(endpoint);
+    await plain.send(encodeMessage({ type: "heartbeat" }));
+    const refused = async () => Number(/^snn_peers_refused_total\{reason="handshake"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+    let count = 0;
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline && count === 0; await new Promise((r) => setTimeout(r, 200))) count = await refused();
+    plain.close();
+    expect(count, c.output()).toBeGreaterThan(0);
+    const secret = readKeyPair(join(privateDir, "keys", "coordinator.key_secret"), "--key").secretKey;
+    c.child.kill("SIGINT");
+    expect(await c.exit, c.output()).toBe(130);
+    expect(c.output()).not.toContain(secret);
+    // Gone with the coordinator.
+    await waitFor(() => !existsSync(privateDir), 10_000, "the private directory removed");
+  }, 120_000);
+});
+
 describe("--external --keys through the CLIs", () => {
   const dir = tempDir();
   const params = smallParams(dir, { epochs: 12 });

@@ -62,12 +62,14 @@ async function main(): Promise<number> {
   });
   const { progress } = reports;
   const runId = `${basename(outputDir)}-${state.wandbRunId}`;
+  // Local workers talk over a socket in a private directory, authenticated and encrypted with keys made for this run.
+  const local = external ? null : localWorkerKeys(args.workers);
   const pool = new WorkerPool(spec, runId, {
     heartbeatInterval: config.distributed.heartbeat_interval,
     workerTimeout: config.distributed.worker_timeout,
     noWorkerTimeout: config.distributed.no_worker_timeout,
     events: reports.poolEvents((worker, engine) => metadata.workerJoined(worker, engine)),
-    ...(curve ? { curve } : {}),
+    ...(curve ? { curve } : local ? { curve: local.curve } : {}),
   });
   const checkpoints = new CheckpointWriter(run.identity, (seconds, kind) => metrics.checkpointWritten(seconds, kind));
   const trainer = new Trainer({ config, spec, checkpoints, outputDir, pool, runId, totalEpochs: run.totalEpochs, observers: reports.observers, teacherWeights: run.teacher, factorTargets: run.factorTargets }, state);
@@ -75,10 +77,10 @@ async function main(): Promise<number> {
   const ending = { pool, reports, metadata, outputDir, epoch: () => state.epoch, log };
 
   try {
-    const endpoint = args.bind ?? (external ? "tcp://*:5555" : `ipc://${join(ipcDir(), "coordinator.ipc")}`);
+    const endpoint = args.bind ?? (local ? `ipc://${join(local.dir, "coordinator.ipc")}` : "tcp://*:5555");
     const bound = await pool.bind(endpoint);
-    if (external) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
-    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics), metricsHost, ["--engine", args.engine]);
+    if (!local) log(`listening on ${bound}; waiting for ${args["min-workers"]} worker(s)`);
+    else pool.spawnLocal(localWorkerMetricsPorts(args.workers, args["worker-metrics-port"], metrics), metricsHost, ["--engine", args.engine], local.workerArgs);
     await pool.waitForWorkers(external ? args["min-workers"] : args.workers, config.distributed.no_worker_timeout);
     signals.trainingStarted();
     progress.print(startBanner(state.epoch, { names: config.recurrent.names, rates: figureTargets(config, spec).firingRate, cv: config.targets.cvs }));
@@ -146,11 +148,21 @@ function coordinatorCurve(keys: string | undefined, insecure: boolean, log: (lin
   return curve;
 }
 
-/** A private directory (mode 0700) for the local workers' socket, removed when the coordinator exits. */
-function ipcDir(): string {
+/**
+ * A private directory (mode 0700, removed when the coordinator exits) for the local workers' socket and for CURVE keys
+ * made for this run: the coordinator's pair and one pair per local worker, which only these workers are given (as
+ * file paths, never the keys themselves), so that no other process on the machine can join or read the traffic.
+ */
+function localWorkerKeys(workers: number): { dir: string; curve: { keyPair: KeyPair; allow: AllowList }; workerArgs: (i: number) => string[] } {
   const dir = mkdtempSync(join(tmpdir(), "snn-coord-"));
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  const keys = join(dir, "keys");
+  generateKeys(keys, workers);
+  return {
+    dir,
+    curve: { keyPair: readKeyPair(join(keys, "coordinator.key_secret"), "local keys"), allow: new AllowList(join(keys, "workers")) },
+    workerArgs: (i) => ["--server-key", join(keys, "coordinator.key"), "--key", join(keys, "workers", `worker-${i}.key_secret`)],
+  };
 }
 
 /** Seconds the current update may still take after a stop signal before it is abandoned. */

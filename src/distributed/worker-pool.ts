@@ -204,15 +204,15 @@ export class WorkerPool {
 
   /**
    * Starts one local worker process per metrics port (0 = none; the embedded default), with `workerArgs` added to their
-   * command line (snn-coord --engine); their exit is noticed at once.
+   * command line (snn-coord --engine) and `ownArgs(i)` to the i-th one's (its CURVE key); their exit is noticed at once.
    */
-  spawnLocal(metricsPorts: number[], metricsHost: string, workerArgs: string[] = []): void {
+  spawnLocal(metricsPorts: number[], metricsHost: string, workerArgs: string[] = [], ownArgs: (i: number) => string[] = () => []): void {
     const cli = fileURLToPath(new URL("../cli/snn-worker.js", import.meta.url));
     const connect = this.boundEndpoint.replace("tcp://0.0.0.0", "tcp://127.0.0.1");
-    for (const metricsPort of metricsPorts) {
+    for (const [i, metricsPort] of metricsPorts.entries()) {
       const child = spawn(
         process.execPath,
-        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPort), "--metrics-port-search", "--metrics-host", metricsHost, ...workerArgs],
+        [cli, "--connect", connect, "--heartbeat", String(this.opts.heartbeatInterval), "--timeout", String(Math.max(this.opts.workerTimeout * 2, 30)), "--metrics-port", String(metricsPort), "--metrics-port-search", "--metrics-host", metricsHost, ...workerArgs, ...ownArgs(i)],
         // In a process group of their own, local workers do not get the terminal's Ctrl-C (sent to the whole
         // foreground group): the coordinator stops them itself after its last update. The IPC channel tells them
         // when the coordinator is gone, however it ended.
