@@ -78,6 +78,15 @@ describe("at the model's surrogate steepness (λ = 100)", () => {
     let inputs = 0;
     for (let t = 0; t < T; t++) for (let k = K; k < P; k++) inputs += a.populationSpikes[t * P + k];
     expect(inputs).toBeGreaterThan(0);
+    // Every neuron with n spikes in a trial has n − 1 intervals there: the ISI counts add up to Σ max(n − 1, 0) per type,
+    // and the plot trial's own intervals (from its raster) are among them.
+    const intervals = new Array<number>(K).fill(0);
+    for (let b = 0; b < B; b++) for (let j = 0; j < N; j++) intervals[net.spec.constants.cellType[j]] += Math.max(a.trialSpikeCounts[b * N + j] - 1, 0);
+    for (let k = 0; k < K; k++) expect(a.isiSteps.subarray(k * T, (k + 1) * T).reduce((x, y) => x + y, 0)).toBe(intervals[k]);
+    const plotTrial = new Int32Array(K * T);
+    for (let j = 0; j < N; j++) for (let s = a.spikePtr[j] + 1; s < a.spikePtr[j + 1]; s++) plotTrial[net.spec.constants.cellType[j] * T + a.spikeSteps[s] - a.spikeSteps[s - 1]]++;
+    plotTrial.forEach((n, x) => expect(a.isiSteps[x]).toBeGreaterThanOrEqual(n));
+    expect(a.isiSteps.reduce((x, y) => x + y, 0)).toBeGreaterThan(plotTrial.reduce((x, y) => x + y, 0));
   });
 
   it("gives identical spike trains, voltages within 1e-4 mV, the same losses and final state", () => {

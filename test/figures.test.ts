@@ -195,10 +195,11 @@ describe("figure statistics", () => {
     expect(fanoWindows(100)).toEqual([1, 2, 4, 6, 8, 12, 18, 26, 37]);
   });
 
-  it("ISIs in seconds from trains with at least two spikes", () => {
-    const { ptr, steps } = csr([3, 7, 8], [4], [10, 30]);
-    const isi = interSpikeIntervals(ptr, steps, [0, 1, 2], 0.5);
-    expect([...isi].map((v) => Number(v.toFixed(6)))).toEqual([0.002, 0.0005, 0.01]);
+  it("ISIs in seconds from the counts by length in steps, of one cell type", () => {
+    // 2 types × 5 steps: type 0 has two 1-step intervals and one of 3 steps, type 1 one of 4 steps; dt 0.5 ms.
+    const isiSteps = Int32Array.from([0, 2, 0, 1, 0, 0, 0, 0, 0, 1]);
+    expect([...interSpikeIntervals(isiSteps, 0, 5, 0.5)]).toEqual([0.0005, 0.0005, 0.0015]);
+    expect([...interSpikeIntervals(isiSteps, 1, 5, 0.5)]).toEqual([0.002]);
   });
 
   it("bins like numpy.histogram", () => {

@@ -80,6 +80,7 @@ function activity(): TrialActivity {
     traceVoltages: Float32Array.from([-60, -59, -58, -57, -50, -49, -48, -47]),
     trialSpikeCounts: Int32Array.from([1, 0, 2, 0, 1, 3]),
     populationSpikes: Int32Array.from([0, 1, 2, 0, 1, 1, 0, 2, 0, 0, 1, 1]),
+    isiSteps: Int32Array.from([0, 0, 1, 0, 0, 0, 0, 0]),
   };
 }
 

@@ -262,6 +262,7 @@ const activity = record<TrialActivity>({
   traceVoltages: f32(),
   trialSpikeCounts: i32(),
   populationSpikes: i32(),
+  isiSteps: i32(),
 });
 
 const stats = record<CellTypeStats>({

@@ -65,6 +65,11 @@ export interface TrialActivity {
    * population rate (PSTH) of the whole epoch.
    */
   populationSpikes: Int32Array;
+  /**
+   * Inter-spike intervals within a trial, over all trials of the epoch, per recurrent cell type: [k·T + d] is how many
+   * intervals of d steps neurons of type k had (d = 1..T−1; index 0 unused). The ISI figure's whole data.
+   */
+  isiSteps: Int32Array;
   /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
   traceNeurons: Int32Array;
   traceVoltages: Float32Array;

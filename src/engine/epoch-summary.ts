@@ -243,8 +243,19 @@ export function extractTrialActivity(
   const P = c.numSources;
   const trialSpikeCounts = trialCounts.slice();
   const populationSpikes = new Int32Array(T * P);
-  for (let tr = 0; tr < B; tr++)
-    for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) if (a.spikes[tr * a.sb + t * a.st + j * a.sj] !== 0) populationSpikes[t * P + c.cellType[j]]++;
+  // The same pass counts each neuron's intervals between consecutive spikes of a trial, by cell type and length.
+  const isiSteps = new Int32Array(c.numRecTypes * T);
+  const lastSpike = new Int32Array(N);
+  for (let tr = 0; tr < B; tr++) {
+    lastSpike.fill(-1);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < N; j++) {
+        if (a.spikes[tr * a.sb + t * a.st + j * a.sj] === 0) continue;
+        populationSpikes[t * P + c.cellType[j]]++;
+        if (lastSpike[j] >= 0) isiSteps[c.cellType[j] * T + t - lastSpike[j]]++;
+        lastSpike[j] = t;
+      }
+  }
   for (let tr = 0; tr < B; tr++)
     for (let t = 0; t < T; t++) {
       const row = (tr * T + t) * inputs.numInputs;
@@ -324,6 +335,7 @@ export function extractTrialActivity(
     sampleCurrent,
     trialSpikeCounts,
     populationSpikes,
+    isiSteps,
     traceNeurons: Int32Array.from(traces),
     traceVoltages,
   };

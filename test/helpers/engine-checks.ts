@@ -57,6 +57,7 @@ export function expectSameEpoch(a: EpochResult, b: EpochResult): void {
     expect(Array.from(a.activity.inputSpikeSteps)).toEqual(Array.from(b.activity.inputSpikeSteps));
     expect(Array.from(a.activity.trialSpikeCounts)).toEqual(Array.from(b.activity.trialSpikeCounts));
     expect(Array.from(a.activity.populationSpikes)).toEqual(Array.from(b.activity.populationSpikes));
+    expect(Array.from(a.activity.isiSteps)).toEqual(Array.from(b.activity.isiSteps));
     expect(a.activity.sampleNeuron).toBe(b.activity.sampleNeuron);
     expect(Array.from(a.activity.traceNeurons)).toEqual(Array.from(b.activity.traceNeurons));
     expect(maxAbsDiff(a.activity.sampleVoltage, b.activity.sampleVoltage)).toBeLessThan(1e-4);

@@ -211,7 +211,11 @@ function activity(o: SyntheticOptions, epoch: number, net: NetworkView, rates: F
   };
   addTrains(rec.ptr, rec.spikeSteps, net.cellType, 0);
   addTrains(inp.ptr, inp.spikeSteps, new Int32Array(inp.ptr.length - 1), CELL_TYPES.length);
+  // Intervals by cell type and length, over the 10 trials: again the designated trial's, ten times.
+  const isiSteps = new Int32Array(CELL_TYPES.length * steps);
+  for (let j = 0; j + 1 < rec.ptr.length; j++) for (let k = rec.ptr[j] + 1; k < rec.ptr[j + 1]; k++) isiSteps[net.cellType[j] * steps + rec.spikeSteps[k] - rec.spikeSteps[k - 1]] += 10;
   return {
+    isiSteps,
     epoch,
     steps,
     dt,

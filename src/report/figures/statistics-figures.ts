@@ -1,6 +1,6 @@
 /**
  * Firing-statistics figures: rate, CV and Fano-factor histograms per cell type over the accumulation interval's epochs
- * (pooledActivity), ISI histograms of the designated trial.
+ * (pooledActivity), ISI histograms of every trial of the recorded epoch.
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../figure-data.js";
@@ -23,14 +23,14 @@ import {
 /** One histogram panel per cell type, side by side, on shared edges. */
 function perTypeHistograms(
   data: FigureData,
-  values: (members: number[]) => Float64Array,
+  values: (members: number[], type: number) => Float64Array,
   panel: (t: number, members: number[], v: Float64Array) => Pick<HistogramPanelOptions, "title" | "edges" | "markers">,
   axes: Pick<HistogramPanelOptions, "xTitle" | "yTitle" | "logX">,
 ): Panel {
   const net = data.network;
   const colors = populationScale(net);
   const panels = membersByType(net.cellType, net.cellTypeNames.length).map((members, t) => {
-    const v = values(members);
+    const v = values(members, t);
     const p = panel(t, members, v);
     return histogramPanel({ ...axes, ...p, colors, series: [{ name: net.cellTypeNames[t], counts: histogram(v, p.edges) }] });
   });
@@ -157,7 +157,7 @@ export function isiSpec(data: FigureData): TopLevelSpec {
   const a = data.activity;
   const body = perTypeHistograms(
     data,
-    (members) => interSpikeIntervals(a.spikePtr, a.spikeSteps, members, a.dt),
+    (_members, t) => interSpikeIntervals(a.isiSteps, t, a.steps, a.dt),
     (t, _members, v) => {
       const mean = meanStd(v, 1).mean;
       // 99.5th percentile as the upper edge keeps a few long gaps from squashing the bulk, as the original.
@@ -170,7 +170,7 @@ export function isiSpec(data: FigureData): TopLevelSpec {
     },
     { xTitle: "inter-spike interval (s)", yTitle: "intervals" },
   );
-  return figure(data, "Inter-spike intervals", body, `the designated trial only (1 of ${data.interval.trials} trials of epoch ${a.epoch}, ${a.steps} steps of ${a.dt} ms); bins up to the 99.5th percentile`);
+  return figure(data, "Inter-spike intervals", body, `intervals between consecutive spikes of a neuron within a trial, over all ${data.interval.trials} trials of epoch ${a.epoch} (${a.steps} steps of ${a.dt} ms each); bins up to the 99.5th percentile`);
 }
 
 /** Fano factors above this are drawn in the last bin (a few near-silent neurons would otherwise squash the rest). */

@@ -128,16 +128,12 @@ export function fanoFactors(ptr: Int32Array, spikeSteps: Int32Array, members: Ar
   return out;
 }
 
-/** Inter-spike intervals in seconds of every neuron in `members` with ≥ 2 spikes. */
-export function interSpikeIntervals(ptr: Int32Array, spikeSteps: Int32Array, members: ArrayLike<number>, dtMs: number): Float64Array {
-  let n = 0;
-  for (let m = 0; m < members.length; m++) n += Math.max(0, ptr[members[m] + 1] - ptr[members[m]] - 1);
-  const out = new Float64Array(n);
+/** The inter-spike intervals of cell type `type` in seconds, from TrialActivity.isiSteps (counts by length in steps). */
+export function interSpikeIntervals(isiSteps: Int32Array, type: number, steps: number, dtMs: number): Float64Array {
+  const counts = isiSteps.subarray(type * steps, (type + 1) * steps);
+  const out = new Float64Array(counts.reduce((a, b) => a + b, 0));
   let o = 0;
-  for (let m = 0; m < members.length; m++) {
-    const j = members[m];
-    for (let k = ptr[j] + 1; k < ptr[j + 1]; k++) out[o++] = ((spikeSteps[k] - spikeSteps[k - 1]) * dtMs) / 1000;
-  }
+  for (let d = 1; d < steps; d++) out.fill((d * dtMs) / 1000, o, (o += counts[d]));
   return out;
 }
 
