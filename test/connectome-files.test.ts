@@ -4,23 +4,11 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "nod
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/io/parameters-file.js";
-import { ConfigError } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { float32Text, loadConnectome, writeConnectomeFiles } from "../src/io/connectome-file.js";
 import { writeSafetensorsFile } from "../src/platform/atomic-file.js";
 import { coord, ensureBuilt, metricRows, SIM, smallParams, tempDir } from "./helpers/runs.js";
-
-/** The parameters of `smallParams` with the connectome keys pointing at `files` (relative to the parameters file). */
-function withFiles(dir: string, files: { rec: string; neurons: string; ff: string; inputs?: string }, extra = "", name = "files.toml"): string {
-  let text = readFileSync(smallParams(dir), "utf8");
-  text = text.replace(/^num_assemblies = \d+$/m, (m) => `${m}\nconnectome_file = "${files.rec}"\nneurons_file = "${files.neurons}"\n${extra}`);
-  text = text.replace(/^firing_rate = .*$/m, (m) => `${m}\nconnectome_file = "${files.ff}"${files.inputs ? `\ninputs_file = "${files.inputs}"` : ""}`);
-  const file = join(dir, name);
-  writeFileSync(file, text);
-  return file;
-}
-
-const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+import { bytes, expectFileError, withFiles } from "./helpers/connectome-params.js";
 
 describe("connectome files: round trip of a generated network", () => {
   let dir: string;
@@ -51,7 +39,6 @@ describe("connectome files: round trip of a generated network", () => {
 
     // The one-file safetensors export loads the same network.
     const st = withFiles(dir, { rec: "export/connectome.safetensors", neurons: "", ff: "export/connectome.safetensors" }, "", "st.toml");
-    writeFileSync(st, readFileSync(st, "utf8").replace(/^neurons_file = ""\n/m, ""));
     const fromSt = loadConnectome(loadConfig(st).config);
     expect(fromSt.hash).toBe(generated.hash);
     for (const k of ["recWeight", "ffWeight", "assemblyId"] as const) expect(bytes(fromSt[k]).equals(bytes(generated[k]))).toBe(true);
@@ -102,18 +89,7 @@ describe("connectome files: validation", () => {
     const params = withFiles(dir, { rec: "rec.csv", neurons: o.neurons !== undefined ? "n2.csv" : "neurons.csv", ff: o.ff !== undefined ? "ff2.csv" : "ff.csv" }, o.extra ?? "");
     return loadConnectome(loadConfig(params).config);
   };
-  const fails = (re: RegExp, key: string, file: string, rec: string, o: Parameters<typeof load>[1] = {}) => {
-    let error: unknown;
-    try {
-      load(rec, o);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    const message = (error as Error).message;
-    expect(message.startsWith(`${key} "${join(dir, file)}": `), message).toBe(true);
-    expect(message).toMatch(re);
-  };
+  const fails = (re: RegExp, key: string, file: string, rec: string, o: Parameters<typeof load>[1] = {}) => expectFileError(() => load(rec, o), re, key, join(dir, file));
 
   it("a valid file loads, sorted into (pre, post) order, with or without a header", () => {
     const c = load("5,3,0.25\n1,7,2\n1,2,1.5\n");

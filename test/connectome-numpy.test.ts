@@ -10,10 +10,10 @@ import { zipSync } from "fflate";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/io/parameters-file.js";
 import { loadConnectome } from "../src/io/connectome-file.js";
-import { ConfigError } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { decodeNpy, decodeNpz, encodeNpy, encodeNpz, NpyError } from "../src/platform/numpy.js";
 import { ensureBuilt, SIM, smallParams, tempDir } from "./helpers/runs.js";
+import { bytes, expectFileError, withFiles } from "./helpers/connectome-params.js";
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
 if (!hasNumpy) console.warn("python3 with numpy not found: the checks against files NumPy writes are skipped");
@@ -84,17 +84,6 @@ np.savez_compressed("${dir}/z.npz", ids=np.array([3, -1, 2**33]), flags=np.array
   });
 });
 
-/** smallParams with the connectome keys set (`neurons` "" leaves neurons_file out). */
-function paramsWith(dir: string, rec: string, ff: string, neurons: string, extra = "", name = "np.toml"): string {
-  let text = readFileSync(smallParams(dir), "utf8");
-  text = text.replace(/^num_assemblies = \d+$/m, (m) => `${m}\nconnectome_file = "${rec}"${neurons ? `\nneurons_file = "${neurons}"` : ""}\n${extra}`);
-  text = text.replace(/^firing_rate = .*$/m, (m) => `${m}\nconnectome_file = "${ff}"`);
-  writeFileSync(join(dir, name), text);
-  return join(dir, name);
-}
-
-const bytes = (a: Float32Array | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-
 describe("connectomes from NumPy files", () => {
   let dir: string;
   beforeAll(() => {
@@ -103,19 +92,8 @@ describe("connectomes from NumPy files", () => {
     // smallParams: 150 recurrent neurons (E first, then I), 60 inputs.
     writeFileSync(join(dir, "neurons.csv"), "neuron,cell_type\n" + Array.from({ length: 150 }, (_, j) => `${j},${j < 120 ? "excitatory" : "inhibitory"}`).join("\n") + "\n");
   });
-  const load = (rec: string, ff: string, neurons = "neurons.csv", extra = "") => loadConnectome(loadConfig(paramsWith(dir, rec, ff, neurons, extra)).config);
-  const fails = (re: RegExp, key: string, file: string, rec: string, ff: string, neurons = "neurons.csv") => {
-    let error: unknown;
-    try {
-      load(rec, ff, neurons);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    const message = (error as Error).message;
-    expect(message.startsWith(`${key} "${join(dir, file)}": `), message).toBe(true);
-    expect(message).toMatch(re);
-  };
+  const load = (rec: string, ff: string, neurons = "neurons.csv") => loadConnectome(loadConfig(withFiles(dir, { rec, ff, neurons }, "", "np.toml")).config);
+  const fails = (re: RegExp, key: string, file: string, rec: string, ff: string, neurons = "neurons.csv") => expectFileError(() => load(rec, ff, neurons), re, key, join(dir, file));
   const dense = (rows: number, cols: number, entries: [number, number, number][], name: string) => {
     const m = new Float32Array(rows * cols);
     for (const [i, j, w] of entries) m[i * cols + j] = w;
@@ -225,7 +203,7 @@ np.savez_compressed("${dir}/np-ff.npz", format=np.array(b"coo"), shape=np.array(
     sparse("large.npz", "coo", { row, col, data }, [N, N]);
     sparse("large-ff.npz", "coo", { row: Int32Array.from({ length: N }, (_, j) => j % 60), col: Int32Array.from({ length: N }, (_, j) => j), data: new Float32Array(N).fill(1) }, [60, N]);
     writeFileSync(join(dir, "large-neurons.csv"), "neuron,cell_type\n" + Array.from({ length: N }, (_, j) => `${j},${j % 5 === 4 ? "inhibitory" : "excitatory"}`).join("\n") + "\n");
-    const params = paramsWith(dir, "large.npz", "large-ff.npz", "large-neurons.csv", "", "large.toml");
+    const params = withFiles(dir, { rec: "large.npz", ff: "large-ff.npz", neurons: "large-neurons.csv" }, "", "large.toml");
     writeFileSync(params, readFileSync(params, "utf8").replace(/^num_neurons = 150$/m, `num_neurons = ${N}`));
     const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
