@@ -51,8 +51,9 @@ export class GradientReducer {
     this.waiting.clear();
   }
 
-  /** The gradients of the interval's `index`-th epoch (in epoch order). */
+  /** The gradients of the interval's `index`-th epoch (in epoch order); an epoch already added is left as it is. */
   add(index: number, grads: Float32Array[]): void {
+    if (index < this.next || this.waiting.has(index)) return;
     this.waiting.set(index, grads);
     for (let g = this.waiting.get(this.next); g !== undefined; g = this.waiting.get(this.next)) {
       this.waiting.delete(this.next);

@@ -139,6 +139,8 @@ export class Trainer {
       this.reducer.start(tasks.length);
       const reduce = training ? (k: number, r: ResultMessage) => this.reducer.add(k, [r.recGrad, r.ffGrad]) : undefined;
       const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, reduce);
+      // Any the pool did not hand over as they came (the reduce does not depend on it).
+      if (reduce) results.forEach((r, k) => reduce(k, r));
       const t1 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
