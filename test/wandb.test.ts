@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { FileWriteError } from "../src/platform/atomic-file.js";
 import { resolveWandbMode, WandbLogger, type WandbStartOptions } from "../src/report/wandb.js";
 import { RunMirror, WandbClient } from "../src/report/wandb-api.js";
 import { main as syncMain } from "../src/report/wandb-sync.js";
@@ -205,6 +206,15 @@ describe("WandbLogger offline", () => {
     expect(run.summary()).toMatchObject({ "loss/total": 1.25, "firing_rate/E/mean": "Infinity", _step: 3 });
     expect(run.config()).toEqual(CONFIG);
     expect(run.metadata()).toMatchObject({ runId: logger.runId, project: "snn-test", name: "quickstart", exitCode: 0 });
+  });
+
+  it("an offline run that cannot be written is one FileWriteError naming the place, not a crash", async () => {
+    const out = tempDir();
+    writeFileSync(join(out, "wandb"), "a file where the wandb/ folder goes");
+    const failed = WandbLogger.start(options(out));
+    await expect(failed).rejects.toBeInstanceOf(FileWriteError);
+    await expect(failed).rejects.toThrow(`${join(out, "wandb")}: cannot write the W&B offline run there:`);
+    expect(readFileSync(join(out, "wandb"), "utf8")).toBe("a file where the wandb/ folder goes");
   });
 
   it("a resumed run appends to the same directory, continuing the global step", async () => {

@@ -13,7 +13,7 @@ import { appendFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/p
 import { cpus, freemem, hostname, platform, release, totalmem, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { gitRepository, packageVersion } from "../io/run-dir.js";
-import { writeFileAtomic } from "../platform/atomic-file.js";
+import { FileWriteError, writeFileAtomic } from "../platform/atomic-file.js";
 import {
   apiBaseUrl,
   DEFAULT_TIMEOUT_MS,
@@ -185,6 +185,17 @@ export class WandbLogger {
     const runId = opts.runId || newRunId();
     // W&B rejects these in run ids, and a path separator would escape the wandb/ folder.
     if (/[/\\#?%:\s]/.test(runId)) throw new Error(`invalid W&B run id ${JSON.stringify(runId)}`);
+    try {
+      return await WandbLogger.open(opts, runId, timeoutMs);
+    } catch (err) {
+      // The offline run cannot be written (a file in the way, permissions, a full disk): one line, not a stack trace.
+      const errno = err as NodeJS.ErrnoException;
+      if (err instanceof FileWriteError || typeof errno.code !== "string") throw err;
+      throw new FileWriteError(errno.path ?? join(opts.outputDir, WANDB_DIR), "write the W&B offline run there", errno);
+    }
+  }
+
+  private static async open(opts: WandbStartOptions, runId: string, timeoutMs: number): Promise<WandbLogger> {
     const wandbDir = join(opts.outputDir, WANDB_DIR);
     await mkdir(wandbDir, { recursive: true });
     const runDir =
