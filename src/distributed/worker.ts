@@ -9,6 +9,7 @@ import { Dealer } from "zeromq";
 import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError, AssignMessage } from "./protocol.js";
 import { NetworkSpec } from "../model/network.js";
 import { Engine, EpochResult } from "../engine/engine.js";
+import { GpuUnavailableError } from "../engine/webgpu/gpu-device.js";
 import { KeyPair } from "./curve-auth.js";
 import { factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
@@ -42,6 +43,8 @@ export class WorkerProcess {
   private lastHeard = Date.now();
   private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
+  /** What run() returns: 0, or why the worker stopped (2 refused, 3 coordinator silent, 4 GPU lost). */
+  private exitCode = 0;
   private readonly log: (line: string) => void;
   /** Where this worker serves Prometheus metrics (0 = nowhere): announced, so that the run can list its targets. */
   metricsPort = 0;
@@ -60,11 +63,10 @@ export class WorkerProcess {
   async run(): Promise<number> {
     this.socket.connect(this.opts.endpoint);
     await this.hello();
-    let exitCode = 0;
     const timer = setInterval(() => {
       if (Date.now() - this.lastHeard > this.opts.coordinatorTimeout * 1000) {
         this.log(`no message from the coordinator at ${this.opts.endpoint} for ${this.opts.coordinatorTimeout} s; exiting`);
-        exitCode = 3;
+        this.exitCode = 3;
         this.close();
         return;
       }
@@ -81,7 +83,7 @@ export class WorkerProcess {
         } catch (e) {
           this.log(`ignored a bad message from the coordinator: ${(e as Error).message}`);
           if (e instanceof ProtocolError && e.message.startsWith("protocol version mismatch")) {
-            exitCode = 2;
+            this.exitCode = 2;
             break;
           }
           continue;
@@ -92,7 +94,7 @@ export class WorkerProcess {
         }
         if (msg.type === "reject") {
           this.log(`refused by the coordinator: ${msg.reason}`);
-          exitCode = 2;
+          this.exitCode = 2;
           break;
         }
         if (msg.type === "rejoin") await this.hello();
@@ -110,7 +112,7 @@ export class WorkerProcess {
       clearInterval(timer);
       this.close();
     }
-    return exitCode;
+    return this.exitCode;
   }
 
   /** Announces this worker; the network it already holds is named so that it is not sent again. */
@@ -193,6 +195,17 @@ export class WorkerProcess {
       this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
       await this.send({ ...r, type: "result", runId: a.runId, weightsVersion: a.weightsVersion, ...this.resultGradients(r, weights), computeSeconds: seconds });
     } catch (e) {
+      if (e instanceof GpuUnavailableError) {
+        // The device is gone (lost, reset, driver crash): every later epoch would fail too. Leave, so that the
+        // coordinator drops this worker and gives its epochs to the others.
+        this.log(`${e.message}; this worker stops (epoch ${a.epoch} and the others go to other workers)`);
+        await fail(e.message);
+        this.exitCode = 4;
+        // Long enough for the failure to reach the coordinator (which then gives that epoch to another worker).
+        this.socket.linger = 2000;
+        this.close();
+        return;
+      }
       this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);
       await fail((e as Error).message);
     }
