@@ -4,6 +4,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "nod
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/io/parameters-file.js";
+import { ConfigError } from "../src/model/config.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { float32Text, loadConnectome, writeConnectomeFiles } from "../src/io/connectome-file.js";
 import { writeSafetensorsFile } from "../src/platform/atomic-file.js";
@@ -155,6 +156,16 @@ describe("connectome files: validation", () => {
     expect(() => loadConnectome(params())).toThrow(`recurrent.connectome_file "${join(dir, "c.safetensors")}": edge 1: self-loop 3 → 3`);
     write([1, 2], cellType.map((t, j) => (j === 5 ? 2 : t)));
     expect(() => loadConnectome(params())).toThrow(/cell_type\[5\] = 2 is not a cell type of the parameters/);
+  });
+
+  it("dt is checked against the file's own weights, neuron by neuron, naming the neuron that is driven hardest", () => {
+    // Neuron 5 gets one synapse a million times the usual weight: its Euler step would overshoot.
+    expect(() => load("0,5,1e6\n1,2,1\n")).toThrow(ConfigError);
+    expect(() => load("0,5,1e6\n1,2,1\n")).toThrow(
+      new RegExp(`^simulation\\.dt: [\\d.]+ ms is too large for the explicit Euler membrane step of neuron 5 \\(excitatory\\) of "${join(dir, "rec.csv")}" and "${join(dir, "ff.csv")}": dt·G_syn/C_m = [\\d.]+ ≥ 1 .*with all its synapses coincident at their initial weights.*use dt < [\\d.]+ ms$`),
+    );
+    // The same synapse at a usual weight loads.
+    expect(load("0,5,1\n1,2,1\n").rec.pre.length).toBe(2);
   });
 
   it("the keys come together", () => {

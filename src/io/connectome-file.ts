@@ -20,7 +20,7 @@ import { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "../p
 import { decodeNpy, decodeNpz, encodeNpz, NpyArray, NpyError } from "../platform/numpy.js";
 import { SafetensorsError, Tensor } from "../platform/safetensors.js";
 import { Config, ConfigError, typeCounts } from "../model/config.js";
-import { Connectome, EdgeList, generateConnectome, makeEdgeList, structureHash } from "../model/connectome.js";
+import { checkConnectomeStability, Connectome, EdgeList, generateConnectome, makeEdgeList, structureHash } from "../model/connectome.js";
 
 type Fail = (problem: string) => never;
 
@@ -43,7 +43,11 @@ function readText(path: string, fail: Fail): string {
 
 /** The network of `config`: read from its connectome files when they are set, generated otherwise. */
 export function loadConnectome(config: Config): Connectome {
-  return config.recurrent.connectome_file ? readConnectomeFiles(config) : generateConnectome(config);
+  if (!config.recurrent.connectome_file) return generateConnectome(config);
+  const net = readConnectomeFiles(config);
+  const files = [...new Set([config.recurrent.connectome_file, config.feedforward.connectome_file!])].map((f) => `"${f}"`).join(" and ");
+  checkConnectomeStability(config, net, files);
+  return net;
 }
 
 /** The files a connectome was read from, for messages ("" when generated). */

@@ -55,7 +55,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "simulation.dt": {
     meaning: "Time step: exact exponential leak, forward-Euler synaptic drive.",
     unit: "ms",
-    also: "dt·G_syn/C_m < 1 for every cell type (the Euler membrane step, with all inputs coincident)",
+    also: "dt·G_syn/C_m < 1 for every cell type (the Euler membrane step, with all inputs coincident; for a network read from files, for every neuron at its file weights)",
   },
   "simulation.chunk_steps": { meaning: "Time steps per chunk; gradients are truncated at chunk boundaries (the state is carried on, detached).", unit: "steps" },
   "simulation.chunks_per_epoch": { meaning: "Chunks per epoch (an epoch is the unit of work a worker receives).", unit: "chunks" },
@@ -181,7 +181,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "recurrent.num_assemblies": { meaning: "Assemblies of equal size the neurons are split into.", unit: "assemblies", also: "divides recurrent.num_neurons" },
   "recurrent.connectome_file": {
     meaning:
-      "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used (nor is the dt stability estimate made from them). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a NumPy file: a dense .npy matrix W[pre, post] of shape (num_neurons, num_neurons) whose non-zero entries are the synapses, or a scipy.sparse.save_npz .npz matrix (coo, csr or csc). Or a .safetensors or .npz container holding integer rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and float rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors, DIR/connectome.npz); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
+      "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used; dt is checked against the file's own weights instead, neuron by neuron (each neuron's synapses firing at once at their initial weights). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a NumPy file: a dense .npy matrix W[pre, post] of shape (num_neurons, num_neurons) whose non-zero entries are the synapses, or a scipy.sparse.save_npz .npz matrix (coo, csr or csc). Or a .safetensors or .npz container holding integer rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and float rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors, DIR/connectome.npz); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
     also: "needs feedforward.connectome_file; recurrent.neurons_file with an edge list (CSV, .npy, scipy .npz)",
   },
   "recurrent.neurons_file": {

@@ -733,50 +733,63 @@ export function withEpochs(config: Config, epochs: number | undefined): Config {
 }
 
 /**
+ * The conductance (nS) a synapse group gives a cell at the continuous-time kernel peak when its summed weight onto the
+ * cell is `w` and every one of those synapses fires at once: w·Σ_slots peak per unit weight (g_bar under "peak",
+ * g_bar·N/P = g_bar·r^(2r/(1−r))·(1 − r) with r = τr/τd under the original normalisation); with the conductance clamp
+ * no slot holds more than one unit-weight spike's amplitude g_bar/N (N: the normaliser), whatever the inputs.
+ */
+export function coincidentDrive(c: Config): (g: SynapseGroupConfig, w: number) => number {
+  const peakNorm = c.simulation.kernel_normalisation === "peak";
+  const slotPeak = (gb: number, tr: number, td: number) => (peakNorm ? gb : gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td));
+  return (g, w) =>
+    g.g_bar.reduce((acc, gb, l) => {
+      const [tr, td] = [g.tau_rise[l], g.tau_decay[l]];
+      const slot = w * slotPeak(gb, tr, td);
+      return acc + (c.simulation.conductance_clamp ? Math.min(slot, gb / (peakNorm ? kernelPeak : kernelNormaliser)(tr, td)) : slot);
+    }, 0);
+}
+
+/**
  * The membrane drive is integrated by forward Euler, so a step must not move v further than its distance to the
- * synaptic reversal potentials: dt·G/C_m < 1. G is estimated as the conductance if every presynaptic neuron of
- * every type fired at once at its mean weight (the continuous-time kernel peak), a pessimistic bound.
+ * synaptic reversal potentials: dt·G/C_m < 1. Throws the ConfigError that says so for a cell of type `post` whose
+ * coincident drive is `G` nS (`which`: the cells meant, e.g. "excitatory cells", "neuron 17 (excitatory)").
+ */
+export function checkEulerStep(c: Config, post: number, G: number, which: string, how: string): void {
+  const { dt } = c.simulation;
+  const ph = c.recurrent.physiology[post];
+  const C = ph.tau_mem * ph.g_L;
+  const ratio = (dt * G) / C;
+  if (ratio >= 1)
+    throw new ConfigError(
+      `simulation.dt: ${dt} ms is too large for the explicit Euler membrane step of ${which}: ` +
+        `dt·G_syn/C_m = ${ratio.toFixed(2)} ≥ 1 (G_syn ≈ ${G.toFixed(1)} nS ${how}${c.simulation.conductance_clamp ? " and clamped" : ""}, C_m = ${C.toFixed(1)} pF); ` +
+        `use dt < ${(C / G).toFixed(3)} ms`,
+    );
+}
+
+/**
+ * dt against the generated network: G is estimated as the conductance if every presynaptic neuron of every type
+ * fired at once at its mean weight and expected in-degree, a pessimistic bound. (A network read from files is checked
+ * neuron by neuron on its own weights: checkConnectomeStability.)
  */
 export function checkStability(c: Config): void {
-  const { dt } = c.simulation;
   const K = c.recurrent.names.length;
   const counts = typeCounts(c.recurrent.num_neurons, c.recurrent.proportion);
   const ffCounts = typeCounts(c.feedforward.num_neurons, c.feedforward.proportion);
   const A = c.recurrent.num_assemblies;
-  // The continuous kernel's peak per unit weight: g_bar under "peak", g_bar·N/P = g_bar·r^(2r/(1−r))·(1 − r) (r = τr/τd)
-  // under the original normalisation.
-  const slotPeak = (gb: number, tr: number, td: number) =>
-    c.simulation.kernel_normalisation === "peak" ? gb : gb * Math.pow(tr / td, (2 * tr) / (td - tr)) * (1 - tr / td);
-  const peak = (g: SynapseGroupConfig) => g.g_bar.reduce((acc, gb, l) => acc + slotPeak(gb, g.tau_rise[l], g.tau_decay[l]), 0);
-  // With the conductance clamp no slot holds more than one unit-weight spike's amplitude g_bar/N (N: the normaliser),
-  // whatever the inputs: the conductance of a group's slots for a summed weight w onto the cell.
-  const clamp = c.simulation.conductance_clamp;
-  const clampedPeak = (g: SynapseGroupConfig, w: number) =>
-    g.g_bar.reduce((acc, gb, l) => {
-      const [tr, td] = [g.tau_rise[l], g.tau_decay[l]];
-      return acc + Math.min(w * slotPeak(gb, tr, td), gb / (c.simulation.kernel_normalisation === "peak" ? kernelPeak : kernelNormaliser)(tr, td));
-    }, 0);
-  const drive = (g: SynapseGroupConfig, inDeg: number, wMu: number) => (clamp ? clampedPeak(g, inDeg * wMu) : inDeg * wMu * peak(g));
+  const drive = coincidentDrive(c);
   for (let post = 0; post < K; post++) {
     let G = 0;
     for (let pre = 0; pre < K; pre++) {
       const inDeg =
         (counts[pre] / A) * c.recurrent.topology.conn_within[pre][post] + (counts[pre] * (A - 1)) / A * c.recurrent.topology.conn_between[pre][post];
-      G += drive(c.recurrent.synapses[pre], inDeg, c.recurrent.weights.w_mu[pre][post]);
+      G += drive(c.recurrent.synapses[pre], inDeg * c.recurrent.weights.w_mu[pre][post]);
     }
     for (let pre = 0; pre < c.feedforward.names.length; pre++) {
       const inDeg = ffCounts[pre] * c.feedforward.topology.conn_inputs[pre][post];
-      G += drive(c.feedforward.synapses[pre], inDeg, c.feedforward.weights.w_mu[pre][post]);
+      G += drive(c.feedforward.synapses[pre], inDeg * c.feedforward.weights.w_mu[pre][post]);
     }
-    const ph = c.recurrent.physiology[post];
-    const C = ph.tau_mem * ph.g_L;
-    const ratio = (dt * G) / C;
-    if (ratio >= 1)
-      throw new ConfigError(
-        `simulation.dt: ${dt} ms is too large for the explicit Euler membrane step of ${c.recurrent.names[post]} cells: ` +
-          `dt·G_syn/C_m = ${ratio.toFixed(2)} ≥ 1 (G_syn ≈ ${G.toFixed(1)} nS with all inputs coincident${clamp ? " and clamped" : ""}, C_m = ${C.toFixed(1)} pF); ` +
-          `use dt < ${(C / G).toFixed(3)} ms`,
-      );
+    checkEulerStep(c, post, G, `${c.recurrent.names[post]} cells`, "with all inputs coincident");
   }
 }
 

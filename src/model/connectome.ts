@@ -10,7 +10,7 @@
  * block exactly round(p·n_src·n_tgt) distinct edges without self-loops.
  */
 import { createHash } from "node:crypto";
-import { Config, ConfigError, roundHalfEven, typeCounts } from "./config.js";
+import { checkEulerStep, coincidentDrive, Config, ConfigError, roundHalfEven, typeCounts } from "./config.js";
 import { Rng, RngPurpose } from "./rng.js";
 
 /** Synapses from `numPre` presynaptic to `numPost` postsynaptic neurons, sorted by (pre, post). */
@@ -339,4 +339,31 @@ export function generateConnectome(config: Config): Connectome {
 
   const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: recEdges, ff: ffEdges };
   return { ...structure, assemblyId, recWeight, ffWeight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+}
+
+/**
+ * dt against a network read from files, neuron by neuron: each neuron's coincident drive from its own in-synapses at
+ * their initial weights (summed per presynaptic type), as checkStability estimates it for a generated network. The
+ * neuron with the largest dt·G/C_m is the one named.
+ */
+export function checkConnectomeStability(c: Config, net: Connectome, files: string): void {
+  const K = c.recurrent.names.length;
+  const Kin = c.feedforward.names.length;
+  const N = net.numNeurons;
+  // Summed in-weight per (presynaptic type, neuron): recurrent types first, then input types.
+  const summed = new Float64Array((K + Kin) * N);
+  for (let e = 0; e < net.recWeight.length; e++) summed[net.cellType[net.rec.pre[e]] * N + net.rec.post[e]] += net.recWeight[e];
+  for (let e = 0; e < net.ffWeight.length; e++) summed[(K + net.inputType[net.ff.pre[e]]) * N + net.ff.post[e]] += net.ffWeight[e];
+  const drive = coincidentDrive(c);
+  let worst = { ratio: -1, j: 0, G: 0 };
+  for (let j = 0; j < N; j++) {
+    let G = 0;
+    for (let t = 0; t < K; t++) G += drive(c.recurrent.synapses[t], summed[t * N + j]);
+    for (let t = 0; t < Kin; t++) G += drive(c.feedforward.synapses[t], summed[(K + t) * N + j]);
+    const ph = c.recurrent.physiology[net.cellType[j]];
+    const ratio = G / (ph.tau_mem * ph.g_L);
+    if (ratio > worst.ratio) worst = { ratio, j, G };
+  }
+  const t = net.cellType[worst.j];
+  checkEulerStep(c, t, worst.G, `neuron ${worst.j} (${c.recurrent.names[t]}) of ${files}`, "with all its synapses coincident at their initial weights");
 }
