@@ -33,6 +33,7 @@ interface Request {
   op?: string;
   variables?: Record<string, unknown>;
   body: string;
+  bytes: number;
 }
 
 /** A W&B server that answers what `wandb sync` asks with the least that lets it go on, and records each request. */
@@ -41,6 +42,7 @@ function standInServer(requests: Request[]) {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
+      const bytes = Buffer.concat(chunks).length;
       const body = Buffer.concat(chunks).toString("utf8");
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const json = (value: unknown) => {
@@ -51,10 +53,10 @@ function standInServer(requests: Request[]) {
       if (path === "/graphql") {
         const q = JSON.parse(body) as { operationName?: string; variables?: Record<string, unknown> };
         const v = q.variables ?? {};
-        requests.push({ method: req.method!, path, op: q.operationName, variables: v, body });
+        requests.push({ method: req.method!, path, op: q.operationName, variables: v, body, bytes });
         return json({ data: answer(q.operationName ?? "", v, base) });
       }
-      requests.push({ method: req.method!, path, body });
+      requests.push({ method: req.method!, path, body, bytes });
       if (req.method === "GET") {
         res.writeHead(404).end();
         return;
@@ -184,5 +186,11 @@ describe.skipIf(!sdkReady)("the official wandb sync", () => {
       [`checkpoint-${runId}`, "model"],
     ]);
     expect(artifacts.map((a) => a.aliases.map((x) => x.alias).sort())).toEqual([["epoch-6", "latest"], ["best"]]);
+    // ... whose files and manifests were uploaded, byte for byte, and committed.
+    for (const kind of ["latest", "best"]) {
+      const put = requests.find((q) => q.method === "PUT" && q.path === `/upload/checkpoint_${kind}.safetensors`);
+      expect(put?.bytes).toBe(readFileSync(join(dir, "checkpoints", `checkpoint_${kind}.safetensors`)).length);
+    }
+    expect(requests.filter((q) => q.op === "CommitArtifact")).toHaveLength(2);
   }, 180_000);
 });
