@@ -20,7 +20,7 @@ import { readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "../p
 import { decodeNpy, decodeNpz, encodeNpz, NpyArray, NpyError } from "../platform/numpy.js";
 import { SafetensorsError, Tensor } from "../platform/safetensors.js";
 import { Config, ConfigError, typeCounts } from "../model/config.js";
-import { checkConnectomeStability, Connectome, EdgeList, generateConnectome, makeEdgeList, structureHash } from "../model/connectome.js";
+import { checkConnectomeStability, Connectome, EdgeList, generateConnectome, generateFeedforward, makeEdgeList, structureHash } from "../model/connectome.js";
 
 type Fail = (problem: string) => never;
 
@@ -43,9 +43,9 @@ function readText(path: string, fail: Fail): string {
 
 /** The network of `config`: read from its connectome files when they are set, generated otherwise. */
 export function loadConnectome(config: Config): Connectome {
-  if (!config.recurrent.connectome_file) return generateConnectome(config);
+  if (!config.recurrent.connectome_file && !config.feedforward.connectome_file) return generateConnectome(config);
   const net = readConnectomeFiles(config);
-  const files = [...new Set([config.recurrent.connectome_file, config.feedforward.connectome_file!])].map((f) => `"${f}"`).join(" and ");
+  const files = [...new Set([config.recurrent.connectome_file, config.feedforward.connectome_file].filter(Boolean))].map((f) => `"${f}"`).join(" and ");
   checkConnectomeStability(config, net, files);
   return net;
 }
@@ -53,7 +53,7 @@ export function loadConnectome(config: Config): Connectome {
 /** The files a connectome was read from, for messages ("" when generated). */
 export function connectomeFilesNote(config: Config): string {
   const r = config.recurrent;
-  if (!r.connectome_file) return "";
+  if (!r.connectome_file && !config.feedforward.connectome_file) return "";
   const files = [r.connectome_file, r.neurons_file, config.feedforward.connectome_file, config.feedforward.inputs_file].filter(Boolean);
   return ` (the connectome is read from ${files.map((f) => `"${f}"`).join(", ")}: has one of them changed?)`;
 }
@@ -63,24 +63,42 @@ export function readConnectomeFiles(config: Config): Connectome {
   const M = config.feedforward.num_neurons;
   const A = config.recurrent.num_assemblies;
   const size = Math.floor(N / A);
-  const recFile = config.recurrent.connectome_file!;
-  const ffFile = config.feedforward.connectome_file!;
+  const recFile = config.recurrent.connectome_file;
+  const ffFile = config.feedforward.connectome_file;
   const policy = config.recurrent.duplicate_edges;
   const exact = config.recurrent.topology.generator === "exact";
-  const recSource = openEdgeSource("recurrent.connectome_file", recFile);
-  const ffSource = ffFile === recFile ? recSource : openEdgeSource("feedforward.connectome_file", ffFile);
-  if (recSource.kind === "container" || ffSource.kind === "container") return readContainerConnectome(config, recSource, ffSource, N, M, A, size, policy, exact);
-  if (!config.recurrent.neurons_file) {
-    throw new ConfigError(`recurrent.neurons_file: needed with the edge list "${recFile}" (the cell type of every neuron, CSV neuron,cell_type[,assembly])`);
+  const recSource = recFile === undefined ? null : openEdgeSource("recurrent.connectome_file", recFile);
+  const ffSource = ffFile === undefined ? null : ffFile === recFile ? recSource : openEdgeSource("feedforward.connectome_file", ffFile);
+  if (recSource?.kind === "container" || ffSource?.kind === "container") {
+    if (!recSource || !ffSource) {
+      const [key, file] = recSource ? ["feedforward.connectome_file", recFile] : ["recurrent.connectome_file", ffFile];
+      throw new ConfigError(`${key}: "${file}" holds the whole network; point recurrent.connectome_file and feedforward.connectome_file both at it`);
+    }
+    return readContainerConnectome(config, recSource, ffSource, N, M, A, size, policy, exact);
   }
-  const { cellType, assemblyId } = readTypes("recurrent.neurons_file", config.recurrent.neurons_file, N, config.recurrent.names, "neuron", "cell_type", size);
-  let inputType: Int32Array;
-  if (config.feedforward.inputs_file) inputType = readTypes("feedforward.inputs_file", config.feedforward.inputs_file, M, config.feedforward.names, "input", "input_type", 0).cellType;
-  else inputType = blockTypes(M, config.feedforward.proportion);
-  const rec = edgesOf(recSource, N, N, true, policy);
-  const ff = edgesOf(ffSource, M, N, false, policy);
-  const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: rec.edges, ff: ff.edges };
-  return { ...structure, assemblyId, recWeight: rec.weight, ffWeight: ff.weight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+  // The recurrent part: from its file with the neurons' types, or generated (with its types and assemblies).
+  let recurrent: Pick<Connectome, "cellType" | "assemblyId" | "rec" | "recWeight">;
+  if (recSource) {
+    if (!config.recurrent.neurons_file) {
+      throw new ConfigError(`recurrent.neurons_file: needed with the edge list "${recFile}" (the cell type of every neuron, CSV neuron,cell_type[,assembly])`);
+    }
+    const types = readTypes("recurrent.neurons_file", config.recurrent.neurons_file, N, config.recurrent.names, "neuron", "cell_type", size);
+    const rec = edgesOf(recSource, N, N, true, policy);
+    recurrent = { ...types, rec: rec.edges, recWeight: rec.weight };
+  } else recurrent = generateConnectome(config);
+  // The feedforward part: from its file, or generated onto the recurrent neurons' types.
+  let feedforward: Pick<Connectome, "inputType" | "ff" | "ffWeight">;
+  if (ffSource) {
+    const inputType = config.feedforward.inputs_file
+      ? readTypes("feedforward.inputs_file", config.feedforward.inputs_file, M, config.feedforward.names, "input", "input_type", 0).cellType
+      : blockTypes(M, config.feedforward.proportion);
+    const ff = edgesOf(ffSource, M, N, false, policy);
+    feedforward = { inputType, ff: ff.edges, ffWeight: ff.weight };
+  } else feedforward = generateFeedforward(config, recurrent.cellType);
+  const { cellType, assemblyId, rec, recWeight } = recurrent;
+  const { inputType, ff, ffWeight } = feedforward;
+  const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec, ff };
+  return { ...structure, assemblyId, recWeight, ffWeight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
 }
 
 /** Where one key's edges come from: a CSV, a dense .npy, a scipy.sparse .npz, or a container of the whole network. */

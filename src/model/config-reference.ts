@@ -182,7 +182,7 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "recurrent.connectome_file": {
     meaning:
       "Read the recurrent synapses from this CSV edge list instead of generating them: one synapse a line, pre,post,weight (neuron ids 0..num_neurons−1, weight ≥ 0 and finite: the initial weight; a header line pre,post,weight optional; no self-loops). Sorted into (pre, post) order on loading. recurrent.topology and recurrent.weights are then not used; dt is checked against the file's own weights instead, neuron by neuron (each neuron's synapses firing at once at their initial weights). snn-sim --export-connectome DIR writes it (recurrent.csv). Or a NumPy file: a dense .npy matrix W[pre, post] of shape (num_neurons, num_neurons) whose non-zero entries are the synapses, or a scipy.sparse.save_npz .npz matrix (coo, csr or csc). Or a .safetensors or .npz container holding integer rec_pre, rec_post, ff_pre, ff_post, cell_type (N; index into recurrent.names), optional input_type (M) and assembly_id (N), and float rec_weight, ff_weight — the whole network in one file (DIR/connectome.safetensors, DIR/connectome.npz); point feedforward.connectome_file at the same file. The network hash covers the content, not the path.",
-    also: "needs feedforward.connectome_file; recurrent.neurons_file with an edge list (CSV, .npy, scipy .npz)",
+    also: "recurrent.neurons_file with an edge list (CSV, .npy, scipy .npz); without feedforward.connectome_file the inputs are generated onto these neurons",
   },
   "recurrent.neurons_file": {
     meaning:
@@ -218,8 +218,8 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
   "feedforward.firing_rate": { meaning: "Poisson rate of each input type.", unit: "Hz" },
   "feedforward.connectome_file": {
     meaning:
-      "With recurrent.connectome_file: the synapses from the inputs as a CSV edge list pre,post,weight (pre = input id 0..feedforward.num_neurons−1, post = recurrent neuron id; header optional), a dense .npy matrix of shape (feedforward.num_neurons, recurrent.num_neurons), a scipy.sparse .npz matrix, or the container of recurrent.connectome_file (its ff_pre, ff_post, ff_weight and input_type). feedforward.topology and feedforward.weights are then not used. snn-sim --export-connectome writes it (feedforward.csv).",
-    also: "needs recurrent.connectome_file",
+      "The synapses from the inputs as a CSV edge list pre,post,weight (pre = input id 0..feedforward.num_neurons−1, post = recurrent neuron id; header optional), a dense .npy matrix of shape (feedforward.num_neurons, recurrent.num_neurons), a scipy.sparse .npz matrix, or the container of recurrent.connectome_file (its ff_pre, ff_post, ff_weight and input_type). feedforward.topology and feedforward.weights are then not used. Without recurrent.connectome_file the recurrent network is generated (as without files) and this file's post ids are its neurons. snn-sim --export-connectome writes it (feedforward.csv).",
+    also: "a container needs recurrent.connectome_file set to it too",
   },
   "feedforward.inputs_file": {
     meaning:

@@ -480,15 +480,12 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
   const ffConnectomeFile = file(ffR, "connectome_file", baseDir);
   const inputsFile = file(ffR, "inputs_file", baseDir);
   ffR.done();
-  if (Boolean(recConnectomeFile) !== Boolean(ffConnectomeFile))
-    throw new ConfigError(
-      `${recConnectomeFile ? "feedforward" : "recurrent"}.connectome_file: recurrent.connectome_file and feedforward.connectome_file are set together (a network is read from files or generated as a whole)`,
-    );
   // A .safetensors or .npz container may hold the cell types; whether a .npz does is known once it is read.
   if (recConnectomeFile && !neuronsFile && !/\.(safetensors|npz)$/i.test(recConnectomeFile))
     throw new ConfigError("recurrent.neurons_file: needed with recurrent.connectome_file (the cell type of every neuron, CSV neuron,cell_type[,assembly])");
-  if (!recConnectomeFile && (neuronsFile || inputsFile))
-    throw new ConfigError(`${neuronsFile ? "recurrent.neurons_file" : "feedforward.inputs_file"}: only used with recurrent.connectome_file and feedforward.connectome_file`);
+  // Either part may come from a file and the other be generated ([recurrent|feedforward].topology and .weights).
+  if (!recConnectomeFile && neuronsFile) throw new ConfigError("recurrent.neurons_file: only used with recurrent.connectome_file");
+  if (!ffConnectomeFile && inputsFile) throw new ConfigError("feedforward.inputs_file: only used with feedforward.connectome_file");
 
   const tR = root.table("targets");
   const targets = {
@@ -661,7 +658,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
     wandb,
   };
   // The estimate comes from [recurrent.topology] and the weight means, which a network read from files does not use.
-  if (!recConnectomeFile) checkStability(config);
+  // A network with a part from a file is checked on its own weights once it is read (checkConnectomeStability).
+  if (!recConnectomeFile && !ffConnectomeFile) checkStability(config);
   return config;
 }
 

@@ -326,19 +326,38 @@ export function generateConnectome(config: Config): Connectome {
   const recEdges = rec.finish(N, N);
 
   const inputType = assignCellTypes(M, config.feedforward.proportion, rng);
-  const ff = new EdgeCollector();
-  const allInputs = Int32Array.from({ length: M }, (_, i) => i);
-  const allNeurons = Int32Array.from({ length: N }, (_, j) => j);
-  const conn_inputs = config.feedforward.topology.conn_inputs;
-  if (exact) ff.exactBlock(allInputs, allNeurons, inputType, cellType, conn_inputs, rng, false, "feedforward.topology.conn_inputs");
-  else ff.block(allInputs, allNeurons, inputType, cellType, conn_inputs, rng, false);
-  const ffEdges = ff.finish(M, N);
+  const ffEdges = feedforwardEdges(config, cellType, inputType, rng);
 
   const recWeight = drawWeights(recEdges, cellType, cellType, config.recurrent.weights.w_mu, config.recurrent.weights.w_sigma, rng);
   const ffWeight = drawWeights(ffEdges, inputType, cellType, config.feedforward.weights.w_mu, config.feedforward.weights.w_sigma, rng);
 
   const structure = { numNeurons: N, numInputs: M, cellType, inputType, numAssemblies: A, assemblySize: size, rec: recEdges, ff: ffEdges };
   return { ...structure, assemblyId, recWeight, ffWeight, hash: structureHash(exact ? { ...structure, assemblyId } : structure) };
+}
+
+/** [feedforward.topology]'s synapses from every input onto every recurrent neuron of the given types. */
+function feedforwardEdges(config: Config, cellType: Int32Array, inputType: Int32Array, rng: Rng): EdgeList {
+  const N = cellType.length;
+  const M = inputType.length;
+  const ff = new EdgeCollector();
+  const allInputs = Int32Array.from({ length: M }, (_, i) => i);
+  const allNeurons = Int32Array.from({ length: N }, (_, j) => j);
+  const conn_inputs = config.feedforward.topology.conn_inputs;
+  if (config.recurrent.topology.generator === "exact") ff.exactBlock(allInputs, allNeurons, inputType, cellType, conn_inputs, rng, false, "feedforward.topology.conn_inputs");
+  else ff.block(allInputs, allNeurons, inputType, cellType, conn_inputs, rng, false);
+  return ff.finish(M, N);
+}
+
+/**
+ * The feedforward part generated onto recurrent neurons of the given types (a recurrent connectome read from a file):
+ * input types, synapses and weights as generateConnectome draws them, from a stream of its own (keyed by the seed),
+ * so that the same file and seed give the same inputs.
+ */
+export function generateFeedforward(config: Config, cellType: Int32Array): { inputType: Int32Array; ff: EdgeList; ffWeight: Float32Array } {
+  const rng = Rng.keyed(config.simulation.seed, RngPurpose.connectome, 1);
+  const inputType = assignCellTypes(config.feedforward.num_neurons, config.feedforward.proportion, rng);
+  const ff = feedforwardEdges(config, cellType, inputType, rng);
+  return { inputType, ff, ffWeight: drawWeights(ff, inputType, cellType, config.feedforward.weights.w_mu, config.feedforward.weights.w_sigma, rng) };
 }
 
 /**
