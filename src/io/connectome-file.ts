@@ -69,10 +69,13 @@ export function readConnectomeFiles(config: Config): Connectome {
   const exact = config.recurrent.topology.generator === "exact";
   const recSource = recFile === undefined ? null : openEdgeSource("recurrent.connectome_file", recFile);
   const ffSource = ffFile === undefined ? null : ffFile === recFile ? recSource : openEdgeSource("feedforward.connectome_file", ffFile);
-  if (recSource?.kind === "container" || ffSource?.kind === "container") {
-    if (!recSource || !ffSource) {
-      const [key, file] = recSource ? ["feedforward.connectome_file", recFile] : ["recurrent.connectome_file", ffFile];
-      throw new ConfigError(`${key}: "${file}" holds the whole network; point recurrent.connectome_file and feedforward.connectome_file both at it`);
+  // A container holds the whole network: both keys name one (an edge list or a generated part beside it is refused).
+  const container = [recSource, ffSource].find((s) => s?.kind === "container");
+  if (container) {
+    if (recSource?.kind !== "container" || ffSource?.kind !== "container") {
+      const other = container === recSource ? ffSource : recSource;
+      const where = other ? `${other.key} "${other.path}"` : container === recSource ? "feedforward.connectome_file" : "recurrent.connectome_file";
+      throw new ConfigError(`${where}: "${container.path}" holds the whole network; point recurrent.connectome_file and feedforward.connectome_file both at it`);
     }
     return readContainerConnectome(config, recSource, ffSource, N, M, A, size, policy, exact);
   }
@@ -107,6 +110,7 @@ type EdgeSource =
   | { kind: "dense"; key: string; path: string; array: NpyArray }
   | { kind: "sparse"; key: string; path: string; arrays: Record<string, NpyArray> }
   | { kind: "container"; key: string; path: string; tensors: Record<string, Tensor> };
+type ContainerSource = Extract<EdgeSource, { kind: "container" }>;
 
 function openEdgeSource(key: string, path: string): EdgeSource {
   const fail = failer(key, path);
@@ -440,8 +444,8 @@ function tensorOf(tensors: Record<string, Tensor>, name: string, dtype: "I32" | 
 /** One container (connectome.safetensors or connectome.npz of snn-sim --export-connectome) for both keys, or one per key. */
 function readContainerConnectome(
   config: Config,
-  recSource: EdgeSource,
-  ffSource: EdgeSource,
+  recSource: ContainerSource,
+  ffSource: ContainerSource,
   N: number,
   M: number,
   A: number,
@@ -449,11 +453,6 @@ function readContainerConnectome(
   policy: "error" | "sum" | "keep-first",
   exact: boolean,
 ): Connectome {
-  const other = recSource.kind === "container" ? ffSource : recSource;
-  if (recSource.kind !== "container" || ffSource.kind !== "container")
-    throw new ConfigError(
-      `${other.key} "${other.path}": "${(recSource.kind === "container" ? recSource : ffSource).path}" holds the whole network; point recurrent.connectome_file and feedforward.connectome_file both at it (or at containers of the same kind)`,
-    );
   const recT = recSource.tensors;
   const ffT = ffSource.tensors;
   const recFail = failer(recSource.key, recSource.path);

@@ -62,7 +62,7 @@ export class GradientReducer {
     }
   }
 
-  /** The mean over all `count` epochs; throws when some are missing. */
+  /** The mean over all `count` epochs, divided in place: once per interval. Throws when some epochs are missing. */
   mean(): Float64Array[] {
     if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next} of ${this.count} epochs added`);
     for (const acc of this.sums) for (let i = 0; i < acc.length; i++) acc[i] /= this.count;

@@ -8,7 +8,7 @@
  * unreachable costs one warning and never blocks or ends training.
  */
 import { createHash, randomInt } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { cpus, freemem, hostname, platform, release, totalmem, userInfo } from "node:os";
 import { join, resolve } from "node:path";
@@ -679,8 +679,8 @@ export function artifactRecord(artifact: WandbArtifact, run: { runId: string; pr
   const contents = artifact.paths
     .map((path) => {
       const local = resolve(path);
-      const digest = createHash("md5").update(readFileSync(local)).digest("base64");
-      return { path: local.split("/").at(-1)!, digest, size: statSync(local).size, local_path: local };
+      const bytes = readFileSync(local);
+      return { path: local.split("/").at(-1)!, digest: createHash("md5").update(bytes).digest("base64"), size: bytes.length, local_path: local };
     })
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const manifest = createHash("md5").update("wandb-artifact-manifest-v1\n");
