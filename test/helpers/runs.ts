@@ -81,14 +81,23 @@ export function start(script: string, args: string[], env: NodeJS.ProcessEnv = {
   return track(spawn(process.execPath, [script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: o.detached ?? false }));
 }
 
+/**
+ * Processes started through track() (start, coord) that have not exited yet, with their output so far: the setup file
+ * (test/setup/processes.ts) prints and kills those a failed or timed-out test leaves behind.
+ */
+export const liveProcesses = new Set<{ child: ChildProcess; output: () => string }>();
+
 /** A spawned process (stdout and stderr piped) as a Proc: its collected output, exit code and ending signal. */
 export function track(child: ChildProcess): Proc {
   let out = "";
   let endedBy: NodeJS.Signals | null = null;
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
+  const live = { child, output: () => out };
+  liveProcesses.add(live);
   const exit = new Promise<number>((r) =>
     child.on("exit", (code, signal) => {
+      liveProcesses.delete(live);
       endedBy = signal;
       r(code ?? (signal ? 128 : -1));
     }),
