@@ -2,8 +2,9 @@
  * Real coordinator and worker processes over ipc and loopback tcp: the numbers of a run do not depend on how many
  * workers computed it, on workers dying or hanging mid-run, on late joiners, or on garbage sent to the socket.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import { Packr } from "msgpackr";
@@ -12,7 +13,7 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { MetricsCsv } from "../src/io/run-dir.js";
 import { WorkerProcess } from "../src/distributed/worker.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
-import { coord, COORD, ensureBuilt, expectSameResult, finalWeights, freePort, metricRows, runResult, type RunResult, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, expectSameResult, finalWeights, freePort, metricRows, ROOT, runResult, type RunResult, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
 let reference: RunResult;
@@ -195,6 +196,48 @@ describe("results with non-finite numbers", () => {
     expect(c.output()).toMatch(/Skipped update \(/);
     const rows = MetricsCsv.read(join(dir, "metrics.csv"));
     expect(rows.find((r) => r.epoch === 6)!.skipped_updates).toBe(1);
+  });
+});
+
+describe("the coordinator's shutdown message", () => {
+  it("reaches every worker though the process exits right after close() (process.exit skips ZeroMQ's linger)", async () => {
+    // A pool in a process of its own that ends as snn-coord does: close(), then process.exit. One worker's shutdown is
+    // queued behind a 64 MB assignment, which takes longer to leave the socket than close() alone takes.
+    const script = join(tempDir(), "pool.mjs");
+    writeFileSync(
+      script,
+      [
+        `import { WorkerPool } from ${JSON.stringify(pathToFileURL(join(ROOT, "dist/distributed/worker-pool.js")).href)};`,
+        `const pool = new WorkerPool({ hash: "h" }, "run", { heartbeatInterval: 0.5, workerTimeout: 10, noWorkerTimeout: 10, events: { log: (l) => console.error(l) } });`,
+        "await pool.bind(process.argv[2]);",
+        "await pool.waitForWorkers(2, 30);",
+        "const task = { epoch: 0, stream: 0, initialState: null, computeGradient: true, recordActivity: false };",
+        "void pool.runInterval(0, 0, { rec: new Float32Array(16 << 20), ff: new Float32Array(0) }, [task]);",
+        'await pool.close("training completed");',
+        "process.exit(0);",
+      ].join("\n"),
+    );
+    const endpoint = `tcp://127.0.0.1:${freePort()}`;
+    const c = start(script, [endpoint]);
+    const received = await Promise.all(
+      [0, 1].map(async (i) => {
+        const d = new Dealer({ linger: 0, receiveTimeout: 10_000 });
+        d.connect(endpoint);
+        await d.send(encodeMessage({ type: "hello", workerId: `w${i}`, hostname: "test", pid: i + 1, engine: "sparse-cpu", threads: 1, metricsPort: 0, networkHash: "h" }));
+        const types: string[] = [];
+        try {
+          while (types.at(-1) !== "shutdown") types.push(decodeMessage((await d.receive())[0]).type);
+        } catch {
+          types.push("nothing for 10 s");
+        } finally {
+          d.close();
+        }
+        return types.filter((t) => t !== "heartbeat");
+      }),
+    );
+    expect(await c.exit, c.output()).toBe(0);
+    expect(received.map((types) => types.at(-1))).toEqual(["shutdown", "shutdown"]);
+    expect(received.flat()).toContain("assign");
   });
 });
 

@@ -113,6 +113,12 @@ const MAX_JOINING_PEERS = 1024;
 const MAX_NETWORK_TRANSFERS = 4;
 /** Refusals logged one by one in each heartbeat interval; more are counted in one line, so a flood cannot fill the log. */
 const REFUSALS_LOGGED_PER_TICK = 5;
+/**
+ * close(): how long it waits at most for the peers it told to shut down to close their connections. The CLIs end with
+ * process.exit, which skips ZeroMQ's linger (it applies only when the context is terminated): a shutdown still queued
+ * in the socket then is lost, and its worker waits out its --timeout for a coordinator that is gone.
+ */
+const SHUTDOWN_DELIVERY_MS = 3000;
 
 /** A peer that said hello and has not yet said ready: it holds no epoch and is sent no weights. */
 interface JoiningPeer {
@@ -123,7 +129,6 @@ interface JoiningPeer {
 }
 
 export class WorkerPool {
-  // A short linger, so that the shutdown messages queued just before close() still reach the workers.
   private readonly router: Router;
   /** Answers the CURVE handshakes of `router` when the pool authenticates its peers. */
   private readonly zap: ZapHandler | null;
@@ -136,6 +141,8 @@ export class WorkerPool {
    */
   private networkFrame: Buffer | null = null;
   private refusals = { logged: 0, unlogged: 0 };
+  /** Connections the socket accepted and that are still open, and disconnections so far (its monitor events). */
+  private connections = { open: 0, closed: 0 };
   private readonly children = new Map<number, ChildProcess>();
   private sendChain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -181,6 +188,7 @@ export class WorkerPool {
     const curve = opts.curve;
     this.router = new Router({
       maxMessageSize: MAX_MESSAGE_BYTES,
+      // For a close() not followed by process.exit (tests, embedders); close() itself waits for the shutdowns to leave.
       linger: 2000,
       ...(curve ? { curveServer: true, curvePublicKey: curve.keyPair.publicKey, curveSecretKey: curve.keyPair.secretKey, zapDomain: ZAP_DOMAIN } : {}),
     });
@@ -192,6 +200,8 @@ export class WorkerPool {
   }
 
   async bind(endpoint: string): Promise<string> {
+    // Watched from before the bind, so that every connection is counted.
+    void this.watchEvents();
     try {
       await this.zap?.start();
       await this.router.bind(endpoint);
@@ -200,7 +210,6 @@ export class WorkerPool {
     }
     this.boundEndpoint = this.router.lastEndpoint ?? endpoint;
     void this.receiveLoop();
-    if (this.zap) void this.watchHandshakes();
     this.timer = setInterval(() => this.tick(), this.opts.heartbeatInterval * 1000);
     return this.boundEndpoint;
   }
@@ -306,6 +315,8 @@ export class WorkerPool {
     // Peers still joining (a dropped worker announcing itself again, say) are told too, instead of waiting out their
     // --timeout for a coordinator that is gone.
     for (const j of this.joining.values()) this.send(j.routingId, { type: "shutdown", reason });
+    const told = this.workers.size + this.joining.size;
+    const closedBefore = this.connections.closed;
     await Promise.race([this.sendChain, new Promise((r) => setTimeout(r, 1000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -321,18 +332,28 @@ export class WorkerPool {
         }),
     );
     await Promise.all(exits);
+    // A peer closes its connection once it has its shutdown: until they all have (or every connection is closed), the
+    // shutdowns may still sit in the socket, and process.exit would lose them (SHUTDOWN_DELIVERY_MS).
+    const deadline = Date.now() + SHUTDOWN_DELIVERY_MS;
+    while (told > 0 && this.connections.open > 0 && this.connections.closed - closedBefore < told && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.router.close();
     this.zap?.close();
   }
 
   /**
-   * Peers that fail the CURVE handshake never send a message: the socket's events say so. A key the allow-list does
-   * not hold fails authentication; a peer without CURVE, or with another server key, fails the handshake itself.
+   * The socket's events: connections opened and closed (close() waits for its peers to leave), and, when the pool
+   * authenticates, refused handshakes: peers that fail the CURVE handshake never send a message. A key the allow-list
+   * does not hold fails authentication; a peer without CURVE, or with another server key, fails the handshake itself.
    */
-  private async watchHandshakes(): Promise<void> {
+  private async watchEvents(): Promise<void> {
     try {
       for await (const event of this.router.events) {
-        if (event.type !== "handshake:error:auth" && event.type !== "handshake:error:protocol" && event.type !== "handshake:error:other") continue;
+        if (event.type === "accept") this.connections.open++;
+        if (event.type === "disconnect") {
+          this.connections.open--;
+          this.connections.closed++;
+        }
+        if (!this.zap || (event.type !== "handshake:error:auth" && event.type !== "handshake:error:protocol" && event.type !== "handshake:error:other")) continue;
         const reason: PeerRefusal = event.type === "handshake:error:auth" ? "not_allowed" : "handshake";
         this.opts.events.peerRefused?.(reason);
         this.logRefusal(reason === "not_allowed" ? "refused a peer: its CURVE key is not in the allow-list (--keys)" : `refused a peer: CURVE handshake failed (${event.error?.message ?? event.type}; no key, or another coordinator key)`);
