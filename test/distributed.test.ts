@@ -199,6 +199,43 @@ describe("results with non-finite numbers", () => {
   });
 });
 
+describe("a worker that holds an epoch and never answers, its heartbeats still flowing", () => {
+  it("is dropped once it has held it 10× longer than any epoch took (and worker_timeout), the epoch goes to another worker, the run is unchanged", async () => {
+    const dir = join(tempDir(), "stalled");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    // In process: its engine never finishes the first epoch from the third update on that it is given (a lost message
+    // or a stuck engine looks the same to the coordinator); it computes every other epoch, before and after.
+    let stalled: number | null = null;
+    const stuck = new WorkerProcess({
+      endpoint: `tcp://127.0.0.1:${port}`,
+      engineName: "sparse-cpu",
+      threads: 1,
+      coordinatorTimeout: 30,
+      heartbeatInterval: 0.5,
+      log: () => {},
+      createEngine: async (spec) => {
+        const engine = new SparseCpuEngine(spec);
+        return {
+          kind: engine.kind,
+          dispose: () => engine.dispose(),
+          runEpoch: (task) => {
+            if (stalled !== null || task.epoch < 6) return engine.runEpoch(task);
+            stalled = task.epoch;
+            return new Promise(() => {});
+          },
+        };
+      },
+    }).run();
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    expect(await c.exit, c.output()).toBe(0);
+    expect(await Promise.all([stuck, w.exit])).toEqual([0, 0]);
+    expect(stalled).not.toBeNull();
+    expect(c.output()).toMatch(new RegExp(`dropped \\(timeout: no result for epoch ${stalled} after [\\d.]+ s though its heartbeats arrive`));
+    expectSameRun(dir);
+  });
+});
+
 describe("the coordinator's shutdown message", () => {
   it("reaches every worker though the process exits right after close() (process.exit skips ZeroMQ's linger)", async () => {
     // A pool in a process of its own that ends as snn-coord does: close(), then process.exit. One worker's shutdown is

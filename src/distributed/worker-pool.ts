@@ -84,6 +84,8 @@ interface WorkerEntry {
   weightsVersion: number;
   /** Epochs assigned and not yet answered; at most hello.threads. */
   busy: EpochAssignment[];
+  /** When each epoch in `busy` was assigned (Date.now()). */
+  assignedAt: Map<number, number>;
   computed: number;
   /** Epochs this worker failed: it gets one of them again only when no other connected worker can take it. */
   failedEpochs: Set<number>;
@@ -97,7 +99,9 @@ function isFiniteResult(r: ResultMessage): boolean {
 /** Removes and returns the worker's assignment of this epoch, if it has one. */
 function takeAssignment(w: WorkerEntry, epoch: number): EpochAssignment | null {
   const i = w.busy.findIndex((t) => t.epoch === epoch);
-  return i < 0 ? null : w.busy.splice(i, 1)[0];
+  if (i < 0) return null;
+  w.assignedAt.delete(epoch);
+  return w.busy.splice(i, 1)[0];
 }
 
 /** An epoch that failed this many times (on one worker or several) is itself the problem: stop instead of looping. */
@@ -109,6 +113,13 @@ const MAX_EPOCH_FAILURES = 3;
  * coordinator's memory without bound. Generous for a cluster whose workers all start at once.
  */
 const MAX_JOINING_PEERS = 1024;
+/**
+ * A worker that answers heartbeats but holds an epoch this many times longer than the longest epoch so far took (from
+ * assignment to result, on any worker), and longer than worker_timeout, has lost it (a message lost, an engine stuck):
+ * it is dropped as a silent one is, its epochs go to other workers, and it joins again at its next heartbeat. Without
+ * this the run would wait for that result forever, since the worker never falls silent.
+ */
+const STALL_FACTOR = 10;
 /** Joining peers receiving the network at the same time; the others wait their turn (the network frame is shared). */
 const MAX_NETWORK_TRANSFERS = 4;
 /** Refusals logged one by one in each heartbeat interval; more are counted in one line, so a flood cannot fill the log. */
@@ -168,6 +179,8 @@ export class WorkerPool {
   private runEngine: string | null = null;
   /** Epochs of the current interval in reduction order. */
   private order: number[] = [];
+  /** The longest time from an assignment to its result so far, ms (0 = no result yet): what a stalled epoch is measured against. */
+  private longestEpochMs = 0;
   private closed = false;
   /** Why the run was interrupted (interrupt()), or null. */
   private interrupted: string | null = null;
@@ -494,7 +507,7 @@ export class WorkerPool {
   /** A worker that holds the network: from now on it takes epochs. */
   private admit(key: string, routingId: Buffer, hello: HelloMessage): void {
     this.runEngine ??= hello.engine;
-    const entry: WorkerEntry = { key, routingId, hello, lastSeen: Date.now(), weightsVersion: -1, busy: [], computed: 0, failedEpochs: new Set() };
+    const entry: WorkerEntry = { key, routingId, hello, lastSeen: Date.now(), weightsVersion: -1, busy: [], assignedAt: new Map(), computed: 0, failedEpochs: new Set() };
     this.workers.set(key, entry);
     this.opts.events.log(`worker ${hello.workerId} joined (${hello.engine} on ${hello.hostname}, pid ${hello.pid}, ${hello.threads} thread${hello.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
     this.opts.events.workersChanged?.(this.workers.size);
@@ -532,7 +545,9 @@ export class WorkerPool {
 
   private onResult(w: WorkerEntry, r: ResultMessage): void {
     const cur = this.current;
+    const assignedAt = w.assignedAt.get(r.epoch);
     const assignment = takeAssignment(w, r.epoch);
+    if (assignment && assignedAt !== undefined && r.runId === this.runId) this.longestEpochMs = Math.max(this.longestEpochMs, Date.now() - assignedAt);
     if (!assignment || !cur || r.runId !== this.runId || r.weightsVersion !== cur.version || !this.order.includes(r.epoch) || cur.results.has(r.epoch)) {
       // A late or duplicate result (the epoch was reassigned, or is done), or one for an epoch this worker does not
       // hold (of another run, another weights version, or never assigned to it): only what was assigned is taken.
@@ -645,6 +660,7 @@ export class WorkerPool {
   /** Sends one epoch to a worker, with the weights if it does not hold this version yet. */
   private assign(w: WorkerEntry, t: EpochAssignment, cur: NonNullable<WorkerPool["current"]>): void {
     w.busy.push(t);
+    w.assignedAt.set(t.epoch, Date.now());
     const assign: AssignMessage = {
       type: "assign",
       runId: this.runId,
@@ -661,12 +677,29 @@ export class WorkerPool {
     this.send(w.routingId, assign);
   }
 
+  /** A live worker that holds an epoch far longer than epochs take (STALL_FACTOR): dropped, that epoch counted as failed. */
+  private dropIfStalled(w: WorkerEntry, now: number): void {
+    if (this.longestEpochMs === 0) return;
+    const limit = Math.max(this.opts.workerTimeout * 1000, STALL_FACTOR * this.longestEpochMs);
+    for (const [epoch, since] of w.assignedAt) {
+      if (now - since <= limit) continue;
+      const why = `no result for epoch ${epoch} after ${((now - since) / 1000).toFixed(1)} s though its heartbeats arrive (the longest epoch so far took ${(this.longestEpochMs / 1000).toFixed(2)} s)`;
+      const t = takeAssignment(w, epoch)!;
+      if (this.order.includes(epoch)) this.requeue(t, `worker ${w.hello.workerId}: ${why}`);
+      this.drop(w, "timeout", why);
+      return;
+    }
+  }
+
   private tick(): void {
     const now = Date.now();
     const heartbeat = encodeMessage({ type: "heartbeat" });
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > this.opts.workerTimeout * 1000) this.drop(w, "timeout", `silent for ${((now - w.lastSeen) / 1000).toFixed(1)} s`);
-      else this.sendFrame(w.routingId, heartbeat);
+      else {
+        this.sendFrame(w.routingId, heartbeat);
+        this.dropIfStalled(w, now);
+      }
     }
     // Joining peers that fell silent are forgotten (counted in one line: a flood of them would fill the log).
     let silent = 0;
