@@ -82,7 +82,7 @@ function syntheticState(A: number, id: CheckpointIdentity, started: boolean[]): 
   };
 }
 
-const ID: CheckpointIdentity = { networkHash: "net", trainingHash: "train", seed: 7, numNeurons: 30, numSlots: 5, batchSize: 4, parameterisation: "linear", optimise: "weights" };
+const ID: CheckpointIdentity = { networkHash: "net", trainingHash: "train", seed: 7, numNeurons: 30, numSlots: 5, batchSize: 4, parameterisation: "linear", optimise: "weights", odourPatterns: 0 };
 
 describe("checkpoint round trip", () => {
   it("restores weights, Adam moments and stream states bit for bit, with the stream states compressed", () => {
@@ -150,7 +150,7 @@ describe("parameterisation", () => {
 describe("checkpoint format version 1", () => {
   // Written by the format-1 writer (commit dd0ef9d) from the values below: stream 0 started, stream 1 not.
   const FIXTURE = join(ROOT, "test/fixtures/checkpoint-v1.safetensors");
-  const fixtureId: CheckpointIdentity = { networkHash: "net-v1-fixture", trainingHash: "train-v1-fixture", seed: 7, numNeurons: 3, numSlots: 2, batchSize: 2, parameterisation: "linear", optimise: "weights" };
+  const fixtureId: CheckpointIdentity = { networkHash: "net-v1-fixture", trainingHash: "train-v1-fixture", seed: 7, numNeurons: 3, numSlots: 2, batchSize: 2, parameterisation: "linear", optimise: "weights", odourPatterns: 0 };
 
   it("still reads, with plain F32 stream states", () => {
     const info = readCheckpoint(FIXTURE, fixtureId, 2);

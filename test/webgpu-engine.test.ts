@@ -19,7 +19,9 @@ import { listAdapters } from "../src/engine/webgpu/gpu-device.js";
 import { WebGpuEngine } from "../src/engine/webgpu/webgpu-engine.js";
 import { NetworkSpec } from "../src/model/network.js";
 import { expectGradientsAgree, expectSameEpoch, task } from "./helpers/engine-checks.js";
-import { clampNetwork, SmallNetwork, smallNetwork } from "./helpers/small-network.js";
+import { clampNetwork, SmallNetwork, smallNetwork, smallNetworkToml } from "./helpers/small-network.js";
+import { parseConfig } from "../src/model/config.js";
+import { loadNetworkSpec } from "../src/io/network-files.js";
 import { coord, ensureBuilt, expectSameResult, runResult, SIM, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 import { readSafetensorsFile } from "../src/platform/atomic-file.js";
 import { maxAbsDiff, maxRelError } from "./helpers/engine-checks.js";
@@ -75,6 +77,21 @@ describe.skipIf(adapters.length === 0)("webgpu engine against sparse-cpu", () =>
   it("with a broad surrogate over short chunks (λ = 0.3, 12 chunks of 5 steps) and the reset gate in the graph", async () => {
     const net = smallNetwork({ surrgradScale: 0.3, chunkSteps: 5, chunksPerEpoch: 12, detachReset: false });
     await compareStream(net, 2, STRICT);
+  }, 120_000);
+
+  it("with odour inputs (λ = 1e8): the stream's mixture state and the plot trial's mixture come back as sparse-cpu's", async () => {
+    const base = smallNetwork({ surrgradScale: 1e8 });
+    const config = parseConfig(smallNetworkToml({ surrgradScale: 1e8 }) + '\n[inputs]\nprocess = "odours"\n[odours]\ntau = 2000.0\nsigma = 2.0\n', "small-odours");
+    const net = { ...base, spec: loadNetworkSpec(config, base.connectome) };
+    await compareStream(net, 2, STRICT);
+    const gpu = await WebGpuEngine.create(net.spec, { epochsPerPass: 2 });
+    try {
+      const [mine, ref] = [await gpu.runEpoch(task(net, 1, null)), new SparseCpuEngine(net.spec).runEpochSync(task(net, 1, null))];
+      expect(Array.from(mine.finalState.ou!)).toEqual(Array.from(ref.finalState.ou!));
+      expect(Array.from(mine.activity!.odourMixture!)).toEqual(Array.from(ref.activity!.odourMixture!));
+    } finally {
+      gpu.dispose();
+    }
   }, 120_000);
 
   it("with the conductance clamp binding (λ = 1e8)", async () => {

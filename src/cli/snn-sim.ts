@@ -208,6 +208,8 @@ function exportEpoch(
   const M = c.numInputs;
   const S = c.numSlots;
   const rec = engine.recordedActivity();
+  const inputSpikes = new Uint8Array(B * T * M);
+  epochInputs(spec, { epoch, initialState: initial, recordActivity: false }, { trials: B, steps: T, numInputs: M, data: inputSpikes });
   const init = initial ?? { v: Float32Array.from({ length: B * N }, (_, k) => c.uReset[k % N]), g: new Float32Array(B * N * 2 * S) };
   const slotsRec = c.sourceSlotStart[c.numRecTypes];
   const gRec = new Float32Array(B * N * 2 * slotsRec);
@@ -242,7 +244,7 @@ function exportEpoch(
     target_rate: f32(Float32Array.from(spec.targets.rate), [N]),
     target_alpha: f32(Float32Array.from(spec.targets.alpha), [N]),
     target_ratio: f32(Float32Array.from(spec.targets.ratio), [N]),
-    input_spikes: { dtype: "U8", shape: [B, T, M], data: epochInputs(spec, epoch, { trials: B, steps: T, numInputs: M, data: new Uint8Array(B * T * M) }).data },
+    input_spikes: { dtype: "U8", shape: [B, T, M], data: inputSpikes },
     initial_v: f32(init.v, [B, N]),
     initial_g: f32(gRec, [B, N, 2, slotsRec]),
     initial_g_ff: f32(gFf, [B, N, 2, S - slotsRec]),

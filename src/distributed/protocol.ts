@@ -11,6 +11,7 @@ import { EdgeList } from "../model/connectome.js";
 import { LossTerms, LossWeights, NeuronTargets } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
 import { NetworkSpec } from "../model/network.js";
+import { OdourProcess } from "../model/odours.js";
 import { packedWidth, TeacherRecording } from "../model/teacher-replay.js";
 import { CellTypeStats } from "../model/statistics.js";
 import { EpochResult, StreamState, TrialActivity } from "../engine/engine.js";
@@ -130,8 +131,9 @@ const names = list(string(), { of: "strings" });
 const count = number({ int: true, min: 0 });
 const positiveCount = number({ int: true, min: 1 });
 const nonNegative = number({ min: 0 });
+const positiveNumber = number({ min: 0, exclusiveMin: true });
 
-const state = record<StreamState>({ v: f32(), g: f32() });
+const state = record<StreamState>({ v: f32(), g: f32(), ou: optional(f64()) });
 
 const edges = record<EdgeList>(
   {
@@ -228,6 +230,16 @@ const spec = record<NetworkSpec>(
     teacherRecording: optional(recording),
     reduceToScalingFactors: optional((v, at) => (v === true ? true : at.fail(`expected true or absent, got ${String(v)}`))),
     teacherForcing: optional(record<{ inputTypes: number }>({ inputTypes: count })),
+    odours: optional(
+      record<OdourProcess>({
+        numPatterns: positiveCount,
+        // Their length (numPatterns × inputs) is checked with the input count below.
+        patterns: f64(),
+        tau: positiveNumber,
+        sigma: positiveNumber,
+        temperature: positiveNumber,
+      }),
+    ),
     cellTypeNames: names,
     plotTrial: count,
   },
@@ -237,6 +249,7 @@ const spec = record<NetworkSpec>(
     if (s.rec.numPre !== N || s.rec.numPost !== N || s.ff.numPre !== s.constants.numInputs || s.ff.numPost !== N)
       at.fail("edge list sizes do not match the neuron counts");
     if ((s.teacherRecWeight === undefined) !== (s.teacherFfWeight === undefined)) at.fail("teacherRecWeight and teacherFfWeight travel together");
+    if (s.odours) checkLength(at.key("odours").key("patterns"), s.odours.patterns.length, s.odours.numPatterns * s.constants.numInputs);
     const r = s.teacherRecording;
     const epochSteps = s.chunkSteps * s.chunksPerEpoch;
     // A teacher-forced network's inputs are the recording's inputs followed by its N recorded neurons.
@@ -263,6 +276,7 @@ const activity = record<TrialActivity>({
   trialSpikeCounts: i32(),
   populationSpikes: i32(),
   isiSteps: i32(),
+  odourMixture: optional(f32()),
 });
 
 const stats = record<CellTypeStats>({

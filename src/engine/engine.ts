@@ -6,6 +6,7 @@
 import { LossTerms } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
 import { CellTypeStats } from "../model/statistics.js";
+import { firstNonFinite } from "../model/optimizer.js";
 
 export type EngineKind = "sparse-cpu" | "webgpu" | "tfjs" | "tfjs-gpu";
 
@@ -18,6 +19,13 @@ export type EngineKind = "sparse-cpu" | "webgpu" | "tfjs" | "tfjs-gpu";
 export interface StreamState {
   v: Float32Array;
   g: Float32Array;
+  /** The odour mixture's Ornstein–Uhlenbeck state a (model/odours.ts), one per pattern; only with odour inputs. */
+  ou?: Float64Array;
+}
+
+/** No NaN or ±Infinity anywhere in a stream state: a stream is carried on only from a finite one. */
+export function isFiniteState(s: StreamState): boolean {
+  return firstNonFinite(s.v) < 0 && firstNonFinite(s.g) < 0 && (!s.ou || firstNonFinite(s.ou) < 0);
 }
 
 export interface EpochTask {
@@ -73,6 +81,8 @@ export interface TrialActivity {
   /** Voltage traces of a few neurons per cell type for the voltage figure: neuron ids and [neuron][step] values. */
   traceNeurons: Int32Array;
   traceVoltages: Float32Array;
+  /** With odour inputs: the trial's mixture weights over its steps, [t·P + a] (P odour patterns). */
+  odourMixture?: Float32Array;
 }
 
 /** What an epoch's activity amounts to: the loss terms and the statistics (per cell type and per neuron). */

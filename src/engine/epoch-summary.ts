@@ -14,7 +14,7 @@ import {
   thresholdRatio,
   totalLoss,
 } from "../model/losses.js";
-import { NetworkSpec } from "../model/network.js";
+import { EpochDrive, NetworkSpec } from "../model/network.js";
 import { cellTypeStats, nanMeanRows } from "../model/statistics.js";
 import { SpikeTrainLayout, vanRossumLoss } from "../model/van-rossum.js";
 
@@ -348,6 +348,10 @@ export function epochResult(
   grads: { recGrad: Float32Array | null; ffGrad: Float32Array | null },
   finalState: StreamState,
   activity: TrialActivity | null,
+  drive: EpochDrive,
 ): EpochResult {
+  // The input's part of the stream state and of the figures' activity (odour inputs only).
+  if (drive.ou) finalState.ou = drive.ou;
+  if (activity && drive.odourMixture) activity.odourMixture = drive.odourMixture;
   return { epoch, losses: summary.losses, stats: summary.stats, rates: summary.rates, cvs: summary.cvs, ratios: summary.ratios, ...grads, finalState, activity };
 }

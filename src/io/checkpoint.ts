@@ -97,6 +97,8 @@ export interface CheckpointIdentity {
   batchSize: number;
   parameterisation: Parameterisation;
   optimise: Optimise;
+  /** Odour patterns of the network's input process (0 without odours): the size of each stream's mixture state. */
+  odourPatterns: number;
   /** Appended to a network mismatch: the connectome files, where the network is read from files. */
   networkNote?: string;
 }
@@ -163,11 +165,15 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
   const streamV = new Float32Array(A * B * N);
   const streamG = new Float32Array(A * B * N * 2 * S);
   const started = new Uint8Array(A);
+  // The odour mixture's state per stream (stream_ou, A × P, F64), with odour inputs only.
+  const P = id.odourPatterns;
+  const streamOu = new Float64Array(A * P);
   s.streams.forEach((st, k) => {
     if (!st) return;
     started[k] = 1;
     streamV.set(st.v, k * B * N);
     streamG.set(st.g, k * B * N * 2 * S);
+    if (P > 0) streamOu.set(st.ou!, k * P);
   });
   const encoded: Record<string, EncodedTensorEntry> = {};
   const encode = (name: string, data: Float32Array, shape: number[]): [string, Tensor] => {
@@ -187,6 +193,7 @@ export function encodeCheckpoint(s: TrainingState, id: CheckpointIdentity): Buff
     encode("stream_v", streamV, [A, B, N]),
     encode("stream_g", streamG, [A, 2, S, B, N]),
     ["stream_started", { dtype: "U8", shape: [A], data: started }],
+    ...(P > 0 ? [["stream_ou", { dtype: "F64", shape: [A, P], data: streamOu }] as [string, Tensor]] : []),
   ]);
   const metadata: Record<string, string> = {
     format: "snn-train checkpoint",
@@ -309,10 +316,18 @@ export function readCheckpoint(path: string, id: CheckpointIdentity | null, accu
   if (accumulationInterval !== null && A !== accumulationInterval)
     fail(`the checkpoint has ${A} streams but accumulation_interval is ${accumulationInterval}`);
   if (id && (B !== id.batchSize || N !== id.numNeurons || S !== id.numSlots)) fail("stream states do not match the network size");
+  // With odour inputs each stream also carries its mixture state; a network without them must find none.
+  const ouT = tensors.stream_ou ? get("stream_ou", "F64") : null;
+  const P = ouT ? ouT.shape[1] : 0;
+  if (ouT && (ouT.shape.length !== 2 || ouT.shape[0] !== A)) fail(`stream_ou [${ouT.shape}] must be ${A}×P (one odour mixture state per stream)`);
+  if (id && P !== id.odourPatterns)
+    fail(`the checkpoint holds ${P} odour mixture states per stream, the network has ${id.odourPatterns} odour patterns (inputs.process differs)`);
   const streams = Array.from(started, (s, k) => {
     if (!s) return null;
     const g = (gT.data as Float32Array).subarray(k * B * N * 2 * S, (k + 1) * B * N * 2 * S);
-    return { v: (vT.data as Float32Array).slice(k * B * N, (k + 1) * B * N), g: version1 ? slotMajor(g, B * N, 2 * S) : g.slice() };
+    const state: StreamState = { v: (vT.data as Float32Array).slice(k * B * N, (k + 1) * B * N), g: version1 ? slotMajor(g, B * N, 2 * S) : g.slice() };
+    if (ouT) state.ou = (ouT.data as Float64Array).slice(k * P, (k + 1) * P);
+    return state;
   });
   const epoch = Number(metadata.epoch);
   if (!Number.isInteger(epoch) || epoch < 0 || !Number.isInteger(adam.step)) fail("epoch or step metadata is invalid");

@@ -27,6 +27,7 @@ export function checkpointIdentity(config: Config, spec: NetworkSpec): Checkpoin
     batchSize: spec.batchSize,
     parameterisation: config.hyperparameters.parameterisation,
     optimise: config.hyperparameters.optimise,
+    odourPatterns: spec.odours?.numPatterns ?? 0,
     networkNote: connectomeFilesNote(config),
   };
 }

@@ -124,10 +124,11 @@ export function recordTeacher(
     let state: StreamState | null = null;
     for (let n = 0; n < epochs; n++) {
       const epoch = n * streams + k;
-      const r = engine.runEpochSync({ epoch, initialState: state, ...weights, computeGradient: false, recordActivity: false });
+      const task = { epoch, initialState: state, ...weights, computeGradient: false, recordActivity: false };
+      const r = engine.runEpochSync(task);
       results.push(r);
       state = r.finalState;
-      epochInputs(spec, epoch, inputs);
+      epochInputs(spec, task, inputs);
       const { spikes } = engine.recordedActivity();
       for (let b = 0; b < B; b++)
         for (let t = 0; t < T; t++) {

@@ -240,6 +240,22 @@ export const CONFIG_REFERENCE: Record<string, KeyReference> = {
     also: TWO_HEARTBEATS,
   },
 
+  inputs: { meaning: "What drives the input neurons." },
+  "inputs.process": {
+    meaning:
+      '"poisson": each input fires as a Poisson train at its type\'s feedforward.firing_rate. "odours": the input rates are a softmax mixture of odour patterns (one per assembly) whose weights follow an Ornstein–Uhlenbeck process, carried from epoch to epoch in each stream and stored in checkpoints ([odours], MODEL-HEAD.md 4).',
+  },
+  odours: { meaning: 'The odour input process (inputs.process = "odours"; refused otherwise). Pattern a sets the most strongly connected inputs onto assembly a\'s excitatory cells (by the connectome\'s feedforward weights) to baseline + modulation and the others so that the type\'s mean stays at baseline.' },
+  "odours.tau": { meaning: "Time constant of the Ornstein–Uhlenbeck process of the mixture weights (the original's 700 s makes it nearly a random walk).", unit: "ms" },
+  "odours.sigma": { meaning: "Noise amplitude of the Ornstein–Uhlenbeck process: a gains σ·√(2·dt/τ)·ξ per step." },
+  "odours.temperature": { meaning: "Softmax temperature: the mixture is softmax(a / temperature); lower is closer to one odour at a time." },
+  "odours.<input type>": { meaning: "One optional table per input type (feedforward.names)." },
+  "odours.<input type>.baseline_rate": { meaning: "Mean rate of the type's inputs under every odour.", unit: "Hz", default: "feedforward.firing_rate of the type" },
+  "odours.<input type>.modulation_rate": {
+    meaning: "Added to the baseline for the modulated inputs of an odour; the others fire below baseline to keep the mean (an error if that would be negative).",
+    unit: "Hz",
+  },
+  "odours.<input type>.modulation_fraction": { meaning: "Share of the type's inputs modulated up in each odour (⌊n·fraction⌋ of n)." },
   plotting: { meaning: "Figure sets, rendered into figures/epoch_XXXX/ while training goes on." },
   "plotting.enabled": { meaning: "Render figure sets (snn-coord --no-figures skips them)." },
   "plotting.interval": { meaning: "Epochs between figure sets.", unit: "epochs", also: ACCUMULATION, default: "simulation.accumulation_interval" },

@@ -163,6 +163,10 @@ export interface Config {
     /** Absolute path of a CSV input,input_type; without it inputs are typed in blocks by proportion. */
     inputs_file?: string;
   };
+  /** What drives the inputs: constant-rate Poisson trains (feedforward.firing_rate), or odours (model/odours.ts). */
+  inputs: { process: "poisson" | "odours" };
+  /** Present with inputs.process = "odours". */
+  odours?: OdoursConfig;
   distributed: { heartbeat_interval: number; worker_timeout: number; no_worker_timeout: number };
   plotting: { enabled: boolean; interval: number; trial: number; raster_neurons: number };
   wandb: {
@@ -176,6 +180,28 @@ export interface Config {
     notes: string;
     job_type: string;
   };
+}
+
+/** `[odours.<input type>]`: the rates of one input type's inputs under each odour pattern (model/odours.ts). */
+export interface OdourTypeConfig {
+  /** Mean rate of the type's inputs under every pattern (Hz). */
+  baseline_rate: number;
+  /** Added to the baseline for the type's most strongly connected inputs of a pattern (Hz). */
+  modulation_rate: number;
+  /** Share of the type's inputs that are modulated up in each pattern, in [0, 1]. */
+  modulation_fraction: number;
+}
+
+/** `[odours]`: the Ornstein–Uhlenbeck process of the odour mixture, and the patterns per input type. */
+export interface OdoursConfig {
+  /** OU time constant (ms). */
+  tau: number;
+  /** OU noise amplitude. */
+  sigma: number;
+  /** Softmax temperature of the mixture. */
+  temperature: number;
+  /** Per input type, in the order of feedforward.names. */
+  types: OdourTypeConfig[];
 }
 
 export interface StudentConfig {
@@ -377,6 +403,33 @@ function perTypeTables<T>(parent: Keys, key: string, typeNames: string[], read: 
   });
   t.done(`cell type names are ${typeNames.join(", ")}`);
   return out;
+}
+
+/**
+ * `[odours]` (model/odours.ts), used only with inputs.process = "odours" (refused otherwise, where it would do
+ * nothing). MODEL-HEAD.md 4's defaults; a type's baseline_rate defaults to its feedforward.firing_rate.
+ */
+function readOdours(root: Keys, process: "poisson" | "odours", ffNames: string[], ffRate: number[]): OdoursConfig | undefined {
+  if (process !== "odours" && root.has("odours")) throw new ConfigError('odours: only used with inputs.process = "odours" (inputs.process is "poisson")');
+  // Read (from an empty table when absent) whatever the process, so that the configuration reference sees every key.
+  const r = root.table("odours", true);
+  const odours: OdoursConfig = {
+    tau: r.read("tau", number(positive), 700_000),
+    sigma: r.read("sigma", number(positive), 5.0),
+    temperature: r.read("temperature", number(positive), 0.2),
+    types: ffNames.map((name, k) => {
+      const t = r.table(name, true, "<input type>");
+      const type = {
+        baseline_rate: t.read("baseline_rate", number({ min: 0 }), ffRate[k]),
+        modulation_rate: t.read("modulation_rate", number({ min: 0 }), 30.0),
+        modulation_fraction: t.read("modulation_fraction", number(probability), 0.1),
+      };
+      t.done();
+      return type;
+    }),
+  };
+  r.done(`input type names are ${ffNames.join(", ")}`);
+  return process === "odours" ? odours : undefined;
 }
 
 function checkProportions(path: string, p: number[]): void {
@@ -582,6 +635,15 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
       `targets.teacher_spikes "${targets.teacher_spikes}": a recorded teacher is fitted with the van Rossum loss, which is off; set hyperparameters.loss_weight.van_rossum > 0`,
     );
 
+  const iR = root.table("inputs", true);
+  const inputs = { process: iR.read("process", oneOf(["poisson", "odours"] as const), "poisson") };
+  iR.done();
+  const odours = readOdours(root, inputs.process, ffNames, ffRate);
+  if (odours && targets.teacher_spikes)
+    throw new ConfigError(
+      `inputs.process: "odours" draws new inputs, but targets.teacher_spikes replays the recorded teacher's inputs; use inputs.process = "poisson" (the recording already holds the teacher's odour inputs)`,
+    );
+
   const dR = root.table("distributed", true);
   const distributed = {
     heartbeat_interval: dR.read("heartbeat_interval", number({ min: 0.01 }), 2.0),
@@ -653,6 +715,8 @@ export function parseConfig(text: string, source = "parameters", baseDir = ".", 
       connectome_file: ffConnectomeFile,
       inputs_file: inputsFile,
     },
+    inputs,
+    ...(odours ? { odours } : {}),
     distributed,
     plotting,
     wandb,
@@ -713,6 +777,8 @@ export function parametersTables(c: Config): Record<string, unknown> {
     scaling_factors: c.scaling_factors,
     recurrent: { ...c.recurrent, physiology: byName(rec, c.recurrent.physiology), synapses: byName(rec, c.recurrent.synapses) },
     feedforward: { ...c.feedforward, firing_rate: byName(ff, c.feedforward.firing_rate), synapses: byName(ff, c.feedforward.synapses) },
+    inputs: c.inputs,
+    ...(c.odours ? { odours: { tau: c.odours.tau, sigma: c.odours.sigma, temperature: c.odours.temperature, ...byName(ff, c.odours.types) } } : {}),
     distributed: c.distributed,
     plotting: c.plotting,
     wandb: c.wandb,

@@ -11,6 +11,7 @@ import { InputSpikes, poissonInputs, spikeProbabilities } from "./inputs.js";
 import { placeOf, RECORDED_INPUTS, RecordedChannel, recordedInputs, TeacherRecording } from "./teacher-replay.js";
 import { VanRossumKernel } from "./van-rossum.js";
 import { simulatedConfig, simulatedConnectome, teacherForcedWeights } from "./teacher-forcing.js";
+import { OdourInputs, odourPatterns, OdourProcess, restMixture } from "./odours.js";
 
 export interface NetworkSpec {
   /** Content hash of everything below: workers cache by it, checkpoints are checked against it. */
@@ -23,6 +24,11 @@ export interface NetworkSpec {
   rec: EdgeList;
   ff: EdgeList;
   inputProbability: Float64Array;
+  /**
+   * Present with `[inputs] process = "odours"` (model/odours.ts): epochs draw their inputs from the odour mixture,
+   * whose state each stream carries (StreamState.ou), instead of at inputProbability.
+   */
+  odours?: OdourProcess;
   targets: NeuronTargets;
   lossWeights: LossWeights;
   /** Time constants (ms) of the van Rossum filter (model/van-rossum.ts): tauRise = 0 is the single exponential. */
@@ -104,6 +110,7 @@ export function buildNetworkSpec(config: Config, recurrent: Connectome, files: N
     rec: connectome.rec,
     ff: connectome.ff,
     inputProbability: spikeProbabilities(connectome.inputType, simulated.feedforward.firing_rate, config.simulation.dt),
+    ...(config.odours ? { odours: odourProcess(config, connectome) } : {}),
     targets: neuronTargets(config, connectome, constants.theta, files.targets),
     lossWeights: { ...config.hyperparameters.loss_weight },
     vanRossum: { tauRise: config.hyperparameters.van_rossum_tau_rise, tauDecay: config.hyperparameters.van_rossum_tau_decay },
@@ -122,16 +129,52 @@ export function hasSpikeTrainTeacher(spec: Pick<NetworkSpec, "teacherRecWeight" 
   return spec.teacherRecWeight !== undefined || spec.teacherRecording !== undefined;
 }
 
+/** The odour process of `[odours]`: patterns from the connectome's own feedforward weights. */
+function odourProcess(config: Config, c: Connectome): OdourProcess {
+  const o = config.odours!;
+  const { numPatterns, patterns } = odourPatterns(c.assemblyId, c.cellType, c.inputType, c.ff, c.ffWeight, config.feedforward.names, o.types);
+  return { numPatterns, patterns, tau: o.tau, sigma: o.sigma, temperature: o.temperature };
+}
+
+/** What an epoch's input leaves besides its spikes: the odour mixture's state after the epoch, and its trajectory. */
+export interface EpochDrive {
+  /** The stream's odour mixture state after the epoch (StreamState.ou); absent without odours. */
+  ou?: Float64Array;
+  /** The plot trial's mixture weights, [t·P + a], when the epoch records activity (TrialActivity.odourMixture). */
+  odourMixture?: Float32Array;
+}
+
+/** One odour generator (and its buffers) per network and thread. */
+const odourGenerators = new WeakMap<OdourProcess, OdourInputs>();
+
 /**
  * The input spikes of global epoch `epoch` into `out` (trials × steps × inputs, inputs.ts layout): the teacher's
- * recorded inputs of the epoch's place in the recording when the network replays one, else the keyed Poisson input.
+ * recorded inputs of the epoch's place in the recording when the network replays one, the odour mixture from the
+ * stream's state when the network has odour inputs, else the keyed Poisson input.
  */
-export function epochInputs(spec: NetworkSpec, epoch: number, out: InputSpikes): InputSpikes {
+export function epochInputs(
+  spec: NetworkSpec,
+  task: { epoch: number; initialState: { ou?: Float64Array } | null; recordActivity: boolean },
+  out: InputSpikes,
+): EpochDrive {
   const r = spec.teacherRecording;
-  if (!r) return poissonInputs(spec.seed, epoch, out.trials, out.steps, spec.inputProbability, out);
-  // A teacher-forced network's inputs are the recorded inputs followed by the teacher's recorded recurrent spikes.
-  const channels: readonly RecordedChannel[] = spec.teacherForcing ? ["inputs", "outputs"] : RECORDED_INPUTS;
-  return recordedInputs(r, placeOf(r, epoch, spec.batchSize, out.steps), spec.batchSize, out.steps, out, channels);
+  const o = spec.odours;
+  if (r) {
+    // A teacher-forced network's inputs are the recorded inputs followed by the teacher's recorded recurrent spikes.
+    const channels: readonly RecordedChannel[] = spec.teacherForcing ? ["inputs", "outputs"] : RECORDED_INPUTS;
+    recordedInputs(r, placeOf(r, task.epoch, spec.batchSize, out.steps), spec.batchSize, out.steps, out, channels);
+    return {};
+  }
+  if (!o) {
+    poissonInputs(spec.seed, task.epoch, out.trials, out.steps, spec.inputProbability, out);
+    return {};
+  }
+  let generator = odourGenerators.get(o);
+  if (!generator) odourGenerators.set(o, (generator = new OdourInputs(o)));
+  const ou = Float64Array.from(task.initialState?.ou ?? restMixture(o.numPatterns));
+  const mixture = task.recordActivity ? { trial: spec.plotTrial, weights: new Float32Array(out.steps * o.numPatterns) } : undefined;
+  generator.draw(spec.seed, task.epoch, spec.constants.dt, ou, out, mixture);
+  return { ou, ...(mixture ? { odourMixture: mixture.weights } : {}) };
 }
 
 /** sha256 over a structure of numbers, strings and typed arrays, in key order. */

@@ -16,6 +16,8 @@ export const RngPurpose = {
   weightNoise: 6,
   /** Per-type-pair factors p of [student] weight_perturbation_variance (one stream: recurrent pairs, then feedforward). */
   factorPerturbation: 7,
+  /** ξ of the odour mixture's Ornstein–Uhlenbeck process (model/odours.ts), keyed further by (epoch, trial). */
+  odourProcess: 8,
 } as const;
 
 function splitmix32(x: number): number {

@@ -25,6 +25,8 @@ export interface NetworkView {
   restingPotential: number[];
   /** Synapse slots in model order: name, presynaptic population name, whether it is excitatory (E_syn above rest). */
   slots: { name: string; source: string; excitatory: boolean; gBar: number }[];
+  /** With odour inputs (model/odours.ts): the patterns, rate (Hz) of input i under odour a at [a·M + i]. */
+  odours?: { numPatterns: number; patterns: Float64Array };
 }
 
 /** One row of the training history (metrics.csv). */

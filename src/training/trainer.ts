@@ -8,10 +8,11 @@ import { LossTerms, LOSS_TERM_NAMES } from "../model/losses.js";
 import { NetworkSpec } from "../model/network.js";
 import { addRecordedSpikeCounts, placeOf, replayStartsFromRest } from "../model/teacher-replay.js";
 import { ResultMessage } from "../distributed/protocol.js";
+import { isFiniteState } from "../engine/engine.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
-import { firstNonFinite, GradientReducer, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
+import { GradientReducer, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
 import { allFactors, effectiveWeights, factorPairs, specTypePairs, trainedFactorParts } from "../model/scaling-factors.js";
@@ -157,7 +158,7 @@ export class Trainer {
       }
       // A stream whose state went non-finite is not carried on: it keeps the state it started the interval from.
       results.forEach((r, k) => {
-        if (firstNonFinite(r.finalState.v) < 0 && firstNonFinite(r.finalState.g) < 0) s.streams[k] = r.finalState;
+        if (isFiniteState(r.finalState)) s.streams[k] = r.finalState;
       });
       s.epoch += A;
 

@@ -143,7 +143,10 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
 export function finalWeights(outputDir: string): { rec: Buffer; ff: Buffer; m: Buffer; v: Buffer; streams: Buffer } {
   const { state } = readCheckpoint(join(outputDir, "checkpoints/checkpoint_latest.safetensors"), null, null);
   const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  const streams = Buffer.concat(state.streams.flatMap((s) => (s ? [bytes(s.v), bytes(s.g)] : [Buffer.from("not started")])));
+  // With odour inputs a stream's state includes its mixture state (ou).
+  const streams = Buffer.concat(
+    state.streams.flatMap((s) => (s ? [bytes(s.v), bytes(s.g), ...(s.ou ? [Buffer.from(s.ou.buffer, s.ou.byteOffset, s.ou.byteLength)] : [])] : [Buffer.from("not started")])),
+  );
   return { rec: bytes(state.recWeight), ff: bytes(state.ffWeight), m: bytes(state.adam.m[0]), v: bytes(state.adam.v[0]), streams };
 }
 

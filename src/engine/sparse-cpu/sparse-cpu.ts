@@ -279,7 +279,7 @@ export class SparseCpuEngine implements Engine {
 
   runEpochSync(task: EpochTask): EpochResult {
     const spec = this.spec;
-    epochInputs(spec, task.epoch, this.inputs);
+    const drive = epochInputs(spec, task, this.inputs);
     const recording = spec.teacherRecording;
     if (recording) {
       const { B, T, P } = this;
@@ -313,7 +313,7 @@ export class SparseCpuEngine implements Engine {
           (_b, t, j, l) => this.buf.gTrial[(t * S + l) * this.N + j],
         )
       : null;
-    return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity);
+    return epochResult(task.epoch, summary, { recGrad, ffGrad }, this.saveState(), activity, drive);
   }
 
   dispose(): void {}

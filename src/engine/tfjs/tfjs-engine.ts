@@ -235,7 +235,7 @@ export class TfjsEngine implements Engine {
     const spec = this.spec;
     const { N, B, S, T } = this;
     const c = (this.consts ??= this.makeConstants());
-    epochInputs(spec, task.epoch, this.inputs);
+    const drive = epochInputs(spec, task, this.inputs);
     const initial = task.initialState ?? restState(spec);
     // A recorded teacher's spikes of the epoch, [T, B, N] in canonical neuron order.
     const recording = spec.teacherRecording;
@@ -260,7 +260,7 @@ export class TfjsEngine implements Engine {
             (b, t, j, l) => conductances[((t * B + b) * N + j) * S + l],
           )
         : null;
-    return epochResult(task.epoch, summary, { recGrad, ffGrad }, finalState, activity);
+    return epochResult(task.epoch, summary, { recGrad, ffGrad }, finalState, activity, drive);
   }
 
   /**

@@ -317,7 +317,8 @@ export class WebGpuEngine implements Engine {
     device.queue.writeBuffer(this.buffers.get("g")!, 0, g0);
 
     // Input spikes of each epoch ([b][t][m] bytes, kept for the figures) as bits (t·M + m)·KB + column.
-    const inputs: InputSpikes[] = tasks.map((task) => epochInputs(spec, task.epoch, { trials: B, steps: T, numInputs: M, data: new Uint8Array(B * T * M) }));
+    const inputs: InputSpikes[] = tasks.map(() => ({ trials: B, steps: T, numInputs: M, data: new Uint8Array(B * T * M) }));
+    const drives = tasks.map((task, e) => epochInputs(spec, task, inputs[e]));
     const bits = new Uint32Array(Math.max(1, Math.ceil((T * M * KB) / 32)));
     inputs.forEach((inp, e) => {
       const d = inp.data;
@@ -417,7 +418,7 @@ export class WebGpuEngine implements Engine {
         ? extractTrialActivity(spec, task.epoch, layout, trials.count, inputs[e], (b, t, j) => voltages[t * PP + j * KB + e * B + b], (_b, t, j, l) => gRec![(t * S + l) * N + j])
         : null;
       const g = grads && { recGrad: grads.rec.slice(e * E, (e + 1) * E), ffGrad: grads.ff.slice(e * F, (e + 1) * F) };
-      return epochResult(task.epoch, summary, g ?? { recGrad: null, ffGrad: null }, finalState, activity);
+      return epochResult(task.epoch, summary, g ?? { recGrad: null, ffGrad: null }, finalState, activity, drives[e]);
     });
     timing.results = lap();
     this.lastPassSeconds = timing;

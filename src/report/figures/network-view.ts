@@ -4,6 +4,7 @@ import { Connectome } from "../../model/connectome.js";
 import { FigureData, NetworkView } from "../figure-data.js";
 import { NetworkSpec } from "../../model/network.js";
 import { meanByType } from "../../model/statistics.js";
+import { odourPatterns } from "../../model/odours.js";
 
 export function networkView(config: Config, c: Connectome): NetworkView {
   const slots = [
@@ -26,6 +27,9 @@ export function networkView(config: Config, c: Connectome): NetworkView {
     theta: config.recurrent.physiology.map((p) => p.theta),
     restingPotential: config.recurrent.physiology.map((p) => p.E_L),
     slots,
+    ...(config.odours
+      ? { odours: odourPatterns(c.assemblyId, c.cellType, c.inputType, c.ff, c.ffWeight, config.feedforward.names, config.odours.types) }
+      : {}),
   };
 }
 

@@ -19,6 +19,7 @@ import { FONT } from "./spec.js";
 import { cvSpec, fanoSpec, firingRateSpec, isiSpec, rateScatterSpec } from "./statistics-figures.js";
 import { assemblyGraphSpec, feedforwardConnectivitySpec, inDegreeSpec, recurrentConnectivitySpec, synapticInputSpec } from "./structure.js";
 import { weightDistributionSpec } from "./weights.js";
+import { inputRatesSpec } from "./inputs.js";
 
 export interface FigureDef {
   file: string;
@@ -35,6 +36,7 @@ export const FIGURES: readonly FigureDef[] = [
   { file: "synaptic_input_histograms.png", spec: synapticInputSpec },
   { file: "weight_distributions.png", spec: weightDistributionSpec },
   { file: "input_raster.png", spec: inputRasterSpec },
+  { file: "input_rates.png", spec: inputRatesSpec, when: (data) => data.activity.odourMixture !== undefined && data.network.odours !== undefined },
   { file: "spike_raster.png", spec: rasterSpec },
   { file: "psth.png", spec: psthSpec },
   { file: "membrane_voltage.png", spec: membraneVoltageSpec },
