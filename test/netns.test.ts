@@ -1,7 +1,8 @@
 /**
  * Real multi-host tests (issue #20): the coordinator and the workers in Linux network namespaces of their own, joined
  * by veth pairs on a bridge, with real TCP between them. Bit-identical results with workers on three hosts; under
- * `tc netem` delay and loss (where the kernel has sch_netem); a host partitioned for longer than worker_timeout (its
+ * 50 ms delay and 5% loss (`tc netem` where the kernel has sch_netem, else a delaying proxy on each worker host and
+ * nftables dropping packets at random); a host partitioned for longer than worker_timeout (its
  * epochs reassigned, it rejoins after the partition heals); a coordinator restart (SIGKILL, then --resume auto) with
  * the workers on other hosts rejoining; CURVE keys across hosts. Updates/s of the small network under each condition
  * are printed at the end. Skipped, with the reason printed, where namespaces are unavailable (not root, no iproute2).
@@ -10,12 +11,13 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeys } from "../src/distributed/curve-auth.js";
-import { coord, COORD, ensureBuilt, expectSameResult, freePort, metricRows, runResult, type RunResult, smallParams, tempDir, waitFor, WORKER, type Proc } from "./helpers/runs.js";
+import { coord, COORD, ROOT, ensureBuilt, expectSameResult, freePort, metricRows, runResult, type RunResult, smallParams, tempDir, waitFor, WORKER, type Proc } from "./helpers/runs.js";
 import { canUseNetns, makeHosts, netnsUnavailable, startIn, type Hosts } from "./helpers/netns.js";
 
 const reason = netnsUnavailable();
 if (reason) console.log(`netns.test.ts skipped: network namespaces unavailable (${reason})`);
 
+const DELAY_PROXY = join(ROOT, "test/helpers/delay-proxy.mjs");
 const EPOCHS = 60;
 const LONG_EPOCHS = 600;
 /** The partition run: long enough (≈10 s with 2 workers) that the host rejoins before it ends; worker_timeout 2 s. */
@@ -80,15 +82,19 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
 
   const coordinator = (dir: string, port: number, extra: string[] = [], p = params) =>
     startIn(hosts.ns[C], COORD, [p, "--external", "--bind", `tcp://${hosts.addr(C)}:${port}`, "--min-workers", "3", "--output", dir, "--metrics-port", "0", ...(extra.includes("--keys") ? [] : ["--insecure"]), ...extra]);
-  const workersOn = (port: number, extra: (i: number) => string[] = () => []) =>
-    [2, 3, 4].map((h) => startIn(hosts.ns[h], WORKER, ["--connect", `tcp://${hosts.addr(C)}:${port}`, "--metrics-port", "0", ...extra(h)]));
+  const workersOn = (port: number, extra: (i: number) => string[] = () => [], endpoint = (_h: number) => `tcp://${hosts.addr(C)}:${port}`) =>
+    [2, 3, 4].map((h) => startIn(hosts.ns[h], WORKER, ["--connect", endpoint(h), "--metrics-port", "0", ...extra(h)]));
 
-  async function plainRun(label: string): Promise<string> {
+  /** `viaProxy`: each worker connects through a delay proxy on its own host (test/helpers/delay-proxy.mjs). */
+  async function plainRun(label: string, viaProxy?: { delayMs: number }): Promise<string> {
     const dir = join(tempDir(), label.replace(/\W+/g, "-"));
     const port = freePort();
     const c = coordinator(dir, port);
     const seconds = timed(c);
-    const ws = workersOn(port);
+    const proxyPort = freePort();
+    const proxies = viaProxy ? [2, 3, 4].map((h) => startIn(hosts.ns[h], DELAY_PROXY, [String(proxyPort), hosts.addr(C), String(port), String(viaProxy.delayMs)])) : [];
+    if (viaProxy) await waitFor(() => proxies.every((p) => /listening/.test(p.output())), 10_000, "the delay proxies");
+    const ws = viaProxy ? workersOn(port, undefined, () => `tcp://127.0.0.1:${proxyPort}`) : workersOn(port);
     const guard = setTimeout(() => [c, ...ws].forEach((p) => p.child.kill("SIGKILL")), 45_000);
     const code = await c.exit;
     const codes = await Promise.all(ws.map((w) => w.exit));
@@ -96,6 +102,7 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     const all = () => [c, ...ws].map((p) => p.output().split("\n").filter((l) => !/^ {2}|^Epoch/.test(l)).join("\n")).join("\n---\n");
     expect(code, all()).toBe(0);
     expect(codes, all()).toEqual([0, 0, 0]);
+    proxies.forEach((p) => p.child.kill());
     expect(c.output().match(/joined/g)?.length).toBe(3);
     expectSameResult(dir, ref);
     record(label, dir, seconds());
@@ -108,31 +115,35 @@ describe.skipIf(!canUseNetns())("workers and coordinator on separate network-nam
     await plainRun("3 hosts");
   });
 
-  it("with 50 ms netem delay on every worker host", async (ctx) => {
-    const why = hosts.netemUnavailable();
-    if (why) {
-      console.log(`netem delay test skipped: ${why}`);
-      ctx.skip();
-    }
-    for (const h of [2, 3, 4]) hosts.netem(h, ["delay", "50ms"]);
-    try {
-      await plainRun("50 ms delay");
-    } finally {
-      for (const h of [2, 3, 4]) hosts.netem(h, null);
+  // Where the kernel has no sch_netem (this one), the delay is a proxy on each worker host that holds what the worker
+  // sends for 50 ms, and the loss nftables dropping 5% of each worker host's packets at random, both directions.
+  it("with 50 ms delay on every worker host (netem, or a delaying proxy on the host)", async () => {
+    if (hosts.netemUnavailable() === null) {
+      for (const h of [2, 3, 4]) hosts.netem(h, ["delay", "50ms"]);
+      try {
+        await plainRun("50 ms delay (netem)");
+      } finally {
+        for (const h of [2, 3, 4]) hosts.netem(h, null);
+      }
+    } else {
+      await plainRun("50 ms delay (proxy)", { delayMs: 50 });
     }
   });
 
-  it("with 5% netem loss on every worker host", async (ctx) => {
-    const why = hosts.netemUnavailable();
+  it("with 5% packet loss on every worker host (netem, or nftables)", async (ctx) => {
+    const netem = hosts.netemUnavailable() === null;
+    const why = netem ? null : hosts.nftUnavailable();
     if (why) {
-      console.log(`netem loss test skipped: ${why}`);
+      console.log(`loss test skipped: ${hosts.netemUnavailable()}; ${why}`);
       ctx.skip();
     }
-    for (const h of [2, 3, 4]) hosts.netem(h, ["loss", "5%"]);
+    for (const h of [2, 3, 4]) (netem ? hosts.netem(h, ["loss", "5%"]) : hosts.loss(h, 5));
     try {
-      await plainRun("5% loss");
+      await plainRun(`5% loss (${netem ? "netem" : "nftables"})`);
+      // Packets really were lost on the way (nftables counts what it dropped).
+      if (!netem) for (const h of [2, 3, 4]) expect(hosts.dropped(h)).toBeGreaterThan(0);
     } finally {
-      for (const h of [2, 3, 4]) hosts.netem(h, null);
+      for (const h of [2, 3, 4]) (netem ? hosts.netem(h, null) : hosts.loss(h, null));
     }
   });
 

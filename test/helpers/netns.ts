@@ -55,6 +55,12 @@ export interface Hosts {
   netemUnavailable: () => string | null;
   /** netem on host i's interface (both directions would need both ends; the host's egress is enough for a test). */
   netem: (i: number, spec: string[] | null) => void;
+  /** Null where nftables can drop packets at random in a namespace (`nft ... numgen random`), else why not. */
+  nftUnavailable: () => string | null;
+  /** Drops `percent`% of the packets host i sends and receives, chosen at random by nftables (null: none). */
+  loss: (i: number, percent: number | null) => void;
+  /** Packets host i's loss rules have dropped so far. */
+  dropped: (i: number) => number;
   teardown: () => void;
 }
 
@@ -98,6 +104,15 @@ export function makeHosts(n: number): Hosts {
     throw e;
   }
   let netemProbe: string | null | undefined;
+  let nftProbe: string | null | undefined;
+  const nft = (i: number, args: string[]) => execFileSync("ip", ["netns", "exec", ns[i], "nft", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const addLoss = (i: number, percent: number) => {
+    nft(i, ["add", "table", "inet", "snnloss"]);
+    for (const hook of ["input", "output"]) {
+      nft(i, ["add", "chain", "inet", "snnloss", hook, `{ type filter hook ${hook} priority 0; }`]);
+      nft(i, ["add", "rule", "inet", "snnloss", hook, "meta", "iifname", "!=", "lo", "meta", "oifname", "!=", "lo", "numgen", "random", "mod", "100", "lt", String(percent), "counter", "drop"]);
+    }
+  };
   return {
     ns,
     addr: (i) => `10.77.${x}.${i}`,
@@ -115,6 +130,19 @@ export function makeHosts(n: number): Hosts {
       }
       return netemProbe;
     },
+    nftUnavailable: () => {
+      if (nftProbe !== undefined) return nftProbe;
+      try {
+        addLoss(1, 1);
+        nft(1, ["delete", "table", "inet", "snnloss"]);
+        nftProbe = null;
+      } catch (e) {
+        nftProbe = `nftables cannot drop packets at random in a namespace here (apt-get install nftables; nf_tables kernel support): ${String((e as { stderr?: string }).stderr ?? e).trim()}`;
+      }
+      return nftProbe;
+    },
+    dropped: (i) => [...String(nft(i, ["list", "table", "inet", "snnloss"])).matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0),
+    loss: (i, percent) => (percent === null ? nft(i, ["delete", "table", "inet", "snnloss"]) : addLoss(i, percent)),
     netem: (i, spec) => {
       const args = spec ? ["qdisc", "replace", "dev", "eth0", "root", "netem", ...spec] : ["qdisc", "del", "dev", "eth0", "root"];
       execFileSync("ip", ["netns", "exec", ns[i], "tc", ...args], { stdio: ["ignore", "pipe", "pipe"] });
