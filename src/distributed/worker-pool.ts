@@ -21,7 +21,7 @@ import {
   ResultMessage,
   WorkerResources,
 } from "./protocol.js";
-import { StreamState } from "../engine/engine.js";
+import { isFiniteState, StreamState } from "../engine/engine.js";
 
 export type FailureReason = "timeout" | "disconnect" | "crash" | "protocol";
 
@@ -93,7 +93,7 @@ interface WorkerEntry {
 
 /** No NaN or ±Infinity in the numbers the trainer uses: the total loss, the gradients and the final stream state. */
 function isFiniteResult(r: ResultMessage): boolean {
-  return Number.isFinite(r.losses.total) && [r.recGrad, r.ffGrad, r.finalState.v, r.finalState.g].every((a) => firstNonFinite(a) < 0);
+  return Number.isFinite(r.losses.total) && firstNonFinite(r.recGrad) < 0 && firstNonFinite(r.ffGrad) < 0 && isFiniteState(r.finalState);
 }
 
 /** Removes and returns the worker's assignment of this epoch, if it has one. */
@@ -608,6 +608,7 @@ export class WorkerPool {
     if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
     if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
     if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";
+    if ((r.finalState.ou?.length ?? 0) !== (this.spec.odours?.numPatterns ?? 0)) return "final odour mixture state has the wrong size";
     if (r.rates.length !== N || r.cvs.length !== N || r.ratios.length !== N) return "per-neuron statistics have the wrong size";
     return null;
   }
