@@ -1,13 +1,13 @@
 /**
  * Authenticated, encrypted workers (issue #20): Z85, zcert key files, `snn-coord --keygen`, `--external --keys` with
  * its ZAP allow-list, and real coordinator and worker processes: admitted workers give the same results as an
- * insecure run, peers without a key or with an unlisted one are refused and counted, a key file added later admits
+ * insecure run, peers without a key, with an unlisted one or replaying an admitted worker's traffic are refused and counted, a key file added later admits
  * a new worker, and keys never reach the logs or metadata.json.
  */
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createConnection } from "node:net";
+import { type AddressInfo, createConnection, createServer } from "node:net";
 import { Dealer } from "zeromq";
 import { z85Decode, z85Encode } from "../src/platform/z85.js";
 import { AllowList, certificateText, generateKeys, KeyFileError, readKeyPair, readPublicKey } from "../src/distributed/curve-auth.js";
@@ -187,6 +187,57 @@ describe("--external --keys through the CLIs", () => {
     expect(after - before, `RSS ${before.toFixed(0)} → ${after.toFixed(0)} MiB`).toBeLessThan(100);
     expect(during, "training went on during the flood").toBeGreaterThan(started);
   }, 180_000);
+
+  it("a peer replaying an admitted worker's recorded traffic is refused and counted; the run is unchanged", async () => {
+    const epochs = ["--epochs", "150"];
+    const insecure = join(dir, "replay-ref");
+    expect((await coord([params, "--workers", "1", "--output", insecure, ...epochs])).code).toBe(0);
+    const out = join(dir, "replayed");
+    const port = freePort();
+    const metricsPort = freePort();
+    const c = start(COORD, [params, "--external", "--keys", keys, "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", out, "--metrics-port", String(metricsPort), ...epochs]);
+    await waitFor(() => /listening on/.test(c.output()), 20_000, "the coordinator listening", c.output);
+    // The admitted worker talks through a proxy that records every byte it sends: its CURVE handshake (HELLO,
+    // INITIATE with its vouch) and its encrypted messages, as someone on the network path would see them.
+    const sent: Buffer[] = [];
+    const proxy = createServer((client) => {
+      const upstream = createConnection(port, "127.0.0.1");
+      client.on("data", (d) => {
+        sent.push(Buffer.from(d));
+        upstream.write(d);
+      });
+      upstream.on("data", (d) => client.write(d));
+      const end = () => (client.destroy(), upstream.destroy());
+      client.on("close", end).on("error", end);
+      upstream.on("close", end).on("error", end);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const proxyPort = (proxy.address() as AddressInfo).port;
+    const worker = start(WORKER, ["--connect", `tcp://127.0.0.1:${proxyPort}`, ...workerArgs(port, 0).slice(2)]);
+    await waitFor(() => /Epoch 6\//.test(c.output()), 30_000, "training", c.output);
+    // Replay all of it, on a connection of its own, while the run goes on.
+    const handshakes = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return Number(/^snn_peers_refused_total\{reason="handshake"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await handshakes();
+    const replay = createConnection(port, "127.0.0.1");
+    await new Promise<void>((r) => replay.on("connect", r));
+    replay.write(Buffer.concat(sent));
+    const closed = new Promise<void>((r) => replay.on("close", () => r()).on("error", () => r()));
+    let after = before;
+    for (const deadline = Date.now() + 10_000; after <= before && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) after = await handshakes();
+    expect(after, c.output()).toBeGreaterThan(before);
+    replay.destroy();
+    await closed;
+    expect(await c.exit, c.output()).toBe(0);
+    expect(await worker.exit).toBe(0);
+    proxy.close();
+    expect(c.output()).toMatch(/refused a peer: CURVE handshake failed/);
+    // One worker joined: the replay never became one.
+    expect(c.output().match(/joined \(sparse-cpu/g)?.length).toBe(1);
+    expect(finalWeights(out)).toEqual(finalWeights(insecure));
+  }, 120_000);
 
   it("a key file added to the allow-list admits a new worker without a restart", async () => {
     const own = join(dir, "own-keys");
