@@ -13,6 +13,7 @@ import { readCheckpoint } from "../src/io/checkpoint.js";
 import { MetricsCsv } from "../src/io/run-dir.js";
 import { WorkerProcess } from "../src/distributed/worker.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
+import type { EpochResult, EpochTask } from "../src/engine/engine.js";
 import { coord, COORD, ensureBuilt, expectSameResult, finalWeights, freePort, metricRows, ROOT, runResult, type RunResult, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
@@ -146,31 +147,30 @@ describe("a flood of peers that announce themselves and never become ready", () 
   });
 });
 
+/** An in-process worker over sparse-cpu whose epochs `runEpoch` computes (with the real engine, or not). */
+function inProcessWorker(port: number, runEpoch: (engine: SparseCpuEngine, task: EpochTask) => Promise<EpochResult>): Promise<number> {
+  return new WorkerProcess({
+    endpoint: `tcp://127.0.0.1:${port}`,
+    engineName: "sparse-cpu",
+    threads: 1,
+    coordinatorTimeout: 30,
+    heartbeatInterval: 0.5,
+    log: () => {},
+    createEngine: async (spec) => {
+      const engine = new SparseCpuEngine(spec);
+      return { kind: engine.kind, dispose: () => engine.dispose(), runEpoch: (task) => runEpoch(engine, task) };
+    },
+  }).run();
+}
+
 describe("results with non-finite numbers", () => {
   /** An in-process worker whose results carry a NaN gradient for the epochs `poison` picks. */
-  function poisonedWorker(port: number, poison: (epoch: number) => boolean): Promise<number> {
-    const worker = new WorkerProcess({
-      endpoint: `tcp://127.0.0.1:${port}`,
-      engineName: "sparse-cpu",
-      threads: 1,
-      coordinatorTimeout: 30,
-      heartbeatInterval: 0.5,
-      log: () => {},
-      createEngine: async (spec) => {
-        const engine = new SparseCpuEngine(spec);
-        return {
-          kind: engine.kind,
-          dispose: () => engine.dispose(),
-          runEpoch: async (task) => {
-            const r = await engine.runEpoch(task);
-            if (poison(task.epoch) && r.recGrad) r.recGrad[0] = NaN;
-            return r;
-          },
-        };
-      },
+  const poisonedWorker = (port: number, poison: (epoch: number) => boolean) =>
+    inProcessWorker(port, async (engine, task) => {
+      const r = await engine.runEpoch(task);
+      if (poison(task.epoch) && r.recGrad) r.recGrad[0] = NaN;
+      return r;
     });
-    return worker.run();
-  }
 
   it("from one worker: the epoch is computed again on another, and the run is unchanged", async () => {
     const dir = join(tempDir(), "nan-one");
@@ -207,26 +207,11 @@ describe("a worker that holds an epoch and never answers, its heartbeats still f
     // In process: its engine never finishes the first epoch from the third update on that it is given (a lost message
     // or a stuck engine looks the same to the coordinator); it computes every other epoch, before and after.
     let stalled: number | null = null;
-    const stuck = new WorkerProcess({
-      endpoint: `tcp://127.0.0.1:${port}`,
-      engineName: "sparse-cpu",
-      threads: 1,
-      coordinatorTimeout: 30,
-      heartbeatInterval: 0.5,
-      log: () => {},
-      createEngine: async (spec) => {
-        const engine = new SparseCpuEngine(spec);
-        return {
-          kind: engine.kind,
-          dispose: () => engine.dispose(),
-          runEpoch: (task) => {
-            if (stalled !== null || task.epoch < 6) return engine.runEpoch(task);
-            stalled = task.epoch;
-            return new Promise(() => {});
-          },
-        };
-      },
-    }).run();
+    const stuck = inProcessWorker(port, (engine, task) => {
+      if (stalled !== null || task.epoch < 6) return engine.runEpoch(task);
+      stalled = task.epoch;
+      return new Promise(() => {});
+    });
     const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
     expect(await c.exit, c.output()).toBe(0);
     expect(await Promise.all([stuck, w.exit])).toEqual([0, 0]);
