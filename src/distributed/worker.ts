@@ -41,6 +41,8 @@ export class WorkerProcess {
   /** The weights of the current version; epochs of an interval all use it. */
   private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;
   private lastHeard = Date.now();
+  /** When the last hello went out: the network's arrival is timed from it. */
+  private helloAt = Date.now();
   private sendChain: Promise<void> = Promise.resolve();
   private closed = false;
   /** What run() returns: 0, or why the worker stopped (2 refused, 3 coordinator silent, 4 GPU lost). */
@@ -99,7 +101,11 @@ export class WorkerProcess {
         }
         if (msg.type === "rejoin") await this.hello();
         else if (msg.type === "network") {
+          // How long the network took to arrive (the coordinator sends it after this worker's hello) and to load.
+          const arrived = (Date.now() - this.helloAt) / 1000;
+          const t0 = Date.now();
           await this.setNetwork(msg.spec);
+          this.log(`network of ${(frame.byteLength / 2 ** 20).toFixed(1)} MiB received ${arrived.toFixed(2)} s after hello; engine ready ${((Date.now() - t0) / 1000).toFixed(2)} s later`);
           // Until it hears this the coordinator assigns no epoch (and sends no weights) to this worker.
           await this.send({ type: "ready", networkHash: msg.spec.hash });
         }
@@ -117,6 +123,7 @@ export class WorkerProcess {
 
   /** Announces this worker; the network it already holds is named so that it is not sent again. */
   private hello(): Promise<void> {
+    this.helloAt = Date.now();
     return this.send({
       type: "hello",
       workerId: this.id,
