@@ -85,10 +85,11 @@ describe("local workers", () => {
     expect(keyFile.startsWith(join(privateDir, "keys", "workers"))).toBe(true);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     // A process of the same user that reaches the socket without the run's keys is refused and counted.
-    const plain = new Dealer({ linger: 0 });
+    // Its handshake fails, so its message may never leave (a DEALER's send waits for a connected peer): not awaited.
+    const plain = new Dealer({ linger: 0, sendTimeout: 5000 });
     plain.connect(endpoint);
-    await plain.send(encodeMessage({ type: "heartbeat" }));
-    const refused = async () => Number(/^snn_peers_refused_total\{reason="handshake"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+    plain.send(encodeMessage({ type: "heartbeat" })).catch(() => {});
+    const refused = async () => Number(/^snn_peers_refused_total\{reason="handshake"\} (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text())?.[1] ?? 0);
     let count = 0;
     for (const deadline = Date.now() + 20_000; Date.now() < deadline && count === 0; await new Promise((r) => setTimeout(r, 200))) count = await refused();
     plain.close();
@@ -119,16 +120,16 @@ describe("--external --keys through the CLIs", () => {
     const c = start(COORD, [params, "--external", "--keys", keys, "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "1", "--output", out, "--metrics-port", String(metricsPort)]);
     await waitFor(() => /listening on/.test(c.output()), 20_000, "the coordinator listening", c.output);
     // Before the real worker: a plain peer (no CURVE) and one with a key the allow-list does not hold.
-    const plain = new Dealer({ linger: 0 });
+    const plain = new Dealer({ linger: 0, sendTimeout: 5000 });
     plain.connect(`tcp://127.0.0.1:${port}`);
-    await plain.send(encodeMessage({ type: "heartbeat" }));
+    plain.send(encodeMessage({ type: "heartbeat" })).catch(() => {});
     const stranger = join(dir, "stranger");
     generateKeys(stranger, 1);
     // The right coordinator key, but a worker key of its own.
     const intruder = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", "--server-key", join(keys, "coordinator.key"), "--key", join(stranger, "workers/worker-0.key_secret"), "--timeout", "3"]);
     // Refusals are counted one by one (the log shows the first few per heartbeat interval: the plain peer retries).
     const refused = async (reason: string) => {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
       return Number(new RegExp(`^snn_peers_refused_total\\{reason="${reason}"\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
     };
     let counts = [0, 0];
@@ -217,7 +218,7 @@ describe("--external --keys through the CLIs", () => {
     await waitFor(() => /Epoch 6\//.test(c.output()), 30_000, "training", c.output);
     // Replay all of it, on a connection of its own, while the run goes on.
     const handshakes = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
       return Number(/^snn_peers_refused_total\{reason="handshake"\} (\d+)/m.exec(text)?.[1] ?? 0);
     };
     const before = await handshakes();
