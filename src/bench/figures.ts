@@ -38,7 +38,7 @@ export async function benchFigureSet(config: Config): Promise<{ seconds: number 
   const data = {
     epoch: 500,
     totalEpochs: 500,
-    network: { ...networkView(config, connectome), recWeight: connectome.recWeight, ffWeight: connectome.ffWeight },
+    network: { ...networkView(config, connectome, spec.odours), recWeight: connectome.recWeight, ffWeight: connectome.ffWeight },
     activity: r.activity!,
     rates: r.rates,
     cvs: r.cvs,

@@ -145,7 +145,7 @@ async function renderLastEpoch(
   const data: FigureData = {
     epoch: epochs,
     totalEpochs: epochs,
-    network: { ...networkView(simulatedConfig(config), simulatedConnectome(config, connectome)), recWeight: weights.recWeight, ffWeight: weights.ffWeight },
+    network: { ...networkView(simulatedConfig(config), simulatedConnectome(config, connectome), spec.odours), recWeight: weights.recWeight, ffWeight: weights.ffWeight },
     activity: last.activity!,
     rates: last.rates,
     cvs: last.cvs,

@@ -171,7 +171,9 @@ export function epochInputs(
   }
   let generator = odourGenerators.get(o);
   if (!generator) odourGenerators.set(o, (generator = new OdourInputs(o)));
-  const ou = Float64Array.from(task.initialState?.ou ?? restMixture(o.numPatterns));
+  // Advanced in place by the draw: a copy of the stream's state, never the task's own.
+  const start = task.initialState?.ou;
+  const ou = start ? Float64Array.from(start) : restMixture(o.numPatterns);
   const mixture = task.recordActivity ? { trial: spec.plotTrial, weights: new Float32Array(out.steps * o.numPatterns) } : undefined;
   generator.draw(spec.seed, task.epoch, spec.constants.dt, ou, out, mixture);
   return { ou, ...(mixture ? { odourMixture: mixture.weights } : {}) };

@@ -165,7 +165,7 @@ export async function startCoordinatorReports(
     totalEpochs,
     outputDir,
     progress,
-    figures: figures ? { queue: figures, network: networkView(simulatedConfig(config), run.connectome) } : null,
+    figures: figures ? { queue: figures, network: networkView(simulatedConfig(config), run.connectome, spec.odours) } : null,
     imagesFollowSteps: wandb !== null,
     onUpdate: (r) => {
       const { epoch, step, stats, teacher, outcome, learningRate, scalingFactors } = r;

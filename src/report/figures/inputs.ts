@@ -1,6 +1,6 @@
 /**
  * The input rates over the designated trial with odour inputs (model/odours.ts): the mixture weights of the odours,
- * and the rates they give a few inputs (Σ_a w_a(t)·pattern_a), beside each input type's baseline.
+ * and the rates they give a few inputs (Σ_a w_a(t)·pattern_a).
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { FigureData } from "../figure-data.js";

@@ -4,9 +4,10 @@ import { Connectome } from "../../model/connectome.js";
 import { FigureData, NetworkView } from "../figure-data.js";
 import { NetworkSpec } from "../../model/network.js";
 import { meanByType } from "../../model/statistics.js";
-import { odourPatterns } from "../../model/odours.js";
+import type { OdourProcess } from "../../model/odours.js";
 
-export function networkView(config: Config, c: Connectome): NetworkView {
+/** `odours`: the network's odour patterns (NetworkSpec.odours), for the input-rate figure. */
+export function networkView(config: Config, c: Connectome, odours: OdourProcess | undefined): NetworkView {
   const slots = [
     ...config.recurrent.synapses.flatMap((g, k) => g.names.map((name, i) => ({ name, source: config.recurrent.names[k], excitatory: g.E_syn[i] > config.recurrent.physiology[0].E_L, gBar: g.g_bar[i] }))),
     ...config.feedforward.synapses.flatMap((g, k) => g.names.map((name, i) => ({ name, source: config.feedforward.names[k], excitatory: g.E_syn[i] > config.recurrent.physiology[0].E_L, gBar: g.g_bar[i] }))),
@@ -27,9 +28,7 @@ export function networkView(config: Config, c: Connectome): NetworkView {
     theta: config.recurrent.physiology.map((p) => p.theta),
     restingPotential: config.recurrent.physiology.map((p) => p.E_L),
     slots,
-    ...(config.odours
-      ? { odours: odourPatterns(c.assemblyId, c.cellType, c.inputType, c.ff, c.ffWeight, config.feedforward.names, config.odours.types) }
-      : {}),
+    ...(odours ? { odours: { numPatterns: odours.numPatterns, patterns: odours.patterns } } : {}),
   };
 }
 
