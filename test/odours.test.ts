@@ -67,6 +67,12 @@ describe("odour patterns", () => {
     expect(Array.from(patterns(0).patterns)).toEqual(new Array(8).fill(10));
   });
 
+  it("refuses a connectome without assemblies: there would be no odour", () => {
+    expect(() => odourPatterns(Int32Array.of(-1, -1, -1, -1), Int32Array.of(0, 1, 0, 0), Int32Array.of(0, 0, 0, 0), ff, w, ["mitral"], [{ baseline_rate: 10, modulation_rate: 6, modulation_fraction: 0.5 }])).toThrow(
+      /inputs\.process: "odours" makes one odour pattern per assembly, but no neuron of the connectome is in an assembly/,
+    );
+  });
+
   it("refuses a modulation that would need negative rates to keep the mean, naming the key", () => {
     // 3 of 4 up at 16 Hz leave (40 − 48)/1 = −8 Hz for the last.
     expect(() => patterns(0.75)).toThrow(ConfigError);

@@ -49,6 +49,7 @@ export function odourPatterns(
   const ids = [...new Set(Array.from(assemblyId).filter((a) => a >= 0))].sort((x, y) => x - y);
   const slot = new Map(ids.map((a, k) => [a, k]));
   const P = ids.length;
+  if (P === 0) throw new ConfigError('inputs.process: "odours" makes one odour pattern per assembly, but no neuron of the connectome is in an assembly (every assembly id is negative)');
   // u[a·M + i]: summed weight from input i onto assembly a's excitatory cells, in edge order.
   const u = new Float64Array(P * M);
   for (let e = 0; e < ff.pre.length; e++) {
