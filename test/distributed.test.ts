@@ -248,7 +248,7 @@ describe("the coordinator's shutdown message", () => {
         await d.send(encodeMessage({ type: "hello", workerId: `w${i}`, hostname: "test", pid: i + 1, engine: "sparse-cpu", threads: 1, metricsPort: 0, networkHash: "h" }));
         const types: string[] = [];
         try {
-          while (types.at(-1) !== "shutdown") types.push(decodeMessage((await d.receive())[0]).type);
+          while (types.at(-1) !== "shutdown") types.push(decodeMessage(await d.receive()).type);
         } catch {
           types.push("nothing for 10 s");
         } finally {

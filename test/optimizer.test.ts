@@ -3,7 +3,22 @@
  * values computed by hand with torch's formulas.
  */
 import { describe, expect, it } from "vitest";
-import { adamStep, averageGradients, clipGlobalNorm, firstNonFinite, globalNorm, GradientReducer, newAdamState } from "../src/model/optimizer.js";
+import {
+  adamStep,
+  averageGradients,
+  clipGlobalNorm,
+  expWeights,
+  firstNonFinite,
+  globalNorm,
+  GradientReducer,
+  logSpaceGradient,
+  logWeights,
+  newAdamState,
+  OptimizedParameters,
+  optimizerStep,
+  projectNonNegative,
+} from "../src/model/optimizer.js";
+import { Rng } from "../src/model/rng.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);
 const f64 = (...xs: number[]) => Float64Array.from(xs);
@@ -72,6 +87,29 @@ describe("GradientReducer", () => {
     expect(reducer.mean().map((a) => Array.from(a))).toEqual([[3], [2, 3]]);
   });
 
+  it("folds the epochs that continue the order in groups of up to four, bit-identical to one at a time", () => {
+    // Values of very different magnitudes, so that any change of the order of additions changes the sums' bits.
+    const rng = Rng.keyed(7, 3);
+    const epochs = Array.from({ length: 11 }, () => [Float32Array.from({ length: 37 }, () => (rng.uniform() - 0.5) * 10 ** (rng.below(16) - 8))]);
+    const expected = Array.from(averageGradients(epochs)[0]);
+    const reducer = new GradientReducer();
+    // Arrival orders with bursts of every size: fold after each arrival, after some, or only at the end.
+    for (const [order, foldEvery] of [
+      [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 1],
+      [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 100],
+      [[10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0], 1],
+      [[2, 1, 0, 5, 4, 3, 9, 8, 7, 6, 10], 3],
+      [[1, 2, 3, 4, 5, 6, 0, 7, 8, 9, 10], 2],
+    ] as const) {
+      reducer.start(epochs.length);
+      order.forEach((k, n) => {
+        reducer.add(k, epochs[k]);
+        if ((n + 1) % foldEvery === 0) reducer.foldReady();
+      });
+      expect(Array.from(reducer.mean()[0])).toEqual(expected);
+    }
+  });
+
   it("refuses a mean before every epoch is in", () => {
     const reducer = new GradientReducer();
     reducer.start(3);
@@ -93,6 +131,17 @@ describe("firstNonFinite", () => {
     expect(firstNonFinite(buffer.subarray(1, 3))).toBe(-1);
     expect(firstNonFinite(buffer.subarray(1))).toBe(2);
     expect(firstNonFinite(Float64Array.of(1.7976931348623157e308))).toBe(-1);
+    // Long arrays (the unrolled loop and its tail): the first of several, wherever it is.
+    for (const n of [4096, 4099]) {
+      for (const make of [(k: number) => new Float32Array(k), (k: number) => new Float64Array(k)]) {
+        const x = make(n).fill(1);
+        expect(firstNonFinite(x)).toBe(-1);
+        for (const at of [n - 1, n - 3, 1, 0]) {
+          x[at] = at % 2 ? Infinity : NaN;
+          expect(firstNonFinite(x)).toBe(at);
+        }
+      }
+    }
   });
 });
 
@@ -208,5 +257,80 @@ describe("adamStep (torch.optim.Adam, lr 0.1, betas 0.9/0.999, eps 1e−8)", () 
     expect(state.m[0][0]).not.toBe(0.01);
     expect(weights[1][0]).toBeCloseTo(1.1, 6);
     expect(weights[0][1]).toBe(1);
+  });
+});
+
+describe("optimizerStep: clip, Adam, projection or e^θ in one pass", () => {
+  const h = { learningRate: 0.05, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 0.5 };
+  const rng = Rng.keyed(11, 5);
+  const vector = (n: number, f: () => number) => Float32Array.from({ length: n }, f);
+  const grads = () => [Float64Array.from({ length: 50 }, () => rng.uniform() - 0.5), Float64Array.from({ length: 7 }, () => rng.uniform() - 0.5)];
+
+  /** The step as its parts define it: ∂L/∂θ, the norm and clip, Adam in place on copies, then e^θ or the projection. */
+  function reference(cur: OptimizedParameters, g: Float64Array[], log: boolean): { weights: Float32Array[]; logWeights: Float32Array[] | null; m: Float32Array[]; v: Float32Array[]; norm: number } {
+    const gs = g.map((x) => x.slice());
+    if (log) gs.forEach((x, p) => logSpaceGradient(x, cur.weights[p]));
+    const norm = clipGlobalNorm(gs, h.maxGradNorm);
+    const params = (cur.logWeights ?? cur.weights).map((p) => p.slice());
+    const adam = { step: cur.adam.step, m: cur.adam.m.map((m) => m.slice()), v: cur.adam.v.map((v) => v.slice()) };
+    adamStep(params, gs, adam, h);
+    const weights = log ? params.map(expWeights) : params;
+    if (!log) weights.forEach(projectNonNegative);
+    return { weights, logWeights: log ? params : null, m: adam.m, v: adam.v, norm };
+  }
+
+  for (const log of [false, true]) {
+    it(`${log ? "log" : "linear"}: bit-identical to the reference over several steps, with and without a spare to write over`, () => {
+      // Small weights, so that the projection binds under "linear".
+      const w0 = [vector(50, () => 0.05 * rng.uniform()), vector(7, () => 0.05 * rng.uniform())];
+      let plain: OptimizedParameters = { weights: w0, logWeights: log ? w0.map(logWeights) : null, adam: newAdamState([50, 7]) };
+      let reused = plain;
+      let spare: OptimizedParameters | null = null;
+      for (let t = 0; t < 4; t++) {
+        const g = grads();
+        const want = reference(plain, g, log);
+        const a = optimizerStep(plain, g.map((x) => x.slice()), h, ["rec", "ff"]);
+        const b = optimizerStep(reused, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", spare);
+        if (!a.applied || !b.applied) throw new Error("step not applied");
+        for (const step of [a, b]) {
+          expect(step.gradNorm).toBe(want.norm);
+          expect(step.next.weights.map((x) => Array.from(x))).toEqual(want.weights.map((x) => Array.from(x)));
+          expect(step.next.logWeights?.map((x) => Array.from(x)) ?? null).toEqual(want.logWeights?.map((x) => Array.from(x)) ?? null);
+          expect(step.next.adam.m.map((x) => Array.from(x))).toEqual(want.m.map((x) => Array.from(x)));
+          expect(step.next.adam.v.map((x) => Array.from(x))).toEqual(want.v.map((x) => Array.from(x)));
+          expect(step.next.adam.step).toBe(t + 1);
+        }
+        // The spare's moments (and θ) were written over; the weights are always new arrays, never the current ones.
+        if (spare) expect(b.next.adam.m[0]).toBe(spare.adam.m[0]);
+        expect(b.next.weights[0]).not.toBe(reused.weights[0]);
+        if (!log) expect(Array.from(b.next.weights[0]).some((x) => x === 0)).toBe(true);
+        spare = reused;
+        reused = b.next;
+        plain = a.next;
+      }
+    });
+  }
+
+  it("a clip coefficient of exactly 1 is not applied (a norm below max_grad_norm leaves g as it is)", () => {
+    const cur: OptimizedParameters = { weights: [f32(1, 1)], logWeights: null, adam: newAdamState([2]) };
+    const step = optimizerStep(cur, [f64(0.03, -0.04)], { ...h, maxGradNorm: 1 }, ["rec"]);
+    if (!step.applied) throw new Error("step not applied");
+    expect(step.gradNorm).toBe(0.05);
+    expect(step.next.adam.m[0][0]).toBe(Math.fround(0.1 * 0.03));
+  });
+
+  it("a NaN anywhere in a large gradient or a step to a non-finite weight leaves the current parameters as they were", () => {
+    const n = 10_003;
+    const cur: OptimizedParameters = { weights: [vector(n, () => 1)], logWeights: null, adam: newAdamState([n]) };
+    for (const at of [0, 5, n - 1]) {
+      const g = [Float64Array.from({ length: n }, () => 0.1)];
+      g[0][at] = at === 5 ? -Infinity : NaN;
+      expect(optimizerStep(cur, g, h, ["recurrent"])).toEqual({ applied: false, gradNorm: NaN, problem: "recurrent gradient is not finite" });
+    }
+    const spare: OptimizedParameters = { weights: [vector(n, () => 2)], logWeights: null, adam: newAdamState([n]) };
+    const huge = optimizerStep(cur, [Float64Array.from({ length: n }, () => 1)], { ...h, learningRate: 1e39 }, ["recurrent"], "weights", spare);
+    expect(huge).toMatchObject({ applied: false, problem: "the step would make a weight non-finite (learning rate 1e+39)" });
+    expect(Array.from(cur.weights[0]).every((x) => x === 1)).toBe(true);
+    expect(cur.adam.m[0].every((x) => x === 0)).toBe(true);
   });
 });

@@ -14,7 +14,10 @@ import {
   AssignMessage,
   decodeMessage,
   encodeMessage,
+  FRAME_REF_TYPE,
+  FrameRef,
   Message,
+  messageBytes,
   PROTOCOL_VERSION,
   ProtocolError,
   ResultMessage,
@@ -46,16 +49,27 @@ beforeAll(() => {
 });
 
 function roundTrip<M extends Message>(m: M): M {
-  const frame = encodeMessage(m);
-  expect(frame).toBeInstanceOf(Uint8Array);
-  return decodeMessage(frame) as M;
+  const frames = encodeMessage(m);
+  for (const f of frames) expect(f).toBeInstanceOf(Uint8Array);
+  return decodeMessage(frames) as M;
+}
+
+/** A message's map with each frame reference replaced by the frame's bytes: one frame that decodes to the same message. */
+function rawOf(frames: Uint8Array[]): Record<string, any> {
+  const resolve = (v: unknown): unknown => {
+    if (v instanceof FrameRef) return frames[v.index];
+    if (v instanceof Uint8Array || v === null || typeof v !== "object") return v;
+    if (Array.isArray(v)) return v.map(resolve);
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)]));
+  };
+  return resolve(packr.unpack(frames[0])) as Record<string, any>;
 }
 
 /** Rejection with a ProtocolError whose message matches `reason`. */
-function expectRejected(frame: Uint8Array, reason: RegExp | string): void {
+function expectRejected(message: Uint8Array | Uint8Array[], reason: RegExp | string): void {
   let error: unknown;
   try {
-    decodeMessage(frame);
+    decodeMessage(message);
   } catch (e) {
     error = e;
   }
@@ -232,30 +246,67 @@ describe("round trip", () => {
   });
 
   it("every frame carries the protocol version", () => {
-    const raw = packr.unpack(encodeMessage({ type: "heartbeat" })) as Record<string, unknown>;
+    const raw = packr.unpack(encodeMessage({ type: "heartbeat" })[0]) as Record<string, unknown>;
     expect(raw.protocol).toBe(PROTOCOL_VERSION);
     expect(raw.type).toBe("heartbeat");
   });
 
-  it("typed arrays travel as raw bytes (msgpack bin), not as lists of numbers", () => {
+  it("typed arrays travel as raw bytes: small ones inline (msgpack bin), large ones as frames of their own", () => {
     const m = result(false);
     m.recGrad = new Float32Array(10_000).fill(0.1);
-    const frame = encodeMessage(m);
+    m.ffGrad = new Float32Array(10).fill(0.2);
+    const frames = encodeMessage(m);
     // 40,000 bytes of payload plus a little framing; a number list would need 5 bytes per float32.
-    expect(frame.byteLength).toBeLessThan(41_000);
-    const raw = packr.unpack(frame) as Record<string, unknown>;
-    expect(raw.recGrad).toBeInstanceOf(Uint8Array);
+    expect(messageBytes(frames)).toBeLessThan(41_000);
+    const raw = packr.unpack(frames[0]) as Record<string, unknown>;
+    expect(raw.ffGrad).toBeInstanceOf(Uint8Array);
+    expect(raw.recGrad).toBeInstanceOf(FrameRef);
+    // The frame is a view of the array itself (ZeroMQ sends it without a copy) ...
+    const frame = frames[(raw.recGrad as FrameRef).index];
+    expect(frame.buffer).toBe(m.recGrad.buffer);
+    expect(frame.byteLength).toBe(40_000);
+    // ... and the decoded array a view of the received frame.
+    const back = decodeMessage(frames) as ResultMessage;
+    expect(back.recGrad.buffer).toBe(frame.buffer);
+    expect(back.recGrad).toEqual(m.recGrad);
+    expect(back.ffGrad).toEqual(m.ffGrad);
+  });
+
+  it("a message of one frame with every array inline decodes to the same message", () => {
+    const m = { ...result(true), recGrad: Float32Array.from({ length: 5000 }, (_, i) => i / 7), ffGrad: new Float32Array(2000).fill(-1) };
+    expect(encodeMessage(m)).toHaveLength(3);
+    expect(decodeMessage(packr.pack(rawOf(encodeMessage(m))))).toStrictEqual(m);
   });
 });
 
 describe("rejection of malformed frames", () => {
-  const validResult = () => packr.unpack(encodeMessage(result(false))) as Record<string, unknown>;
-  const validNetwork = () => packr.unpack(encodeMessage({ type: "network", spec })) as Record<string, any>;
+  const validResult = () => rawOf(encodeMessage(result(false)));
+  const validNetwork = () => rawOf(encodeMessage({ type: "network", spec }));
 
   it("garbage bytes: a reserved msgpack byte, truncated data", () => {
     expectRejected(Uint8Array.from([0xc1, 0x00, 0x17]), /not msgpack|not a msgpack map/);
-    expectRejected(encodeMessage({ type: "heartbeat" }).subarray(0, 5), /msgpack/);
+    expectRejected(encodeMessage({ type: "heartbeat" })[0].subarray(0, 5), /msgpack/);
+    expectRejected([], /empty message/);
     expectRejected(new Uint8Array(0), /msgpack/);
+  });
+
+  it("frame references: out of range, used twice, a frame no reference names, too many frames", () => {
+    const m = { ...result(false), recGrad: new Float32Array(2000), ffGrad: new Float32Array(3000) };
+    const [map, a, b] = encodeMessage(m);
+    expectRejected([map, a], /frame reference 2 out of range \(the message has 1 frames after its map\)/);
+    expectRejected([map, a, b, b], /frame 3 of 3 after the map is not referenced/);
+    const raw = packr.unpack(map) as Record<string, unknown>;
+    expectRejected([packr.pack({ ...raw, ffGrad: raw.recGrad }), a, b], /frame 1 is referenced twice/);
+    expectRejected([packr.pack({ ...raw, recGrad: new FrameRef(0) }), a, b], /frame reference 0 out of range/);
+    // A reference where a number belongs is a field of the wrong type, named.
+    expectRejected([packr.pack({ ...raw, epoch: raw.recGrad, recGrad: new Uint8Array(8000) }), a, b], /message\.epoch/);
+    expectRejected(Array.from({ length: 300 }, () => map), /300 frames \(at most 256\)/);
+    // A malformed reference (not 4 bytes) is refused while decoding the map.
+    const bad = Buffer.from(map);
+    const at = bad.indexOf(Buffer.from([0xd6, FRAME_REF_TYPE]));
+    expect(at).toBeGreaterThan(0);
+    bad[at] = 0xd5; // fixext 2 instead of fixext 4
+    expect(() => decodeMessage([bad, a, b])).toThrow(ProtocolError);
   });
 
   it("random bytes never escape as anything but a ProtocolError", () => {

@@ -6,7 +6,7 @@
  * one epoch computed by sparse-cpu at a set rate — for this benchmark only, never in a run.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +57,24 @@ async function freePort(): Promise<number> {
 interface LoadResult {
   msPerUpdate: number;
   updatesPerS: number;
+  /** CPU time of the coordinator process per update: all its threads (ZeroMQ I/O, GC helpers, checkpoint writer), and its main thread alone. */
+  cpuMsPerUpdate: number;
+  mainMsPerUpdate: number;
+}
+
+/** CPU time a process has used so far, in ms, from its threads' run times (ns resolution): all of them, and the main thread. */
+function processCpuMs(pid: number): { all: number; main: number } {
+  const ms = { all: 0, main: 0 };
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const t = Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+      ms.all += t;
+      if (task === String(pid)) ms.main = t;
+    } catch {
+      // A thread that ended between the listing and the read.
+    }
+  }
+  return ms;
 }
 
 /** One run of `updates` updates with `workers` replay workers, each taking `threads` epochs at once. */
@@ -75,12 +93,23 @@ async function loadRun(params: string, A: number, updates: number, workers: numb
     const cli = fileURLToPath(new URL("../cli/snn-coord.js", import.meta.url));
     const coordinator = spawn(
       process.execPath,
-      [...(process.env.SNN_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SNN_BENCH_PROFILE}`] : []), cli, file, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", String(workers), "--output", join(dir, "run"), "--metrics-port", "0", "--no-figures"],
-      { stdio: ["ignore", "ignore", "pipe"] },
+      [...(process.env.SNN_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SNN_BENCH_PROFILE}`] : []), ...(process.env.SNN_BENCH_NODE_FLAGS ? process.env.SNN_BENCH_NODE_FLAGS.split(" ") : []), cli, file, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", String(workers), "--output", join(dir, "run"), "--metrics-port", "0", "--no-figures"],
+      { stdio: ["ignore", process.env.SNN_BENCH_NODE_FLAGS ? "inherit" : "ignore", "pipe"] },
     );
     let stderr = "";
     coordinator.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => coordinator.on("exit", resolve));
+    // The coordinator's CPU time when each metrics.csv row appeared (rows are appended once per update).
+    const csvPath = join(dir, "run", "metrics.csv");
+    const cpuAtRow: { all: number; main: number }[] = [];
+    const sampler = setInterval(() => {
+      try {
+        const rows = readFileSync(csvPath, "utf8").split("\n").filter((l) => l !== "").length - 1;
+        while (cpuAtRow.length < rows) cpuAtRow.push(processCpuMs(coordinator.pid!));
+      } catch {
+        // No metrics.csv yet, or the process is gone.
+      }
+    }, 1);
     const procs = Array.from({ length: workers }, () =>
       new WorkerProcess({
         endpoint: `tcp://127.0.0.1:${port}`,
@@ -93,12 +122,16 @@ async function loadRun(params: string, A: number, updates: number, workers: numb
       }).run(),
     );
     const code = await exited;
+    clearInterval(sampler);
     await Promise.all(procs);
     if (code !== 0) throw new Error(`coordinator exited ${code}: ${stderr.trim().split("\n").at(-1)}`);
     // The first updates include the replay engines' one real epoch each and the JIT's warm-up.
     const rows = MetricsCsv.read(join(dir, "run", "metrics.csv")).slice(3);
     const seconds = (rows.at(-1)!.wall_time_s - rows[0].wall_time_s) / (rows.length - 1);
-    return { msPerUpdate: seconds * 1000, updatesPerS: 1 / seconds };
+    // Sampled up to a millisecond late, so the last rows' may be missing: the span between the first and last sampled.
+    const cpu = cpuAtRow.slice(3);
+    const perUpdate = (k: "all" | "main") => (cpu.at(-1)![k] - cpu[0][k]) / (cpu.length - 1);
+    return { msPerUpdate: seconds * 1000, updatesPerS: 1 / seconds, cpuMsPerUpdate: perUpdate("all"), mainMsPerUpdate: perUpdate("main") };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -114,7 +147,7 @@ export async function coordinatorLoad(params: string, A: number): Promise<void> 
   ] as const) {
     const r = await loadRun(params, A, updates, workers, threads, epochMs);
     console.log(
-      `   ${workers} worker${workers > 1 ? "s" : ""} taking ${threads} epochs at once, ${epochMs} ms per epoch: ${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); goal ≤ 10 ms of coordinator work per update`,
+      `   ${workers} worker${workers > 1 ? "s" : ""} taking ${threads} epochs at once, ${epochMs} ms per epoch: ${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); coordinator CPU per update ${r.mainMsPerUpdate.toFixed(1)} ms on its main thread (goal ≤ 10 ms), ${r.cpuMsPerUpdate.toFixed(1)} ms in all its threads`,
     );
   }
 }

@@ -29,7 +29,7 @@ import { Config } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
 import { loadNetworkSpec } from "../io/network-files.js";
-import { encodeMessage } from "../distributed/protocol.js";
+import { encodeMessage, messageBytes } from "../distributed/protocol.js";
 import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
@@ -145,7 +145,7 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const stateBytes = (state.v.byteLength + state.g.byteLength);
   const weightBytes = (E + F) * 4;
   const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)
-  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms, encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(assign.byteLength / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
+  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms, encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(messageBytes(assign) / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
   console.log(`   bytes per update with W workers: weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB × W, states in ${(stateBytes / 2 ** 20).toFixed(1)} MiB × ${A}, results ${(resultBytes / 2 ** 20).toFixed(1)} MiB × ${A} → ${((2 * weightBytes + A * (stateBytes + resultBytes)) / 2 ** 20).toFixed(1)} MiB with 2 workers`);
 }
 
@@ -175,7 +175,9 @@ function scalingFactorCosts(config: Config, state: StreamState, epochSeconds: nu
     effectiveWeights(w.ff, all, pairs.ff);
   }, 9);
   const result = (recGrad: Float32Array, ffGrad: Float32Array) =>
-    encodeMessage({ type: "result", runId: "bench", weightsVersion: 1, epoch: 0, recGrad, ffGrad, finalState: state, activity: null, computeSeconds: 0, losses: { firing_rate: 0, cv: 0, silent_penalty: 0, membrane_variance: 0, van_rossum: 0, total: 0 }, stats: [], rates: new Float32Array(0), cvs: new Float32Array(0), ratios: new Float32Array(0) }).byteLength;
+    messageBytes(
+      encodeMessage({ type: "result", runId: "bench", weightsVersion: 1, epoch: 0, recGrad, ffGrad, finalState: state, activity: null, computeSeconds: 0, losses: { firing_rate: 0, cv: 0, silent_penalty: 0, membrane_variance: 0, van_rossum: 0, total: 0 }, stats: [], rates: new Float32Array(0), cvs: new Float32Array(0), ratios: new Float32Array(0) }),
+    );
   const perEdge = result(grad.rec, grad.ff);
   const perFactor = result(g.rec, g.ff);
   const stateOnly = result(new Float32Array(0), new Float32Array(0));

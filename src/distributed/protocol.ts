@@ -1,12 +1,16 @@
 /**
- * The one schema module for coordinator ↔ worker messages (DESIGN.md, "Messages"). Messages are msgpack maps;
- * typed arrays travel as raw little-endian bytes (msgpack bin) and are rebuilt here with the dtype the schema
- * names, so nothing depends on msgpack extensions. Every message carries the protocol version; `decodeMessage`
+ * The one schema module for coordinator ↔ worker messages (DESIGN.md, "Messages"). A message is one ZeroMQ multipart
+ * message: a msgpack map, then one frame per large typed array. Typed arrays travel as raw little-endian bytes and
+ * are rebuilt here with the dtype the schema names: a small one inline (msgpack bin), a large one (gradients, stream
+ * states, weights, the connectome) as its own frame, which the map names by a frame reference (msgpack extension
+ * FRAME_REF_TYPE). ZeroMQ sends and receives such frames without copying them, and a frame's bytes are aligned, so
+ * the decoded arrays are views of the received frames: megabytes of results per update are neither copied into an
+ * encoding buffer nor out of one. Every message carries the protocol version; `decodeMessage`
  * validates every field and throws ProtocolError with a clear reason, never a crash deeper in. Each record's decoder
  * is a schema that the compiler checks against the record's declaration (platform/validate.ts), so a field added to
  * NetworkSpec, EpochResult or a message and not to its schema does not compile.
  */
-import { Packr } from "msgpackr";
+import { addExtension, Packr } from "msgpackr";
 import { EdgeList } from "../model/connectome.js";
 import { LossTerms, LossWeights, NeuronTargets } from "../model/losses.js";
 import { ModelConstants } from "../model/constants.js";
@@ -24,10 +28,18 @@ import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nu
  *    a teacher's recorded spike trains (`[targets] teacher_spikes`, bit-packed) travel in the network.
  * 6: the conductance clamp (`[simulation] conductance_clamp`) in the network's constants: a worker of version 5 would
  *    drop the key and simulate without it.
+ * 7: odour inputs: the stream state's mixture state, the network's odour patterns.
+ * 8: multipart messages: large typed arrays as frames of their own, named by frame references.
  */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
+/** A message has at most this many frames (a result has about ten arrays; the network about forty). */
+export const MAX_MESSAGE_FRAMES = 256;
+/** Typed arrays of at least this many bytes travel as frames of their own; smaller ones inline. */
+const OWN_FRAME_BYTES = 4096;
+/** The msgpack extension type of a frame reference: the index of the frame after the map that holds the bytes. */
+export const FRAME_REF_TYPE = 0x46;
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -99,24 +111,72 @@ export type Message =
   | RejoinMessage
   | FailureMessage;
 
+/** In a message's map: "these bytes are frame `index` after the map". */
+export class FrameRef {
+  constructor(readonly index: number) {}
+}
+
+addExtension({
+  Class: FrameRef,
+  type: FRAME_REF_TYPE,
+  pack: (r: FrameRef) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(r.index);
+    return b;
+  },
+  unpack: (b: Uint8Array) => {
+    if (b.byteLength !== 4) throw new ProtocolError(`frame reference of ${b.byteLength} bytes (expected 4)`);
+    return new FrameRef(Buffer.from(b.buffer, b.byteOffset, 4).readUInt32LE(0));
+  },
+});
+
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 type Obj = Record<string, unknown>;
 
-/** Replaces typed arrays by their raw bytes, recursively; the decoder knows each field's dtype. */
-function toWire(v: unknown): unknown {
-  if (ArrayBuffer.isView(v)) return bytesOf(v);
-  if (Array.isArray(v)) return v.map(toWire);
+/** Replaces typed arrays by their raw bytes, recursively: large ones by a reference to a frame pushed on `frames`. */
+function toWire(v: unknown, frames: Buffer[]): unknown {
+  if (ArrayBuffer.isView(v)) {
+    if (v.byteLength < OWN_FRAME_BYTES) return bytesOf(v);
+    // A view of the array's own memory: ZeroMQ sends it without a copy and holds it until it is sent, so an array
+    // that is sent is never written again (every engine result, weight vector and stream state is a fresh array).
+    frames.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    return new FrameRef(frames.length);
+  }
+  if (Array.isArray(v)) return v.map((x) => toWire(x, frames));
   if (v && typeof v === "object") {
     const out: Obj = {};
-    for (const [k, x] of Object.entries(v)) out[k] = toWire(x);
+    for (const [k, x] of Object.entries(v)) out[k] = toWire(x, frames);
     return out;
   }
   return v;
 }
 
-export function encodeMessage(m: Message): Buffer {
-  return packr.pack({ protocol: PROTOCOL_VERSION, ...(toWire(m) as Obj) });
+/** A message's frames: the msgpack map, then the frames it references. */
+export function encodeMessage(m: Message): Buffer[] {
+  const frames: Buffer[] = [];
+  const map = toWire(m, frames) as Obj;
+  return [packr.pack({ protocol: PROTOCOL_VERSION, ...map }), ...frames];
+}
+
+/** Bytes of a message on the wire. */
+export function messageBytes(frames: readonly Uint8Array[]): number {
+  return frames.reduce((n, f) => n + f.byteLength, 0);
+}
+
+/** Puts each referenced frame where its reference is; every frame after the map must be referenced exactly once. */
+function resolveFrames(v: unknown, frames: readonly Uint8Array[], used: boolean[]): unknown {
+  if (v instanceof FrameRef) {
+    if (v.index < 1 || v.index >= frames.length) throw new ProtocolError(`frame reference ${v.index} out of range (the message has ${frames.length - 1} frames after its map)`);
+    if (used[v.index]) throw new ProtocolError(`frame ${v.index} is referenced twice`);
+    used[v.index] = true;
+    return frames[v.index];
+  }
+  if (v instanceof Uint8Array || v === null || typeof v !== "object") return v;
+  if (Array.isArray(v)) return v.map((x) => resolveFrames(x, frames, used));
+  const out: Obj = {};
+  for (const [k, x] of Object.entries(v)) out[k] = resolveFrames(x, frames, used);
+  return out;
 }
 
 /** Identifiers a peer sends (worker id, host name, engine, hash, names): at most this many characters. */
@@ -346,20 +406,28 @@ const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
   failure: record<Body<"failure">>({ epoch: count, message: text }),
 };
 
-/** Decodes and validates one frame; the result is safe to use. */
-export function decodeMessage(frame: Buffer | Uint8Array): Message {
+/** Decodes and validates one message (its frames, or the map alone); the result is safe to use. */
+export function decodeMessage(message: Uint8Array | readonly Uint8Array[]): Message {
+  const frames = message instanceof Uint8Array ? [message] : message;
+  if (frames.length === 0) throw new ProtocolError("empty message");
+  if (frames.length > MAX_MESSAGE_FRAMES) throw new ProtocolError(`${frames.length} frames (at most ${MAX_MESSAGE_FRAMES})`);
   let raw: unknown;
   try {
-    raw = packr.unpack(frame);
+    raw = packr.unpack(frames[0]);
   } catch (e) {
-    throw new ProtocolError(`undecodable message (${frame.byteLength} bytes): not msgpack (${(e as Error).message.split("\n")[0]})`);
+    if (e instanceof ProtocolError) throw e;
+    throw new ProtocolError(`undecodable message (${frames[0].byteLength} bytes): not msgpack (${(e as Error).message.split("\n")[0]})`);
   }
   if (!isMap(raw)) throw new ProtocolError("message is not a msgpack map");
   const protocol = raw.protocol;
   if (protocol !== PROTOCOL_VERSION)
     throw new ProtocolError(`protocol version mismatch: peer speaks ${JSON.stringify(protocol ?? null)}, this build speaks ${PROTOCOL_VERSION} (update snn-train on both sides)`);
+  const used = frames.map(() => false);
+  const map = resolveFrames(raw, frames, used) as Obj;
+  const unused = used.findIndex((u, k) => k > 0 && !u);
+  if (unused > 0) throw new ProtocolError(`frame ${unused} of ${frames.length - 1} after the map is not referenced`);
   const at = new At("message", ProtocolError);
-  const type = id(raw.type, at.key("type"));
+  const type = id(map.type, at.key("type"));
   if (!Object.hasOwn(BODIES, type)) throw new ProtocolError(`unknown message type "${type}"`);
-  return { type, ...BODIES[type as Message["type"]](raw, at) } as Message;
+  return { type, ...BODIES[type as Message["type"]](map, at) } as Message;
 }

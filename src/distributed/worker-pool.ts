@@ -18,6 +18,7 @@ import {
   HelloMessage,
   MAX_MESSAGE_BYTES,
   Message,
+  messageBytes,
   ResultMessage,
   WorkerResources,
 } from "./protocol.js";
@@ -65,6 +66,12 @@ export interface EpochAssignment {
   recordActivity: boolean;
 }
 
+/**
+ * A result the pool accepted for the interval's k-th task, and whether its final stream state is finite (the pool
+ * checked it already: a stream is carried on only from a finite state).
+ */
+export type AcceptedResult = (index: number, result: ResultMessage, stateIsFinite: boolean) => void;
+
 export class NoWorkersError extends Error {}
 
 /** The coordinator's endpoint cannot be bound (taken, or not an address of this machine). */
@@ -91,9 +98,9 @@ interface WorkerEntry {
   failedEpochs: Set<number>;
 }
 
-/** No NaN or ±Infinity in the numbers the trainer uses: the total loss, the gradients and the final stream state. */
-function isFiniteResult(r: ResultMessage): boolean {
-  return Number.isFinite(r.losses.total) && firstNonFinite(r.recGrad) < 0 && firstNonFinite(r.ffGrad) < 0 && isFiniteState(r.finalState);
+/** No NaN or ±Infinity in the numbers the trainer uses: the total loss and the gradients (the final state aside). */
+function isFiniteOutcome(r: ResultMessage): boolean {
+  return Number.isFinite(r.losses.total) && firstNonFinite(r.recGrad) < 0 && firstNonFinite(r.ffGrad) < 0;
 }
 
 /** Removes and returns the worker's assignment of this epoch, if it has one. */
@@ -146,11 +153,6 @@ export class WorkerPool {
   private readonly workers = new Map<string, WorkerEntry>();
   /** In the order they said hello: the network goes to the earliest first. */
   private readonly joining = new Map<string, JoiningPeer>();
-  /**
-   * The network message while peers wait for it (the largest message): encoded once for the transfers of that
-   * moment, which ZeroMQ sends without copying, and dropped once they are all under way.
-   */
-  private networkFrame: Buffer | null = null;
   private refusals = { logged: 0, unlogged: 0 };
   /** Connections the socket accepted and that are still open, and disconnections so far (its monitor events). */
   private connections = { open: 0, closed: 0 };
@@ -170,7 +172,7 @@ export class WorkerPool {
     nonFinite: Map<number, Set<string>>;
     update: number;
     total: number;
-    accepted: ((index: number, result: ResultMessage) => void) | undefined;
+    accepted: AcceptedResult | undefined;
     resolve: (r: ResultMessage[]) => void;
     reject: (e: Error) => void;
     lastWorkerSeen: number;
@@ -278,8 +280,8 @@ export class WorkerPool {
 
   /**
    * Computes the given epochs with the given weights and resolves with their results in the order of `tasks`.
-   * `accepted(k, result)` is called for each task's result as it is accepted (once per task, in arrival order), so that
-   * the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for noWorkerTimeout
+   * `accepted(k, result, stateIsFinite)` is called for each task's result as it is accepted (once per task, in arrival
+   * order), so that the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for noWorkerTimeout
    * seconds.
    */
   runInterval(
@@ -287,7 +289,7 @@ export class WorkerPool {
     version: number,
     weights: { rec: Float32Array; ff: Float32Array },
     tasks: EpochAssignment[],
-    accepted?: (index: number, result: ResultMessage) => void,
+    accepted?: AcceptedResult,
   ): Promise<ResultMessage[]> {
     return new Promise((resolve, reject) => {
       this.current = {
@@ -382,12 +384,12 @@ export class WorkerPool {
   }
 
   private send(routingId: Buffer, m: Message): void {
-    this.sendFrame(routingId, encodeMessage(m));
+    this.sendFrames(routingId, encodeMessage(m));
   }
 
-  private sendFrame(routingId: Buffer, frame: Buffer): void {
-    this.opts.events.bytes?.(frame.byteLength, 0);
-    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.router.send([routingId, frame]))).catch((e) => {
+  private sendFrames(routingId: Buffer, frames: Buffer[]): void {
+    this.opts.events.bytes?.(messageBytes(frames), 0);
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.router.send([routingId, ...frames]))).catch((e) => {
       if (!this.closed) this.opts.events.log(`send failed: ${(e as Error).message}`);
     });
   }
@@ -395,15 +397,11 @@ export class WorkerPool {
   private async receiveLoop(): Promise<void> {
     try {
       for await (const frames of this.router) {
-        const [routingId, frame] = frames;
-        this.opts.events.bytes?.(0, frames.reduce((a, f) => a + f.byteLength, 0));
-        if (frames.length !== 2) {
-          this.refuse(routingId, `expected one message frame, got ${frames.length - 1}`);
-          continue;
-        }
+        const [routingId, ...message] = frames;
+        this.opts.events.bytes?.(0, messageBytes(frames));
         let msg: Message;
         try {
-          msg = decodeMessage(frame);
+          msg = decodeMessage(message);
         } catch (e) {
           this.refuse(routingId, (e as Error).message);
           continue;
@@ -533,14 +531,11 @@ export class WorkerPool {
     for (const j of this.joining.values()) {
       if (inTransfer >= MAX_NETWORK_TRANSFERS) return;
       if (j.networkSent) continue;
-      this.networkFrame ??= encodeMessage({ type: "network", spec: this.spec });
-      this.sendFrame(j.routingId, this.networkFrame);
+      // The connectome's arrays go out as frames of their own, without a copy: the coordinator holds it once.
+      this.send(j.routingId, { type: "network", spec: this.spec });
       j.networkSent = true;
       inTransfer++;
     }
-    // Every peer that needs the network has it on its way (the socket keeps the frame until sent): between joins the
-    // coordinator holds the connectome once, as arrays; a later join encodes it again (0.04 s at 50 000 neurons).
-    this.networkFrame = null;
   }
 
   private onResult(w: WorkerEntry, r: ResultMessage): void {
@@ -561,9 +556,10 @@ export class WorkerPool {
       this.dispatch();
       return;
     }
-    if (!isFiniteResult(r) && this.recomputeElsewhere(w, r.epoch, assignment)) return;
+    const stateIsFinite = isFiniteState(r.finalState);
+    if (!(stateIsFinite && isFiniteOutcome(r)) && this.recomputeElsewhere(w, r.epoch, assignment)) return;
     cur.results.set(r.epoch, r);
-    cur.accepted?.(this.order.indexOf(r.epoch), r);
+    cur.accepted?.(this.order.indexOf(r.epoch), r, stateIsFinite);
     w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
     // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.
@@ -698,14 +694,14 @@ export class WorkerPool {
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > this.opts.workerTimeout * 1000) this.drop(w, "timeout", `silent for ${((now - w.lastSeen) / 1000).toFixed(1)} s`);
       else {
-        this.sendFrame(w.routingId, heartbeat);
+        this.sendFrames(w.routingId, heartbeat);
         this.dropIfStalled(w, now);
       }
     }
     // Joining peers that fell silent are forgotten (counted in one line: a flood of them would fill the log).
     let silent = 0;
     for (const [key, j] of this.joining) {
-      if (now - j.lastSeen <= this.opts.workerTimeout * 1000) this.sendFrame(j.routingId, heartbeat);
+      if (now - j.lastSeen <= this.opts.workerTimeout * 1000) this.sendFrames(j.routingId, heartbeat);
       else {
         this.joining.delete(key);
         silent++;

@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import { Dealer } from "zeromq";
-import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, ProtocolError, AssignMessage } from "./protocol.js";
+import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, messageBytes, ProtocolError, AssignMessage } from "./protocol.js";
 import { NetworkSpec } from "../model/network.js";
 import { Engine, EpochResult } from "../engine/engine.js";
 import { GpuUnavailableError } from "../engine/webgpu/gpu-device.js";
@@ -77,11 +77,11 @@ export class WorkerProcess {
       this.send({ type: "heartbeat", resources }).catch(() => {});
     }, this.opts.heartbeatInterval * 1000);
     try {
-      for await (const [frame] of this.socket) {
+      for await (const frames of this.socket) {
         this.lastHeard = Date.now();
         let msg: Message;
         try {
-          msg = decodeMessage(frame);
+          msg = decodeMessage(frames);
         } catch (e) {
           this.log(`ignored a bad message from the coordinator: ${(e as Error).message}`);
           if (e instanceof ProtocolError && e.message.startsWith("protocol version mismatch")) {
@@ -105,7 +105,7 @@ export class WorkerProcess {
           const arrived = (Date.now() - this.helloAt) / 1000;
           const t0 = Date.now();
           await this.setNetwork(msg.spec);
-          this.log(`network of ${(frame.byteLength / 2 ** 20).toFixed(1)} MiB received ${arrived.toFixed(2)} s after hello; engine ready ${((Date.now() - t0) / 1000).toFixed(2)} s later`);
+          this.log(`network of ${(messageBytes(frames) / 2 ** 20).toFixed(1)} MiB received ${arrived.toFixed(2)} s after hello; engine ready ${((Date.now() - t0) / 1000).toFixed(2)} s later`);
           // Until it hears this the coordinator assigns no epoch (and sends no weights) to this worker.
           await this.send({ type: "ready", networkHash: msg.spec.hash });
         }
@@ -145,8 +145,8 @@ export class WorkerProcess {
 
   /** ZeroMQ allows one pending send per socket: concurrent epochs answer through this chain. */
   private send(m: Message): Promise<void> {
-    const frame = encodeMessage(m);
-    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send(frame))).catch((e) => {
+    const frames = encodeMessage(m);
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send(frames))).catch((e) => {
       if (!this.closed) this.log(`send failed: ${(e as Error).message}`);
     });
     return this.sendChain;

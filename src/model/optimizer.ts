@@ -33,10 +33,13 @@ export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
 }
 
 /**
- * averageGradients fed one epoch at a time, in whatever order results arrive: an epoch is added to the float64 sums
- * as soon as every earlier one has been, so the mean is bit-identical to averageGradients over the epochs in order,
- * and most of the reduce is done while the interval's last results are still on their way. The sums are reused from
- * interval to interval (the mean is valid until the next start()).
+ * averageGradients fed one epoch at a time, in whatever order results arrive: `add` keeps an epoch, and `foldReady`
+ * adds every kept epoch that continues the epoch order to the float64 sums, up to four per pass over the sums
+ * (((s + g₀) + g₁) + g₂) + g₃ — the same additions in the same order as one at a time, so the mean is bit-identical to
+ * averageGradients over the epochs in order. The caller folds while the interval's last results are still on their
+ * way; results that arrive together are folded together (one pass over the sums instead of one per epoch: the reduce
+ * is memory-bound). The pass that adds the last epoch also divides by the count. The sums are reused from interval to
+ * interval (the mean is valid until the next start()).
  */
 export class GradientReducer {
   private sums: Float64Array[] = [];
@@ -51,48 +54,83 @@ export class GradientReducer {
     this.waiting.clear();
   }
 
-  /** The gradients of the interval's `index`-th epoch (in epoch order); an epoch already added is left as it is. */
+  /** Keeps the gradients of the interval's `index`-th epoch (in epoch order); an epoch already added is left as it is. */
   add(index: number, grads: Float32Array[]): void {
     if (index < this.next || this.waiting.has(index)) return;
     this.waiting.set(index, grads);
-    for (let g = this.waiting.get(this.next); g !== undefined; g = this.waiting.get(this.next)) {
-      this.waiting.delete(this.next);
-      this.fold(g, this.next === 0);
-      this.next++;
-    }
   }
 
-  /** The mean over all `count` epochs, divided in place: once per interval. Throws when some epochs are missing. */
+  /** Folds the kept epochs that continue the epoch order into the sums. */
+  foldReady(): void {
+    const run: Float32Array[][] = [];
+    for (let k = this.next; this.waiting.has(k); k++) run.push(this.waiting.get(k)!);
+    if (run.length === 0) return;
+    if (this.next === 0) {
+      if (this.sums.length !== run[0].length || this.sums.some((acc, p) => acc.length !== run[0][p].length)) this.sums = run[0].map((g) => new Float64Array(g.length));
+      else for (const acc of this.sums) acc.fill(0);
+    }
+    for (let k = 0; k < run.length; k++) this.waiting.delete(this.next + k);
+    const last = this.next + run.length === this.count;
+    this.sums.forEach((acc, p) => foldParts(acc, run.map((grads) => grads[p]), last ? this.count : 1));
+    this.next += run.length;
+  }
+
+  /** The mean over all `count` epochs (folding what is left): once per interval. Throws when some epochs are missing. */
   mean(): Float64Array[] {
+    this.foldReady();
     if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next} of ${this.count} epochs added`);
-    for (const acc of this.sums) for (let i = 0; i < acc.length; i++) acc[i] /= this.count;
     return this.sums;
   }
+}
 
-  // Adds one epoch's parts to the sums; the first epoch sets them (0 + g, exactly what adding to zeros gives).
-  private fold(grads: Float32Array[], first: boolean): void {
-    if (first && (this.sums.length !== grads.length || this.sums.some((acc, p) => acc.length !== grads[p].length))) {
-      this.sums = grads.map((g) => new Float64Array(g.length));
-    }
-    grads.forEach((g, p) => {
-      const acc = this.sums[p];
-      if (first) for (let i = 0; i < acc.length; i++) acc[i] = 0 + g[i];
-      else for (let i = 0; i < acc.length; i++) acc[i] += g[i];
-    });
+/**
+ * acc ← ((acc + g₀) + g₁ …)/divisor, element-wise, up to four gradients per pass (each element of the sums is read
+ * and written once per pass: the reduce is memory-bound); only the last pass divides (x/1 is x exactly). The sums
+ * start from zeros, so that the first epoch's sum is 0 + g₀ as averageGradients defines it.
+ */
+function foldParts(acc: Float64Array, gs: Float32Array[], divisor: number): void {
+  for (let k = 0; k < gs.length; k += 4) {
+    const d = k + 4 >= gs.length ? divisor : 1;
+    const [a, b, c, e] = gs.slice(k, k + 4);
+    if (e) fold4(acc, a, b, c, e, d);
+    else if (c) fold3(acc, a, b, c, d);
+    else if (b) fold2(acc, a, b, d);
+    else fold1(acc, a, d);
   }
+}
+
+// One function per group size, each one loop with no branch: the JIT compiles each once, with all the feedback it needs.
+function fold1(acc: Float64Array, a: Float32Array, d: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + a[i]) / d;
+}
+
+function fold2(acc: Float64Array, a: Float32Array, b: Float32Array, d: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + a[i] + b[i]) / d;
+}
+
+function fold3(acc: Float64Array, a: Float32Array, b: Float32Array, c: Float32Array, d: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + a[i] + b[i] + c[i]) / d;
+}
+
+function fold4(acc: Float64Array, a: Float32Array, b: Float32Array, c: Float32Array, e: Float32Array, d: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + a[i] + b[i] + c[i] + e[i]) / d;
 }
 
 /** Global L2 norm over all parts. */
 export function globalNorm(parts: Float64Array[]): number {
-  let s = 0;
-  for (const p of parts) for (let i = 0; i < p.length; i++) s += p[i] * p[i];
-  return Math.sqrt(s);
+  return Math.sqrt(squares(parts));
+}
+
+/** torch.nn.utils.clip_grad_norm_'s factor: max_norm / (norm + 1e−6) when that is below 1, else 1. */
+function clipCoefficient(norm: number, maxNorm: number): number {
+  const coef = maxNorm / (norm + 1e-6);
+  return coef < 1 ? coef : 1;
 }
 
 /** torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e−6) when that is below 1. Returns the pre-clip norm. */
 export function clipGlobalNorm(parts: Float64Array[], maxNorm: number): number {
   const norm = globalNorm(parts);
-  const coef = maxNorm / (norm + 1e-6);
+  const coef = clipCoefficient(norm, maxNorm);
   if (coef < 1) for (const p of parts) for (let i = 0; i < p.length; i++) p[i] *= coef;
   return norm;
 }
@@ -103,22 +141,72 @@ export function clipGlobalNorm(parts: Float64Array[], maxNorm: number): number {
  */
 export function adamStep(weights: Float32Array[], grads: Float64Array[], state: AdamState, h: AdamHyperparameters): void {
   state.step += 1;
+  const c = adamCoefficients(h, state.step);
+  weights.forEach((w, p) => adamPart(c, 1, grads[p], w, state.m[p], state.v[p], { params: w, m: state.m[p], v: state.v[p], weights: null, project: false }));
+}
+
+/** The step's constants: betas, eps, lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ). */
+interface AdamCoefficients {
+  b1: number;
+  b2: number;
+  eps: number;
+  stepSize: number;
+  sqrtBc2: number;
+}
+
+function adamCoefficients(h: AdamHyperparameters, step: number): AdamCoefficients {
   const [b1, b2] = h.betas;
-  const bc1 = 1 - Math.pow(b1, state.step);
-  const sqrtBc2 = Math.sqrt(1 - Math.pow(b2, state.step));
-  const stepSize = h.learningRate / bc1;
-  for (let p = 0; p < weights.length; p++) {
-    const w = weights[p];
-    const g = grads[p];
-    const m = state.m[p];
-    const v = state.v[p];
-    for (let i = 0; i < w.length; i++) {
-      const gi = g[i];
-      const mi = (m[i] = b1 * m[i] + (1 - b1) * gi);
-      const vi = (v[i] = b2 * v[i] + (1 - b2) * gi * gi);
-      w[i] -= (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / sqrtBc2 + h.eps);
+  return { b1, b2, eps: h.eps, stepSize: h.learningRate / (1 - Math.pow(b1, step)), sqrtBc2: Math.sqrt(1 - Math.pow(b2, step)) };
+}
+
+/**
+ * Where one part's step goes: the new parameters and moments (the inputs themselves for a step in place), and what
+ * else the same pass does: w = e^θ into `weights` (log parameterisation), or the projection onto w ≥ 0 (`project`).
+ */
+interface AdamOutput {
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  weights: Float32Array | null;
+  project: boolean;
+}
+
+/**
+ * Adam over one part with the gradient g·scale (the clip coefficient; g·1 is g exactly), in one pass: m ← β₁m +
+ * (1 − β₁)g, v ← β₂v + (1 − β₂)g², θ ← θ − (lr/(1 − β₁ᵗ))·m / (√v/√(1 − β₂ᵗ) + eps), then e^θ or the projection.
+ * Returns the weights the projection moved, or −1 when a new weight is not finite (checked before the projection).
+ */
+function adamPart(c: AdamCoefficients, scale: number, g: Float64Array, params: Float32Array, m: Float32Array, v: Float32Array, out: AdamOutput): number {
+  const { b1, b2, eps, stepSize, sqrtBc2 } = c;
+  const { params: p2, m: m2, v: v2, weights, project } = out;
+  // w − w is 0 for a finite w and NaN otherwise, so `finite` stays 0 exactly while every new weight is finite.
+  let finite = 0;
+  let moved = 0;
+  // The same step in two loops rather than a branch per element (the loop is bound by its divisions and square root;
+  // an Adam step written as a function of its own, even inlined, costs a tenth more).
+  if (weights) {
+    for (let i = 0; i < params.length; i++) {
+      const gi = g[i] * scale;
+      const mi = (m2[i] = b1 * m[i] + (1 - b1) * gi);
+      const vi = (v2[i] = b2 * v[i] + (1 - b2) * gi * gi);
+      const theta = Math.fround((p2[i] = params[i] - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / sqrtBc2 + eps)));
+      const w = Math.fround((weights[i] = Math.exp(theta)));
+      finite += w - w;
+    }
+    return finite === 0 ? 0 : -1;
+  }
+  for (let i = 0; i < params.length; i++) {
+    const gi = g[i] * scale;
+    const mi = (m2[i] = b1 * m[i] + (1 - b1) * gi);
+    const vi = (v2[i] = b2 * v[i] + (1 - b2) * gi * gi);
+    const w = Math.fround((p2[i] = params[i] - (stepSize * Math.fround(mi)) / (Math.sqrt(Math.fround(vi)) / sqrtBc2 + eps)));
+    finite += w - w;
+    if (project && w < 0) {
+      p2[i] = 0;
+      moved++;
     }
   }
+  return finite === 0 ? moved : -1;
 }
 
 /**
@@ -162,21 +250,47 @@ export function projectNonNegative(w: Float32Array): number {
 export function firstNonFinite(x: ArrayLike<number>): number {
   // One loop per array kind, so that each stays monomorphic (a megamorphic element load is several times slower, and
   // the coordinator checks every result's megabytes of gradients and state).
-  if (x instanceof Float32Array) return firstNonFiniteF32(new Int32Array(x.buffer, x.byteOffset, x.length));
-  if (x instanceof Float64Array) return firstNonFiniteF64(x);
+  if (x instanceof Float32Array) return allFinite32(x) ? -1 : firstNonFiniteScan(x);
+  if (x instanceof Float64Array) return allFinite64(x) ? -1 : firstNonFiniteScan(x);
+  return firstNonFiniteScan(x);
+}
+
+/**
+ * Whether every value is finite, without a branch per value: v − v is 0 for every finite v and NaN for ±Infinity and
+ * NaN, and NaN stays in a sum. Four sums, so that the additions do not wait on each other (the loop then runs at
+ * memory speed: it reads every result's megabytes of gradients and state).
+ */
+function allFinite32(x: Float32Array): boolean {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n4 = x.length & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    s0 += x[i] - x[i];
+    s1 += x[i + 1] - x[i + 1];
+    s2 += x[i + 2] - x[i + 2];
+    s3 += x[i + 3] - x[i + 3];
+  }
+  for (let i = n4; i < x.length; i++) s0 += x[i] - x[i];
+  return s0 + s1 + s2 + s3 === 0;
+}
+
+/** allFinite32 for float64 values (a separate copy, so that each loop sees one array kind). */
+function allFinite64(x: Float64Array): boolean {
+  let s0 = 0;
+  let s1 = 0;
+  const n2 = x.length & ~1;
+  for (let i = 0; i < n2; i += 2) {
+    s0 += x[i] - x[i];
+    s1 += x[i + 1] - x[i + 1];
+  }
+  for (let i = n2; i < x.length; i++) s0 += x[i] - x[i];
+  return s0 + s1 === 0;
+}
+
+function firstNonFiniteScan(x: ArrayLike<number>): number {
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
-  return -1;
-}
-
-/** float32 bit patterns: the exponent all ones is ±Infinity or NaN. */
-function firstNonFiniteF32(bits: Int32Array): number {
-  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) return i;
-  return -1;
-}
-
-function firstNonFiniteF64(x: Float64Array): number {
-  // v − v is 0 for every finite v and NaN for ±Infinity and NaN.
-  for (let i = 0; i < x.length; i++) if (x[i] - x[i] !== 0) return i;
   return -1;
 }
 
@@ -231,8 +345,10 @@ export type UpdateStep =
  * One update from the interval's mean gradient ∂L/∂w (float64, one array per part, consumed): into the optimised
  * parameters (∂L/∂θ = w·∂L/∂w under "log"; `gradientOf` = "log-parameters" when the gradient is already ∂L/∂θ, as
  * scaling factors' is), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
- * Works on copies and returns them, so that a non-finite gradient, or a step that would make a weight non-finite,
- * leaves `current` untouched and is reported instead (`partNames` name the parts in that message).
+ * Returns new parameters, so that a non-finite gradient, or a step that would make a weight non-finite, leaves
+ * `current` untouched and is reported instead (`partNames` name the parts in that message). `spare`: parameters that
+ * nothing refers to any more (those from before `current`), whose moments and θ may be written over instead of new
+ * arrays allocated (a default-size step then touches no fresh memory but the new weights).
  */
 export function optimizerStep(
   current: OptimizedParameters,
@@ -240,17 +356,50 @@ export function optimizerStep(
   h: AdamHyperparameters & { maxGradNorm: number },
   partNames: string[],
   gradientOf: "weights" | "log-parameters" = "weights",
+  spare: OptimizedParameters | null = null,
 ): UpdateStep {
   const { weights, logWeights } = current;
-  if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
-  const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
-  if (bad >= 0) return { applied: false, gradNorm: NaN, problem: `${partNames[bad]} gradient is not finite` };
-  const gradNorm = clipGlobalNorm(grads, h.maxGradNorm);
-  const params = (logWeights ?? weights).map((p) => p.slice());
-  const adam: AdamState = { step: current.adam.step, m: current.adam.m.map((m) => m.slice()), v: current.adam.v.map((v) => v.slice()) };
-  adamStep(params, grads, adam, h);
-  const nextWeights = logWeights ? params.map(expWeights) : params;
-  if (nextWeights.some((w) => firstNonFinite(w) >= 0)) return { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` };
-  if (!logWeights) nextWeights.forEach(projectNonNegative);
+  const sumSquares = logWeights && gradientOf === "weights" ? logSpaceGradientSquares(grads, weights) : squares(grads);
+  if (!Number.isFinite(sumSquares)) {
+    // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
+    const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
+    return { applied: false, gradNorm: NaN, problem: `${partNames[bad]} gradient is not finite` };
+  }
+  const gradNorm = Math.sqrt(sumSquares);
+  const scale = clipCoefficient(gradNorm, h.maxGradNorm);
+  // Into other arrays than the current ones, which stay as they are: the spare's moments and θ, or new ones. The
+  // weights are always new: weights that were sent to workers are never written again. The clip, Adam, and e^θ or
+  // the projection are one pass over each part.
+  const sized = (parts: Float32Array[] | null | undefined): Float32Array[] | null => (parts && parts.every((a, k) => a.length === grads[k].length) ? parts : null);
+  const fresh = (): Float32Array[] => grads.map((g) => new Float32Array(g.length));
+  const adam: AdamState = { step: current.adam.step + 1, m: sized(spare?.adam.m) ?? fresh(), v: sized(spare?.adam.v) ?? fresh() };
+  const c = adamCoefficients(h, adam.step);
+  const params = logWeights ? (sized(spare?.logWeights) ?? fresh()) : fresh();
+  const nextWeights = logWeights ? fresh() : params;
+  const finite = params.every((p, k) => {
+    const out = { params: p, m: adam.m[k], v: adam.v[k], weights: logWeights ? nextWeights[k] : null, project: !logWeights };
+    return adamPart(c, scale, grads[k], (logWeights ?? weights)[k], current.adam.m[k], current.adam.v[k], out) >= 0;
+  });
+  if (!finite) return { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` };
   return { applied: true, gradNorm, next: { weights: nextWeights, logWeights: logWeights ? params : null, adam } };
+}
+
+/** Σg² over all parts, in order (the global norm's square). */
+function squares(parts: Float64Array[]): number {
+  let s = 0;
+  for (const p of parts) for (let i = 0; i < p.length; i++) s += p[i] * p[i];
+  return s;
+}
+
+/** logSpaceGradient over all parts, in place, and Σ(∂L/∂θ)² in the same pass. */
+function logSpaceGradientSquares(grads: Float64Array[], weights: Float32Array[]): number {
+  let s = 0;
+  grads.forEach((g, p) => {
+    const w = weights[p];
+    for (let i = 0; i < g.length; i++) {
+      const x = (g[i] *= w[i]);
+      s += x * x;
+    }
+  });
+  return s;
 }

@@ -12,7 +12,7 @@ import { isFiniteState } from "../engine/engine.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
-import { GradientReducer, LearningRateSchedule, learningRateAt, optimizerStep } from "../model/optimizer.js";
+import { GradientReducer, LearningRateSchedule, learningRateAt, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
 import { allFactors, effectiveWeights, factorPairs, specTypePairs, trainedFactorParts } from "../model/scaling-factors.js";
@@ -77,6 +77,8 @@ export class Trainer {
   /** Epoch and streams before the first update of the current run of skipped updates (the last good state). */
   private lastGood: { epoch: number; streams: TrainingState["streams"] } | null = null;
   private readonly reducer = new GradientReducer();
+  /** The optimised parameters from before the current ones, which nothing else refers to: the next step writes over them. */
+  private spare: OptimizedParameters | null = null;
   /** Per edge, its connection-type pair, when scaling factors are trained. */
   private readonly typePairs: { rec: Int32Array; ff: Int32Array } | null;
 
@@ -136,12 +138,26 @@ export class Trainer {
         recordActivity: (plot || plotInitial) && k === A - 1,
       }));
       const t0 = performance.now();
-      // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order).
+      // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order). Results that
+      // arrive together (a GPU worker answers several epochs at once) are folded together, once the event loop has
+      // handled them all.
       this.reducer.start(tasks.length);
-      const reduce = training ? (k: number, r: ResultMessage) => this.reducer.add(k, [r.recGrad, r.ffGrad]) : undefined;
-      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, reduce);
+      const finiteStates: boolean[] = [];
+      let foldQueued = false;
+      const accepted = (k: number, r: ResultMessage, stateIsFinite: boolean): void => {
+        finiteStates[k] = stateIsFinite;
+        if (!training) return;
+        this.reducer.add(k, [r.recGrad, r.ffGrad]);
+        if (foldQueued) return;
+        foldQueued = true;
+        setImmediate(() => {
+          foldQueued = false;
+          this.reducer.foldReady();
+        });
+      };
+      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, accepted);
       // Any the pool did not hand over as they came (the reduce does not depend on it).
-      if (reduce) results.forEach((r, k) => reduce(k, r));
+      results.forEach((r, k) => finiteStates[k] ?? accepted(k, r, isFiniteState(r.finalState)));
       const t1 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
@@ -158,7 +174,7 @@ export class Trainer {
       }
       // A stream whose state went non-finite is not carried on: it keeps the state it started the interval from.
       results.forEach((r, k) => {
-        if (isFiniteState(r.finalState)) s.streams[k] = r.finalState;
+        if (finiteStates[k]) s.streams[k] = r.finalState;
       });
       s.epoch += A;
 
@@ -245,13 +261,16 @@ export class Trainer {
     const hp = { learningRate, betas: h.betas, eps: h.eps, maxGradNorm: h.max_grad_norm };
     const f = s.factors;
     let step;
+    let current: OptimizedParameters;
     if (f) {
       // The results hold ∂L/∂ln S per type pair. A part that is not trained gets a zero gradient: Adam's moments stay
       // 0 and its step is exactly 0, so its factors keep their initial values.
       trainedFactorParts(h.optimise).forEach((trained, p) => trained || grads[p].fill(0));
-      step = optimizerStep({ weights: [f.value.rec, f.value.ff], logWeights: [f.log.rec, f.log.ff], adam: s.adam }, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters");
+      current = { weights: [f.value.rec, f.value.ff], logWeights: [f.log.rec, f.log.ff], adam: s.adam };
+      step = optimizerStep(current, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters", this.spare);
     } else {
-      step = optimizerStep({ weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam }, grads, hp, ["recurrent", "feedforward"]);
+      current = { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam };
+      step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", this.spare);
     }
     if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };
     if (f) {
@@ -266,6 +285,8 @@ export class Trainer {
       s.logWeights = step.next.logWeights ? { rec: step.next.logWeights[0], ff: step.next.logWeights[1] } : null;
     }
     s.adam = step.next.adam;
+    // The state holds the new parameters now; checkpoints took copies of the old ones when they were submitted.
+    this.spare = current;
     const t3 = performance.now();
     this.o.observers.phase?.("reduce", (t2 - reduceStart) / 1000);
     this.o.observers.phase?.("adam", (t3 - t2) / 1000);
