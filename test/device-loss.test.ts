@@ -62,6 +62,11 @@ describe("a GPU device lost during a run", () => {
     expect(await healthy).toBe(0);
     expect(lines.filter((l) => /GPU device lost/.test(l))).toEqual([expect.stringMatching(/^GPU device lost \(test adapter\): the device was reset; this worker stops \(epoch \d+ and the others go to other workers\)$/)]);
     expect(c.output()).toMatch(/failed epoch \d+: GPU device lost/);
+    // It said it leaves, so its epochs went to the other worker at once, not after worker_timeout; the coordinator's
+    // answer reached it.
+    expect(c.output()).toMatch(/dropped \(disconnect: leaving: GPU device lost \(test adapter\)/);
+    expect(c.output()).not.toMatch(/dropped \(timeout/);
+    expect(lines).toContain("shutdown: the coordinator has taken back this worker's epochs");
     expect(finalWeights(out)).toEqual(finalWeights(reference));
   }, 120_000);
 });

@@ -68,6 +68,25 @@ describe("bit-identical results", () => {
     expectSameRun(dir);
   });
 
+  it("when a worker is told to stop (SIGTERM): it says it leaves, its epochs go to the other worker at once, it exits 0", async () => {
+    const dir = join(tempDir(), "leaves");
+    const port = freePort();
+    // worker_timeout is long here: the run ends well within it only if the coordinator takes the epochs back at once.
+    const slow = smallParams(tempDir(), { epochs: 60, accumulation: 3, workerTimeout: 120 });
+    const c = start(COORD, [slow, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    const workers = [0, 1].map(() => start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", "--threads", "2"]));
+    await waitFor(() => /Epoch 6\//.test(c.output()), 60_000, "two updates");
+    workers[0].child.kill("SIGTERM");
+    expect(await workers[0].exit, workers[0].output()).toBe(0);
+    expect(workers[0].output()).toMatch(/shutdown: the coordinator has taken back this worker's epochs/);
+    const code = await c.exit;
+    expect(code, c.output()).toBe(0);
+    expect(await workers[1].exit).toBe(0);
+    expect(c.output()).toMatch(/dropped \(disconnect: leaving: stopped by SIGTERM\); 1 connected/);
+    expect(c.output()).not.toMatch(/dropped \(timeout/);
+    expectSameRun(dir);
+  });
+
   it("uses a worker that joins mid-run", async () => {
     const dir = join(tempDir(), "late");
     const port = freePort();

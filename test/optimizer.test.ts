@@ -3,21 +3,7 @@
  * values computed by hand with torch's formulas.
  */
 import { describe, expect, it } from "vitest";
-import {
-  adamStep,
-  averageGradients,
-  clipGlobalNorm,
-  expWeights,
-  firstNonFinite,
-  globalNorm,
-  GradientReducer,
-  logSpaceGradient,
-  logWeights,
-  newAdamState,
-  OptimizedParameters,
-  optimizerStep,
-  projectNonNegative,
-} from "../src/model/optimizer.js";
+import { adamStep, averageGradients, clipGlobalNorm, expWeights, firstNonFinite, globalNorm, GradientReducer, logSpaceGradient, logWeights, newAdamState, OptimizedParameters, optimizerStep, projectNonNegative } from "../src/model/optimizer.js";
 import { Rng } from "../src/model/rng.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);

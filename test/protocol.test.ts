@@ -229,13 +229,14 @@ describe("round trip", () => {
     expect(Array.from(back.activity!.sampleVoltage)).toEqual([-60, -59.5, -58.25, -60]);
   });
 
-  it("heartbeat, shutdown, reject, failure", () => {
+  it("heartbeat, shutdown, reject, failure, leaving", () => {
     const ms: Message[] = [
       { type: "heartbeat" },
       { type: "heartbeat", resources: { rssBytes: 123456789, cpuSeconds: 12.5 } },
       { type: "shutdown", reason: "training completed" },
       { type: "reject", reason: "protocol version mismatch" },
       { type: "failure", epoch: 5, message: "out of memory" },
+      { type: "leaving", reason: "GPU device lost" },
     ];
     for (const m of ms) expect(roundTrip(m)).toStrictEqual(m);
   });

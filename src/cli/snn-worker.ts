@@ -44,11 +44,12 @@ async function main(): Promise<number> {
   const metrics = args["metrics-port"] ? new WorkerMetrics({ version: packageVersion(), engine: engineName, workerId: worker.id }) : null;
   const host = args["metrics-host"];
   if (metrics) worker.metricsPort = args["metrics-port-search"] ? await metrics.serveFirstFree(args["metrics-port"], 100, host) : await metrics.serve(args["metrics-port"], host);
-  const stop = () => worker.close();
+  // Told to stop, the worker tells the coordinator, which takes back its epochs at once; a second signal stops it at once.
+  const stop = (signal: NodeJS.Signals) => worker.leave(`stopped by ${signal}`);
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   // A local worker (spawned by snn-coord with an IPC channel) ends with its coordinator, however that ended.
-  if (process.send) process.on("disconnect", stop);
+  if (process.send) process.on("disconnect", () => worker.close());
   try {
     return await worker.run();
   } finally {

@@ -29,7 +29,7 @@ import { At, bool, bytesOf, checkLength, Decoder, f32, f64, i32, isMap, list, nu
  * 6: the conductance clamp (`[simulation] conductance_clamp`) in the network's constants: a worker of version 5 would
  *    drop the key and simulate without it.
  * 7: odour inputs: the stream state's mixture state, the network's odour patterns.
- * 8: multipart messages: large typed arrays as frames of their own, named by frame references.
+ * 8: multipart messages: large typed arrays as frames of their own, named by frame references; `leaving`.
  */
 export const PROTOCOL_VERSION = 8;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
@@ -98,6 +98,11 @@ export type RejectMessage = { type: "reject"; reason: string };
 /** To a peer the coordinator does not know (it restarted, or dropped the worker after a timeout): announce yourself again. */
 export type RejoinMessage = { type: "rejoin" };
 export type FailureMessage = { type: "failure"; epoch: number; message: string };
+/**
+ * From a worker that stops (its GPU is lost, or it was told to stop): the coordinator takes back its epochs at once,
+ * instead of after worker_timeout, and answers with a shutdown, which tells the worker that this message arrived.
+ */
+export type LeavingMessage = { type: "leaving"; reason: string };
 
 export type Message =
   | HelloMessage
@@ -109,7 +114,8 @@ export type Message =
   | ShutdownMessage
   | RejectMessage
   | RejoinMessage
-  | FailureMessage;
+  | FailureMessage
+  | LeavingMessage;
 
 /** In a message's map: "these bytes are frame `index` after the map". */
 export class FrameRef {
@@ -404,6 +410,7 @@ const BODIES: { [T in Message["type"]]: Decoder<Body<T>> } = {
   shutdown: record<Body<"shutdown">>({ reason: text }),
   reject: record<Body<"reject">>({ reason: text }),
   failure: record<Body<"failure">>({ epoch: count, message: text }),
+  leaving: record<Body<"leaving">>({ reason: text }),
 };
 
 /** Decodes and validates one message (its frames, or the map alone); the result is safe to use. */

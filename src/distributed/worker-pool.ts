@@ -497,6 +497,12 @@ export class WorkerPool {
         }
         this.dispatch();
         return;
+      case "leaving":
+        // Its epochs go to the others now; the shutdown tells it that it can go.
+        if (w) this.drop(w, "disconnect", `leaving: ${msg.reason}`);
+        this.joining.delete(key);
+        this.send(routingId, { type: "shutdown", reason: "the coordinator has taken back this worker's epochs" });
+        return;
       default:
         this.refuse(routingId, `unexpected message type "${msg.type}" from a worker`);
     }

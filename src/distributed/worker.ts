@@ -31,6 +31,9 @@ export interface WorkerOptions {
   curve?: { serverKey: string; keyPair: KeyPair };
 }
 
+/** How long a leaving worker waits for the coordinator's answer before it closes anyway. */
+const LEAVE_ANSWER_MS = 5000;
+
 export class WorkerProcess {
   private readonly socket: Dealer;
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -47,6 +50,8 @@ export class WorkerProcess {
   private closed = false;
   /** What run() returns: 0, or why the worker stopped (2 refused, 3 coordinator silent, 4 GPU lost). */
   private exitCode = 0;
+  /** Set once this worker told the coordinator that it leaves (leave()). */
+  private leaving = false;
   private readonly log: (line: string) => void;
   /** Where this worker serves Prometheus metrics (0 = nowhere): announced, so that the run can list its targets. */
   metricsPort = 0;
@@ -99,6 +104,8 @@ export class WorkerProcess {
           this.exitCode = 2;
           break;
         }
+        // A worker that leaves takes no more work (the coordinator takes back what it assigned meanwhile).
+        if (this.leaving) continue;
         if (msg.type === "rejoin") await this.hello();
         else if (msg.type === "network") {
           // How long the network took to arrive (the coordinator sends it after this worker's hello) and to load.
@@ -134,6 +141,19 @@ export class WorkerProcess {
       metricsPort: this.metricsPort,
       networkHash: this.spec?.hash ?? null,
     });
+  }
+
+  /**
+   * Stops after telling the coordinator (a `leaving` message), so that it gives this worker's epochs to others at once
+   * rather than after worker_timeout. The coordinator's shutdown in answer ends run(); without one within
+   * LEAVE_ANSWER_MS (the coordinator is gone), the worker closes anyway. Called again, it closes at once.
+   */
+  leave(reason: string, exitCode = 0): void {
+    if (this.leaving) return this.close();
+    this.leaving = true;
+    this.exitCode = exitCode;
+    this.send({ type: "leaving", reason }).catch(() => {});
+    setTimeout(() => this.close(), LEAVE_ANSWER_MS).unref();
   }
 
   close(): void {
@@ -204,13 +224,12 @@ export class WorkerProcess {
     } catch (e) {
       if (e instanceof GpuUnavailableError) {
         // The device is gone (lost, reset, driver crash): every later epoch would fail too. Leave, so that the
-        // coordinator drops this worker and gives its epochs to the others.
+        // coordinator drops this worker and gives its epochs to the others. The other epochs of the same pass fail
+        // with it: the coordinator takes them back with the rest.
+        if (this.leaving) return;
         this.log(`${e.message}; this worker stops (epoch ${a.epoch} and the others go to other workers)`);
-        await fail(e.message);
-        this.exitCode = 4;
-        // Long enough for the failure to reach the coordinator (which then gives that epoch to another worker).
-        this.socket.linger = 2000;
-        this.close();
+        void fail(e.message);
+        this.leave(e.message, 4);
         return;
       }
       this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);

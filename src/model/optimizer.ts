@@ -248,11 +248,10 @@ export function projectNonNegative(w: Float32Array): number {
 
 /** Index of the first non-finite value, or −1. */
 export function firstNonFinite(x: ArrayLike<number>): number {
-  // One loop per array kind, so that each stays monomorphic (a megamorphic element load is several times slower, and
-  // the coordinator checks every result's megabytes of gradients and state).
-  if (x instanceof Float32Array) return allFinite32(x) ? -1 : firstNonFiniteScan(x);
-  if (x instanceof Float64Array) return allFinite64(x) ? -1 : firstNonFiniteScan(x);
-  return firstNonFiniteScan(x);
+  // The coordinator checks every result's megabytes of float32 gradients and state with a loop of their own (an element
+  // load that sees several array kinds is several times slower); float64 values here are few (a mixture state) or
+  // rare (the mean gradient, only once its norm is not finite).
+  return x instanceof Float32Array && allFinite32(x) ? -1 : firstNonFiniteScan(x);
 }
 
 /**
@@ -274,19 +273,6 @@ function allFinite32(x: Float32Array): boolean {
   }
   for (let i = n4; i < x.length; i++) s0 += x[i] - x[i];
   return s0 + s1 + s2 + s3 === 0;
-}
-
-/** allFinite32 for float64 values (a separate copy, so that each loop sees one array kind). */
-function allFinite64(x: Float64Array): boolean {
-  let s0 = 0;
-  let s1 = 0;
-  const n2 = x.length & ~1;
-  for (let i = 0; i < n2; i += 2) {
-    s0 += x[i] - x[i];
-    s1 += x[i + 1] - x[i + 1];
-  }
-  for (let i = n2; i < x.length; i++) s0 += x[i] - x[i];
-  return s0 + s1 === 0;
 }
 
 function firstNonFiniteScan(x: ArrayLike<number>): number {
