@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MetricsCsv } from "../io/run-dir.js";
 import { NetworkSpec } from "../model/network.js";
@@ -77,8 +77,11 @@ function processCpuMs(pid: number): { all: number; main: number } {
   return ms;
 }
 
-/** One run of `updates` updates with `workers` replay workers, each taking `threads` epochs at once. */
-async function loadRun(params: string, A: number, updates: number, workers: number, threads: number, epochMs: number): Promise<LoadResult> {
+/** Who computes the epochs: `workers` replay workers in this process, each taking `threads` epochs at once; or one local webgpu worker. */
+type LoadWorkers = { kind: "replay"; workers: number; threads: number; epochMs: number } | { kind: "webgpu" };
+
+/** One run of `updates` updates of `A` epochs with the given workers; the coordinator is a real snn-coord process. */
+async function loadRun(params: string, A: number, updates: number, w: LoadWorkers): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), "snn-bench-load-"));
   try {
     const file = join(dir, "params.toml");
@@ -91,11 +94,11 @@ async function loadRun(params: string, A: number, updates: number, workers: numb
     );
     const port = await freePort();
     const cli = fileURLToPath(new URL("../cli/snn-coord.js", import.meta.url));
-    const coordinator = spawn(
-      process.execPath,
-      [...(process.env.SNN_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SNN_BENCH_PROFILE}`] : []), ...(process.env.SNN_BENCH_NODE_FLAGS ? process.env.SNN_BENCH_NODE_FLAGS.split(" ") : []), cli, file, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", String(workers), "--output", join(dir, "run"), "--metrics-port", "0", "--no-figures"],
-      { stdio: ["ignore", process.env.SNN_BENCH_NODE_FLAGS ? "inherit" : "ignore", "pipe"] },
-    );
+    const nodeFlags = [...(process.env.SNN_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SNN_BENCH_PROFILE}`] : []), ...(process.env.SNN_BENCH_NODE_FLAGS ? process.env.SNN_BENCH_NODE_FLAGS.split(" ") : [])];
+    const workerArgs = w.kind === "webgpu" ? ["--workers", "1", "--engine", "webgpu"] : ["--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", String(w.workers)];
+    const coordinator = spawn(process.execPath, [...nodeFlags, cli, file, ...workerArgs, "--output", join(dir, "run"), "--metrics-port", "0", "--no-figures"], {
+      stdio: ["ignore", process.env.SNN_BENCH_NODE_FLAGS ? "inherit" : "ignore", "pipe"],
+    });
     let stderr = "";
     coordinator.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => coordinator.on("exit", resolve));
@@ -110,14 +113,14 @@ async function loadRun(params: string, A: number, updates: number, workers: numb
         // No metrics.csv yet, or the process is gone.
       }
     }, 1);
-    const procs = Array.from({ length: workers }, () =>
+    const procs = Array.from({ length: w.kind === "replay" ? w.workers : 0 }, () =>
       new WorkerProcess({
         endpoint: `tcp://127.0.0.1:${port}`,
         engineName: "sparse-cpu",
-        threads,
+        threads: w.kind === "replay" ? w.threads : 0,
         coordinatorTimeout: 60,
         heartbeatInterval: 2,
-        createEngine: async (spec) => new ReplayEngine(spec, epochMs),
+        createEngine: async (spec) => new ReplayEngine(spec, w.kind === "replay" ? w.epochMs : 0),
         log: () => {},
       }).run(),
     );
@@ -145,9 +148,17 @@ export async function coordinatorLoad(params: string, A: number): Promise<void> 
     [2, Math.ceil(A / 2), 0],
     [1, A, 1],
   ] as const) {
-    const r = await loadRun(params, A, updates, workers, threads, epochMs);
-    console.log(
-      `   ${workers} worker${workers > 1 ? "s" : ""} taking ${threads} epochs at once, ${epochMs} ms per epoch: ${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); coordinator CPU per update ${r.mainMsPerUpdate.toFixed(1)} ms on its main thread (goal ≤ 10 ms), ${r.cpuMsPerUpdate.toFixed(1)} ms in all its threads`,
-    );
+    const r = await loadRun(params, A, updates, { kind: "replay", workers, threads, epochMs });
+    console.log(`   ${workers} worker${workers > 1 ? "s" : ""} taking ${threads} epochs at once, ${epochMs} ms per epoch: ${describe(r)}`);
   }
+}
+
+/** The same coordinator with one local webgpu worker that takes the interval's epochs in one pass (the GPU check). */
+export async function coordinatorWithGpuWorker(params: string, A: number, updates: number): Promise<void> {
+  const r = await loadRun(params, A, updates, { kind: "webgpu" });
+  console.log(`\n11b. a real coordinator with one local webgpu worker (${basename(params)}, ${A} epochs per update in one pass, --no-figures, ${updates} updates): ${describe(r)}`);
+}
+
+function describe(r: LoadResult): string {
+  return `${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); coordinator CPU per update ${r.mainMsPerUpdate.toFixed(1)} ms on its main thread (goal ≤ 10 ms), ${r.cpuMsPerUpdate.toFixed(1)} ms in all its threads`;
 }

@@ -12,8 +12,9 @@
  *     burn-in and of each parameterisation (bench/training.ts).
  *  10. the webgpu engine against sparse-cpu, where a WebGPU adapter exists (bench/webgpu.ts).
  *  11. a real coordinator fed by replay workers at GPU speed: its own work per update (bench/coordinator-load.ts).
- * `npm run bench -- --quick` skips 5 and 11 (the slowest parts); `--webgpu-only` runs 10 alone, at 1×, 4× and 10× the default
- * size (the GPU check, scripts/gpu-check.sh).
+ * `npm run bench -- --quick` skips 5 and 11 (the slowest parts); `--webgpu-only` (the GPU check, scripts/gpu-check.sh)
+ * runs 10 at 1×, 4× and 10× the default size, then 11 on this host and 11b: a real coordinator with one local webgpu
+ * worker that takes each interval's epochs in one pass.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,8 +35,9 @@ import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
 import { trainingCosts, trainingGradients } from "./training.js";
-import { webgpuBench } from "./webgpu.js";
-import { coordinatorLoad } from "./coordinator-load.js";
+import { isSoftwareAdapter, webgpuBench } from "./webgpu.js";
+import { listAdapters } from "../engine/webgpu/gpu-device.js";
+import { coordinatorLoad, coordinatorWithGpuWorker } from "./coordinator-load.js";
 import { allFactors, effectiveWeights, factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
 
 const DEFAULT = "parameters/fitting-activity.toml";
@@ -274,7 +276,10 @@ function checkpointSize(config: Config): void {
 async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
   const config = loadConfig(DEFAULT).config;
-  if (process.argv.includes("--webgpu-only")) return webgpuBench(config, { scales: [1, 4, 10], sparseCpu: true, small: loadConfig(QUICKSTART).config });
+  if (process.argv.includes("--webgpu-only")) {
+    await webgpuBench(config, { scales: [1, 4, 10], sparseCpu: true, small: loadConfig(QUICKSTART).config });
+    return gpuCoordinator();
+  }
   untrainedStatistics(config);
   const { epochSeconds, state } = engineSpeed(config);
   await tfjsRatio();
@@ -287,6 +292,19 @@ async function main(): Promise<void> {
   trainingCosts(DEFAULT);
   await webgpuBench(config, { scales: [1], sparseCpu: true, small: loadConfig(QUICKSTART).config });
   if (!quick) await coordinatorLoad(ORIGINAL, loadConfig(ORIGINAL).config.simulation.accumulation_interval);
+}
+
+/**
+ * The GPU check's coordinator measurements: bench 11 on this host's CPU, and a real run with one local webgpu worker
+ * (11b). On a CPU Vulkan driver the webgpu run uses the quickstart network for a few updates (its epochs take seconds).
+ */
+async function gpuCoordinator(): Promise<void> {
+  const adapters = await listAdapters().catch(() => []);
+  if (adapters.length === 0) return;
+  const A = loadConfig(ORIGINAL).config.simulation.accumulation_interval;
+  if (isSoftwareAdapter(adapters[0].name)) return coordinatorWithGpuWorker(QUICKSTART, loadConfig(QUICKSTART).config.simulation.accumulation_interval, 6);
+  await coordinatorLoad(ORIGINAL, A);
+  await coordinatorWithGpuWorker(ORIGINAL, A, 40);
 }
 
 main().catch((e) => {

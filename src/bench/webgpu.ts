@@ -29,6 +29,11 @@ function scaled(config: Config, factor: number): Config {
   } as Config;
 }
 
+/** A CPU Vulkan driver's adapter (SwiftShader, llvmpipe, lavapipe): not a GPU. */
+export function isSoftwareAdapter(name: string): boolean {
+  return /swiftshader|llvmpipe|lavapipe/i.test(name);
+}
+
 /**
  * On a CPU Vulkan driver (SwiftShader: its adapter is not a GPU) the dense per-step gathers take minutes at default
  * size, so there the quickstart network (`small`) is measured instead, which tells CI's cost.
@@ -39,7 +44,7 @@ export async function webgpuBench(config: Config, o: { scales: number[]; sparseC
     console.log("\n10. webgpu: skipped (no WebGPU adapter; on a CPU machine: apt-get install chromium libvulkan1 and VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)");
     return;
   }
-  const software = /swiftshader|llvmpipe|lavapipe/i.test(adapters[0].name);
+  const software = isSoftwareAdapter(adapters[0].name);
   if (software) {
     config = o.small;
     o = { ...o, scales: [1] };
