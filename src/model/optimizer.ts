@@ -264,14 +264,15 @@ function allFinite32(x: Float32Array): boolean {
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
-  const n4 = x.length & ~3;
+  const n = x.length;
+  const n4 = n & ~3;
   for (let i = 0; i < n4; i += 4) {
     s0 += x[i] - x[i];
     s1 += x[i + 1] - x[i + 1];
     s2 += x[i + 2] - x[i + 2];
     s3 += x[i + 3] - x[i + 3];
   }
-  for (let i = n4; i < x.length; i++) s0 += x[i] - x[i];
+  for (let i = n4; i < n; i++) s0 += x[i] - x[i];
   return s0 + s1 + s2 + s3 === 0;
 }
 
@@ -389,3 +390,28 @@ function logSpaceGradientSquares(grads: Float64Array[], weights: Float32Array[])
   });
   return s;
 }
+
+/**
+ * V8 compiles a long loop while it runs (on-stack replacement), before the code after the loop has run even once;
+ * that code then has no type feedback, and V8 drops the compiled loop at its exit, call after call, running the
+ * coordinator's kernels unoptimised (and allocating a number per operation) for dozens of updates. Running every
+ * kernel once on a few values when this module loads gives each of their paths its feedback first.
+ */
+function primeKernels(): void {
+  const g = (): Float32Array[] => [Float32Array.of(0.25, -0.5, 0.125, 1, -2)];
+  const reducer = new GradientReducer();
+  for (const count of [9, 3, 2]) {
+    // Passes of four, four and one epochs; then of three; then of two.
+    reducer.start(count);
+    for (let k = 0; k < count; k++) reducer.add(k, g());
+    reducer.mean();
+  }
+  firstNonFinite(g()[0]);
+  for (const log of [false, true]) {
+    const w = [Float32Array.of(0.5, 0.01, 1, 2, 0.25)];
+    const current: OptimizedParameters = { weights: w, logWeights: log ? w.map(logWeights) : null, adam: newAdamState([5]) };
+    optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], { learningRate: 0.1, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["prime"]);
+  }
+}
+
+primeKernels();
