@@ -34,13 +34,16 @@ export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
 
 /**
  * averageGradients fed one epoch at a time, in whatever order results arrive: `add` keeps an epoch, and `foldReady`
- * adds every kept epoch that continues the epoch order to the float64 sums, up to four per pass over the sums
+ * adds kept epochs that continue the epoch order to the float64 sums, four per pass over the sums
  * (((s + g₀) + g₁) + g₂) + g₃ — the same additions in the same order as one at a time, so the mean is bit-identical to
  * averageGradients over the epochs in order. The caller folds while the interval's last results are still on their
- * way; results that arrive together are folded together (one pass over the sums instead of one per epoch: the reduce
- * is memory-bound). The pass that adds the last epoch also divides by the count. The sums are reused from interval to
- * interval (the mean is valid until the next start()).
+ * way, a pass per four epochs (the reduce is memory-bound: one pass over the sums for four epochs, not four); the
+ * epochs that end the interval are folded as soon as they are all in, and that pass also divides by the count. The
+ * sums are reused from interval to interval (the mean is valid until the next start()).
  */
+/** Epochs added per pass over the sums (fold1 … fold4). */
+const FOLD_WIDTH = 4;
+
 export class GradientReducer {
   private sums: Float64Array[] = [];
   private readonly waiting = new Map<number, Float32Array[]>();
@@ -60,10 +63,14 @@ export class GradientReducer {
     this.waiting.set(index, grads);
   }
 
-  /** Folds the kept epochs that continue the epoch order into the sums. */
+  /**
+   * Folds the kept epochs that continue the epoch order into the sums, in whole passes of four, or all of them where
+   * they end the interval.
+   */
   foldReady(): void {
     const run: Float32Array[][] = [];
     for (let k = this.next; this.waiting.has(k); k++) run.push(this.waiting.get(k)!);
+    if (this.next + run.length < this.count) run.length -= run.length % FOLD_WIDTH;
     if (run.length === 0) return;
     if (this.next === 0) {
       if (this.sums.length !== run[0].length || this.sums.some((acc, p) => acc.length !== run[0][p].length)) this.sums = run[0].map((g) => new Float64Array(g.length));
@@ -75,10 +82,10 @@ export class GradientReducer {
     this.next += run.length;
   }
 
-  /** The mean over all `count` epochs (folding what is left): once per interval. Throws when some epochs are missing. */
+  /** The mean over all `count` epochs: once per interval. Throws when some epochs are missing. */
   mean(): Float64Array[] {
     this.foldReady();
-    if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next} of ${this.count} epochs added`);
+    if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next + this.waiting.size} of ${this.count} epochs added`);
     return this.sums;
   }
 }
@@ -89,9 +96,9 @@ export class GradientReducer {
  * start from zeros, so that the first epoch's sum is 0 + g₀ as averageGradients defines it.
  */
 function foldParts(acc: Float64Array, gs: Float32Array[], divisor: number): void {
-  for (let k = 0; k < gs.length; k += 4) {
-    const d = k + 4 >= gs.length ? divisor : 1;
-    const [a, b, c, e] = gs.slice(k, k + 4);
+  for (let k = 0; k < gs.length; k += FOLD_WIDTH) {
+    const d = k + FOLD_WIDTH >= gs.length ? divisor : 1;
+    const [a, b, c, e] = gs.slice(k, k + FOLD_WIDTH);
     if (e) fold4(acc, a, b, c, e, d);
     else if (c) fold3(acc, a, b, c, d);
     else if (b) fold2(acc, a, b, d);

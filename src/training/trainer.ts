@@ -138,22 +138,15 @@ export class Trainer {
         recordActivity: (plot || plotInitial) && k === A - 1,
       }));
       const t0 = performance.now();
-      // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order). Results that
-      // arrive together (a GPU worker answers several epochs at once) are folded together, once the event loop has
-      // handled them all.
+      // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order), four epochs
+      // per pass over the sums.
       this.reducer.start(tasks.length);
       const finiteStates: boolean[] = [];
-      let foldQueued = false;
       const accepted = (k: number, r: ResultMessage, stateIsFinite: boolean): void => {
         finiteStates[k] = stateIsFinite;
         if (!training) return;
         this.reducer.add(k, [r.recGrad, r.ffGrad]);
-        if (foldQueued) return;
-        foldQueued = true;
-        setImmediate(() => {
-          foldQueued = false;
-          this.reducer.foldReady();
-        });
+        this.reducer.foldReady();
       };
       const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, accepted);
       // Any the pool did not hand over as they came (the reduce does not depend on it).
