@@ -281,8 +281,8 @@ export class WorkerPool {
   /**
    * Computes the given epochs with the given weights and resolves with their results in the order of `tasks`.
    * `accepted(k, result, stateIsFinite)` is called for each task's result as it is accepted (once per task, in arrival
-   * order), so that the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for noWorkerTimeout
-   * seconds.
+   * order), so that the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for
+   * noWorkerTimeout seconds.
    */
   runInterval(
     update: number,
