@@ -86,14 +86,17 @@ export function pooledStats(
   const rates = new Float64Array(N);
   const ratios = new Float64Array(N);
   const cvs = new Float64Array(E * N);
-  epochs.forEach((e, k) => {
-    for (let j = 0; j < N; j++) {
-      rates[j] += e.rates[j] / E;
-      ratios[j] += e.ratios[j] / E;
-      cvs[k * N + j] = e.cvs[j];
-    }
-  });
+  for (let k = 0; k < E; k++) addEpoch(epochs[k], E, rates, ratios, cvs.subarray(k * N, (k + 1) * N));
   return cellTypeStats(rates, nanMeanRows(cvs, E, N), ratios, cellType, names);
+}
+
+/** rates += e.rates/E, ratios += e.ratios/E and cvs = e.cvs per neuron: one epoch's share of pooledStats. */
+function addEpoch(e: { rates: ArrayLike<number>; cvs: ArrayLike<number>; ratios: ArrayLike<number> }, E: number, rates: Float64Array, ratios: Float64Array, cvs: Float64Array): void {
+  for (let j = 0; j < rates.length; j++) {
+    rates[j] += e.rates[j] / E;
+    ratios[j] += e.ratios[j] / E;
+    cvs[j] = e.cvs[j];
+  }
 }
 
 export interface WeightAgreement {
