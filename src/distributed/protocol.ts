@@ -35,7 +35,7 @@ export const PROTOCOL_VERSION = 8;
 /** Larger frames are refused by the socket itself (ZeroMQ maxMessageSize). */
 export const MAX_MESSAGE_BYTES = 1 << 30;
 /** A message has at most this many frames (a result has about ten arrays; the network about forty). */
-export const MAX_MESSAGE_FRAMES = 256;
+const MAX_MESSAGE_FRAMES = 256;
 /** Typed arrays of at least this many bytes travel as frames of their own; smaller ones inline. */
 const OWN_FRAME_BYTES = 4096;
 /** The msgpack extension type of a frame reference: the index of the frame after the map that holds the bytes. */

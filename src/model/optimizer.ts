@@ -2,6 +2,10 @@
  * Gradient averaging, global-norm clipping and Adam, as pure functions over typed arrays (MODEL.md 5.2 step 7).
  * The trainable vector is the concatenation of recurrent and feedforward edge weights; the parts are kept as
  * separate arrays but treated as one vector for the norm.
+ *
+ * optimizerStep does the clip, Adam, and the projection or e^θ in one pass for speed; clipGlobalNorm, adamStep and
+ * projectNonNegative are those steps one by one, as their definitions: test/optimizer.test.ts checks that
+ * optimizerStep equals their composition bit for bit, and each against hand-computed (torch) values.
  */
 
 export interface AdamState {
@@ -32,6 +36,9 @@ export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
   return reducer.mean();
 }
 
+/** Epochs added per pass over the sums (fold1 … fold4). */
+const FOLD_WIDTH = 4;
+
 /**
  * averageGradients fed one epoch at a time, in whatever order results arrive: `add` keeps an epoch, and `foldReady`
  * adds kept epochs that continue the epoch order to the float64 sums, four per pass over the sums
@@ -41,9 +48,6 @@ export function averageGradients(perEpoch: Float32Array[][]): Float64Array[] {
  * epochs that end the interval are folded as soon as they are all in, and that pass also divides by the count. The
  * sums are reused from interval to interval (the mean is valid until the next start()).
  */
-/** Epochs added per pass over the sums (fold1 … fold4). */
-const FOLD_WIDTH = 4;
-
 export class GradientReducer {
   private sums: Float64Array[] = [];
   private readonly waiting = new Map<number, Float32Array[]>();
@@ -353,7 +357,8 @@ export function optimizerStep(
   spare: OptimizedParameters | null = null,
 ): UpdateStep {
   const { weights, logWeights } = current;
-  const sumSquares = logWeights && gradientOf === "weights" ? logSpaceGradientSquares(grads, weights) : squares(grads);
+  if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
+  const sumSquares = squares(grads);
   if (!Number.isFinite(sumSquares)) {
     // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
     const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
@@ -382,19 +387,6 @@ export function optimizerStep(
 function squares(parts: Float64Array[]): number {
   let s = 0;
   for (const p of parts) for (let i = 0; i < p.length; i++) s += p[i] * p[i];
-  return s;
-}
-
-/** logSpaceGradient over all parts, in place, and Σ(∂L/∂θ)² in the same pass. */
-function logSpaceGradientSquares(grads: Float64Array[], weights: Float32Array[]): number {
-  let s = 0;
-  grads.forEach((g, p) => {
-    const w = weights[p];
-    for (let i = 0; i < g.length; i++) {
-      const x = (g[i] *= w[i]);
-      s += x * x;
-    }
-  });
   return s;
 }
 
