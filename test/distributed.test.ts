@@ -53,6 +53,17 @@ describe("bit-identical results", () => {
     expectSameRun(dir);
   });
 
+  it("with one external worker taking whole intervals (--threads 3): it sums their gradients itself (reduce groups)", async () => {
+    const dir = join(tempDir(), "groups");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--output", dir, "--metrics-port", "0"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", "--threads", "3"]);
+    expect(await c.exit, c.output()).toBe(0);
+    expect(await w.exit).toBe(0);
+    expect(c.output()).toMatch(/computed 60 epochs \(60 of them in reduce groups, their gradients summed by the worker\)/);
+    expectSameRun(dir);
+  });
+
   it("when a worker is killed with SIGKILL mid-run and another hangs (SIGSTOP)", async () => {
     const dir = join(tempDir(), "faults");
     const port = freePort();
@@ -166,12 +177,12 @@ describe("a flood of peers that announce themselves and never become ready", () 
   });
 });
 
-/** An in-process worker over sparse-cpu whose epochs `runEpoch` computes (with the real engine, or not). */
-function inProcessWorker(port: number, runEpoch: (engine: SparseCpuEngine, task: EpochTask) => Promise<EpochResult>): Promise<number> {
+/** An in-process worker over sparse-cpu whose epochs `runEpoch` computes (with the real engine, or not), `threads` at once. */
+function inProcessWorker(port: number, runEpoch: (engine: SparseCpuEngine, task: EpochTask) => Promise<EpochResult>, threads = 1): Promise<number> {
   return new WorkerProcess({
     endpoint: `tcp://127.0.0.1:${port}`,
     engineName: "sparse-cpu",
-    threads: 1,
+    threads,
     coordinatorTimeout: 30,
     heartbeatInterval: 0.5,
     log: () => {},
@@ -204,6 +215,29 @@ describe("results with non-finite numbers", () => {
     expectSameRun(dir);
   });
 
+  it("in a reduce group: the group is computed again on another worker, and the run is unchanged", async () => {
+    const dir = join(tempDir(), "nan-group");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--min-workers", "2", "--output", dir, "--metrics-port", "0"]);
+    // It joins first, so that it is given each interval's first epochs: a reduce group (3 threads, 3 epochs).
+    const bad = inProcessWorker(
+      port,
+      async (engine, task) => {
+        const r = await engine.runEpoch(task);
+        if (r.recGrad) r.recGrad[0] = NaN;
+        return r;
+      },
+      3,
+    );
+    await waitFor(() => /joined/.test(c.output()), 30_000, "the poisoned worker");
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0"]);
+    expect(await c.exit, c.output()).toBe(0);
+    await Promise.all([bad, w.exit]);
+    expect(c.output()).toMatch(/returned non-finite numbers for epochs 0–2; computing it again on another worker/);
+    expect(c.output()).not.toMatch(/Skipped update \(/);
+    expectSameRun(dir);
+  });
+
   it("from every worker that computes it: the model's numbers, taken, and the update skipped", async () => {
     const dir = join(tempDir(), "nan-all");
     const port = freePort();
@@ -215,6 +249,30 @@ describe("results with non-finite numbers", () => {
     expect(c.output()).toMatch(/Skipped update \(/);
     const rows = MetricsCsv.read(join(dir, "metrics.csv"));
     expect(rows.find((r) => r.epoch === 6)!.skipped_updates).toBe(1);
+  });
+});
+
+describe("a reduce group whose epoch fails", () => {
+  it("comes back one result at a time; the failed epoch is computed again; the run is unchanged", async () => {
+    const dir = join(tempDir(), "group-failure");
+    const port = freePort();
+    const c = start(COORD, [params, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--output", dir, "--metrics-port", "0"]);
+    let failed = false;
+    const worker = inProcessWorker(
+      port,
+      (engine, task) => {
+        if (task.epoch !== 7 || failed) return engine.runEpoch(task);
+        failed = true;
+        return Promise.reject(new Error("injected failure"));
+      },
+      3,
+    );
+    expect(await c.exit, c.output()).toBe(0);
+    expect(await worker).toBe(0);
+    expect(c.output()).toMatch(/failed epoch 7: injected failure/);
+    // Epochs 6 and 8 came back on their own, and 7 again on its own: 57 of the 60 in reduce groups.
+    expect(c.output()).toMatch(/computed 60 epochs \(57 of them in reduce groups/);
+    expectSameRun(dir);
   });
 });
 

@@ -96,6 +96,61 @@ describe("GradientReducer", () => {
     }
   });
 
+  it("a reduce group's sums (prefixSums on a worker) continued by the coordinator's reducer (resumeFrom): bit-identical, for every group size and arrival order", () => {
+    const rng = Rng.keyed(11, 2);
+    const epochs = Array.from({ length: 7 }, () => [Float32Array.from({ length: 23 }, () => (rng.uniform() - 0.5) * 10 ** (rng.below(16) - 8)), Float32Array.of(rng.uniform())]);
+    const expected = averageGradients(epochs).map((a) => Array.from(a));
+    const coordinator = new GradientReducer();
+    for (let n = 1; n <= epochs.length; n++) {
+      const worker = new GradientReducer();
+      worker.start(epochs.length);
+      // The worker keeps its group's results as they finish, in any order.
+      for (let k = n - 1; k >= 0; k--) worker.add(k, epochs[k]);
+      const sums = worker.prefixSums();
+      if (n === epochs.length) expect(sums.map((a) => Array.from(a)), "a whole interval's group sends the mean").toEqual(expected);
+      for (const othersFirst of [true, false]) {
+        coordinator.start(epochs.length);
+        const rest = () => {
+          for (let k = epochs.length - 1; k >= n; k--) {
+            coordinator.add(k, epochs[k]);
+            coordinator.foldReady();
+          }
+        };
+        if (othersFirst) rest();
+        coordinator.resumeFrom(n, sums.map((a) => a.slice()));
+        // The group's own results, which carry no gradients, are below the sums' epoch: skipped.
+        for (let k = 0; k < n; k++) coordinator.add(k, [new Float32Array(0), new Float32Array(0)]);
+        if (!othersFirst) rest();
+        expect(coordinator.mean().map((a) => Array.from(a)), `group of ${n}, others ${othersFirst ? "before" : "after"}`).toEqual(expected);
+      }
+    }
+    // The sums a worker returns are its caller's: the next group gets new ones.
+    const worker = new GradientReducer();
+    worker.start(2);
+    worker.add(0, [f32(1)]);
+    worker.add(1, [f32(2)]);
+    const first = worker.prefixSums();
+    worker.start(2);
+    worker.add(0, [f32(5)]);
+    worker.add(1, [f32(7)]);
+    expect(worker.prefixSums()[0]).not.toBe(first[0]);
+    expect(Array.from(first[0])).toEqual([1.5]);
+  });
+
+  it("refuses a group that is not the interval's first epochs, and continuing twice", () => {
+    const worker = new GradientReducer();
+    worker.start(4);
+    worker.add(1, [f32(1)]);
+    worker.add(2, [f32(1)]);
+    expect(() => worker.prefixSums()).toThrow(/the 2 kept epochs are not the interval's first ones/);
+    const coordinator = new GradientReducer();
+    coordinator.start(4);
+    coordinator.resumeFrom(2, [f64(1)]);
+    expect(() => coordinator.resumeFrom(2, [f64(1)])).toThrow(/cannot continue from 2 of 4 epochs after 2/);
+    coordinator.start(4);
+    expect(() => coordinator.resumeFrom(5, [f64(1)])).toThrow(/cannot continue from 5 of 4/);
+  });
+
   it("refuses a mean before every epoch is in", () => {
     const reducer = new GradientReducer();
     reducer.start(3);

@@ -20,6 +20,7 @@ import {
   messageBytes,
   PROTOCOL_VERSION,
   ProtocolError,
+  ReducedResultsMessage,
   ResultMessage,
 } from "../src/distributed/protocol.js";
 import { Rng } from "../src/model/rng.js";
@@ -178,12 +179,13 @@ describe("round trip", () => {
       initialState: { v: Float32Array.from([-60, -55]), g: Float32Array.from([0.5, 0.25, 0, 1]) },
       computeGradient: true,
       recordActivity: true,
+      reduceGroup: { epochs: [10, 11, 12], intervalEpochs: 5 },
     };
     const back = roundTrip(full);
     expect(back).toStrictEqual(full);
     expect(back.weights!.rec).toBeInstanceOf(Float32Array);
     expect(back.initialState!.g).toBeInstanceOf(Float32Array);
-    const bare: AssignMessage = { ...full, weights: null, initialState: null, computeGradient: false, recordActivity: false };
+    const bare: AssignMessage = { ...full, weights: null, initialState: null, computeGradient: false, recordActivity: false, reduceGroup: null };
     expect(roundTrip(bare)).toStrictEqual(bare);
   });
 
@@ -200,6 +202,7 @@ describe("round trip", () => {
       initialState: null,
       computeGradient: true,
       recordActivity: false,
+      reduceGroup: null,
     };
     const back = roundTrip(m);
     expect(Array.from(back.weights!.rec)).toEqual([1.5, 2.5, 3.5]);
@@ -227,6 +230,39 @@ describe("round trip", () => {
     expect(back.activity!.spikePtr).toBeInstanceOf(Int32Array);
     expect(back.activity!.sampleConductance).toBeInstanceOf(Float32Array);
     expect(Array.from(back.activity!.sampleVoltage)).toEqual([-60, -59.5, -58.25, -60]);
+  });
+
+  it("a reduce group's results: per-epoch results without gradients, the float64 sums as frames of their own", () => {
+    const results = [12, 13, 14].map((epoch, k) => {
+      const { type: _, ...r } = result(k === 2);
+      return { ...r, epoch, recGrad: new Float32Array(0), ffGrad: new Float32Array(0) };
+    });
+    const m: ReducedResultsMessage = { type: "reduced-results", results, recSum: Float64Array.from({ length: 1000 }, (_, i) => i / 7), ffSum: Float64Array.of(0.1, -1e-300) };
+    const frames = encodeMessage(m);
+    const back = decodeMessage(frames) as ReducedResultsMessage;
+    expect(back).toStrictEqual(m);
+    expect(back.recSum).toBeInstanceOf(Float64Array);
+    expect(frames.some((f) => f.buffer === m.recSum.buffer), "the sums are sent from their own memory").toBe(true);
+  });
+
+  it("a reduce group in an assignment must be 1 to 32 consecutive epochs, no more than the interval has", () => {
+    const assign = (reduceGroup: unknown) => packr.pack({ protocol: PROTOCOL_VERSION, type: "assign", runId: "r", update: 0, epoch: 0, stream: 0, weightsVersion: 0, weights: null, initialState: null, computeGradient: true, recordActivity: false, reduceGroup });
+    expect((decodeMessage(assign({ epochs: [5, 6], intervalEpochs: 5 })) as AssignMessage).reduceGroup).toEqual({ epochs: [5, 6], intervalEpochs: 5 });
+    expectRejected(assign({ epochs: [], intervalEpochs: 5 }), /message\.reduceGroup: 0 epochs in a reduce group of an interval of 5/);
+    expectRejected(assign({ epochs: [0, 1, 2], intervalEpochs: 2 }), /message\.reduceGroup: 3 epochs in a reduce group of an interval of 2/);
+    expectRejected(assign({ epochs: Array.from({ length: 33 }, (_, i) => i), intervalEpochs: 40 }), /33 epochs .* \(1 to 32/);
+    expectRejected(assign({ epochs: [0, 2], intervalEpochs: 5 }), /message\.reduceGroup: a reduce group's epochs are not consecutive/);
+    expectRejected(assign({ epochs: [0, -1], intervalEpochs: 5 }), /message\.reduceGroup\.epochs\[1\]: must be ≥ 0/);
+    expectRejected(assign({ epochs: [0, 1] }), /message\.reduceGroup\.intervalEpochs/);
+  });
+
+  it("a reduce group's results: none, too many, or a malformed one named", () => {
+    const { type: _, ...r } = result(false);
+    const reduced = (results: unknown[], recSum: unknown = new Float64Array(2)) => encodeMessage({ type: "reduced-results", results, recSum, ffSum: new Float64Array(1) } as ReducedResultsMessage);
+    expectRejected(reduced([]), /message\.results: 0 results \(a reduce group has 1 to 32\)/);
+    expectRejected(reduced(Array.from({ length: 33 }, () => r)), /message\.results: 33 results/);
+    expectRejected(reduced([r, { ...r, epoch: -2 }]), /message\.results\[1\]\.epoch: must be ≥ 0/);
+    expectRejected(reduced([r], new Float32Array(3)), /message\.recSum/);
   });
 
   it("heartbeat, shutdown, reject, failure, leaving", () => {

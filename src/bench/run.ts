@@ -30,7 +30,7 @@ import { Config } from "../model/config.js";
 import { loadConfig } from "../io/parameters-file.js";
 import { generateConnectome } from "../model/connectome.js";
 import { loadNetworkSpec } from "../io/network-files.js";
-import { encodeMessage, messageBytes } from "../distributed/protocol.js";
+import { AssignMessage, encodeMessage, messageBytes } from "../distributed/protocol.js";
 import { cellTypeStats } from "../model/statistics.js";
 import { EpochTask, StreamState } from "../engine/engine.js";
 import { SparseCpuEngine } from "../engine/sparse-cpu/sparse-cpu.js";
@@ -142,8 +142,9 @@ function coordinatorWork(config: Config, state: StreamState): void {
     if (step.applied) current = step.next;
   }, 5);
   const w = current.weights;
-  const assign = encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false });
-  const encode = seconds(() => encodeMessage({ type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false }), 5);
+  const message: AssignMessage = { type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false, reduceGroup: null };
+  const assign = encodeMessage(message);
+  const encode = seconds(() => encodeMessage(message), 5);
   const stateBytes = (state.v.byteLength + state.g.byteLength);
   const weightBytes = (E + F) * 4;
   const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)

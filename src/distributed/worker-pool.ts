@@ -1,7 +1,8 @@
 /**
  * The coordinator's side of the wire: a ZeroMQ ROUTER that registers workers, sends them the network and weights,
  * hands out the epochs of an interval as workers become free, and takes them back from workers that fail, hang or
- * leave. It only moves epochs and results; what is done with results (reduction in epoch order) is the trainer's.
+ * leave. It only moves epochs and results; what is done with results (reduction in epoch order) is the trainer's,
+ * except that a worker given an interval's first epochs at once sums their gradients itself (a reduce group).
  */
 import { ChildProcess, spawn } from "node:child_process";
 import { hostname } from "node:os";
@@ -9,16 +10,19 @@ import { fileURLToPath } from "node:url";
 import { Router } from "zeromq";
 import { AllowList, KeyPair, ZAP_DOMAIN, ZapHandler } from "./curve-auth.js";
 import { NetworkSpec } from "../model/network.js";
-import { firstNonFinite } from "../model/optimizer.js";
+import { firstNonFinite, globalNorm } from "../model/optimizer.js";
 import { factorCounts } from "../model/scaling-factors.js";
 import {
   AssignMessage,
   decodeMessage,
   encodeMessage,
   HelloMessage,
+  MAX_GROUP_EPOCHS,
   MAX_MESSAGE_BYTES,
   Message,
   messageBytes,
+  ReducedResultsMessage,
+  ReduceGroup,
   ResultMessage,
   WorkerResources,
 } from "./protocol.js";
@@ -66,11 +70,20 @@ export interface EpochAssignment {
   recordActivity: boolean;
 }
 
-/**
- * A result the pool accepted for the interval's k-th task, and whether its final stream state is finite (the pool
- * checked it already: a stream is carried on only from a finite state).
- */
-export type AcceptedResult = (index: number, result: ResultMessage, stateIsFinite: boolean) => void;
+/** What the pool hands over of an interval as it accepts results, so that the caller can start reducing. */
+export interface IntervalReceiver {
+  /**
+   * The interval's k-th task's result, once, and whether its final stream state is finite (the pool checked it
+   * already: a stream is carried on only from a finite state).
+   */
+  result(index: number, result: ResultMessage, stateIsFinite: boolean): void;
+  /**
+   * The gradients of the interval's first `count` tasks, summed in epoch order by the worker that computed them as a
+   * reduce group (ReduceGroup; the interval's mean where `count` is all of them). Their results, which follow, carry no
+   * gradients.
+   */
+  prefixSums(count: number, sums: Float64Array[]): void;
+}
 
 export class NoWorkersError extends Error {}
 
@@ -94,8 +107,12 @@ interface WorkerEntry {
   /** When each epoch in `busy` was assigned (Date.now()). */
   assignedAt: Map<number, number>;
   computed: number;
+  /** Of those, the epochs it computed in reduce groups. */
+  grouped: number;
   /** Epochs this worker failed: it gets one of them again only when no other connected worker can take it. */
   failedEpochs: Set<number>;
+  /** The reduce group it computes (all its epochs are in `busy`), until its results or one of its epochs' failure. */
+  group: ReduceGroup | null;
 }
 
 /** No NaN or ±Infinity in the numbers the trainer uses: the total loss and the gradients (the final state aside). */
@@ -172,7 +189,7 @@ export class WorkerPool {
     nonFinite: Map<number, Set<string>>;
     update: number;
     total: number;
-    accepted: AcceptedResult | undefined;
+    receiver: IntervalReceiver | undefined;
     resolve: (r: ResultMessage[]) => void;
     reject: (e: Error) => void;
     lastWorkerSeen: number;
@@ -280,8 +297,8 @@ export class WorkerPool {
 
   /**
    * Computes the given epochs with the given weights and resolves with their results in the order of `tasks`.
-   * `accepted(k, result, stateIsFinite)` is called for each task's result as it is accepted (once per task, in arrival
-   * order), so that the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for
+   * `receiver` is handed each task's result as it is accepted (once per task, in arrival order), and a reduce group's
+   * summed gradients, so that the caller can start reducing. Rejects with NoWorkersError when no worker has been connected for
    * noWorkerTimeout seconds.
    */
   runInterval(
@@ -289,11 +306,11 @@ export class WorkerPool {
     version: number,
     weights: { rec: Float32Array; ff: Float32Array },
     tasks: EpochAssignment[],
-    accepted?: AcceptedResult,
+    receiver?: IntervalReceiver,
   ): Promise<ResultMessage[]> {
     return new Promise((resolve, reject) => {
       this.current = {
-        accepted,
+        receiver,
         version,
         rec: weights.rec,
         ff: weights.ff,
@@ -324,7 +341,7 @@ export class WorkerPool {
   async close(reason: string): Promise<void> {
     if (this.closed) return;
     for (const w of this.workers.values()) {
-      this.opts.events.log(`worker ${w.hello.workerId} computed ${w.computed} epochs`);
+      this.opts.events.log(`worker ${w.hello.workerId} computed ${w.computed} epochs${w.grouped > 0 ? ` (${w.grouped} of them in reduce groups, their gradients summed by the worker)` : ""}`);
       this.send(w.routingId, { type: "shutdown", reason });
     }
     // Peers still joining (a dropped worker announcing itself again, say) are told too, instead of waiting out their
@@ -471,6 +488,7 @@ export class WorkerPool {
       }
       case "heartbeat":
       case "result":
+      case "reduced-results":
       case "failure":
         if (!w && this.joining.has(key)) {
           // Still building the network: alive, and it has no epoch to answer for.
@@ -485,9 +503,12 @@ export class WorkerPool {
         }
         if (msg.type === "heartbeat" && msg.resources) this.opts.events.workerResources?.(w.hello.workerId, msg.resources);
         if (msg.type === "result") this.onResult(w, msg);
+        if (msg.type === "reduced-results") this.onReducedResults(w, msg);
         if (msg.type !== "failure") return;
         this.opts.events.log(`worker ${w.hello.workerId} failed epoch ${msg.epoch}: ${msg.message}`);
         this.opts.events.workerFailed?.("crash");
+        // A group that lost an epoch cannot complete: the worker sends its other results one by one.
+        if (w.group?.epochs.includes(msg.epoch)) w.group = null;
         const failed = takeAssignment(w, msg.epoch);
         if (failed) {
           w.failedEpochs.add(msg.epoch);
@@ -511,7 +532,7 @@ export class WorkerPool {
   /** A worker that holds the network: from now on it takes epochs. */
   private admit(key: string, routingId: Buffer, hello: HelloMessage): void {
     this.runEngine ??= hello.engine;
-    const entry: WorkerEntry = { key, routingId, hello, lastSeen: Date.now(), weightsVersion: -1, busy: [], assignedAt: new Map(), computed: 0, failedEpochs: new Set() };
+    const entry: WorkerEntry = { key, routingId, hello, lastSeen: Date.now(), weightsVersion: -1, busy: [], assignedAt: new Map(), computed: 0, grouped: 0, failedEpochs: new Set(), group: null };
     this.workers.set(key, entry);
     this.opts.events.log(`worker ${hello.workerId} joined (${hello.engine} on ${hello.hostname}, pid ${hello.pid}, ${hello.threads} thread${hello.threads > 1 ? "s" : ""}); ${this.workers.size} connected`);
     this.opts.events.workersChanged?.(this.workers.size);
@@ -555,20 +576,68 @@ export class WorkerPool {
       this.dispatch();
       return;
     }
-    const bad = this.checkResult(r, cur.withGradient.has(r.epoch));
-    if (bad) {
-      this.drop(w, "protocol", `invalid result for epoch ${r.epoch}: ${bad}`);
-      if (assignment) this.requeue(assignment, `worker ${w.hello.workerId} sent an invalid result: ${bad}`);
-      this.dispatch();
-      return;
-    }
+    const bad = w.group?.epochs.includes(r.epoch) ? "a result of its reduce group on its own" : this.checkResult(r, cur.withGradient.has(r.epoch) ? this.gradientLengths() : [0, 0]);
+    if (bad) return this.refuseResults(w, [assignment], `invalid result for epoch ${r.epoch}: ${bad}`);
     const stateIsFinite = isFiniteState(r.finalState);
-    if (!(stateIsFinite && isFiniteOutcome(r)) && this.recomputeElsewhere(w, r.epoch, assignment)) return;
+    if (!(stateIsFinite && isFiniteOutcome(r)) && this.recomputeElsewhere(w, [assignment])) return;
+    this.accept(w, r, stateIsFinite);
+    this.completeOrDispatch();
+  }
+
+  /**
+   * A reduce group's results: taken together with their summed gradients, only as the group this worker holds (anything
+   * else is late: the group was given up after a failure, and its epochs are computed again).
+   */
+  private onReducedResults(w: WorkerEntry, m: ReducedResultsMessage): void {
+    const cur = this.current;
+    const group = w.group;
+    const epochs = m.results.map((r) => r.epoch);
+    if (!cur || !group || epochs.length !== group.epochs.length || epochs.some((e, k) => e !== group.epochs[k])) return this.dispatch();
+    w.group = null;
+    const assignedAt = Math.min(...epochs.map((e) => w.assignedAt.get(e) ?? Date.now()));
+    const assignments = epochs.map((e) => takeAssignment(w, e)!);
+    const results: ResultMessage[] = m.results.map((r) => ({ type: "result", ...r }));
+    if (results.some((r) => r.runId !== this.runId || r.weightsVersion !== cur.version)) {
+      // Of another run or version: it cannot be this group's (each assignment names both); its epochs go to others.
+      return this.refuseResults(w, assignments, "results of another run or weights version for its reduce group");
+    }
+    this.longestEpochMs = Math.max(this.longestEpochMs, Date.now() - assignedAt);
+    const [rec, ff] = this.gradientLengths();
+    const bad =
+      m.recSum.length !== rec || m.ffSum.length !== ff
+        ? `summed gradients of ${m.recSum.length}/${m.ffSum.length} values, expected ${rec}/${ff}`
+        : results.map((r) => [r.epoch, this.checkResult(r, [0, 0])] as const).find(([, why]) => why !== null)?.join(": ");
+    if (bad) return this.refuseResults(w, assignments, `invalid reduce group results: ${bad}`);
+    const statesFinite = results.map((r) => isFiniteState(r.finalState));
+    // Σg² is finite exactly where every summed gradient is (float64 sums of float32 gradients cannot overflow).
+    const finite = statesFinite.every((f) => f) && results.every((r) => Number.isFinite(r.losses.total)) && Number.isFinite(globalNorm([m.recSum, m.ffSum]));
+    if (!finite && this.recomputeElsewhere(w, assignments)) return;
+    cur.receiver?.prefixSums(epochs.length, [m.recSum, m.ffSum]);
+    results.forEach((r, k) => this.accept(w, r, statesFinite[k]));
+    w.grouped += results.length;
+    this.completeOrDispatch();
+  }
+
+  /** An invalid result (or a reduce group's): the worker is dropped, and the epochs it answered for computed again. */
+  private refuseResults(w: WorkerEntry, assignments: EpochAssignment[], why: string): void {
+    this.drop(w, "protocol", why);
+    for (const a of assignments) this.requeue(a, `worker ${w.hello.workerId} sent ${why}`);
+    this.dispatch();
+  }
+
+  /** Takes an epoch's result for the interval. */
+  private accept(w: WorkerEntry, r: ResultMessage, stateIsFinite: boolean): void {
+    const cur = this.current!;
     cur.results.set(r.epoch, r);
-    cur.accepted?.(this.order.indexOf(r.epoch), r, stateIsFinite);
+    cur.receiver?.result(this.order.indexOf(r.epoch), r, stateIsFinite);
     w.computed++;
     cur.pending = cur.pending.filter((t) => t.epoch !== r.epoch);
-    // Any other worker still computing this epoch (after a reassignment) is simply ignored when it answers.
+  }
+
+  /** Resolves the interval once every epoch has its result; otherwise hands out what is pending. */
+  private completeOrDispatch(): void {
+    const cur = this.current!;
+    // Any other worker still computing an epoch (after a reassignment) is simply ignored when it answers.
     if (cur.results.size === cur.total) {
       this.opts.events.epochsInFlight?.(0);
       cur.resolve(this.order.map((e) => cur.results.get(e)!));
@@ -578,35 +647,46 @@ export class WorkerPool {
   }
 
   /**
-   * A result with NaN or ±Infinity may come from a faulty worker or from the model itself. The epoch is computed once
-   * more by a worker that has not tried it (the same numbers come back wherever it is computed, so a second
-   * non-finite result is the model's); that result is then taken, and the trainer's non-finite guard skips the update.
-   * Returns whether the epoch went back to the queue.
+   * A result with NaN or ±Infinity may come from a faulty worker or from the model itself. The epochs (one, or a
+   * reduce group's) are computed once more by a worker that has not tried them (the same numbers come back wherever
+   * they are computed, so a second non-finite result is the model's); that result is then taken, and the trainer's
+   * non-finite guard skips the update. Returns whether the epochs went back to the queue.
    */
-  private recomputeElsewhere(w: WorkerEntry, epoch: number, assignment: EpochAssignment | null): boolean {
+  private recomputeElsewhere(w: WorkerEntry, assignments: EpochAssignment[]): boolean {
     const cur = this.current!;
-    const tried = cur.nonFinite.get(epoch) ?? new Set<string>();
-    tried.add(w.key);
-    cur.nonFinite.set(epoch, tried);
+    const epochs = assignments.map((a) => a.epoch);
+    const tried = new Set<string>([w.key]);
+    for (const e of epochs) {
+      for (const k of cur.nonFinite.get(e) ?? []) tried.add(k);
+      cur.nonFinite.set(e, tried);
+    }
+    const which = epochs.length > 1 ? `epochs ${epochs[0]}–${epochs[epochs.length - 1]}` : `epoch ${epochs[0]}`;
     const another = [...this.workers.values()].some((o) => !tried.has(o.key));
-    if (tried.size > 1 || !another || !assignment) {
-      this.opts.events.log(`epoch ${epoch} is non-finite on ${tried.size} worker(s): the model's numbers, not a worker's fault; taking it`);
+    if (tried.size > 1 || !another) {
+      this.opts.events.log(`${which} ${epochs.length > 1 ? "are" : "is"} non-finite on ${tried.size} worker(s): the model's numbers, not a worker's fault; taking it`);
       return false;
     }
-    this.opts.events.log(`worker ${w.hello.workerId} returned non-finite numbers for epoch ${epoch}; computing it again on another worker`);
-    w.failedEpochs.add(epoch);
-    this.requeue(assignment, `non-finite result from worker ${w.hello.workerId}`);
+    this.opts.events.log(`worker ${w.hello.workerId} returned non-finite numbers for ${which}; computing it again on another worker`);
+    for (const a of assignments) {
+      w.failedEpochs.add(a.epoch);
+      this.requeue(a, `non-finite result from worker ${w.hello.workerId}`);
+    }
     this.dispatch();
     return true;
   }
 
-  private checkResult(r: ResultMessage, withGradient: boolean): string | null {
+  /** Values per gradient in a result that carries one: per edge, or per type pair under scaling-factor training. */
+  private gradientLengths(): [number, number] {
+    if (!this.spec.reduceToScalingFactors) return [this.spec.rec.pre.length, this.spec.ff.pre.length];
+    const factors = factorCounts(this.spec.constants, this.spec.teacherForcing?.inputTypes);
+    return [factors.rec, factors.ff];
+  }
+
+  /** Why a result is malformed for this network (its gradients of `rec` and `ff` values: 0 in burn-in and reduce groups), or null. */
+  private checkResult(r: ResultMessage, [rec, ff]: [number, number]): string | null {
     const N = this.spec.constants.numNeurons;
     const S = this.spec.constants.numSlots;
     const B = this.spec.batchSize;
-    // A burn-in epoch's result has empty gradients; scaling-factor training reduces them to one value per type pair.
-    const factors = factorCounts(this.spec.constants, this.spec.teacherForcing?.inputTypes);
-    const [rec, ff] = !withGradient ? [0, 0] : this.spec.reduceToScalingFactors ? [factors.rec, factors.ff] : [this.spec.rec.pre.length, this.spec.ff.pre.length];
     if (r.recGrad.length !== rec) return `recurrent gradient has ${r.recGrad.length} values, expected ${rec}`;
     if (r.ffGrad.length !== ff) return `feedforward gradient has ${r.ffGrad.length} values, expected ${ff}`;
     if (r.finalState.v.length !== B * N || r.finalState.g.length !== B * N * 2 * S) return "final state has the wrong size";
@@ -650,18 +730,31 @@ export class WorkerPool {
     const inFlight = new Set([...this.workers.values()].flatMap((w) => w.busy.map((t) => t.epoch)));
     const othersCan = (w: WorkerEntry, epoch: number) => [...this.workers.values()].some((o) => o !== w && !o.failedEpochs.has(epoch));
     for (const w of this.workers.values()) {
-      while (w.busy.length < w.hello.threads) {
+      const taken: EpochAssignment[] = [];
+      while (w.busy.length + taken.length < w.hello.threads) {
         const t = cur.pending.find((p) => !inFlight.has(p.epoch) && (!w.failedEpochs.has(p.epoch) || !othersCan(w, p.epoch)));
         if (!t) break;
-        this.assign(w, t, cur);
+        taken.push(t);
         inFlight.add(t.epoch);
       }
+      w.group = w.busy.length === 0 ? this.reduceGroupOf(taken) : w.group;
+      for (const t of taken) this.assign(w, t, cur, w.group?.epochs.includes(t.epoch) ? w.group : null);
     }
     this.opts.events.epochsInFlight?.(inFlight.size);
   }
 
+  /**
+   * The reduce group among epochs given to an idle worker at once: those that are the interval's first epochs (and at
+   * least two, all with gradients), at most MAX_GROUP_EPOCHS; or null.
+   */
+  private reduceGroupOf(taken: EpochAssignment[]): ReduceGroup | null {
+    let n = 0;
+    while (n < taken.length && n < MAX_GROUP_EPOCHS && taken[n].epoch === this.order[n] && taken[n].computeGradient) n++;
+    return n >= 2 ? { epochs: taken.slice(0, n).map((t) => t.epoch), intervalEpochs: this.order.length } : null;
+  }
+
   /** Sends one epoch to a worker, with the weights if it does not hold this version yet. */
-  private assign(w: WorkerEntry, t: EpochAssignment, cur: NonNullable<WorkerPool["current"]>): void {
+  private assign(w: WorkerEntry, t: EpochAssignment, cur: NonNullable<WorkerPool["current"]>, reduceGroup: ReduceGroup | null): void {
     w.busy.push(t);
     w.assignedAt.set(t.epoch, Date.now());
     const assign: AssignMessage = {
@@ -675,6 +768,7 @@ export class WorkerPool {
       initialState: t.initialState,
       computeGradient: t.computeGradient,
       recordActivity: t.recordActivity,
+      reduceGroup,
     };
     w.weightsVersion = cur.version;
     this.send(w.routingId, assign);

@@ -1,17 +1,19 @@
 /**
  * A worker process: a ZeroMQ DEALER that announces itself, receives the static network once (cached by hash),
- * weights by version, and computes the epochs it is assigned, one at a time. It holds no training state: a crash
- * loses nothing but the epoch in flight, which the coordinator reassigns.
+ * weights by version, and computes the epochs it is assigned (several at once with --threads). Where those are an
+ * interval's first epochs (a reduce group), it sums their gradients itself and returns them together. It holds no
+ * training state: a crash loses nothing but the epochs in flight, which the coordinator reassigns.
  */
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import { Dealer } from "zeromq";
-import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, messageBytes, ProtocolError, AssignMessage } from "./protocol.js";
+import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, Message, messageBytes, ProtocolError, AssignMessage, ReduceGroup, ResultMessage } from "./protocol.js";
 import { NetworkSpec } from "../model/network.js";
 import { Engine, EpochResult } from "../engine/engine.js";
 import { GpuUnavailableError } from "../engine/webgpu/gpu-device.js";
 import { KeyPair } from "./curve-auth.js";
 import { factorCounts, factorLogGradient, specTypePairs } from "../model/scaling-factors.js";
+import { GradientReducer } from "../model/optimizer.js";
 
 /** The gradients of a burn-in (forward-only) epoch's result. */
 const NO_GRADIENT = new Float32Array(0);
@@ -34,6 +36,17 @@ export interface WorkerOptions {
 /** How long a leaving worker waits for the coordinator's answer before it closes anyway. */
 const LEAVE_ANSWER_MS = 5000;
 
+/**
+ * A reduce group (ReduceGroup) in progress: the results computed so far, until all are in. Once one of its epochs
+ * failed, it is broken: its results go back one by one, with their gradients, as results of epochs outside a group do.
+ */
+interface GroupInProgress {
+  group: ReduceGroup;
+  weightsVersion: number;
+  results: Map<number, ResultMessage>;
+  broken: boolean;
+}
+
 export class WorkerProcess {
   private readonly socket: Dealer;
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -43,6 +56,8 @@ export class WorkerProcess {
   private engine: Engine | null = null;
   /** The weights of the current version; epochs of an interval all use it. */
   private weights: { version: number; rec: Float32Array; ff: Float32Array } | null = null;
+  /** Reduce groups of the current weights version in progress, by their first epoch. */
+  private groups = new Map<number, GroupInProgress>();
   private lastHeard = Date.now();
   /** When the last hello went out: the network's arrival is timed from it. */
   private helloAt = Date.now();
@@ -205,6 +220,8 @@ export class WorkerProcess {
       if (a.weights.rec.length !== this.spec.rec.pre.length || a.weights.ff.length !== this.spec.ff.pre.length)
         return fail(`weights do not match the network (${a.weights.rec.length}/${a.weights.ff.length} values)`);
       this.weights = { version: a.weightsVersion, ...a.weights };
+      // Groups of earlier versions will not complete: the coordinator has moved on.
+      for (const [first, g] of this.groups) if (g.weightsVersion !== a.weightsVersion) this.groups.delete(first);
     }
     if (!this.weights || this.weights.version !== a.weightsVersion) return fail(`weights version ${a.weightsVersion} not held`);
     const started = performance.now();
@@ -220,7 +237,8 @@ export class WorkerProcess {
       });
       const seconds = (performance.now() - started) / 1000;
       this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
-      await this.send({ ...r, type: "result", runId: a.runId, weightsVersion: a.weightsVersion, ...this.resultGradients(r, weights), computeSeconds: seconds });
+      const result: ResultMessage = { ...r, type: "result", runId: a.runId, weightsVersion: a.weightsVersion, ...this.resultGradients(r, weights), computeSeconds: seconds };
+      await (a.reduceGroup ? this.groupResult(this.groupOf(a.reduceGroup, a.weightsVersion), result) : this.send(result));
     } catch (e) {
       if (e instanceof GpuUnavailableError) {
         // The device is gone (lost, reset, driver crash): every later epoch would fail too. Leave, so that the
@@ -234,6 +252,42 @@ export class WorkerProcess {
       }
       this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);
       await fail((e as Error).message);
+      if (a.reduceGroup) await this.breakGroup(this.groupOf(a.reduceGroup, a.weightsVersion));
     }
+  }
+
+  /** The group in progress that an assignment of a reduce group belongs to (a new one for its first epoch seen). */
+  private groupOf(group: ReduceGroup, weightsVersion: number): GroupInProgress {
+    const first = group.epochs[0];
+    let g = this.groups.get(first);
+    if (!g || g.weightsVersion !== weightsVersion) {
+      g = { group, weightsVersion, results: new Map(), broken: false };
+      this.groups.set(first, g);
+    }
+    return g;
+  }
+
+  /**
+   * Keeps a reduce group's result until the group is complete, then sends all its results in one message with their
+   * gradients summed in epoch order (the interval's mean where the group is the whole interval).
+   */
+  private groupResult(g: GroupInProgress, r: ResultMessage): Promise<void> {
+    if (g.broken) return this.send(r);
+    g.results.set(r.epoch, r);
+    if (g.results.size < g.group.epochs.length) return Promise.resolve();
+    this.groups.delete(g.group.epochs[0]);
+    const reducer = new GradientReducer();
+    reducer.start(g.group.intervalEpochs);
+    const results = g.group.epochs.map((e) => g.results.get(e)!);
+    results.forEach((x, k) => reducer.add(k, [x.recGrad, x.ffGrad]));
+    const [recSum, ffSum] = reducer.prefixSums();
+    return this.send({ type: "reduced-results", results: results.map(({ type: _, ...x }) => ({ ...x, recGrad: NO_GRADIENT, ffGrad: NO_GRADIENT })), recSum, ffSum });
+  }
+
+  /** One of a group's epochs failed: the group cannot complete, so its results go back one by one, now and later. */
+  private async breakGroup(g: GroupInProgress): Promise<void> {
+    g.broken = true;
+    for (const r of g.results.values()) await this.send(r);
+    g.results.clear();
   }
 }

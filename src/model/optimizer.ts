@@ -46,7 +46,9 @@ const FOLD_WIDTH = 4;
  * averageGradients over the epochs in order. The caller folds while the interval's last results are still on their
  * way, a pass per four epochs (the reduce is memory-bound: one pass over the sums for four epochs, not four); the
  * epochs that end the interval are folded as soon as they are all in, and that pass also divides by the count. The
- * sums are reused from interval to interval (the mean is valid until the next start()).
+ * sums are reused from interval to interval (the mean is valid until the next start()). A worker that computes an
+ * interval's first epochs folds them with a reducer of its own (prefixSums), and the coordinator's continues from those
+ * sums (resumeFrom): the same additions in the same order.
  */
 export class GradientReducer {
   private sums: Float64Array[] = [];
@@ -72,9 +74,14 @@ export class GradientReducer {
    * they end the interval.
    */
   foldReady(): void {
+    this.fold(false);
+  }
+
+  /** Folds the kept epochs that continue the epoch order: in whole passes of four unless `all` or they end the interval. */
+  private fold(all: boolean): void {
     const run: Float32Array[][] = [];
     for (let k = this.next; this.waiting.has(k); k++) run.push(this.waiting.get(k)!);
-    if (this.next + run.length < this.count) run.length -= run.length % FOLD_WIDTH;
+    if (!all && this.next + run.length < this.count) run.length -= run.length % FOLD_WIDTH;
     if (run.length === 0) return;
     if (this.next === 0) {
       if (this.sums.length !== run[0].length || this.sums.some((acc, p) => acc.length !== run[0][p].length)) this.sums = run[0].map((g) => new Float64Array(g.length));
@@ -84,6 +91,33 @@ export class GradientReducer {
     const last = this.next + run.length === this.count;
     this.sums.forEach((acc, p) => foldParts(acc, run.map((grads) => grads[p]), last ? this.count : 1));
     this.next += run.length;
+  }
+
+  /**
+   * Continues from the sums of the interval's first `count` epochs, folded by another reducer (a worker that computed
+   * them all: prefixSums), which this one takes as its own: the mean where they are all the interval's epochs. Epochs
+   * kept meanwhile continue them.
+   */
+  resumeFrom(count: number, sums: Float64Array[]): void {
+    if (this.next !== 0 || count < 1 || count > this.count) throw new Error(`gradient reduce: cannot continue from ${count} of ${this.count} epochs after ${this.next}`);
+    for (let k = 0; k < count; k++) this.waiting.delete(k);
+    this.sums = sums;
+    this.next = count;
+    this.foldReady();
+  }
+
+  /**
+   * Folds every kept epoch, which must be the interval's first ones, and returns the sums, which belong to the caller
+   * from then on: the sum of those epochs' gradients, for another reducer to continue (resumeFrom) exactly as this one
+   * would have, or the mean where they are all the interval's epochs.
+   */
+  prefixSums(): Float64Array[] {
+    const kept = this.waiting.size;
+    this.fold(true);
+    if (kept === 0 || this.next !== kept) throw new Error(`gradient reduce: the ${kept} kept epochs are not the interval's first ones`);
+    const sums = this.sums;
+    this.sums = [];
+    return sums;
   }
 
   /** The mean over all `count` epochs: once per interval. Throws when some epochs are missing. */

@@ -14,7 +14,7 @@ import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
 import { GradientReducer, LearningRateSchedule, learningRateAt, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
-import { EpochAssignment, WorkerPool } from "../distributed/worker-pool.js";
+import { EpochAssignment, IntervalReceiver, WorkerPool } from "../distributed/worker-pool.js";
 import { allFactors, effectiveWeights, factorPairs, specTypePairs, trainedFactorParts } from "../model/scaling-factors.js";
 
 /** One update, as the reports (console, metrics, W&B, figures) need it. */
@@ -139,18 +139,22 @@ export class Trainer {
       }));
       const t0 = performance.now();
       // The reduce runs as results arrive (in epoch order, so its sums do not depend on arrival order), four epochs
-      // per pass over the sums.
+      // per pass over the sums; a reduce group's sums, which its worker folded in the same order, start them.
       this.reducer.start(tasks.length);
       const finiteStates: boolean[] = [];
-      const accepted = (k: number, r: ResultMessage, stateIsFinite: boolean): void => {
-        finiteStates[k] = stateIsFinite;
-        if (!training) return;
-        this.reducer.add(k, [r.recGrad, r.ffGrad]);
-        this.reducer.foldReady();
+      const receiver: IntervalReceiver = {
+        result: (k, r, stateIsFinite) => {
+          finiteStates[k] = stateIsFinite;
+          if (!training) return;
+          // A reduce group's results (gradients empty) are below the sums' epoch already: the reducer skips them.
+          this.reducer.add(k, [r.recGrad, r.ffGrad]);
+          this.reducer.foldReady();
+        },
+        prefixSums: (count, sums) => this.reducer.resumeFrom(count, sums),
       };
-      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, accepted);
+      const results = await pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, receiver);
       // Any the pool did not hand over as they came (the reduce does not depend on it).
-      results.forEach((r, k) => finiteStates[k] ?? accepted(k, r, isFiniteState(r.finalState)));
+      results.forEach((r, k) => finiteStates[k] ?? receiver.result(k, r, isFiniteState(r.finalState)));
       const t1 = performance.now();
       // The untrained network's figures (epoch_0000) show the first interval's activity with the initial weights.
       const initialWeights = plotInitial ? { rec: s.recWeight.slice(), ff: s.ffWeight.slice() } : null;
