@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../io/checkpoint.js";
 import { checkpointIdentity } from "../io/identity.js";
-import { averageGradients, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
+import { averageGradients, globalNorm, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "./figures.js";
 import { Config } from "../model/config.js";
@@ -141,6 +141,13 @@ function coordinatorWork(config: Config, state: StreamState): void {
     const step = optimizerStep(current, averageGradients(grads), { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["recurrent", "feedforward"]);
     if (step.applied) current = step.next;
   }, 5);
+  // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps.
+  const mean = averageGradients(grads);
+  const fromSums = seconds(() => {
+    if (!Number.isFinite(globalNorm(mean))) throw new Error("non-finite sums");
+    const step = optimizerStep(current, mean, { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["recurrent", "feedforward"]);
+    if (step.applied) current = step.next;
+  }, 5);
   const w = current.weights;
   const message: AssignMessage = { type: "assign", runId: "bench", update: 0, epoch: 0, stream: 0, weightsVersion: 1, weights: { rec: w[0], ff: w[1] }, initialState: state, computeGradient: true, recordActivity: false, reduceGroup: null };
   const assign = encodeMessage(message);
@@ -148,8 +155,11 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const stateBytes = (state.v.byteLength + state.g.byteLength);
   const weightBytes = (E + F) * 4;
   const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)
-  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms, encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(messageBytes(assign) / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
+  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms (from a reduce group's sums: check + clip + Adam + projection ${(fromSums * 1000).toFixed(1)} ms), encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(messageBytes(assign) / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
   console.log(`   bytes per update with W workers: weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB × W, states in ${(stateBytes / 2 ** 20).toFixed(1)} MiB × ${A}, results ${(resultBytes / 2 ** 20).toFixed(1)} MiB × ${A} → ${((2 * weightBytes + A * (stateBytes + resultBytes)) / 2 ** 20).toFixed(1)} MiB with 2 workers`);
+  // A reduce group: the results carry the states, and one float64 sum (8 bytes per synapse) replaces A float32 gradients.
+  const groupIn = A * stateBytes + 2 * weightBytes;
+  console.log(`   one worker taking the ${A} epochs at once (a reduce group, as a GPU worker does): weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB, states in ${((A * stateBytes) / 2 ** 20).toFixed(1)} MiB, results ${(groupIn / 2 ** 20).toFixed(1)} MiB (their gradients summed by the worker: ${((2 * weightBytes) / 2 ** 20).toFixed(1)} MiB of float64 instead of ${((A * weightBytes) / 2 ** 20).toFixed(1)} MiB of float32) → ${((weightBytes + A * stateBytes + groupIn) / 2 ** 20).toFixed(1)} MiB`);
 }
 
 /**
