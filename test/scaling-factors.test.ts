@@ -16,7 +16,7 @@ import { loadConfig } from "../src/io/parameters-file.js";
 import { generateConnectome } from "../src/model/connectome.js";
 import { maxRelError, task } from "./helpers/engine-checks.js";
 import { smallNetwork, smallNetworkToml } from "./helpers/small-network.js";
-import { coord, ensureBuilt, finalWeights, metricRows, smallParams, tempDir } from "./helpers/runs.js";
+import { coord, COORD, ensureBuilt, finalWeights, freePort, metricRows, smallParams, start, tempDir, WORKER } from "./helpers/runs.js";
 
 describe("scaling-factor maths", () => {
   it("indexes each edge by its (pre type, post type) pair, row-major", () => {
@@ -197,6 +197,16 @@ describe("scaling-factor training runs", () => {
     expect(factors(resumed)).toEqual(factors(one));
     const strip = (rows: string[]) => rows.map((row) => row.split(",").slice(0, -2).join(","));
     expect(strip(metricRows(resumed))).toEqual(strip(metricRows(one)));
+    // One external worker taking whole intervals: it sums the factor gradients itself (reduce groups).
+    const grouped = join(dir, "grouped");
+    const port = freePort();
+    const c = start(COORD, [file, "--external", "--insecure", "--bind", `tcp://127.0.0.1:${port}`, "--output", grouped, "--metrics-port", "0"]);
+    const w = start(WORKER, ["--connect", `tcp://127.0.0.1:${port}`, "--metrics-port", "0", "--threads", "3"]);
+    expect(await c.exit, c.output()).toBe(0);
+    expect(await w.exit).toBe(0);
+    expect(c.output()).toMatch(/computed \d+ epochs \(\d+ of them in reduce groups/);
+    expect(factors(grouped)).toEqual(factors(one));
+    expect(finalWeights(grouped)).toEqual(finalWeights(one));
   }, 180_000);
 
   it("trains one part only: the other part's factors stay at their initial values", async () => {

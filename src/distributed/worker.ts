@@ -214,7 +214,11 @@ export class WorkerProcess {
   }
 
   private async compute(a: AssignMessage): Promise<void> {
-    const fail = (message: string) => this.send({ type: "failure", epoch: a.epoch, message });
+    const group = a.reduceGroup ? this.groupOf(a.reduceGroup, a.weightsVersion, a.epoch) : null;
+    const fail = async (message: string): Promise<void> => {
+      await this.send({ type: "failure", epoch: a.epoch, message });
+      if (group) await this.breakGroup(group);
+    };
     if (!this.engine || !this.spec) return fail("no network received yet");
     if (a.weights) {
       if (a.weights.rec.length !== this.spec.rec.pre.length || a.weights.ff.length !== this.spec.ff.pre.length)
@@ -238,7 +242,7 @@ export class WorkerProcess {
       const seconds = (performance.now() - started) / 1000;
       this.opts.onEpoch?.(seconds, this.spec.batchSize * this.spec.chunkSteps * this.spec.chunksPerEpoch);
       const result: ResultMessage = { ...r, type: "result", runId: a.runId, weightsVersion: a.weightsVersion, ...this.resultGradients(r, weights), computeSeconds: seconds };
-      await (a.reduceGroup ? this.groupResult(this.groupOf(a.reduceGroup, a.weightsVersion), result) : this.send(result));
+      await (group ? this.groupResult(group, result) : this.send(result));
     } catch (e) {
       if (e instanceof GpuUnavailableError) {
         // The device is gone (lost, reset, driver crash): every later epoch would fail too. Leave, so that the
@@ -252,15 +256,18 @@ export class WorkerProcess {
       }
       this.log(`epoch ${a.epoch} failed: ${(e as Error).stack ?? e}`);
       await fail((e as Error).message);
-      if (a.reduceGroup) await this.breakGroup(this.groupOf(a.reduceGroup, a.weightsVersion));
     }
   }
 
-  /** The group in progress that an assignment of a reduce group belongs to (a new one for its first epoch seen). */
-  private groupOf(group: ReduceGroup, weightsVersion: number): GroupInProgress {
+  /**
+   * The group in progress that the assignment of `epoch` belongs to. The coordinator sends a group's assignments in
+   * epoch order, so the first one starts it afresh (a group given again, after this worker was dropped and rejoined,
+   * starts from nothing).
+   */
+  private groupOf(group: ReduceGroup, weightsVersion: number, epoch: number): GroupInProgress {
     const first = group.epochs[0];
     let g = this.groups.get(first);
-    if (!g || g.weightsVersion !== weightsVersion) {
+    if (!g || g.weightsVersion !== weightsVersion || epoch === first) {
       g = { group, weightsVersion, results: new Map(), broken: false };
       this.groups.set(first, g);
     }
@@ -284,7 +291,7 @@ export class WorkerProcess {
     return this.send({ type: "reduced-results", results: results.map(({ type: _, ...x }) => ({ ...x, recGrad: NO_GRADIENT, ffGrad: NO_GRADIENT })), recSum, ffSum });
   }
 
-  /** One of a group's epochs failed: the group cannot complete, so its results go back one by one, now and later. */
+  /** One of a group's epochs failed: the group cannot complete, so its results go back one by one, those kept and those to come. */
   private async breakGroup(g: GroupInProgress): Promise<void> {
     g.broken = true;
     for (const r of g.results.values()) await this.send(r);
