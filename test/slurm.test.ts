@@ -71,7 +71,10 @@ describe.skipIf(why !== "")("deploy/slurm/train.sbatch on a real one-node Slurm 
     await waitFor(() => updates(runDir) >= 20, 120_000, "20 updates", () => readFileSync(`${runDir}.out`, "utf8"));
     slurm("scontrol", ["requeue", id]);
     await waitFor(() => job(id).restarts >= 1 && job(id).state === "PENDING", 60_000, "the requeue");
-    // A requeued job waits two minutes before it is eligible again; let it start now.
+    // A requeued job waits two minutes before it is eligible again; let it start sooner, but not within the second of
+    // the requeue: slurmd revokes the job's credential at the requeue, with a resolution of seconds, and kills a start
+    // whose credential is not newer ("Killing non-startable batch job: Job credential revoked", exit 1).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     slurm("scontrol", ["update", `JobId=${id}`, "StartTime=now"]);
     await waitFor(() => job(id).state === "COMPLETED" || job(id).state === "FAILED", 300_000, "the requeued job to end", () => readFileSync(`${runDir}.out`, "utf8"));
     const out = readFileSync(`${runDir}.out`, "utf8");
