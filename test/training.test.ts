@@ -118,6 +118,8 @@ interface LoopRun {
   state: TrainingState;
   dir: string;
   output: string;
+  /** In order: "interval U" when an interval's epochs go out, "checkpoint E KINDS" when checkpoints of epoch E are submitted. */
+  events: string[];
 }
 
 /**
@@ -129,9 +131,13 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
   const { config, spec } = net;
   const engine = new SparseCpuEngine(spec);
   const tasks: EpochAssignment[][] = [];
+  const events: string[] = [];
   const pool = {
     runInterval: async (update: number, _version: number, weights: { rec: Float32Array; ff: Float32Array }, ts: EpochAssignment[]) => {
       tasks.push(ts);
+      events.push(`interval ${update}`);
+      // The results come in a later task, as a real pool's do.
+      await new Promise((resolve) => setImmediate(resolve));
       const results = ts.map((t) => {
         const r = engine.runEpochSync({ epoch: t.epoch, initialState: t.initialState, recWeight: weights.rec, ffWeight: weights.ff, computeGradient: t.computeGradient, recordActivity: false });
         return { ...r, type: "result", runId: "test", weightsVersion: 0, recGrad: r.recGrad ?? new Float32Array(0), ffGrad: r.ffGrad ?? new Float32Array(0), computeSeconds: 0 } as ResultMessage;
@@ -147,6 +153,11 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
   // The compiled writer: its thread loads dist/io/checkpoint-thread.js (npm test builds first).
   const { CheckpointWriter } = (await import(join(ROOT, "dist/io/checkpoint-writer.js"))) as typeof import("../src/io/checkpoint-writer.js");
   const checkpoints = new CheckpointWriter(checkpointIdentity(config, spec), () => {});
+  const submit = checkpoints.submit.bind(checkpoints);
+  checkpoints.submit = (targets, st) => {
+    events.push(`checkpoint ${st.epoch} ${targets.map((t) => t.kind).join("+")}`);
+    submit(targets, st);
+  };
   const records: UpdateRecord[] = [];
   const weights: Float32Array[] = [];
   let output = "";
@@ -190,7 +201,7 @@ async function runLoop(o: SmallNetworkOptions & { damage?: (update: number, resu
     error = e as Error;
   }
   await checkpoints.close();
-  return { outcome, error, records, weights, tasks, state, dir, output };
+  return { outcome, error, records, weights, tasks, state, dir, output, events };
 }
 
 const nanGradient = (results: ResultMessage[]) => results.forEach((r) => (r.recGrad[3] = NaN));
@@ -254,6 +265,28 @@ describe("non-finite guard", () => {
     });
     expect(Buffer.from(run.tasks[2][0].initialState!.v.buffer).equals(Buffer.from(run.tasks[1][0].initialState!.v.buffer))).toBe(true);
     expect(Buffer.from(run.tasks[2][1].initialState!.v.buffer).equals(Buffer.from(run.tasks[1][1].initialState!.v.buffer))).toBe(false);
+  });
+});
+
+describe("checkpoints", () => {
+  it("an update's checkpoints are submitted once the next interval's epochs are out (the snapshot overlaps their compute), the last before the run ends", async () => {
+    // checkpoint_latest after every update (checkpoint_interval = accumulation_interval = 2), best ones besides.
+    const run = await runLoop();
+    expect(run.outcome).toEqual({ kind: "completed" });
+    // Every submission follows the next interval's start, except the run's last, which follows its last interval.
+    const intervals = run.events.filter((e) => e.startsWith("interval")).length;
+    expect(intervals).toBe(6);
+    run.events.forEach((e, k) => {
+      if (!e.startsWith("checkpoint")) return;
+      const epoch = Number(e.split(" ")[1]);
+      const before = run.events.slice(0, k).filter((x) => x.startsWith("interval")).length;
+      expect(before, `${e} after ${before} intervals`).toBe(Math.min(epoch / 2 + 1, intervals));
+    });
+    expect(run.events.filter((e) => e.endsWith("latest")).map((e) => Number(e.split(" ")[1]))).toEqual([2, 4, 6, 8, 10, 12]);
+    // What was written is the state of the update that made it due, not of a later one.
+    const latest = readCheckpoint(checkpointPaths(run.dir).latest, null, null).state;
+    expect(latest.epoch).toBe(12);
+    expect(Buffer.from(latest.recWeight.buffer).equals(Buffer.from(run.weights[5].buffer))).toBe(true);
   });
 });
 

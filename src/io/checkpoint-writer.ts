@@ -1,8 +1,9 @@
 /**
  * Checkpoints written off the training path. Encoding a default-size checkpoint (shuffle + deflate of the stream
  * states, checksum, fsync) takes about half a second, and a "best" one may be due after every update; so the state is
- * snapshotted (structured clone) when a checkpoint is due and a worker thread encodes and writes it, in submission
- * order, while the next interval trains. Each file is still replaced atomically, so a crash at any moment leaves the
+ * snapshotted (structured clone) when it is submitted — the trainer submits an update's checkpoints once the next
+ * interval's epochs are out, so that the copy overlaps the workers' compute — and a worker thread encodes and writes
+ * it, in submission order, while the interval trains. Each file is still replaced atomically, so a crash at any moment leaves the
  * previous checkpoint or the new one. A failed write, or a writer thread that died, is reported by the next submit or
  * by `flush()`.
  */
