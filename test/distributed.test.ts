@@ -11,9 +11,7 @@ import { Packr } from "msgpackr";
 import { decodeMessage, encodeMessage } from "../src/distributed/protocol.js";
 import { readCheckpoint } from "../src/io/checkpoint.js";
 import { MetricsCsv } from "../src/io/run-dir.js";
-import { WorkerProcess } from "../src/distributed/worker.js";
-import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
-import type { EpochResult, EpochTask } from "../src/engine/engine.js";
+import { inProcessWorker } from "./helpers/in-process-worker.js";
 import { coord, COORD, ensureBuilt, expectSameResult, finalWeights, freePort, metricRows, ROOT, runResult, type RunResult, smallParams, start, tempDir, waitFor, WORKER } from "./helpers/runs.js";
 
 let params: string;
@@ -176,22 +174,6 @@ describe("a flood of peers that announce themselves and never become ready", () 
     expectSameRun(dir);
   });
 });
-
-/** An in-process worker over sparse-cpu whose epochs `runEpoch` computes (with the real engine, or not), `threads` at once. */
-function inProcessWorker(port: number, runEpoch: (engine: SparseCpuEngine, task: EpochTask) => Promise<EpochResult>, threads = 1): Promise<number> {
-  return new WorkerProcess({
-    endpoint: `tcp://127.0.0.1:${port}`,
-    engineName: "sparse-cpu",
-    threads,
-    coordinatorTimeout: 30,
-    heartbeatInterval: 0.5,
-    log: () => {},
-    createEngine: async (spec) => {
-      const engine = new SparseCpuEngine(spec);
-      return { kind: engine.kind, dispose: () => engine.dispose(), runEpoch: (task) => runEpoch(engine, task) };
-    },
-  }).run();
-}
 
 describe("results with non-finite numbers", () => {
   /** An in-process worker whose results carry a NaN gradient for the epochs `poison` picks. */

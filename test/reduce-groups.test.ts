@@ -8,11 +8,11 @@ import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Router } from "zeromq";
 import { decodeMessage, encodeMessage, Message, ReducedResultsMessage, ResultMessage } from "../src/distributed/protocol.js";
-import { WorkerProcess } from "../src/distributed/worker.js";
 import { EpochTask } from "../src/engine/engine.js";
 import { SparseCpuEngine } from "../src/engine/sparse-cpu/sparse-cpu.js";
 import { averageGradients, GradientReducer } from "../src/model/optimizer.js";
 import { smallNetwork } from "./helpers/small-network.js";
+import { inProcessWorker } from "./helpers/in-process-worker.js";
 
 const net = smallNetwork();
 const router = new Router({ linger: 0 });
@@ -63,22 +63,7 @@ beforeAll(async () => {
     });
   });
   await router.bind(`tcp://127.0.0.1:${port}`);
-  worker = new WorkerProcess({
-    endpoint: `tcp://127.0.0.1:${port}`,
-    engineName: "sparse-cpu",
-    threads: 3,
-    coordinatorTimeout: 30,
-    heartbeatInterval: 1,
-    log: () => {},
-    createEngine: async (spec) => {
-      const engine = new SparseCpuEngine(spec);
-      return {
-        kind: engine.kind,
-        dispose: () => engine.dispose(),
-        runEpoch: (t) => (failOnce.delete(t.epoch) ? Promise.reject(new Error(`injected failure of epoch ${t.epoch}`)) : engine.runEpoch(t)),
-      };
-    },
-  }).run();
+  worker = inProcessWorker(port, (engine, t) => (failOnce.delete(t.epoch) ? Promise.reject(new Error(`injected failure of epoch ${t.epoch}`)) : engine.runEpoch(t)), 3);
   await next("hello");
   await send({ type: "network", spec: net.spec });
   await next("ready");
