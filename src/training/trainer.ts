@@ -182,8 +182,14 @@ export class Trainer {
         prefixSums: (count, sums) => this.reducer.resumeFrom(count, sums),
       };
       const interval = pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, receiver);
-      // The epochs are out; nothing changes the state until their results are in.
-      this.submitDue();
+      // The epochs are out; nothing changes the state until their results are in. An earlier checkpoint write that
+      // failed (submit throws it) ends the run here, abandoning the interval.
+      try {
+        this.submitDue();
+      } catch (e) {
+        interval.catch(() => {});
+        throw e;
+      }
       const results = await interval;
       // Any the pool did not hand over as they came (the reduce does not depend on it).
       results.forEach((r, k) => finiteStates[k] ?? receiver.result(k, r, isFiniteState(r.finalState)));
