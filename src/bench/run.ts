@@ -136,16 +136,17 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const F = connectome.ffWeight.length;
   const grads = Array.from({ length: A }, (_, k) => [Float32Array.from({ length: E }, (_, i) => Math.sin(i + k)), Float32Array.from({ length: F }, (_, i) => Math.cos(i + k))]);
   let current: OptimizedParameters = { weights: [connectome.recWeight.slice(), connectome.ffWeight.slice()], logWeights: null, adam: newAdamState([E, F]) };
+  const hp = { learningRate: 5e-4, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
   // As the trainer: reduce in epoch order, then the optimiser's step (clip, Adam on copies, projection onto w ≥ 0).
   const update = seconds(() => {
-    const step = optimizerStep(current, averageGradients(grads), { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["recurrent", "feedforward"]);
+    const step = optimizerStep(current, averageGradients(grads), hp, ["recurrent", "feedforward"]);
     if (step.applied) current = step.next;
   }, 5);
   // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps.
   const mean = averageGradients(grads);
   const fromSums = seconds(() => {
     if (!Number.isFinite(globalNorm(mean))) throw new Error("non-finite sums");
-    const step = optimizerStep(current, mean, { learningRate: 5e-4, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["recurrent", "feedforward"]);
+    const step = optimizerStep(current, mean, hp, ["recurrent", "feedforward"]);
     if (step.applied) current = step.next;
   }, 5);
   const w = current.weights;

@@ -610,7 +610,7 @@ export class WorkerPool {
     if (bad) return this.refuseResults(w, assignments, `invalid reduce group results: ${bad}`);
     const statesFinite = results.map((r) => isFiniteState(r.finalState));
     // Σg² is finite exactly where every summed gradient is (float64 sums of float32 gradients cannot overflow).
-    const finite = statesFinite.every((f) => f) && results.every((r) => Number.isFinite(r.losses.total)) && Number.isFinite(globalNorm([m.recSum, m.ffSum]));
+    const finite = statesFinite.every((f) => f) && results.every(isFiniteOutcome) && Number.isFinite(globalNorm([m.recSum, m.ffSum]));
     if (!finite && this.recomputeElsewhere(w, assignments)) return;
     cur.receiver?.prefixSums(epochs.length, [m.recSum, m.ffSum]);
     results.forEach((r, k) => this.accept(w, r, statesFinite[k]));

@@ -282,7 +282,8 @@ export class WorkerProcess {
     if (g.broken) return this.send(r);
     g.results.set(r.epoch, r);
     if (g.results.size < g.group.epochs.length) return Promise.resolve();
-    this.groups.delete(g.group.epochs[0]);
+    // Its entry, unless the group was given again since (groupOf): that one is another's.
+    if (this.groups.get(g.group.epochs[0]) === g) this.groups.delete(g.group.epochs[0]);
     const reducer = new GradientReducer();
     reducer.start(g.group.intervalEpochs);
     const results = g.group.epochs.map((e) => g.results.get(e)!);
