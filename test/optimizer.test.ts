@@ -331,7 +331,7 @@ describe("optimizerStep: clip, Adam, projection or e^θ in one pass", () => {
         const g = grads();
         const want = reference(plain, g, log);
         const a = optimizerStep(plain, g.map((x) => x.slice()), h, ["rec", "ff"]);
-        const b = optimizerStep(reused, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", spare);
+        const b = optimizerStep(reused, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", { spare });
         if (!a.applied || !b.applied) throw new Error("step not applied");
         for (const step of [a, b]) {
           expect(step.gradNorm).toBe(want.norm);
@@ -369,7 +369,7 @@ describe("optimizerStep: clip, Adam, projection or e^θ in one pass", () => {
       expect(optimizerStep(cur, g, h, ["recurrent"])).toEqual({ applied: false, gradNorm: NaN, problem: "recurrent gradient is not finite" });
     }
     const spare: OptimizedParameters = { weights: [vector(n, () => 2)], logWeights: null, adam: newAdamState([n]) };
-    const huge = optimizerStep(cur, [Float64Array.from({ length: n }, () => 1)], { ...h, learningRate: 1e39 }, ["recurrent"], "weights", spare);
+    const huge = optimizerStep(cur, [Float64Array.from({ length: n }, () => 1)], { ...h, learningRate: 1e39 }, ["recurrent"], "weights", { spare });
     expect(huge).toMatchObject({ applied: false, problem: "the step would make a weight non-finite (learning rate 1e+39)" });
     expect(Array.from(cur.weights[0]).every((x) => x === 1)).toBe(true);
     expect(cur.adam.m[0].every((x) => x === 0)).toBe(true);

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../io/checkpoint.js";
 import { checkpointIdentity } from "../io/identity.js";
+import { AdamKernel } from "../model/adam-kernel.js";
 import { averageGradients, globalNorm, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "./figures.js";
@@ -137,16 +138,21 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const grads = Array.from({ length: A }, (_, k) => [Float32Array.from({ length: E }, (_, i) => Math.sin(i + k)), Float32Array.from({ length: F }, (_, i) => Math.cos(i + k))]);
   let current: OptimizedParameters = { weights: [connectome.recWeight.slice(), connectome.ffWeight.slice()], logWeights: null, adam: newAdamState([E, F]) };
   const hp = { learningRate: 5e-4, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
-  // As the trainer: reduce in epoch order, then the optimiser's step (clip, Adam on copies, projection onto w ≥ 0).
-  const update = seconds(() => {
-    const step = optimizerStep(current, averageGradients(grads), hp, ["recurrent", "feedforward"]);
-    if (step.applied) current = step.next;
-  }, 5);
+  // As the trainer: reduce in epoch order, then the optimiser's step (clip, Adam into the other generation,
+  // projection onto w ≥ 0) with the SIMD kernel; and with Adam as the JavaScript loop, for comparison.
+  const kernel = AdamKernel.create([E, F]);
+  const timeUpdate = (memory: { kernel: AdamKernel | null }) =>
+    seconds(() => {
+      const step = optimizerStep(current, averageGradients(grads), hp, ["recurrent", "feedforward"], "weights", memory);
+      if (step.applied) current = step.next;
+    }, 5);
+  const updateJs = timeUpdate({ kernel: null });
+  const update = timeUpdate({ kernel });
   // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps.
   const mean = averageGradients(grads);
   const fromSums = seconds(() => {
     if (!Number.isFinite(globalNorm(mean))) throw new Error("non-finite sums");
-    const step = optimizerStep(current, mean, hp, ["recurrent", "feedforward"]);
+    const step = optimizerStep(current, mean, hp, ["recurrent", "feedforward"], "weights", { kernel });
     if (step.applied) current = step.next;
   }, 5);
   const w = current.weights;
@@ -156,7 +162,7 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const stateBytes = (state.v.byteLength + state.g.byteLength);
   const weightBytes = (E + F) * 4;
   const resultBytes = weightBytes + stateBytes; // gradient per edge + final state (+ small statistics)
-  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms (from a reduce group's sums: check + clip + Adam + projection ${(fromSums * 1000).toFixed(1)} ms), encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(messageBytes(assign) / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
+  console.log(`\n4. coordinator per update at default size (${A} epochs): reduce + clip + Adam + projection ${(update * 1000).toFixed(1)} ms${kernel ? ` (${(updateJs * 1000).toFixed(1)} ms with Adam as a JavaScript loop instead of the SIMD kernel)` : " (no SIMD kernel here)"} (from a reduce group's sums: check + clip + Adam + projection ${(fromSums * 1000).toFixed(1)} ms), encoding one assignment with weights ${(encode * 1000).toFixed(1)} ms (${(messageBytes(assign) / 2 ** 20).toFixed(1)} MiB); goal < 50 ms`);
   console.log(`   bytes per update with W workers: weights ${(weightBytes / 2 ** 20).toFixed(1)} MiB × W, states in ${(stateBytes / 2 ** 20).toFixed(1)} MiB × ${A}, results ${(resultBytes / 2 ** 20).toFixed(1)} MiB × ${A} → ${((2 * weightBytes + A * (stateBytes + resultBytes)) / 2 ** 20).toFixed(1)} MiB with 2 workers`);
   // A reduce group: the results carry the states, and one float64 sum (8 bytes per synapse) replaces A float32 gradients.
   const groupIn = A * stateBytes + 2 * weightBytes;

@@ -7,7 +7,7 @@
  * previous checkpoint or the new one. A failed write, or a writer thread that died, is reported by the next submit or
  * by `flush()`.
  */
-import { ThreadRpc } from "../platform/thread-rpc.js";
+import { ThreadRpc, withOwnBuffers } from "../platform/thread-rpc.js";
 import { CheckpointError, CheckpointIdentity, TrainingState } from "./checkpoint.js";
 
 /** latest: every checkpoint_interval and at the end; best: the lowest total loss so far. */
@@ -46,8 +46,9 @@ export class CheckpointWriter {
   submit(targets: CheckpointTarget[], state: TrainingState): void {
     this.throwIfFailed();
     if (targets.length === 0) return;
-    // The request is structured-cloned when posted: later changes to `state` do not reach it.
-    const written = this.thread.call({ paths: targets.map((t) => t.path), state, identity: this.identity }).then(
+    // The request is structured-cloned when posted: later changes to `state` do not reach it. Adam's moments are
+    // views of its kernel's memory, copied alone.
+    const written = this.thread.call({ paths: targets.map((t) => t.path), state: withOwnBuffers(state), identity: this.identity }).then(
       (w) => {
         w.seconds.forEach((s, k) => this.onWritten(s, targets[k].kind));
         if (w.error !== undefined) this.failure ??= new CheckpointError(`${targets[w.seconds.length].path}: cannot write checkpoint: ${w.error}`);

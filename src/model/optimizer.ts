@@ -5,8 +5,10 @@
  *
  * optimizerStep does the clip, Adam, and the projection or e^θ in one pass for speed; clipGlobalNorm, adamStep and
  * projectNonNegative are those steps one by one, as their definitions: test/optimizer.test.ts checks that
- * optimizerStep equals their composition bit for bit, and each against hand-computed (torch) values.
+ * optimizerStep equals their composition bit for bit, and each against hand-computed (torch) values. Under "linear" the
+ * coordinator takes that pass with a SIMD kernel (adam-kernel.ts), bit-identical to it.
  */
+import { type AdamCoefficients, AdamKernel } from "./adam-kernel.js";
 
 export interface AdamState {
   /** Optimizer steps taken so far. */
@@ -190,15 +192,6 @@ export function adamStep(weights: Float32Array[], grads: Float64Array[], state: 
   weights.forEach((w, p) => adamPart(c, 1, grads[p], w, state.m[p], state.v[p], { params: w, m: state.m[p], v: state.v[p], weights: null, project: false }));
 }
 
-/** The step's constants: betas, eps, lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ). */
-interface AdamCoefficients {
-  b1: number;
-  b2: number;
-  eps: number;
-  stepSize: number;
-  sqrtBc2: number;
-}
-
 function adamCoefficients(h: AdamHyperparameters, step: number): AdamCoefficients {
   const [b1, b2] = h.betas;
   return { b1, b2, eps: h.eps, stepSize: h.learningRate / (1 - Math.pow(b1, step)), sqrtBc2: Math.sqrt(1 - Math.pow(b2, step)) };
@@ -378,9 +371,11 @@ export type UpdateStep =
  * parameters (∂L/∂θ = w·∂L/∂w under "log"; `gradientOf` = "log-parameters" when the gradient is already ∂L/∂θ, as
  * scaling factors' is), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
  * Returns new parameters, so that a non-finite gradient, or a step that would make a weight non-finite, leaves
- * `current` untouched and is reported instead (`partNames` name the parts in that message). `spare`: parameters that
- * nothing refers to any more (those from before `current`), whose moments and θ may be written over instead of new
- * arrays allocated (a default-size step then touches no fresh memory but the new weights).
+ * `current` untouched and is reported instead (`partNames` name the parts in that message). Working memory
+ * (`memory`): `spare`, parameters that nothing refers to any more (those from before `current`), whose moments and θ
+ * may be written over instead of new arrays allocated (a default-size step then touches no fresh memory but the new
+ * weights); `kernel`, the SIMD kernel that takes the "linear" step (its results are bit-identical; it keeps two
+ * generations of parameters itself, so the moments of the parameters before `current` are written over too).
  */
 export function optimizerStep(
   current: OptimizedParameters,
@@ -388,11 +383,13 @@ export function optimizerStep(
   h: AdamHyperparameters & { maxGradNorm: number },
   partNames: string[],
   gradientOf: "weights" | "log-parameters" = "weights",
-  spare: OptimizedParameters | null = null,
+  memory: { spare?: OptimizedParameters | null; kernel?: AdamKernel | null } = {},
 ): UpdateStep {
   const { weights, logWeights } = current;
   if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
-  const sumSquares = squares(grads);
+  // The kernel's step reads the gradient from its own memory: the copy there and Σg² are one pass.
+  const kernel = logWeights ? null : memory.kernel;
+  const sumSquares = kernel ? kernel.loadGradient(grads) : squares(grads);
   if (!Number.isFinite(sumSquares)) {
     // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
     const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
@@ -400,20 +397,27 @@ export function optimizerStep(
   }
   const gradNorm = Math.sqrt(sumSquares);
   const scale = clipCoefficient(gradNorm, h.maxGradNorm);
+  const step = current.adam.step + 1;
+  const c = adamCoefficients(h, step);
+  const nonFinite = { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` } as const;
+  if (kernel) {
+    const next = kernel.step(c, scale, weights, current.adam.m, current.adam.v, true);
+    return next ? { applied: true, gradNorm, next: { weights: next.weights, logWeights: null, adam: { step, m: next.m, v: next.v } } } : nonFinite;
+  }
+  const spare = memory.spare;
   // Into other arrays than the current ones, which stay as they are: the spare's moments and θ, or new ones. The
   // weights are always new: weights that were sent to workers are never written again. The clip, Adam, and e^θ or
   // the projection are one pass over each part.
   const sized = (parts: Float32Array[] | null | undefined): Float32Array[] | null => (parts && parts.every((a, k) => a.length === grads[k].length) ? parts : null);
   const fresh = (): Float32Array[] => grads.map((g) => new Float32Array(g.length));
-  const adam: AdamState = { step: current.adam.step + 1, m: sized(spare?.adam.m) ?? fresh(), v: sized(spare?.adam.v) ?? fresh() };
-  const c = adamCoefficients(h, adam.step);
+  const adam: AdamState = { step, m: sized(spare?.adam.m) ?? fresh(), v: sized(spare?.adam.v) ?? fresh() };
   const params = logWeights ? (sized(spare?.logWeights) ?? fresh()) : fresh();
   const nextWeights = logWeights ? fresh() : params;
   const finite = params.every((p, k) => {
     const out = { params: p, m: adam.m[k], v: adam.v[k], weights: logWeights ? nextWeights[k] : null, project: !logWeights };
     return adamPart(c, scale, grads[k], (logWeights ?? weights)[k], current.adam.m[k], current.adam.v[k], out) >= 0;
   });
-  if (!finite) return { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` };
+  if (!finite) return nonFinite;
   return { applied: true, gradNorm, next: { weights: nextWeights, logWeights: logWeights ? params : null, adam } };
 }
 
@@ -443,7 +447,9 @@ function primeKernels(): void {
   for (const log of [false, true]) {
     const w = [Float32Array.of(0.5, 0.01, 1, 2, 0.25)];
     const current: OptimizedParameters = { weights: w, logWeights: log ? w.map(logWeights) : null, adam: newAdamState([5]) };
-    optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], { learningRate: 0.1, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 1 }, ["prime"]);
+    const hp = { learningRate: 0.1, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
+    optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], hp, ["prime"]);
+    if (!log) optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], hp, ["prime"], "weights", { kernel: AdamKernel.create([5]) });
   }
 }
 

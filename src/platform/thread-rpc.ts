@@ -119,3 +119,24 @@ export function serveRpc<Init, Req, Res>(handle: (request: Req, init: Init) => R
       );
   });
 }
+
+/**
+ * `value` with every typed array that views only part of a larger buffer (such as a kernel's WebAssembly memory)
+ * copied alone: a structured clone copies a view's whole buffer. Plain objects and arrays are copied shallowly where
+ * they hold such a view; everything else, shared memory included, is kept as it is.
+ */
+export function withOwnBuffers<T>(value: T): T {
+  if (ArrayBuffer.isView(value)) {
+    const partial = value.buffer instanceof ArrayBuffer && value.byteLength < value.buffer.byteLength;
+    return (partial && "slice" in value ? (value as unknown as Float32Array).slice() : value) as T;
+  }
+  if (Array.isArray(value)) {
+    const items = value.map(withOwnBuffers);
+    return (items.some((x, k) => x !== value[k]) ? items : value) as T;
+  }
+  if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    const entries = Object.entries(value).map(([k, x]) => [k, withOwnBuffers(x)] as const);
+    return (entries.some(([k, x]) => x !== (value as Record<string, unknown>)[k]) ? Object.fromEntries(entries) : value) as T;
+  }
+  return value;
+}

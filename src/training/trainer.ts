@@ -12,6 +12,7 @@ import { isFiniteState } from "../engine/engine.js";
 import { pooledStats, rateRmse, weightAgreement } from "../model/statistics.js";
 import { checkpointPaths, TrainingState } from "../io/checkpoint.js";
 import { CheckpointTarget, CheckpointWriter } from "../io/checkpoint-writer.js";
+import { AdamKernel } from "../model/adam-kernel.js";
 import { GradientReducer, LearningRateSchedule, learningRateAt, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv, metricsRow, UpdateRecord } from "../io/run-dir.js";
 import { EpochAssignment, IntervalReceiver, WorkerPool } from "../distributed/worker-pool.js";
@@ -79,6 +80,8 @@ export class Trainer {
   private readonly reducer = new GradientReducer();
   /** The optimised parameters from before the current ones, which nothing else refers to: the next step writes over them. */
   private spare: OptimizedParameters | null = null;
+  /** The SIMD kernel of the "linear" step, made at the first step that needs it (null where it cannot run here). */
+  private kernel: AdamKernel | null | undefined;
   /** Per edge, its connection-type pair, when scaling factors are trained. */
   private readonly typePairs: { rec: Int32Array; ff: Int32Array } | null;
   /**
@@ -302,10 +305,11 @@ export class Trainer {
       // 0 and its step is exactly 0, so its factors keep their initial values.
       trainedFactorParts(h.optimise).forEach((trained, p) => trained || grads[p].fill(0));
       current = { weights: [f.value.rec, f.value.ff], logWeights: [f.log.rec, f.log.ff], adam: s.adam };
-      step = optimizerStep(current, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters", this.spare);
+      step = optimizerStep(current, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters", { spare: this.spare });
     } else {
       current = { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam };
-      step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", this.spare);
+      if (this.kernel === undefined && !s.logWeights) this.kernel = AdamKernel.create([s.recWeight.length, s.ffWeight.length]);
+      step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", { spare: this.spare, kernel: this.kernel });
     }
     if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };
     if (f) {

@@ -5,7 +5,7 @@
  * so the views stay valid. Both kinds of kernel perform the same floating-point operations in the same order and give
  * bit-identical results.
  */
-import { readFileSync } from "node:fs";
+import { alignedBytes, wasmModule } from "../../../platform/wasm.js";
 
 export type KernelKind = "wasm" | "js";
 
@@ -25,22 +25,10 @@ export interface WasmKernels {
 
 const MODULES = ["neurons", "adjoint", "synapses"] as const;
 
-let modules: WebAssembly.Module[] | null | undefined;
-
 /** The compiled kernels, or null where this runtime lacks WebAssembly SIMD or the binaries were not built. */
-function wasmModules(): typeof modules {
-  if (modules !== undefined) return modules;
-  try {
-    const load = (name: string) => {
-      const bytes = readFileSync(new URL(`./${name}.wasm`, import.meta.url));
-      if (!WebAssembly.validate(bytes)) throw new Error(`${name}.wasm does not validate here`);
-      return new WebAssembly.Module(bytes);
-    };
-    modules = MODULES.map(load);
-  } catch {
-    modules = null;
-  }
-  return modules;
+function wasmModules(): WebAssembly.Module[] | null {
+  const mods = MODULES.map((name) => wasmModule(new URL(`./${name}.wasm`, import.meta.url)));
+  return mods.every((m) => m !== null) ? (mods as WebAssembly.Module[]) : null;
 }
 
 /** The most a WebAssembly memory can hold (65536 pages of 64 KiB): the sparse-cpu engine's limit per epoch. */
@@ -49,7 +37,7 @@ export const WASM_MEMORY_LIMIT_BYTES = 2 ** 32;
 /** Bytes a layout takes in one WebAssembly memory (each buffer 16-byte aligned, as Workspace places them). */
 export function layoutBytes(layout: BufferLayout): number {
   let top = 16;
-  for (const [Ctor, n] of Object.values(layout)) top += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 16) * 16;
+  for (const [Ctor, n] of Object.values(layout)) top += alignedBytes(n, Ctor.BYTES_PER_ELEMENT);
   return top;
 }
 
@@ -73,7 +61,7 @@ export class Workspace<L extends BufferLayout> {
       let top = 16;
       for (const [name, [Ctor, n]] of Object.entries(layout)) {
         ptr[name] = top;
-        top += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 16) * 16;
+        top += alignedBytes(n, Ctor.BYTES_PER_ELEMENT);
       }
       if (top > WASM_MEMORY_LIMIT_BYTES) throw new Error(`an epoch needs ${(top / 2 ** 30).toFixed(1)} GiB of engine memory, above the 4 GiB WebAssembly can address`);
       const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) + 1 });

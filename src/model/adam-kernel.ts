@@ -1,0 +1,164 @@
+/**
+ * optimizerStep's step under parameterisation = "linear" (Adam on the clipped gradient, then the projection onto
+ * w ≥ 0, one pass per part) as a WebAssembly SIMD kernel (kernels/adam.wat): the same operations in the same order as
+ * adamPart, two elements at a time, so the results are bit-identical (test/adam-kernel.test.ts) and the step, bound
+ * by its two divisions and one square root per element, takes about half the time. It is the coordinator's largest
+ * piece of work per update (863 k weights at default size), on the critical path between two intervals.
+ *
+ * The kernel reads and writes only its own memory, which holds per part the gradient and two generations of weights
+ * and moments, used in turn: a step reads the current generation and writes the other one, so that a step that would
+ * make a weight non-finite leaves the current parameters as they were. The moments it returns are views of its
+ * memory; the weights are copies (weights sent to workers are never written again). Parameters it did not return
+ * itself (the first step, or a resumed run's) are copied in first.
+ */
+import { alignedBytes, wasmModule } from "../platform/wasm.js";
+
+/** An Adam step's constants: betas, eps, lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) (optimizer.ts adamCoefficients). */
+export interface AdamCoefficients {
+  b1: number;
+  b2: number;
+  eps: number;
+  stepSize: number;
+  sqrtBc2: number;
+}
+
+interface AdamExports {
+  adamLinear(
+    n: number,
+    g: number,
+    w: number,
+    m: number,
+    v: number,
+    w2: number,
+    m2: number,
+    v2: number,
+    scale: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    stepSize: number,
+    sqrtBc2: number,
+    project: number,
+  ): number;
+}
+
+/** A float32 array of one part in the kernel's memory: the view (the part's length) and its byte offset. */
+interface Placed<T> {
+  view: T;
+  ptr: number;
+}
+
+/** One generation of the optimised parameters, per part. */
+interface Generation {
+  w: Placed<Float32Array>[];
+  m: Placed<Float32Array>[];
+  v: Placed<Float32Array>[];
+}
+
+/** What a step made: the new weights (fresh arrays) and moments (views of the kernel's memory), per part. */
+export interface KernelStep {
+  weights: Float32Array[];
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
+export class AdamKernel {
+  private readonly exports: AdamExports;
+  /** Per part: its length, padded to a multiple of four (the kernel's loop takes four elements per pass). */
+  private readonly padded: number[];
+  private readonly grads: Placed<Float64Array>[];
+  private readonly generations: [Generation, Generation];
+  /** Which generation holds the current parameters. */
+  private current = 0;
+  /** The weights the last step returned, per part: copies of the current generation's, which the next step may read there. */
+  private returned: Float32Array[] = [];
+
+  /** A kernel for parts of these sizes, or null where the compiled kernel cannot run here (the caller then runs adamPart). */
+  static create(sizes: number[]): AdamKernel | null {
+    const module = wasmModule(new URL("./kernels/adam.wasm", import.meta.url));
+    return module && new AdamKernel(module, sizes);
+  }
+
+  private constructor(module: WebAssembly.Module, readonly sizes: number[]) {
+    this.padded = sizes.map((n) => Math.ceil(n / 4) * 4);
+    // Zeros in the padding stay zeros: a zero gradient, weight and moment make a zero step (eps > 0).
+    const bytes = this.padded.reduce((sum, n) => sum + alignedBytes(n, 8) + 6 * alignedBytes(n, 4), 0);
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
+    this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as AdamExports;
+    let top = 0;
+    const place = <T>(Ctor: new (b: ArrayBuffer, offset: number, length: number) => T, bytesPerElement: number, k: number): Placed<T> => {
+      const ptr = top;
+      top += alignedBytes(this.padded[k], bytesPerElement);
+      return { view: new Ctor(memory.buffer, ptr, sizes[k]), ptr };
+    };
+    this.grads = sizes.map((_, k) => place(Float64Array, 8, k));
+    const generation = (): Generation => ({
+      w: sizes.map((_, k) => place(Float32Array, 4, k)),
+      m: sizes.map((_, k) => place(Float32Array, 4, k)),
+      v: sizes.map((_, k) => place(Float32Array, 4, k)),
+    });
+    this.generations = [generation(), generation()];
+  }
+
+  /**
+   * Copies the gradient (one array per part) into the kernel's memory for the next step, and returns its Σg² over all
+   * parts in order: the global norm's square as optimizer.ts squares() sums it, in the same pass as the copy.
+   */
+  loadGradient(grads: Float64Array[]): number {
+    if (grads.length !== this.sizes.length || grads.some((g, k) => g.length !== this.sizes[k]))
+      throw new Error(`Adam kernel: a gradient of ${grads.map((g) => g.length).join("/")} values for parts of ${this.sizes.join("/")}`);
+    // A plain loop, not a callback: a sum that a closure updates is a heap number, allocated at every addition.
+    let s = 0;
+    for (let k = 0; k < grads.length; k++) {
+      const g = grads[k];
+      const dst = this.grads[k].view;
+      for (let i = 0; i < g.length; i++) {
+        const x = g[i];
+        dst[i] = x;
+        s += x * x;
+      }
+    }
+    return s;
+  }
+
+  /**
+   * One step of every part from `weights` and moments `m`, `v` with the gradient last loaded (loadGradient) times
+   * `scale`, and coefficients `c`, projecting onto w ≥ 0 when `project`. Returns null, and keeps the current
+   * parameters, when a new weight would not be finite. The moments returned are valid until the step after the next
+   * one writes over them.
+   */
+  step(c: AdamCoefficients, scale: number, weights: Float32Array[], m: Float32Array[], v: Float32Array[], project: boolean): KernelStep | null {
+    const from = this.generations[this.current];
+    const to = this.generations[1 - this.current];
+    for (let k = 0; k < this.sizes.length; k++) {
+      if (weights[k] !== this.returned[k] || m[k] !== from.m[k].view || v[k] !== from.v[k].view) {
+        from.w[k].view.set(weights[k]);
+        from.m[k].view.set(m[k]);
+        from.v[k].view.set(v[k]);
+      }
+    }
+    for (let k = 0; k < this.sizes.length; k++) {
+      const moved = this.exports.adamLinear(
+        this.padded[k],
+        this.grads[k].ptr,
+        from.w[k].ptr,
+        from.m[k].ptr,
+        from.v[k].ptr,
+        to.w[k].ptr,
+        to.m[k].ptr,
+        to.v[k].ptr,
+        scale,
+        c.b1,
+        c.b2,
+        c.eps,
+        c.stepSize,
+        c.sqrtBc2,
+        project ? 1 : 0,
+      );
+      if (moved < 0) return null;
+    }
+    this.current = 1 - this.current;
+    this.returned = to.w.map((w) => w.view.slice());
+    return { weights: this.returned, m: to.m.map((p) => p.view), v: to.v.map((p) => p.view) };
+  }
+}

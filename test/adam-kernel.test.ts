@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { AdamKernel } from "../src/model/adam-kernel.js";
+import { newAdamState, OptimizedParameters, optimizerStep, UpdateStep } from "../src/model/optimizer.js";
+import { withOwnBuffers } from "../src/platform/thread-rpc.js";
+import { Rng } from "../src/model/rng.js";
+
+type Hyper = Parameters<typeof optimizerStep>[2];
+
+/** Parts of these sizes with weights in [−0.01, 0.05) (some step onto the projection) and zero moments. */
+function parameters(sizes: number[], rng: Rng): OptimizedParameters {
+  return { weights: sizes.map((n) => Float32Array.from({ length: n }, () => rng.uniform() * 0.06 - 0.01)), logWeights: null, adam: newAdamState(sizes) };
+}
+
+function gradients(sizes: number[], rng: Rng, magnitude: number): Float64Array[] {
+  return sizes.map((n) => Float64Array.from({ length: n }, () => (rng.uniform() - 0.5) * magnitude * (rng.uniform() < 0.1 ? 100 : 1)));
+}
+
+/** The step's arrays, bit for bit (Object.is tells −0 from 0 and compares NaN with itself). */
+function bits(s: UpdateStep): unknown {
+  if (!s.applied) return s;
+  const arrays = (xs: Float32Array[]) => xs.map((x) => Array.from(x, (v) => (Object.is(v, -0) ? "-0" : v)));
+  return { gradNorm: s.gradNorm, step: s.next.adam.step, weights: arrays(s.next.weights), m: arrays(s.next.adam.m), v: arrays(s.next.adam.v) };
+}
+
+describe("the SIMD Adam kernel (parameterisation = linear)", () => {
+  const h: Hyper = { learningRate: 3e-3, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 0.5 };
+
+  it("runs here: the coordinator's step takes it", () => {
+    expect(AdamKernel.create([3, 5])).not.toBeNull();
+  });
+
+  it("gives optimizerStep's results bit for bit, step after step, for any part sizes, with and without clipping", () => {
+    const rng = Rng.keyed(11);
+    for (const sizes of [[1, 2], [5, 7], [4, 8], [4099, 333]]) {
+      const kernel = AdamKernel.create(sizes)!;
+      let js = parameters(sizes, rng);
+      let simd: OptimizedParameters = { ...js, adam: { ...js.adam } };
+      for (let t = 0; t < 6; t++) {
+        // Small gradients stay under max_grad_norm (no clip); large ones are clipped.
+        const g = gradients(sizes, rng, t % 2 === 0 ? 1e-4 : 10);
+        const a = optimizerStep(js, g.map((x) => x.slice()), h, ["rec", "ff"]);
+        const b = optimizerStep(simd, g, h, ["rec", "ff"], "weights", { kernel });
+        expect(bits(b)).toEqual(bits(a));
+        if (!a.applied || !b.applied) throw new Error("step not applied");
+        // Some weights were projected onto 0 (so the kernel's projection was taken), and every other step clipped.
+        if (sizes[0] > 1000) expect(a.next.weights[0].filter((w) => w === 0).length).toBeGreaterThan(0);
+        expect(a.gradNorm > h.maxGradNorm).toBe(t % 2 === 1);
+        js = a.next;
+        simd = b.next;
+      }
+    }
+  });
+
+  it("reads parameters it did not return (a resumed run's) from where they are", () => {
+    const rng = Rng.keyed(5);
+    const sizes = [9, 6];
+    const kernel = AdamKernel.create(sizes)!;
+    const cur = parameters(sizes, rng);
+    const first = optimizerStep(cur, gradients(sizes, rng, 1e-3), h, ["rec", "ff"], "weights", { kernel });
+    if (!first.applied) throw new Error("step not applied");
+    // Copies: the same values in arrays the kernel did not hand out.
+    const resumed: OptimizedParameters = { weights: first.next.weights.map((w) => w.slice()), logWeights: null, adam: { step: 1, m: first.next.adam.m.map((m) => m.slice()), v: first.next.adam.v.map((v) => v.slice()) } };
+    // Different values in the kernel's own arrays, to show they are not what it reads.
+    first.next.weights[0].fill(7);
+    const g = gradients(sizes, rng, 1e-3);
+    expect(bits(optimizerStep(resumed, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", { kernel }))).toEqual(bits(optimizerStep(resumed, g, h, ["rec", "ff"])));
+  });
+
+  it("a step that would make a weight non-finite is refused and leaves the current parameters as they were", () => {
+    const rng = Rng.keyed(3);
+    const sizes = [6, 3];
+    const kernel = AdamKernel.create(sizes)!;
+    const start = optimizerStep(parameters(sizes, rng), gradients(sizes, rng, 1e-3), h, ["rec", "ff"], "weights", { kernel });
+    if (!start.applied) throw new Error("step not applied");
+    const cur = start.next;
+    const before = bits({ applied: true, gradNorm: 0, next: cur });
+    // lr·m̂/(√v̂ + eps) ≈ lr: 1e39 rounds to float32 Infinity.
+    const huge = optimizerStep(cur, gradients(sizes, rng, 1e-3), { ...h, learningRate: 1e39 }, ["rec", "ff"], "weights", { kernel });
+    expect(huge).toMatchObject({ applied: false, problem: "the step would make a weight non-finite (learning rate 1e+39)" });
+    expect(bits({ applied: true, gradNorm: 0, next: cur })).toEqual(before);
+    // The next step starts from the current parameters, as the JavaScript step does.
+    const g = gradients(sizes, rng, 1e-3);
+    const copy: OptimizedParameters = { weights: cur.weights.map((w) => w.slice()), logWeights: null, adam: { step: cur.adam.step, m: cur.adam.m.map((m) => m.slice()), v: cur.adam.v.map((v) => v.slice()) } };
+    expect(bits(optimizerStep(cur, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", { kernel }))).toEqual(bits(optimizerStep(copy, g, h, ["rec", "ff"])));
+  });
+
+  it("returns new weights every step (weights sent to workers are never written again), and moments in its memory", () => {
+    const sizes = [4, 4];
+    const kernel = AdamKernel.create(sizes)!;
+    const rng = Rng.keyed(1);
+    let cur = parameters(sizes, rng);
+    const seen = new Set<Float32Array>();
+    for (let t = 0; t < 4; t++) {
+      const step = optimizerStep(cur, gradients(sizes, rng, 1e-3), h, ["rec", "ff"], "weights", { kernel });
+      if (!step.applied) throw new Error("step not applied");
+      for (const w of step.next.weights) {
+        expect(seen.has(w)).toBe(false);
+        seen.add(w);
+      }
+      expect(step.next.adam.m[0].buffer).toBe(step.next.adam.v[1].buffer);
+      cur = step.next;
+    }
+  });
+});
+
+describe("withOwnBuffers (what a thread is sent)", () => {
+  it("copies views of part of a buffer alone, and keeps whole buffers, shared memory and other values", () => {
+    const big = new ArrayBuffer(64);
+    const part = new Float32Array(big, 16, 4);
+    part.set([1, 2, 3, 4]);
+    const whole = new Float32Array(8);
+    const shared = new Float32Array(new SharedArrayBuffer(64), 16, 4);
+    const value = { a: 1, s: "x", n: null, whole, nested: { list: [part, whole], shared } };
+    const out = withOwnBuffers(value);
+    expect(out).not.toBe(value);
+    expect(out.nested.list[0]).not.toBe(part);
+    expect(out.nested.list[0].buffer.byteLength).toBe(16);
+    expect(Array.from(out.nested.list[0])).toEqual([1, 2, 3, 4]);
+    expect(out.nested.list[1]).toBe(whole);
+    expect(out.nested.shared).toBe(shared);
+    expect(out.whole).toBe(whole);
+    expect({ ...out, nested: null }).toEqual({ ...value, nested: null });
+    // Nothing to copy: the value itself.
+    const plain = { a: [whole], b: 2 };
+    expect(withOwnBuffers(plain)).toBe(plain);
+  });
+});
