@@ -25,8 +25,10 @@ function bits(s: UpdateStep): unknown {
 describe("the SIMD Adam kernel (parameterisation = linear)", () => {
   const h: Hyper = { learningRate: 3e-3, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 0.5 };
 
-  it("runs here: the coordinator's step takes it", () => {
+  it("runs here: the coordinator's step takes it; not for more weights than 4 GiB of WebAssembly memory holds", () => {
     expect(AdamKernel.create([3, 5])).not.toBeNull();
+    expect(AdamKernel.create([2 ** 27, 1])).toBeNull();
+    expect(AdamKernel.create([2 ** 22, 1])).not.toBeNull();
   });
 
   it("gives optimizerStep's results bit for bit, step after step, for any part sizes, with and without clipping", () => {

@@ -62,9 +62,22 @@ export interface KernelStep {
   v: Float32Array[];
 }
 
+/** The most pages (64 KiB) a WebAssembly memory holds: 4 GiB. */
+const MAX_PAGES = 65536;
+
+/** A part's length padded to a multiple of four (the kernel's loop takes four elements per pass). */
+function padded(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
+/** The kernel's memory for parts of these sizes: per part, the float64 gradient and two generations of weights and moments. */
+function memoryBytes(sizes: number[]): number {
+  return sizes.reduce((sum, n) => sum + alignedBytes(padded(n), 8) + 6 * alignedBytes(padded(n), 4), 0);
+}
+
 export class AdamKernel {
   private readonly exports: AdamExports;
-  /** Per part: its length, padded to a multiple of four (the kernel's loop takes four elements per pass). */
+  /** Per part: its length, padded to a multiple of four. */
   private readonly padded: number[];
   private readonly grads: Placed<Float64Array>[];
   private readonly generations: [Generation, Generation];
@@ -73,17 +86,21 @@ export class AdamKernel {
   /** The weights the last step returned, per part: copies of the current generation's, which the next step may read there. */
   private returned: Float32Array[] = [];
 
-  /** A kernel for parts of these sizes, or null where the compiled kernel cannot run here (the caller then runs adamPart). */
+  /**
+   * A kernel for parts of these sizes, or null where the compiled kernel cannot run here, or its memory (32 bytes per
+   * weight) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses): the caller then
+   * runs adamPart.
+   */
   static create(sizes: number[]): AdamKernel | null {
     const module = wasmModule(new URL("./kernels/adam.wasm", import.meta.url));
-    return module && new AdamKernel(module, sizes);
+    const pages = Math.ceil(memoryBytes(sizes) / 65536);
+    return module && pages <= MAX_PAGES ? new AdamKernel(module, sizes, pages) : null;
   }
 
-  private constructor(module: WebAssembly.Module, readonly sizes: number[]) {
-    this.padded = sizes.map((n) => Math.ceil(n / 4) * 4);
+  private constructor(module: WebAssembly.Module, readonly sizes: number[], pages: number) {
+    this.padded = sizes.map(padded);
     // Zeros in the padding stay zeros: a zero gradient, weight and moment make a zero step (eps > 0).
-    const bytes = this.padded.reduce((sum, n) => sum + alignedBytes(n, 8) + 6 * alignedBytes(n, 4), 0);
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
+    const memory = new WebAssembly.Memory({ initial: pages });
     this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as AdamExports;
     let top = 0;
     const place = <T>(Ctor: new (b: ArrayBuffer, offset: number, length: number) => T, bytesPerElement: number, k: number): Placed<T> => {
