@@ -8,8 +8,9 @@
  * The kernel reads and writes only its own memory, which holds per part the gradient and two generations of weights
  * and moments, used in turn: a step reads the current generation and writes the other one, so that a step that would
  * make a weight non-finite leaves the current parameters as they were. The moments it returns are views of its
- * memory; the weights are copies (weights sent to workers are never written again). Parameters it did not return
- * itself (the first step, or a resumed run's) are copied in first.
+ * memory; the weights are copies (weights sent to workers are never written again), which must not be changed in
+ * place: the next step reads its own copy. Parameters it did not return itself (the first step, or a resumed run's)
+ * are copied in first.
  */
 import { alignedBytes, wasmModule } from "../platform/wasm.js";
 

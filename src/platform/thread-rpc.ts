@@ -127,8 +127,10 @@ export function serveRpc<Init, Req, Res>(handle: (request: Req, init: Init) => R
  */
 export function withOwnBuffers<T>(value: T): T {
   if (ArrayBuffer.isView(value)) {
+    // Typed arrays only: a DataView has no copy of its own, and a Node Buffer's slice() is a view.
+    const typed = !(value instanceof DataView) && !Buffer.isBuffer(value);
     const partial = value.buffer instanceof ArrayBuffer && value.byteLength < value.buffer.byteLength;
-    return (partial && "slice" in value ? (value as unknown as Float32Array).slice() : value) as T;
+    return (typed && partial ? (value as unknown as Float32Array).slice() : value) as T;
   }
   if (Array.isArray(value)) {
     const items = value.map(withOwnBuffers);
