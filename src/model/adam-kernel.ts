@@ -89,13 +89,21 @@ export class AdamKernel {
 
   /**
    * A kernel for parts of these sizes, or null where the compiled kernel cannot run here, or its memory (32 bytes per
-   * weight) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses): the caller then
-   * runs adamPart.
+   * weight) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses) or cannot be had:
+   * the caller then runs adamPart.
    */
   static create(sizes: number[]): AdamKernel | null {
     const module = wasmModule(new URL("./kernels/adam.wasm", import.meta.url));
-    const pages = Math.ceil(memoryBytes(sizes) / 65536);
-    return module && pages <= MAX_PAGES ? new AdamKernel(module, sizes, pages) : null;
+    // At least the one page the module's memory import asks for (a network without synapses of a kind has a part of 0).
+    const pages = Math.max(1, Math.ceil(memoryBytes(sizes) / 65536));
+    if (!module || pages > MAX_PAGES) return null;
+    try {
+      return new AdamKernel(module, sizes, pages);
+    } catch (e) {
+      // The memory could not be reserved (a RangeError): the JavaScript loop needs less of it at once.
+      if (e instanceof RangeError) return null;
+      throw e;
+    }
   }
 
   private constructor(module: WebAssembly.Module, readonly sizes: number[], pages: number) {
