@@ -1,14 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { AdamKernel } from "../src/model/adam-kernel.js";
-import { newAdamState, OptimizedParameters, optimizerStep, UpdateStep } from "../src/model/optimizer.js";
+import { logWeights, newAdamState, OptimizedParameters, optimizerStep, UpdateStep } from "../src/model/optimizer.js";
 import { withOwnBuffers } from "../src/platform/thread-rpc.js";
 import { Rng } from "../src/model/rng.js";
 
 type Hyper = Parameters<typeof optimizerStep>[2];
 
-/** Parts of these sizes with weights in [−0.01, 0.05) (some step onto the projection) and zero moments. */
-function parameters(sizes: number[], rng: Rng): OptimizedParameters {
-  return { weights: sizes.map((n) => Float32Array.from({ length: n }, () => rng.uniform() * 0.06 - 0.01)), logWeights: null, adam: newAdamState(sizes) };
+/**
+ * Parts of these sizes with zero moments and weights in [−0.01, 0.05) (some step onto the projection), or under
+ * "log" (`log`) in (0, 0.05) with θ = ln w.
+ */
+function parameters(sizes: number[], rng: Rng, log = false): OptimizedParameters {
+  const weights = sizes.map((n) => Float32Array.from({ length: n }, () => (log ? 1e-4 + rng.uniform() * 0.05 : rng.uniform() * 0.06 - 0.01)));
+  return { weights, logWeights: log ? weights.map(logWeights) : null, adam: newAdamState(sizes) };
 }
 
 function gradients(sizes: number[], rng: Rng, magnitude: number): Float64Array[] {
@@ -19,10 +23,11 @@ function gradients(sizes: number[], rng: Rng, magnitude: number): Float64Array[]
 function bits(s: UpdateStep): unknown {
   if (!s.applied) return s;
   const arrays = (xs: Float32Array[]) => xs.map((x) => Array.from(x, (v) => (Object.is(v, -0) ? "-0" : v)));
-  return { gradNorm: s.gradNorm, step: s.next.adam.step, weights: arrays(s.next.weights), m: arrays(s.next.adam.m), v: arrays(s.next.adam.v) };
+  const { weights, logWeights, adam } = s.next;
+  return { gradNorm: s.gradNorm, step: adam.step, weights: arrays(weights), logWeights: logWeights && arrays(logWeights), m: arrays(adam.m), v: arrays(adam.v) };
 }
 
-describe("the SIMD Adam kernel (parameterisation = linear)", () => {
+describe("the SIMD Adam kernel", () => {
   const h: Hyper = { learningRate: 3e-3, betas: [0.9, 0.999], eps: 1e-8, maxGradNorm: 0.5 };
 
   it("runs here: the coordinator's step takes it; not for more weights than 4 GiB of WebAssembly memory holds", () => {
@@ -31,21 +36,23 @@ describe("the SIMD Adam kernel (parameterisation = linear)", () => {
     expect(AdamKernel.create([2 ** 22, 1])).not.toBeNull();
   });
 
-  it("gives optimizerStep's results bit for bit, step after step, for any part sizes, with and without clipping", () => {
+  it.each([["linear", false], ["log", true]])("%s: gives optimizerStep's results bit for bit, step after step, for any part sizes, with and without clipping", (_, log) => {
     const rng = Rng.keyed(11);
     for (const sizes of [[1, 2], [5, 7], [4, 8], [4099, 333], [6, 0], [0, 0]]) {
       const kernel = AdamKernel.create(sizes)!;
-      let js = parameters(sizes, rng);
+      let js = parameters(sizes, rng, log);
       let simd: OptimizedParameters = { ...js, adam: { ...js.adam } };
       for (let t = 0; t < 6; t++) {
         // Small gradients stay under max_grad_norm (no clip); large ones are clipped.
-        const g = gradients(sizes, rng, t % 2 === 0 ? 1e-4 : 10);
+        // (Under "log" the gradient is w·g, with w ≤ 0.05.)
+        const g = gradients(sizes, rng, t % 2 === 0 ? 1e-4 : log ? 1000 : 10);
         const a = optimizerStep(js, g.map((x) => x.slice()), h, ["rec", "ff"]);
         const b = optimizerStep(simd, g, h, ["rec", "ff"], "weights", { kernel });
         expect(bits(b)).toEqual(bits(a));
         if (!a.applied || !b.applied) throw new Error("step not applied");
-        // Some weights were projected onto 0 (so the kernel's projection was taken), and every other step clipped.
-        if (sizes[0] > 1000) expect(a.next.weights[0].filter((w) => w === 0).length).toBeGreaterThan(0);
+        // Under "linear" some weights were projected onto 0 (so the kernel's projection was taken), and every other
+        // step clipped.
+        if (sizes[0] > 1000 && !log) expect(a.next.weights[0].filter((w) => w === 0).length).toBeGreaterThan(0);
         expect(a.gradNorm > h.maxGradNorm).toBe(t % 2 === 1 && sizes[0] + sizes[1] > 0);
         js = a.next;
         simd = b.next;
@@ -84,6 +91,22 @@ describe("the SIMD Adam kernel (parameterisation = linear)", () => {
     const g = gradients(sizes, rng, 1e-3);
     const copy: OptimizedParameters = { weights: cur.weights.map((w) => w.slice()), logWeights: null, adam: { step: cur.adam.step, m: cur.adam.m.map((m) => m.slice()), v: cur.adam.v.map((v) => v.slice()) } };
     expect(bits(optimizerStep(cur, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", { kernel }))).toEqual(bits(optimizerStep(copy, g, h, ["rec", "ff"])));
+  });
+
+  it("log: a step that makes some θ infinite is taken or refused as the JavaScript step takes it (e^−∞ = 0 is a weight)", () => {
+    const sizes = [8, 4];
+    for (const sign of [1, -1]) {
+      const rng = Rng.keyed(7);
+      const kernel = AdamKernel.create(sizes)!;
+      const cur = parameters(sizes, rng, true);
+      // One sign for every gradient: every θ moves by about ∓1e39, which rounds to ∓Infinity in float32.
+      const g = sizes.map((n) => Float64Array.from({ length: n }, () => sign * (0.5 + rng.uniform())));
+      const huge = { ...h, learningRate: 1e39 };
+      const a = optimizerStep(cur, g.map((x) => x.slice()), huge, ["rec", "ff"]);
+      const b = optimizerStep(cur, g, huge, ["rec", "ff"], "weights", { kernel });
+      expect(b.applied).toBe(sign > 0);
+      expect(bits(b)).toEqual(bits(a));
+    }
   });
 
   it("returns new weights every step (weights sent to workers are never written again), and moments in its memory", () => {

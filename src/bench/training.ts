@@ -122,12 +122,12 @@ export function trainingCosts(defaultFile: string): void {
   const E = connectome.recWeight.length;
   const F = connectome.ffWeight.length;
   const grads = [Float64Array.from({ length: E }, (_, i) => Math.sin(i) * 1e-3), Float64Array.from({ length: F }, (_, i) => Math.cos(i) * 1e-3)];
-  // The coordinator's step less the reduction (optimizerStep, as the trainer takes it: "linear" with the SIMD kernel),
+  // The coordinator's step less the reduction (optimizerStep, as the trainer takes it: Adam with the SIMD kernel),
   // step after step, median of 9.
   const step = (log: boolean) => {
     const weights = [connectome.recWeight.slice(), connectome.ffWeight.slice()];
     let current: OptimizedParameters = { weights, logWeights: log ? weights.map(logWeights) : null, adam: newAdamState([E, F]) };
-    const kernel = log ? null : AdamKernel.create([E, F]);
+    const kernel = AdamKernel.create([E, F]);
     const xs: number[] = [];
     for (let k = 0; k < 9; k++) {
       const g = grads.map((x) => x.slice());

@@ -1,16 +1,17 @@
 /**
- * optimizerStep's step under parameterisation = "linear" (Adam on the clipped gradient, then the projection onto
- * w ≥ 0, one pass per part) as a WebAssembly SIMD kernel (kernels/adam.wat): the same operations in the same order as
- * adamPart, two elements at a time, so the results are bit-identical (test/adam-kernel.test.ts) and the step, bound
- * by its two divisions and one square root per element, takes about half the time. It is the coordinator's largest
- * piece of work per update (863 k weights at default size), on the critical path between two intervals.
+ * optimizerStep's Adam step (on the clipped gradient, then under parameterisation = "linear" the projection onto
+ * w ≥ 0, one pass per part; under "log" the step on θ = ln w, whose e^θ optimizerStep takes after it) as a
+ * WebAssembly SIMD kernel (kernels/adam.wat): the same operations in the same order as adamPart, two elements at a
+ * time, so the results are bit-identical (test/adam-kernel.test.ts) and the step, bound by its two divisions and one
+ * square root per element, takes about half the time. It is the coordinator's largest piece of work per update
+ * (863 k weights at default size), on the critical path between two intervals.
  *
- * The kernel reads and writes only its own memory, which holds per part the gradient and two generations of weights
- * and moments, used in turn: a step reads the current generation and writes the other one, so that a step that would
- * make a weight non-finite leaves the current parameters as they were. The moments it returns are views of its
- * memory; the weights are copies (weights sent to workers are never written again), which must not be changed in
- * place: the next step reads its own copy. Parameters it did not return itself (the first step, or a resumed run's)
- * are copied in first.
+ * The kernel reads and writes only its own memory, which holds per part the gradient and two generations of
+ * parameters and moments, used in turn: a step reads the current generation and writes the other one, which becomes
+ * current only when the caller commits it, so that a step that would make a weight non-finite leaves the current
+ * parameters as they were. The moments it returns are views of its memory; the parameters are copies (weights sent to
+ * workers are never written again), which must not be changed in place: the next step reads its own copy. Parameters
+ * it did not return itself (the first step, or a resumed run's) are copied in first.
  */
 import { alignedBytes, wasmModule } from "../platform/wasm.js";
 
@@ -56,9 +57,9 @@ interface Generation {
   v: Placed<Float32Array>[];
 }
 
-/** What a step made: the new weights (fresh arrays) and moments (views of the kernel's memory), per part. */
+/** What a step made: the new parameters (new arrays) and moments (views of the kernel's memory), per part. */
 export interface KernelStep {
-  weights: Float32Array[];
+  params: Float32Array[];
   m: Float32Array[];
   v: Float32Array[];
 }
@@ -148,23 +149,25 @@ export class AdamKernel {
   }
 
   /**
-   * One step of every part from `weights` and moments `m`, `v` with the gradient last loaded (loadGradient) times
-   * `scale`, and coefficients `c`, projecting onto w ≥ 0 when `project`. Returns null, and keeps the current
-   * parameters, when a new weight would not be finite. The moments returned are valid until the step after the next
-   * one writes over them.
+   * One step of every part into the other generation, from parameters `params` (the weights, or θ = ln w) and moments
+   * `m`, `v`, with the gradient last loaded (loadGradient) times `scale` and coefficients `c`, projecting onto
+   * params ≥ 0 when `project`. Returns the new parameters (views of the other generation, valid until the next
+   * compute) and the weights the projection moved, or −1 when some new parameter is not finite. Nothing changes
+   * which generation is current until commit().
    */
-  step(c: AdamCoefficients, scale: number, weights: Float32Array[], m: Float32Array[], v: Float32Array[], project: boolean): KernelStep | null {
+  compute(c: AdamCoefficients, scale: number, params: Float32Array[], m: Float32Array[], v: Float32Array[], project: boolean): { moved: number; params: Float32Array[] } {
     const from = this.generations[this.current];
     const to = this.generations[1 - this.current];
     for (let k = 0; k < this.sizes.length; k++) {
-      if (weights[k] !== this.returned[k] || m[k] !== from.m[k].view || v[k] !== from.v[k].view) {
-        from.w[k].view.set(weights[k]);
+      if (params[k] !== this.returned[k] || m[k] !== from.m[k].view || v[k] !== from.v[k].view) {
+        from.w[k].view.set(params[k]);
         from.m[k].view.set(m[k]);
         from.v[k].view.set(v[k]);
       }
     }
+    let moved = 0;
     for (let k = 0; k < this.sizes.length; k++) {
-      const moved = this.exports.adamLinear(
+      const part = this.exports.adamLinear(
         this.padded[k],
         this.grads[k].ptr,
         from.w[k].ptr,
@@ -181,10 +184,20 @@ export class AdamKernel {
         c.sqrtBc2,
         project ? 1 : 0,
       );
-      if (moved < 0) return null;
+      moved = part < 0 || moved < 0 ? -1 : moved + part;
     }
+    return { moved, params: to.w.map((w) => w.view) };
+  }
+
+  /**
+   * Makes the generation the last compute() wrote the current one. Returns its parameters as new arrays (weights sent
+   * to workers are never written again; the next step reads its own copy, so they must not be changed in place) and
+   * its moments as views, valid until the step after the next one writes over them.
+   */
+  commit(): KernelStep {
     this.current = 1 - this.current;
-    this.returned = to.w.map((w) => w.view.slice());
-    return { weights: this.returned, m: to.m.map((p) => p.view), v: to.v.map((p) => p.view) };
+    const now = this.generations[this.current];
+    this.returned = now.w.map((w) => w.view.slice());
+    return { params: this.returned, m: now.m.map((p) => p.view), v: now.v.map((p) => p.view) };
   }
 }

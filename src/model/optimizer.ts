@@ -5,8 +5,8 @@
  *
  * optimizerStep does the clip, Adam, and the projection or e^θ in one pass for speed; clipGlobalNorm, adamStep and
  * projectNonNegative are those steps one by one, as their definitions: test/optimizer.test.ts checks that
- * optimizerStep equals their composition bit for bit, and each against hand-computed (torch) values. Under "linear" the
- * coordinator takes that pass with a SIMD kernel (adam-kernel.ts), bit-identical to it.
+ * optimizerStep equals their composition bit for bit, and each against hand-computed (torch) values. The coordinator
+ * takes Adam's part of that pass with a SIMD kernel (adam-kernel.ts), bit-identical to it.
  */
 import { type AdamCoefficients, AdamKernel } from "./adam-kernel.js";
 
@@ -374,8 +374,9 @@ export type UpdateStep =
  * `current` untouched and is reported instead (`partNames` name the parts in that message). Working memory
  * (`memory`): `spare`, parameters that nothing refers to any more (those from before `current`), whose moments and θ
  * may be written over instead of new arrays allocated (a default-size step then touches no fresh memory but the new
- * weights); `kernel`, the SIMD kernel that takes the "linear" step (its results are bit-identical; it keeps two
- * generations of parameters itself, so the moments of the parameters before `current` are written over too).
+ * weights); `kernel`, the SIMD kernel that takes Adam's step, e^θ following it in JavaScript under "log" (its results
+ * are bit-identical; it keeps two generations of parameters itself, so the moments and θ of the parameters before
+ * `current` are written over too).
  */
 export function optimizerStep(
   current: OptimizedParameters,
@@ -388,7 +389,7 @@ export function optimizerStep(
   const { weights, logWeights } = current;
   if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
   // The kernel's step reads the gradient from its own memory: the copy there and Σg² are one pass.
-  const kernel = logWeights ? null : memory.kernel;
+  const kernel = memory.kernel ?? null;
   const sumSquares = kernel ? kernel.loadGradient(grads) : squares(grads);
   if (!Number.isFinite(sumSquares)) {
     // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
@@ -401,8 +402,12 @@ export function optimizerStep(
   const c = adamCoefficients(h, step);
   const nonFinite = { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` } as const;
   if (kernel) {
-    const next = kernel.step(c, scale, weights, current.adam.m, current.adam.v, true);
-    return next ? { applied: true, gradNorm, next: { weights: next.weights, logWeights: null, adam: { step, m: next.m, v: next.v } } } : nonFinite;
+    const { moved, params } = kernel.compute(c, scale, logWeights ?? weights, current.adam.m, current.adam.v, !logWeights);
+    // Under "log", what must be finite is e^θ, as in adamPart (θ = −∞ gives w = 0).
+    const nextWeights = logWeights ? params.map(expWeights) : null;
+    if (nextWeights ? nextWeights.some((w) => firstNonFinite(w) >= 0) : moved < 0) return nonFinite;
+    const next = kernel.commit();
+    return { applied: true, gradNorm, next: { weights: nextWeights ?? next.params, logWeights: nextWeights && next.params, adam: { step, m: next.m, v: next.v } } };
   }
   const spare = memory.spare;
   // Into other arrays than the current ones, which stay as they are: the spare's moments and θ, or new ones. The
@@ -449,7 +454,7 @@ function primeKernels(): void {
     const current: OptimizedParameters = { weights: w, logWeights: log ? w.map(logWeights) : null, adam: newAdamState([5]) };
     const hp = { learningRate: 0.1, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
     optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], hp, ["prime"]);
-    if (!log) optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], hp, ["prime"], "weights", { kernel: AdamKernel.create([5]) });
+    optimizerStep(current, [Float64Array.of(0.5, 3, -1, 0, 2)], hp, ["prime"], "weights", { kernel: AdamKernel.create([5]) });
   }
 }
 

@@ -80,7 +80,7 @@ export class Trainer {
   private readonly reducer = new GradientReducer();
   /** The optimised parameters from before the current ones, which nothing else refers to: the next step writes over them. */
   private spare: OptimizedParameters | null = null;
-  /** The SIMD kernel of the "linear" step, made at the first step that needs it (null where it cannot run here). */
+  /** The SIMD kernel of Adam's step on the weights or θ, made at the first step (null where it cannot run here). */
   private kernel: AdamKernel | null | undefined;
   /** Per edge, its connection-type pair, when scaling factors are trained. */
   private readonly typePairs: { rec: Int32Array; ff: Int32Array } | null;
@@ -308,7 +308,7 @@ export class Trainer {
       step = optimizerStep(current, grads, hp, ["recurrent scaling factor", "feedforward scaling factor"], "log-parameters", { spare: this.spare });
     } else {
       current = { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam };
-      if (this.kernel === undefined && !s.logWeights) this.kernel = AdamKernel.create([s.recWeight.length, s.ffWeight.length]);
+      if (this.kernel === undefined) this.kernel = AdamKernel.create([s.recWeight.length, s.ffWeight.length]);
       step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", { spare: this.spare, kernel: this.kernel });
     }
     if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };

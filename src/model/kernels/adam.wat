@@ -1,5 +1,6 @@
-;; Adam for parameterisation = "linear" (model/optimizer.ts: optimizerStep's clip, Adam and projection in one pass over a
-;; part), compiled to WebAssembly with 128-bit SIMD over two elements at a time. It performs exactly adamPart's
+;; Adam (model/optimizer.ts: optimizerStep's clip, Adam and, under parameterisation = "linear", the projection, in one
+;; pass over a part; under "log" it steps θ = ln w, and optimizerStep takes e^θ after it), compiled to WebAssembly with
+;; 128-bit SIMD over two elements at a time. It performs exactly adamPart's
 ;; operations, in the same order, with the same float32 rounding of what it stores, so the two give bit-identical
 ;; results: arithmetic in float64 lanes, moments and weights loaded from and stored to float32 (two floats = 64 bits
 ;; per vector). The step is bound by its two divisions and square root per element, which SIMD does two at a time.
