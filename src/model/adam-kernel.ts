@@ -50,7 +50,7 @@ interface Placed<T> {
   ptr: number;
 }
 
-/** One generation of the optimised parameters, per part. */
+/** One generation of the optimised parameters (the weights, or θ = ln w) and their moments, per part. */
 interface Generation {
   w: Placed<Float32Array>[];
   m: Placed<Float32Array>[];
@@ -85,12 +85,12 @@ export class AdamKernel {
   private readonly generations: [Generation, Generation];
   /** Which generation holds the current parameters. */
   private current = 0;
-  /** The weights the last step returned, per part: copies of the current generation's, which the next step may read there. */
+  /** The parameters the last commit returned, per part: copies of the current generation's, which the next step reads there. */
   private returned: Float32Array[] = [];
 
   /**
    * A kernel for parts of these sizes, or null where the compiled kernel cannot run here, or its memory (32 bytes per
-   * weight) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses) or cannot be had:
+   * synapse) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses) or cannot be had:
    * the caller then runs adamPart.
    */
   static create(sizes: number[]): AdamKernel | null {
