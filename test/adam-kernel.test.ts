@@ -136,7 +136,10 @@ describe("withOwnBuffers (what a thread is sent)", () => {
     const whole = new Float32Array(8);
     const shared = new Float32Array(new SharedArrayBuffer(64), 16, 4);
     const value = { a: 1, s: "x", n: null, whole, nested: { list: [part, whole], shared } };
-    const out = withOwnBuffers(value);
+    const copies: ArrayBuffer[] = [];
+    const out = withOwnBuffers(value, copies);
+    // The one copy made, for the caller to transfer.
+    expect(copies).toEqual([out.nested.list[0].buffer]);
     expect(out).not.toBe(value);
     expect(out.nested.list[0]).not.toBe(part);
     expect(out.nested.list[0].buffer.byteLength).toBe(16);

@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } from "../io/checkpoint.js";
 import { checkpointIdentity } from "../io/identity.js";
 import { AdamKernel } from "../model/adam-kernel.js";
+import { withOwnBuffers } from "../platform/thread-rpc.js";
 import { averageGradients, globalNorm, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "./figures.js";
@@ -280,8 +281,12 @@ function checkpointSize(config: Config): void {
     const path = join(dir, "checkpoint_latest.safetensors");
     const id = checkpointIdentity(config, spec);
     const write = seconds(() => writeCheckpoint(path, state, id), 2);
-    // What the coordinator itself spends on a checkpoint: the snapshot posted to the writer thread (a structured clone).
-    const snapshot = seconds(() => structuredClone(state), 5);
+    // What the coordinator itself spends on a checkpoint: the snapshot posted to the writer thread (a structured clone
+    // of what CheckpointWriter.submit posts).
+    const snapshot = seconds(() => {
+      const copies: ArrayBuffer[] = [];
+      structuredClone(withOwnBuffers(state, copies), { transfer: copies });
+    }, 5);
     const read = seconds(() => readCheckpoint(path, id, A), 2);
     const info = readCheckpoint(path, id, A);
     const mb = (x: number) => (x / 1e6).toFixed(1);

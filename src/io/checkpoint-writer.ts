@@ -47,8 +47,10 @@ export class CheckpointWriter {
     this.throwIfFailed();
     if (targets.length === 0) return;
     // The request is structured-cloned when posted: later changes to `state` do not reach it. Adam's moments are
-    // views of its kernel's memory, copied alone.
-    const written = this.thread.call({ paths: targets.map((t) => t.path), state: withOwnBuffers(state), identity: this.identity }).then(
+    // views of its kernel's memory: copied alone, and those copies transferred rather than copied again.
+    const copies: ArrayBuffer[] = [];
+    const request = { paths: targets.map((t) => t.path), state: withOwnBuffers(state, copies), identity: this.identity };
+    const written = this.thread.call(request, copies).then(
       (w) => {
         w.seconds.forEach((s, k) => this.onWritten(s, targets[k].kind));
         if (w.error !== undefined) this.failure ??= new CheckpointError(`${targets[w.seconds.length].path}: cannot write checkpoint: ${w.error}`);

@@ -123,21 +123,25 @@ export function serveRpc<Init, Req, Res>(handle: (request: Req, init: Init) => R
 /**
  * `value` with every typed array that views only part of a larger buffer (such as a kernel's WebAssembly memory)
  * copied alone: a structured clone copies a view's whole buffer. Plain objects and arrays are copied shallowly where
- * they hold such a view; everything else, shared memory included, is kept as it is.
+ * they hold such a view; everything else, shared memory included, is kept as it is. The new buffers are added to
+ * `copies`, for the caller to transfer rather than have them copied once more when posted.
  */
-export function withOwnBuffers<T>(value: T): T {
+export function withOwnBuffers<T>(value: T, copies: ArrayBuffer[] = []): T {
   if (ArrayBuffer.isView(value)) {
     // Typed arrays only: a DataView has no copy of its own, and a Node Buffer's slice() is a view.
     const typed = !(value instanceof DataView) && !Buffer.isBuffer(value);
     const partial = value.buffer instanceof ArrayBuffer && value.byteLength < value.buffer.byteLength;
-    return (typed && partial ? (value as unknown as Float32Array).slice() : value) as T;
+    if (!typed || !partial) return value;
+    const copy = (value as unknown as Float32Array).slice();
+    copies.push(copy.buffer);
+    return copy as T;
   }
   if (Array.isArray(value)) {
-    const items = value.map(withOwnBuffers);
+    const items = value.map((x) => withOwnBuffers(x, copies));
     return (items.some((x, k) => x !== value[k]) ? items : value) as T;
   }
   if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    const entries = Object.entries(value).map(([k, x]) => [k, withOwnBuffers(x)] as const);
+    const entries = Object.entries(value).map(([k, x]) => [k, withOwnBuffers(x, copies)] as const);
     return (entries.some(([k, x]) => x !== (value as Record<string, unknown>)[k]) ? Object.fromEntries(entries) : value) as T;
   }
   return value;
