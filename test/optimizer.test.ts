@@ -3,8 +3,9 @@
  * values computed by hand with torch's formulas.
  */
 import { describe, expect, it } from "vitest";
-import { adamStep, averageGradients, clipGlobalNorm, expWeights, firstNonFinite, globalNorm, GradientReducer, logSpaceGradient, logWeights, newAdamState, OptimizedParameters, optimizerStep, projectNonNegative } from "../src/model/optimizer.js";
+import { adamStep, averageGradients, clipGlobalNorm, expWeights, firstNonFinite, globalNorm, GradientReducer, logSpaceGradient, logWeights, newAdamState, OptimizedParameters, optimizerStep, projectNonNegative, sumOfSquares } from "../src/model/optimizer.js";
 import { Rng } from "../src/model/rng.js";
+import { AdamKernel } from "../src/model/adam-kernel.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);
 const f64 = (...xs: number[]) => Float64Array.from(xs);
@@ -117,13 +118,30 @@ describe("GradientReducer", () => {
           }
         };
         if (othersFirst) rest();
-        coordinator.resumeFrom(n, sums.map((a) => a.slice()));
+        // Σg² as the pool sums it to check the group's sums: a mark that is not the true sum shows where it is kept.
+        const mark = sumOfSquares(sums) + 1;
+        coordinator.resumeFrom(n, sums.map((a) => a.slice()), mark);
         // The group's own results, which carry no gradients, are below the sums' epoch: skipped.
         for (let k = 0; k < n; k++) coordinator.add(k, [new Float32Array(0), new Float32Array(0)]);
         if (!othersFirst) rest();
-        expect(coordinator.mean().map((a) => Array.from(a)), `group of ${n}, others ${othersFirst ? "before" : "after"}`).toEqual(expected);
+        const mean = coordinator.mean();
+        expect(mean.map((a) => Array.from(a)), `group of ${n}, others ${othersFirst ? "before" : "after"}`).toEqual(expected);
+        // Only sums that are the whole mean keep their Σg²: epochs folded into them make it unknown.
+        expect(coordinator.meanSumSquares(), `group of ${n}`).toBe(n === epochs.length ? mark : null);
       }
     }
+    // A reducer fed epoch by epoch does not know its mean's Σg²; nor does a new interval after one that did.
+    const alone = new GradientReducer();
+    alone.start(2);
+    alone.add(0, [f32(1)]);
+    alone.add(1, [f32(2)]);
+    alone.mean();
+    expect(alone.meanSumSquares()).toBeNull();
+    alone.start(1);
+    alone.resumeFrom(1, [f64(3)], 9);
+    expect(alone.meanSumSquares()).toBe(9);
+    alone.start(1);
+    expect(alone.meanSumSquares()).toBeNull();
     // The sums a worker returns are its caller's: the next group gets new ones.
     const worker = new GradientReducer();
     worker.start(2);
@@ -351,6 +369,39 @@ describe("optimizerStep: clip, Adam, projection or e^θ in one pass", () => {
       }
     });
   }
+
+  it("takes a Σg² handed in (the pool's check of a reduce group's sums) instead of summing it, with the kernel and without; not under \"log\"", () => {
+    const w0 = [vector(50, () => 0.05 + rng.uniform()), vector(7, () => 0.05 + rng.uniform())];
+    for (const kernel of [null, AdamKernel.create([50, 7])]) {
+      for (const log of [false, true]) {
+        const cur: OptimizedParameters = { weights: w0, logWeights: log ? w0.map(logWeights) : null, adam: newAdamState([50, 7]) };
+        const g = grads();
+        // Copied out at once: the kernel's moments are views of its memory, which the next steps write over.
+        const step = (sumSquares: number | null) => {
+          const s = optimizerStep(cur, g.map((x) => x.slice()), h, ["rec", "ff"], "weights", { kernel }, sumSquares);
+          if (!s.applied) throw new Error("step not applied");
+          const { weights, logWeights, adam } = s.next;
+          const copy = (parts: Float32Array[] | null) => parts?.map((x) => Array.from(x)) ?? null;
+          return { gradNorm: s.gradNorm, weights: copy(weights), logWeights: copy(logWeights), m: copy(adam.m)!, v: copy(adam.v) };
+        };
+        const summed = step(null);
+        // The pool's sum is sumOfSquares over the same arrays: the step is the same, bit for bit.
+        expect(step(sumOfSquares(g))).toEqual(summed);
+        // Four times Σg² doubles the norm and halves the clip's factor: under "linear" the value handed in is the one
+        // used; under "log" the gradient is ∂L/∂θ, whose Σg² is summed anew.
+        const quadrupled = step(4 * sumOfSquares(g));
+        if (log) expect(quadrupled).toEqual(summed);
+        else {
+          expect(quadrupled.gradNorm).toBe(Math.sqrt(4 * sumOfSquares(g)));
+          expect(quadrupled.m[0][0]).not.toBe(summed.m[0][0]);
+        }
+        // A non-finite sum handed in (the pool passes it on when it was the model's): the part is named as before.
+        const bad = g.map((x) => x.slice());
+        bad[1][3] = NaN;
+        expect(optimizerStep(cur, bad, h, ["rec", "ff"], "weights", { kernel }, sumOfSquares(bad))).toEqual({ applied: false, gradNorm: NaN, problem: "ff gradient is not finite" });
+      }
+    }
+  });
 
   it("a clip coefficient of exactly 1 is not applied (a norm below max_grad_norm leaves g as it is)", () => {
     const cur: OptimizedParameters = { weights: [f32(1, 1)], logWeights: null, adam: newAdamState([2]) };

@@ -25,7 +25,7 @@ import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } 
 import { checkpointIdentity } from "../io/identity.js";
 import { AdamKernel } from "../model/adam-kernel.js";
 import { withOwnBuffers } from "../platform/thread-rpc.js";
-import { averageGradients, globalNorm, newAdamState, OptimizedParameters, optimizerStep } from "../model/optimizer.js";
+import { averageGradients, newAdamState, OptimizedParameters, optimizerStep, sumOfSquares } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "./figures.js";
 import { Config } from "../model/config.js";
@@ -149,11 +149,13 @@ function coordinatorWork(config: Config, state: StreamState): void {
     }, 5);
   const updateJs = timeUpdate({ kernel: null });
   const update = timeUpdate({ kernel });
-  // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps.
+  // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps
+  // with that Σg².
   const mean = averageGradients(grads);
   const fromSums = seconds(() => {
-    if (!Number.isFinite(globalNorm(mean))) throw new Error("non-finite sums");
-    const step = optimizerStep(current, mean, hp, ["recurrent", "feedforward"], "weights", { kernel });
+    const sumSquares = sumOfSquares(mean);
+    if (!Number.isFinite(sumSquares)) throw new Error("non-finite sums");
+    const step = optimizerStep(current, mean, hp, ["recurrent", "feedforward"], "weights", { kernel }, sumSquares);
     if (step.applied) current = step.next;
   }, 5);
   const w = current.weights;

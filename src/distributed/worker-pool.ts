@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Router } from "zeromq";
 import { AllowList, KeyPair, ZAP_DOMAIN, ZapHandler } from "./curve-auth.js";
 import { NetworkSpec } from "../model/network.js";
-import { firstNonFinite, globalNorm } from "../model/optimizer.js";
+import { firstNonFinite, sumOfSquares } from "../model/optimizer.js";
 import { factorCounts } from "../model/scaling-factors.js";
 import {
   AssignMessage,
@@ -79,10 +79,10 @@ export interface IntervalReceiver {
   result(index: number, result: ResultMessage, stateIsFinite: boolean): void;
   /**
    * The gradients of the interval's first `count` tasks, summed in epoch order by the worker that computed them as a
-   * reduce group (ReduceGroup; the interval's mean where `count` is all of them). Their results, which follow, carry no
-   * gradients.
+   * reduce group (ReduceGroup; the interval's mean where `count` is all of them), and their Σg² (sumOfSquares), which
+   * the pool summed to check them. Their results, which follow, carry no gradients.
    */
-  prefixSums(count: number, sums: Float64Array[]): void;
+  prefixSums(count: number, sums: Float64Array[], sumSquares: number): void;
 }
 
 export class NoWorkersError extends Error {}
@@ -609,10 +609,13 @@ export class WorkerPool {
         : results.map((r) => [r.epoch, this.checkResult(r, [0, 0])] as const).find(([, why]) => why !== null)?.join(": ");
     if (bad) return this.refuseResults(w, assignments, `invalid reduce group results: ${bad}`);
     const statesFinite = results.map((r) => isFiniteState(r.finalState));
-    // Σg² is finite exactly where every summed gradient is (float64 sums of float32 gradients cannot overflow).
-    const finite = statesFinite.every((f) => f) && results.every(isFiniteOutcome) && Number.isFinite(globalNorm([m.recSum, m.ffSum]));
+    // Σg² is finite exactly where every summed gradient is (float64 sums of float32 gradients cannot overflow); where
+    // the sums are the interval's mean, it is the clip's too.
+    const sums = [m.recSum, m.ffSum];
+    const sumSquares = sumOfSquares(sums);
+    const finite = statesFinite.every((f) => f) && results.every(isFiniteOutcome) && Number.isFinite(sumSquares);
     if (!finite && this.recomputeElsewhere(w, assignments)) return;
-    cur.receiver?.prefixSums(epochs.length, [m.recSum, m.ffSum]);
+    cur.receiver?.prefixSums(epochs.length, sums, sumSquares);
     results.forEach((r, k) => this.accept(w, r, statesFinite[k]));
     w.grouped += results.length;
     this.completeOrDispatch();

@@ -129,11 +129,16 @@ export class AdamKernel {
 
   /**
    * Copies the gradient (one array per part) into the kernel's memory for the next step, and returns its Σg² over all
-   * parts in order: the global norm's square as optimizer.ts squares() sums it, in the same pass as the copy.
+   * parts in order: the global norm's square as optimizer.ts sumOfSquares() sums it, in the same pass as the copy;
+   * or `sumSquares`, where the caller has it already (then the copy is all).
    */
-  loadGradient(grads: Float64Array[]): number {
+  loadGradient(grads: Float64Array[], sumSquares: number | null = null): number {
     if (grads.length !== this.sizes.length || grads.some((g, k) => g.length !== this.sizes[k]))
       throw new Error(`Adam kernel: a gradient of ${grads.map((g) => g.length).join("/")} values for parts of ${this.sizes.join("/")}`);
+    if (sumSquares !== null) {
+      grads.forEach((g, k) => this.grads[k].view.set(g));
+      return sumSquares;
+    }
     // A plain loop, not a callback: a sum that a closure updates is a heap number, allocated at every addition.
     let s = 0;
     for (let k = 0; k < grads.length; k++) {

@@ -57,12 +57,15 @@ export class GradientReducer {
   private readonly waiting = new Map<number, Float32Array[]>();
   private next = 0;
   private count = 0;
+  /** Σg² of the sums, where they came whole from resumeFrom with it; null once anything is folded into them. */
+  private sumsSquares: number | null = null;
 
   /** A new interval of `count` epochs. */
   start(count: number): void {
     this.count = count;
     this.next = 0;
     this.waiting.clear();
+    this.sumsSquares = null;
   }
 
   /** Keeps the gradients of the interval's `index`-th epoch (in epoch order); an epoch already added is left as it is. */
@@ -90,6 +93,7 @@ export class GradientReducer {
       else for (const acc of this.sums) acc.fill(0);
     }
     for (let k = 0; k < run.length; k++) this.waiting.delete(this.next + k);
+    this.sumsSquares = null;
     const last = this.next + run.length === this.count;
     this.sums.forEach((acc, p) => foldParts(acc, run.map((grads) => grads[p]), last ? this.count : 1));
     this.next += run.length;
@@ -98,13 +102,15 @@ export class GradientReducer {
   /**
    * Continues from the sums of the interval's first `count` epochs, folded by another reducer (a worker that computed
    * them all: prefixSums), which this one takes as its own: the mean where they are all the interval's epochs. Epochs
-   * kept meanwhile continue them.
+   * kept meanwhile continue them. `sumSquares` is their Σg² (sumOfSquares), where the caller has it: meanSumSquares()
+   * returns it while nothing else is folded into the sums.
    */
-  resumeFrom(count: number, sums: Float64Array[]): void {
+  resumeFrom(count: number, sums: Float64Array[], sumSquares: number | null = null): void {
     if (this.next !== 0 || count < 1 || count > this.count) throw new Error(`gradient reduce: cannot continue from ${count} of ${this.count} epochs after ${this.next}`);
     for (let k = 0; k < count; k++) this.waiting.delete(k);
     this.sums = sums;
     this.next = count;
+    this.sumsSquares = sumSquares;
     this.foldReady();
   }
 
@@ -127,6 +133,14 @@ export class GradientReducer {
     this.foldReady();
     if (this.next !== this.count) throw new Error(`gradient reduce: ${this.next + this.waiting.size} of ${this.count} epochs added`);
     return this.sums;
+  }
+
+  /**
+   * The mean's Σg² (sumOfSquares, bit for bit) where it is known without a pass over the mean: the mean came whole
+   * from resumeFrom with its Σg² (a reduce group of the whole interval, which the pool checked by that sum); else null.
+   */
+  meanSumSquares(): number | null {
+    return this.next === this.count ? this.sumsSquares : null;
   }
 }
 
@@ -165,7 +179,7 @@ function fold4(acc: Float64Array, a: Float32Array, b: Float32Array, c: Float32Ar
 
 /** Global L2 norm over all parts. */
 export function globalNorm(parts: Float64Array[]): number {
-  return Math.sqrt(squares(parts));
+  return Math.sqrt(sumOfSquares(parts));
 }
 
 /** torch.nn.utils.clip_grad_norm_'s factor: max_norm / (norm + 1e−6) when that is below 1, else 1. */
@@ -371,7 +385,9 @@ export type UpdateStep =
  * parameters (∂L/∂θ = w·∂L/∂w under "log"; `gradientOf` = "log-parameters" when the gradient is already ∂L/∂θ, as
  * scaling factors' is), global-norm clip, Adam, then the weights (projected onto w ≥ 0, or e^θ).
  * Returns new parameters, so that a non-finite gradient, or a step that would make a weight non-finite, leaves
- * `current` untouched and is reported instead (`partNames` name the parts in that message). Working memory
+ * `current` untouched and is reported instead (`partNames` name the parts in that message). `sumSquares` is the
+ * gradient's Σg² where the caller has it already (sumOfSquares of `grads` as given; GradientReducer.meanSumSquares):
+ * under "log" it is summed anew, over ∂L/∂θ. Working memory
  * (`memory`): `spare`, parameters that nothing refers to any more (those from before `current`), whose moments and θ
  * may be written over instead of new arrays allocated (a default-size step then touches no fresh memory but the new
  * weights); `kernel`, the SIMD kernel that takes Adam's step, e^θ following it in JavaScript under "log" (its results
@@ -385,18 +401,21 @@ export function optimizerStep(
   partNames: string[],
   gradientOf: "weights" | "log-parameters" = "weights",
   memory: { spare?: OptimizedParameters | null; kernel?: AdamKernel | null } = {},
+  sumSquares: number | null = null,
 ): UpdateStep {
   const { weights, logWeights } = current;
-  if (logWeights && gradientOf === "weights") grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
+  const inLogSpace = logWeights !== null && gradientOf === "weights";
+  if (inLogSpace) grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
+  const known = inLogSpace ? null : sumSquares;
   // The kernel's step reads the gradient from its own memory: the copy there and Σg² are one pass.
   const kernel = memory.kernel ?? null;
-  const sumSquares = kernel ? kernel.loadGradient(grads) : squares(grads);
-  if (!Number.isFinite(sumSquares)) {
+  const squares = kernel ? kernel.loadGradient(grads, known) : (known ?? sumOfSquares(grads));
+  if (!Number.isFinite(squares)) {
     // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
     const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
     return { applied: false, gradNorm: NaN, problem: `${partNames[bad]} gradient is not finite` };
   }
-  const gradNorm = Math.sqrt(sumSquares);
+  const gradNorm = Math.sqrt(squares);
   const scale = clipCoefficient(gradNorm, h.maxGradNorm);
   const step = current.adam.step + 1;
   const c = adamCoefficients(h, step);
@@ -426,8 +445,11 @@ export function optimizerStep(
   return { applied: true, gradNorm, next: { weights: nextWeights, logWeights: logWeights ? params : null, adam } };
 }
 
-/** Σg² over all parts, in order (the global norm's square). */
-function squares(parts: Float64Array[]): number {
+/**
+ * Σg² over all parts, in order (the global norm's square). A sum computed here elsewhere (the pool's check of a reduce
+ * group's sums) is the one optimizerStep would compute, bit for bit, and can be handed to it instead.
+ */
+export function sumOfSquares(parts: Float64Array[]): number {
   let s = 0;
   for (const p of parts) for (let i = 0; i < p.length; i++) s += p[i] * p[i];
   return s;

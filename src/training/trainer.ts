@@ -182,7 +182,7 @@ export class Trainer {
           this.reducer.add(k, [r.recGrad, r.ffGrad]);
           this.reducer.foldReady();
         },
-        prefixSums: (count, sums) => this.reducer.resumeFrom(count, sums),
+        prefixSums: (count, sums, sumSquares) => this.reducer.resumeFrom(count, sums, sumSquares),
       };
       const interval = pool.runInterval(update, s.adam.step, { rec: s.recWeight, ff: s.ffWeight }, tasks, receiver);
       // The epochs are out; nothing changes the state until their results are in. An earlier checkpoint write that
@@ -309,7 +309,7 @@ export class Trainer {
     } else {
       current = { weights: [s.recWeight, s.ffWeight], logWeights: s.logWeights ? [s.logWeights.rec, s.logWeights.ff] : null, adam: s.adam };
       if (this.kernel === undefined) this.kernel = AdamKernel.create([s.recWeight.length, s.ffWeight.length]);
-      step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", { spare: this.spare, kernel: this.kernel });
+      step = optimizerStep(current, grads, hp, ["recurrent", "feedforward"], "weights", { spare: this.spare, kernel: this.kernel }, this.reducer.meanSumSquares());
     }
     if (!step.applied) return { problem: `${step.problem} (epochs ${results[0].epoch + 1}–${results[results.length - 1].epoch + 1})`, gradNorm: step.gradNorm };
     if (f) {
