@@ -7,8 +7,8 @@
 import { ChildProcess, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
-import { Router } from "zeromq";
 import { AllowList, KeyPair, ZAP_DOMAIN, ZapHandler } from "./curve-auth.js";
+import { CoordinatorSocket } from "./coordinator-socket.js";
 import { NetworkSpec } from "../model/network.js";
 import { firstNonFinite, sumOfSquares } from "../model/optimizer.js";
 import { factorCounts } from "../model/scaling-factors.js";
@@ -164,7 +164,8 @@ interface JoiningPeer {
 }
 
 export class WorkerPool {
-  private readonly router: Router;
+  /** The ROUTER every worker connects to, on a thread of its own. */
+  private readonly socket: CoordinatorSocket;
   /** Answers the CURVE handshakes of `router` when the pool authenticates its peers. */
   private readonly zap: ZapHandler | null;
   private readonly workers = new Map<string, WorkerEntry>();
@@ -218,12 +219,17 @@ export class WorkerPool {
     },
   ) {
     const curve = opts.curve;
-    this.router = new Router({
-      maxMessageSize: MAX_MESSAGE_BYTES,
-      // For a close() not followed by process.exit (tests, embedders); close() itself waits for the shutdowns to leave.
-      linger: 2000,
-      ...(curve ? { curveServer: true, curvePublicKey: curve.keyPair.publicKey, curveSecretKey: curve.keyPair.secretKey, zapDomain: ZAP_DOMAIN } : {}),
-    });
+    this.socket = new CoordinatorSocket(
+      {
+        maxMessageSize: MAX_MESSAGE_BYTES,
+        // For a close() not followed by process.exit (tests, embedders); close() itself waits for the shutdowns to leave.
+        linger: 2000,
+        ...(curve ? { curveServer: true, curvePublicKey: curve.keyPair.publicKey, curveSecretKey: curve.keyPair.secretKey, zapDomain: ZAP_DOMAIN } : {}),
+      },
+      (message) => {
+        if (!this.closed) this.opts.events.log(`send failed: ${message}`);
+      },
+    );
     this.zap = curve ? new ZapHandler(curve.allow) : null;
   }
 
@@ -232,15 +238,14 @@ export class WorkerPool {
   }
 
   async bind(endpoint: string): Promise<string> {
-    // Watched from before the bind, so that every connection is counted.
+    // Watched from before the bind (the socket's thread watches from before it binds), so that every connection is counted.
     void this.watchEvents();
     try {
       await this.zap?.start();
-      await this.router.bind(endpoint);
+      this.boundEndpoint = await this.socket.bind(endpoint);
     } catch (e) {
       throw new BindError(`--bind ${endpoint}: cannot listen there (${(e as Error).message}); choose another address or port`);
     }
-    this.boundEndpoint = this.router.lastEndpoint ?? endpoint;
     void this.receiveLoop();
     this.timer = setInterval(() => this.tick(), this.opts.heartbeatInterval * 1000);
     return this.boundEndpoint;
@@ -368,7 +373,7 @@ export class WorkerPool {
     // shutdowns may still sit in the socket, and process.exit would lose them (SHUTDOWN_DELIVERY_MS).
     const deadline = Date.now() + SHUTDOWN_DELIVERY_MS;
     while (told > 0 && this.connections.open > 0 && this.connections.closed - closedBefore < told && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.router.close();
+    await this.socket.close();
     this.zap?.close();
   }
 
@@ -379,7 +384,7 @@ export class WorkerPool {
    */
   private async watchEvents(): Promise<void> {
     try {
-      for await (const event of this.router.events) {
+      for await (const event of this.socket.events()) {
         if (event.type === "accept") this.connections.open++;
         if (event.type === "disconnect") {
           this.connections.open--;
@@ -406,14 +411,14 @@ export class WorkerPool {
 
   private sendFrames(routingId: Buffer, frames: Buffer[]): void {
     this.opts.events.bytes?.(messageBytes(frames), 0);
-    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.router.send([routingId, ...frames]))).catch((e) => {
+    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send([routingId, ...frames]))).catch((e) => {
       if (!this.closed) this.opts.events.log(`send failed: ${(e as Error).message}`);
     });
   }
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const frames of this.router) {
+      for await (const frames of this.socket.messages()) {
         const [routingId, ...message] = frames;
         this.opts.events.bytes?.(0, messageBytes(frames));
         let msg: Message;
