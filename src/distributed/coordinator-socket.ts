@@ -36,7 +36,7 @@ export interface SocketEvent {
 
 /**
  * The thread's start: the ROUTER's options and address, the inproc address of the PAIR that feeds it sends, and a flag
- * in shared memory that the thread sets to 1 once its sockets are closed.
+ * in shared memory that the thread sets to 1 once it has nothing of ZeroMQ open (as the process exits).
  */
 export interface SocketThreadData {
   options: RouterOptions;
@@ -100,7 +100,8 @@ export class CoordinatorSocket {
   /** Resolves when the thread has closed its sockets after close(). */
   private socketsClosedMessage: Promise<void> = Promise.resolve();
   private closing = false;
-  private readonly socketsClosed = new Int32Array(new SharedArrayBuffer(4));
+  /** SocketThreadData.closed. */
+  private readonly nothingOpen = new Int32Array(new SharedArrayBuffer(4));
   /** Bytes of shared memory received whose buffers no collection has reclaimed yet, and whether the thread sends more. */
   private unreclaimed = 0;
   private shared = true;
@@ -122,13 +123,13 @@ export class CoordinatorSocket {
   /** Starts the thread and binds the ROUTER there; returns the address bound, or throws the bind's error. */
   async bind(endpoint: string): Promise<string> {
     await this.outbox.bind(this.outboxEndpoint);
-    const data: SocketThreadData = { options: this.options, endpoint, outbox: this.outboxEndpoint, closed: this.socketsClosed };
+    const data: SocketThreadData = { options: this.options, endpoint, outbox: this.outboxEndpoint, closed: this.nothingOpen };
     const thread = new Worker(new URL("./socket-thread.js", import.meta.url), { workerData: data });
     this.thread = thread;
     this.exited = new Promise((resolve) => thread.once("exit", () => resolve()));
     let socketsClosed = (): void => {};
     this.socketsClosedMessage = new Promise((resolve) => (socketsClosed = resolve));
-    threadsToClose.set(thread, this.socketsClosed);
+    threadsToClose.set(thread, this.nothingOpen);
     thread.once("exit", () => threadsToClose.delete(thread));
     if (!process.listeners("exit").includes(closeThreadsAtExit)) process.on("exit", closeThreadsAtExit);
     return new Promise<string>((resolve, reject) => {

@@ -3,9 +3,10 @@
  * message: a msgpack map, then one frame per large typed array. Typed arrays travel as raw little-endian bytes and
  * are rebuilt here with the dtype the schema names: a small one inline (msgpack bin), a large one (gradients, stream
  * states, weights, the connectome) as its own frame, which the map names by a frame reference (msgpack extension
- * FRAME_REF_TYPE). ZeroMQ sends and receives such frames without copying them, and a frame's bytes are aligned, so
- * the decoded arrays are views of the received frames: megabytes of results per update are neither copied into an
- * encoding buffer nor out of one. Every message carries the protocol version; `decodeMessage`
+ * FRAME_REF_TYPE). ZeroMQ sends and receives such frames without copying them (the coordinator's socket thread copies
+ * each received frame once, into a buffer of its own for the main thread: coordinator-socket.ts), and a frame's bytes
+ * are aligned, so the decoded arrays are views of the received frames: megabytes of results per update are neither
+ * copied into an encoding buffer nor out of one. Every message carries the protocol version; `decodeMessage`
  * validates every field and throws ProtocolError with a clear reason, never a crash deeper in. Each record's decoder
  * is a schema that the compiler checks against the record's declaration (platform/validate.ts), so a field added to
  * NetworkSpec, EpochResult or a message and not to its schema does not compile.
