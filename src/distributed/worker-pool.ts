@@ -166,7 +166,7 @@ interface JoiningPeer {
 export class WorkerPool {
   /** The ROUTER every worker connects to, on a thread of its own. */
   private readonly socket: CoordinatorSocket;
-  /** Answers the CURVE handshakes of `router` when the pool authenticates its peers. */
+  /** Answers the CURVE handshakes of the socket's ROUTER when the pool authenticates its peers. */
   private readonly zap: ZapHandler | null;
   private readonly workers = new Map<string, WorkerEntry>();
   /** In the order they said hello: the network goes to the earliest first. */
@@ -175,7 +175,8 @@ export class WorkerPool {
   /** Connections the socket accepted and that are still open, and disconnections so far (its monitor events). */
   private connections = { open: 0, closed: 0 };
   private readonly children = new Map<number, ChildProcess>();
-  private sendChain: Promise<void> = Promise.resolve();
+  /** The last message handed to the socket, which sends them in order: it has left once this has. */
+  private lastSend: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private current: {
     version: number;
@@ -354,7 +355,7 @@ export class WorkerPool {
     for (const j of this.joining.values()) this.send(j.routingId, { type: "shutdown", reason });
     const told = this.workers.size + this.joining.size;
     const closedBefore = this.connections.closed;
-    await Promise.race([this.sendChain, new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.race([this.lastSend, new Promise((r) => setTimeout(r, 1000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     const exits = [...this.children.values()].map(
@@ -410,8 +411,9 @@ export class WorkerPool {
   }
 
   private sendFrames(routingId: Buffer, frames: Buffer[]): void {
+    if (this.closed) return;
     this.opts.events.bytes?.(messageBytes(frames), 0);
-    this.sendChain = this.sendChain.then(() => (this.closed ? undefined : this.socket.send([routingId, ...frames]))).catch((e) => {
+    this.lastSend = this.socket.send([routingId, ...frames]).catch((e) => {
       if (!this.closed) this.opts.events.log(`send failed: ${(e as Error).message}`);
     });
   }
