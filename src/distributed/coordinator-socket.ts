@@ -126,11 +126,11 @@ export class CoordinatorSocket {
     const data: SocketThreadData = { options: this.options, endpoint, outbox: this.outboxEndpoint, closed: this.nothingOpen };
     const thread = new Worker(new URL("./socket-thread.js", import.meta.url), { workerData: data });
     this.thread = thread;
-    this.exited = new Promise((resolve) => thread.once("exit", () => resolve()));
     let socketsClosed = (): void => {};
     this.socketsClosedMessage = new Promise((resolve) => (socketsClosed = resolve));
+    let exited = (): void => {};
+    this.exited = new Promise((resolve) => (exited = resolve));
     threadsToClose.set(thread, this.nothingOpen);
-    thread.once("exit", () => threadsToClose.delete(thread));
     if (!process.listeners("exit").includes(closeThreadsAtExit)) process.on("exit", closeThreadsAtExit);
     return new Promise<string>((resolve, reject) => {
       thread.on("message", (m: FromSocketThread) => {
@@ -139,8 +139,7 @@ export class CoordinatorSocket {
         else if (m.type === "bind-error") {
           socketsClosed();
           reject(new Error(m.message));
-        }
-        else if (m.type === "message") this.receive(m.frames);
+        } else if (m.type === "message") this.receive(m.frames);
         else if (m.type === "event") this.monitor.push(m.event);
         else this.sendFailed(m.message);
       });
@@ -149,7 +148,10 @@ export class CoordinatorSocket {
         this.received.end(new Error(`the coordinator's socket thread failed: ${e.message}`));
         this.monitor.end();
       });
+      // Only a thread that failed ends before the process does (socket-thread.ts).
       thread.once("exit", () => {
+        threadsToClose.delete(thread);
+        exited();
         reject(new Error("the coordinator's socket thread exited before it bound"));
         this.received.end(this.closing ? null : new Error("the coordinator's socket thread exited"));
         this.monitor.end();

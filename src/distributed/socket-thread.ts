@@ -102,6 +102,6 @@ if (bound) {
   await forwardSends();
   closeSockets();
   post({ type: "closed" });
-  // Messages the ROUTER still holds are sent from this thread's memory while it lingers: the thread stays.
 }
-// The thread then stays, idle, until the process ends (its message listener holds it), its monitor open.
+// The thread then stays, idle, until the process ends (its message listener holds it), its monitor open: messages the
+// ROUTER still holds leave from this thread's memory while it lingers.
