@@ -8,8 +8,9 @@ const root = new URL("..", import.meta.url).pathname;
 const w = await wabt();
 const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
 for (const file of walk(join(root, "src")).filter((f) => f.endsWith(".wat"))) {
-  const module = w.parseWat(file, readFileSync(file, "utf8"), { simd: true });
-  module.validate();
+  const features = { simd: true, threads: true };
+  const module = w.parseWat(file, readFileSync(file, "utf8"), features);
+  module.validate(features);
   const { buffer } = module.toBinary({});
   module.destroy();
   const rel = relative(join(root, "src"), file).replace(/\.wat$/, ".wasm");

@@ -60,6 +60,28 @@ describe("the SIMD Adam kernel", () => {
     }
   });
 
+  it.each([1, 2, 3])("split over %i helper threads: the same results bit for bit, for any part sizes, a refused step included, and after close() on one thread", (helpers) => {
+    for (const log of [false, true]) {
+      const rng = Rng.keyed(13, helpers);
+      for (const sizes of [[1, 2], [5, 7], [4099, 333], [40_003, 9], [6, 0]]) {
+        const kernels = [AdamKernel.create(sizes, 0)!, AdamKernel.create(sizes, helpers)!];
+        const start = parameters(sizes, rng, log);
+        let states: OptimizedParameters[] = [start, { ...start, adam: { ...start.adam } }];
+        for (let t = 0; t < 4; t++) {
+          if (t === 3) kernels[1].close();
+          const g = gradients(sizes, rng, t % 2 === 0 ? 1e-4 : 10);
+          // The third step's learning rate makes every weight non-finite: both refuse it.
+          const hp = t === 2 && !log ? { ...h, learningRate: 1e39 } : h;
+          const [a, b] = kernels.map((kernel, k) => optimizerStep(states[k], g.map((x) => x.slice()), hp, ["rec", "ff"], "weights", { kernel }));
+          expect(bits(b), `${sizes} step ${t}`).toEqual(bits(a));
+          if (a.applied && b.applied) states = [a.next, b.next];
+          else expect(t === 2 && !log && sizes[0] + sizes[1] > 0).toBe(true);
+        }
+        kernels.forEach((k) => k.close());
+      }
+    }
+  });
+
   it("reads parameters it did not return (a resumed run's) from where they are", () => {
     const rng = Rng.keyed(5);
     const sizes = [9, 6];
@@ -129,17 +151,23 @@ describe("the SIMD Adam kernel", () => {
 });
 
 describe("withOwnBuffers (what a thread is sent)", () => {
-  it("copies views of part of a buffer alone, and keeps whole buffers, shared memory and other values", () => {
+  it("copies views of part of a buffer alone, shared or not, and keeps whole buffers, shared ones too, and other values", () => {
     const big = new ArrayBuffer(64);
     const part = new Float32Array(big, 16, 4);
     part.set([1, 2, 3, 4]);
     const whole = new Float32Array(8);
-    const shared = new Float32Array(new SharedArrayBuffer(64), 16, 4);
-    const value = { a: 1, s: "x", n: null, whole, nested: { list: [part, whole], shared } };
+    // Part of shared memory (the Adam kernel's moments, which later steps write over), and a whole shared buffer (a
+    // received frame).
+    const sharedPart = new Float32Array(new SharedArrayBuffer(64), 16, 4);
+    sharedPart.set([5, 6, 7, 8]);
+    const shared = new Float32Array(new SharedArrayBuffer(16));
+    const value = { a: 1, s: "x", n: null, whole, nested: { list: [part, whole], shared, sharedPart } };
     const copies: ArrayBuffer[] = [];
     const out = withOwnBuffers(value, copies);
-    // The one copy made, for the caller to transfer.
-    expect(copies).toEqual([out.nested.list[0].buffer]);
+    // The copies made, for the caller to transfer.
+    expect(copies).toEqual([out.nested.list[0].buffer, out.nested.sharedPart.buffer]);
+    expect(out.nested.sharedPart.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(Array.from(out.nested.sharedPart)).toEqual([5, 6, 7, 8]);
     expect(out).not.toBe(value);
     expect(out.nested.list[0]).not.toBe(part);
     expect(out.nested.list[0].buffer.byteLength).toBe(16);

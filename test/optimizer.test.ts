@@ -209,6 +209,21 @@ describe("clipGlobalNorm (torch.nn.utils.clip_grad_norm_)", () => {
     expect(globalNorm([f64(3, 0), f64(4)])).toBe(5);
   });
 
+  it("Σg² in four interleaved sums, element i of each part into sum i mod 4, added as (s₀ + s₁) + (s₂ + s₃)", () => {
+    // Squares 1e16, 1, 1, 1, 1 | 1, 1. Near 1e16 the spacing of float64 is 2, so 1e16 + 1 rounds back to 1e16 (a tie,
+    // to the even one), and 1e16 + 2 is exact. One sum left to right stays at 1e16. Here s₀ = (1e16 + 1) + 1 = 1e16
+    // (element 4, then the second part's element 0), s₁ = 1 + 1 = 2, s₂ = s₃ = 1: (1e16 + 2) + 2 = 1e16 + 4.
+    expect(sumOfSquares([f64(1e8, 1, 1, 1, 1), f64(1, 1)])).toBe(1e16 + 4);
+    let sequential = 0;
+    for (const x of [1e8, 1, 1, 1, 1, 1, 1]) sequential += x * x;
+    expect(sequential).toBe(1e16);
+    // Tails of one to three elements fill sums 0, 1, 2; s₃ gets 2² once the part has four.
+    expect(sumOfSquares([f64(2)])).toBe(4);
+    expect(sumOfSquares([f64(1, 2, 3)])).toBe(14);
+    expect(sumOfSquares([f64(1, 2, 3, 4, 5, 6, 7)])).toBe(140);
+    expect(sumOfSquares([])).toBe(0);
+  });
+
   it("norm 5, max 1: coef = 1/(5 + 1e−6), applied to every part; returns the pre-clip norm", () => {
     const parts = [f64(3, 0), f64(4)];
     const norm = clipGlobalNorm(parts, 1);

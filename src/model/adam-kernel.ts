@@ -4,15 +4,18 @@
  * WebAssembly SIMD kernel (kernels/adam.wat): the same operations in the same order as adamPart, two elements at a
  * time, so the results are bit-identical (test/adam-kernel.test.ts) and the step, bound by its two divisions and one
  * square root per element, takes about half the time. It is the coordinator's largest piece of work per update
- * (863 k weights at default size), on the critical path between two intervals.
+ * (863 k weights at default size), on the critical path between two intervals, so from 65 536 weights on it is also
+ * split over helper threads, one per other core up to three (platform/kernel-threads.ts): each steps its range of
+ * every part, element by element as one thread would, so the results are the same bit for bit however it is split.
  *
- * The kernel reads and writes only its own memory, which holds per part the gradient and two generations of
+ * The kernel reads and writes only its own memory (shared with its helpers), which holds per part the gradient and two generations of
  * parameters and moments, used in turn: a step reads the current generation and writes the other one, which becomes
  * current only when the caller commits it, so that a step that would make a weight non-finite leaves the current
  * parameters as they were. The moments it returns are views of its memory; the parameters are copies (weights sent to
  * workers are never written again), which must not be changed in place: the next step reads its own copy. Parameters
  * it did not return itself (the first step, or a resumed run's) are copied in first.
  */
+import { KernelThreads, spareCores } from "../platform/kernel-threads.js";
 import { alignedBytes, wasmModule } from "../platform/wasm.js";
 
 /** An Adam step's constants: betas, eps, lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) (optimizer.ts adamCoefficients). */
@@ -24,25 +27,8 @@ export interface AdamCoefficients {
   sqrtBc2: number;
 }
 
-interface AdamExports {
-  adamLinear(
-    n: number,
-    g: number,
-    w: number,
-    m: number,
-    v: number,
-    w2: number,
-    m2: number,
-    v2: number,
-    scale: number,
-    b1: number,
-    b2: number,
-    eps: number,
-    stepSize: number,
-    sqrtBc2: number,
-    project: number,
-  ): number;
-}
+/** The kernel's arguments: n, then the pointers g, w, m, v, w2, m2, v2, then scale, b1, b2, eps, stepSize, sqrtBc2, project. */
+const ADAM_ARGS = 15;
 
 /** A float32 array of one part in the kernel's memory: the view (the part's length) and its byte offset. */
 interface Placed<T> {
@@ -64,6 +50,9 @@ export interface KernelStep {
   v: Float32Array[];
 }
 
+/** Fewer weights than this are stepped on one thread: a step of them takes less than the helpers' start-up is worth. */
+const THREADED_FROM = 1 << 16;
+
 /** The most pages (64 KiB) a WebAssembly memory holds: 4 GiB. */
 const MAX_PAGES = 65536;
 
@@ -78,7 +67,7 @@ function memoryBytes(sizes: number[]): number {
 }
 
 export class AdamKernel {
-  private readonly exports: AdamExports;
+  private readonly threads: KernelThreads;
   /** Per part: its length, padded to a multiple of four. */
   private readonly padded: number[];
   private readonly grads: Placed<Float64Array>[];
@@ -93,13 +82,13 @@ export class AdamKernel {
    * synapse) would not fit in the 4 GiB a WebAssembly memory addresses (over 130 million synapses) or cannot be had:
    * the caller then runs adamPart.
    */
-  static create(sizes: number[]): AdamKernel | null {
+  static create(sizes: number[], helpers = sizes.reduce((a, b) => a + b, 0) >= THREADED_FROM ? spareCores(3) : 0): AdamKernel | null {
     const module = wasmModule(new URL("./kernels/adam.wasm", import.meta.url));
     // At least the one page the module's memory import asks for (a network without synapses of a kind has a part of 0).
     const pages = Math.max(1, Math.ceil(memoryBytes(sizes) / 65536));
     if (!module || pages > MAX_PAGES) return null;
     try {
-      return new AdamKernel(module, sizes, pages);
+      return new AdamKernel(module, sizes, pages, helpers);
     } catch (e) {
       // The memory could not be reserved (a RangeError): the JavaScript loop needs less of it at once.
       if (e instanceof RangeError) return null;
@@ -107,11 +96,11 @@ export class AdamKernel {
     }
   }
 
-  private constructor(module: WebAssembly.Module, readonly sizes: number[], pages: number) {
+  private constructor(module: WebAssembly.Module, readonly sizes: number[], pages: number, helpers: number) {
     this.padded = sizes.map(padded);
     // Zeros in the padding stay zeros: a zero gradient, weight and moment make a zero step (eps > 0).
-    const memory = new WebAssembly.Memory({ initial: pages });
-    this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as AdamExports;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.threads = new KernelThreads(module, memory, "adamLinear", helpers, ADAM_ARGS, sizes.length);
     let top = 0;
     const place = <T>(Ctor: new (b: ArrayBuffer, offset: number, length: number) => T, bytesPerElement: number, k: number): Placed<T> => {
       const ptr = top;
@@ -127,30 +116,11 @@ export class AdamKernel {
     this.generations = [generation(), generation()];
   }
 
-  /**
-   * Copies the gradient (one array per part) into the kernel's memory for the next step, and returns its Σg² over all
-   * parts in order: the global norm's square as optimizer.ts sumOfSquares() sums it, in the same pass as the copy;
-   * or `sumSquares`, where the caller has it already (then the copy is all).
-   */
-  loadGradient(grads: Float64Array[], sumSquares: number | null = null): number {
+  /** Copies the gradient (one array per part) into the kernel's memory for the next step. */
+  loadGradient(grads: Float64Array[]): void {
     if (grads.length !== this.sizes.length || grads.some((g, k) => g.length !== this.sizes[k]))
       throw new Error(`Adam kernel: a gradient of ${grads.map((g) => g.length).join("/")} values for parts of ${this.sizes.join("/")}`);
-    if (sumSquares !== null) {
-      grads.forEach((g, k) => this.grads[k].view.set(g));
-      return sumSquares;
-    }
-    // A plain loop, not a callback: a sum that a closure updates is a heap number, allocated at every addition.
-    let s = 0;
-    for (let k = 0; k < grads.length; k++) {
-      const g = grads[k];
-      const dst = this.grads[k].view;
-      for (let i = 0; i < g.length; i++) {
-        const x = g[i];
-        dst[i] = x;
-        s += x * x;
-      }
-    }
-    return s;
+    grads.forEach((g, k) => this.grads[k].view.set(g));
   }
 
   /**
@@ -170,27 +140,19 @@ export class AdamKernel {
         from.v[k].view.set(v[k]);
       }
     }
+    // Each part in ranges of whole quads, one per thread; each thread steps its range of every part.
+    const threads = this.threads.helpers + 1;
+    const coefficients = [scale, c.b1, c.b2, c.eps, c.stepSize, c.sqrtBc2, project ? 1 : 0];
+    const calls = Array.from({ length: threads }, (_, t) =>
+      this.padded.flatMap((n, k) => {
+        const [a, b] = [t, t + 1].map((u) => 4 * Math.floor(((n / 4) * u) / threads));
+        if (a === b) return [];
+        const floats = [from.w[k].ptr, from.m[k].ptr, from.v[k].ptr, to.w[k].ptr, to.m[k].ptr, to.v[k].ptr].map((ptr) => ptr + 4 * a);
+        return [[b - a, this.grads[k].ptr + 8 * a, ...floats, ...coefficients]];
+      }),
+    );
     let moved = 0;
-    for (let k = 0; k < this.sizes.length; k++) {
-      const part = this.exports.adamLinear(
-        this.padded[k],
-        this.grads[k].ptr,
-        from.w[k].ptr,
-        from.m[k].ptr,
-        from.v[k].ptr,
-        to.w[k].ptr,
-        to.m[k].ptr,
-        to.v[k].ptr,
-        scale,
-        c.b1,
-        c.b2,
-        c.eps,
-        c.stepSize,
-        c.sqrtBc2,
-        project ? 1 : 0,
-      );
-      moved = part < 0 || moved < 0 ? -1 : moved + part;
-    }
+    for (const part of this.threads.run(calls).flat()) moved = part < 0 || moved < 0 ? -1 : moved + part;
     return { moved, params: to.w.map((w) => w.view) };
   }
 
@@ -204,5 +166,10 @@ export class AdamKernel {
     const now = this.generations[this.current];
     this.returned = now.w.map((w) => w.view.slice());
     return { params: this.returned, m: now.m.map((p) => p.view), v: now.v.map((p) => p.view) };
+  }
+
+  /** Ends the helper threads (a kernel collected without it ends them then). */
+  close(): void {
+    this.threads.close();
   }
 }

@@ -9,6 +9,7 @@
  * takes Adam's part of that pass with a SIMD kernel (adam-kernel.ts), bit-identical to it.
  */
 import { type AdamCoefficients, AdamKernel } from "./adam-kernel.js";
+import { allFinite32 } from "../platform/finite.js";
 
 export interface AdamState {
   /** Optimizer steps taken so far. */
@@ -300,32 +301,10 @@ export function projectNonNegative(w: Float32Array): number {
 
 /** Index of the first non-finite value, or −1. */
 export function firstNonFinite(x: ArrayLike<number>): number {
-  // The coordinator checks every result's megabytes of float32 gradients and state with a loop of their own (an element
-  // load that sees several array kinds is several times slower); float64 values here are few (a mixture state) or
-  // rare (the mean gradient, only once its norm is not finite).
+  // The coordinator checks every result's megabytes of float32 gradients and state with a kernel of their own (an
+  // element load that sees several array kinds is several times slower); float64 values here are few (a mixture
+  // state) or rare (the mean gradient, only once its norm is not finite).
   return x instanceof Float32Array && allFinite32(x) ? -1 : firstNonFiniteScan(x);
-}
-
-/**
- * Whether every value is finite, without a branch per value: v − v is 0 for every finite v and NaN for ±Infinity and
- * NaN, and NaN stays in a sum. Four sums, so that the additions do not wait on each other (the loop then runs at
- * memory speed: it reads every result's megabytes of gradients and state).
- */
-function allFinite32(x: Float32Array): boolean {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  const n = x.length;
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    s0 += x[i] - x[i];
-    s1 += x[i + 1] - x[i + 1];
-    s2 += x[i + 2] - x[i + 2];
-    s3 += x[i + 3] - x[i + 3];
-  }
-  for (let i = n4; i < n; i++) s0 += x[i] - x[i];
-  return s0 + s1 + s2 + s3 === 0;
 }
 
 function firstNonFiniteScan(x: ArrayLike<number>): number {
@@ -407,9 +386,8 @@ export function optimizerStep(
   const inLogSpace = logWeights !== null && gradientOf === "weights";
   if (inLogSpace) grads.forEach((g, p) => logSpaceGradient(g, weights[p]));
   const known = inLogSpace ? null : sumSquares;
-  // The kernel's step reads the gradient from its own memory: the copy there and Σg² are one pass.
   const kernel = memory.kernel ?? null;
-  const squares = kernel ? kernel.loadGradient(grads, known) : (known ?? sumOfSquares(grads));
+  const squares = known ?? sumOfSquares(grads);
   if (!Number.isFinite(squares)) {
     // Σg² of float64 means of float32 values cannot overflow: it is non-finite only where some g is.
     const bad = grads.findIndex((g) => firstNonFinite(g) >= 0);
@@ -421,6 +399,8 @@ export function optimizerStep(
   const c = adamCoefficients(h, step);
   const nonFinite = { applied: false, gradNorm, problem: `the step would make a weight non-finite (learning rate ${h.learningRate})` } as const;
   if (kernel) {
+    // The kernel's step reads the gradient from its own memory.
+    kernel.loadGradient(grads);
     const { moved, params } = kernel.compute(c, scale, logWeights ?? weights, current.adam.m, current.adam.v, !logWeights);
     // Under "log", what must be finite is e^θ, as in adamPart (θ = −∞ gives w = 0).
     const nextWeights = logWeights ? params.map(expWeights) : null;
@@ -446,13 +426,32 @@ export function optimizerStep(
 }
 
 /**
- * Σg² over all parts, in order (the global norm's square). A sum computed here elsewhere (the pool's check of a reduce
- * group's sums) is the one optimizerStep would compute, bit for bit, and can be handed to it instead.
+ * Σg² over all parts (the global norm's square), in four interleaved sums: element i of every part goes to sum i mod 4,
+ * the parts in order, and the four are added as (s₀ + s₁) + (s₂ + s₃). Four independent chains of additions instead of
+ * one run four times as fast (one long chain waits on every addition's latency), and the order is fixed, so the value
+ * is the same bit for bit wherever it is summed: a sum computed elsewhere (the pool's check of a reduce group's sums)
+ * is the one optimizerStep would compute, and can be handed to it instead.
  */
 export function sumOfSquares(parts: Float64Array[]): number {
-  let s = 0;
-  for (const p of parts) for (let i = 0; i < p.length; i++) s += p[i] * p[i];
-  return s;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  for (let k = 0; k < parts.length; k++) {
+    const p = parts[k];
+    const n4 = p.length & ~3;
+    for (let i = 0; i < n4; i += 4) {
+      s0 += p[i] * p[i];
+      s1 += p[i + 1] * p[i + 1];
+      s2 += p[i + 2] * p[i + 2];
+      s3 += p[i + 3] * p[i + 3];
+    }
+    // The last one to three elements: sums 0, 1, 2 in turn, as if the loop went on.
+    if (n4 < p.length) s0 += p[n4] * p[n4];
+    if (n4 + 1 < p.length) s1 += p[n4 + 1] * p[n4 + 1];
+    if (n4 + 2 < p.length) s2 += p[n4 + 2] * p[n4 + 2];
+  }
+  return s0 + s1 + (s2 + s3);
 }
 
 /**

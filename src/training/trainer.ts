@@ -115,6 +115,10 @@ export class Trainer {
         // (reported by close())
       }
       throw e;
+    } finally {
+      // Its helper threads end; the moments stay readable in its memory.
+      this.kernel?.close();
+      this.kernel = undefined;
     }
   }
 

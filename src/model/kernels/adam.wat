@@ -4,10 +4,11 @@
 ;; operations, in the same order, with the same float32 rounding of what it stores, so the two give bit-identical
 ;; results: arithmetic in float64 lanes, moments and weights loaded from and stored to float32 (two floats = 64 bits
 ;; per vector). The step is bound by its two divisions and square root per element, which SIMD does two at a time.
-;; Pointers are byte offsets into the imported memory; n (the element count) is a multiple of four, the loop body two
+;; Pointers are byte offsets into the imported memory (shared, so that several threads can each step a range of
+;; the same parts: adam-kernel.ts); n (the element count) is a multiple of four, the loop body two
 ;; pairs (independent, so that one pair's divisions overlap the other's).
 (module
-  (import "env" "memory" (memory 1))
+  (import "env" "memory" (memory 1 65536 shared))
 
   ;; Per element i < n, with gᵢ = g[i]·scale (the clip coefficient):
   ;;   m' = β₁m + (1 − β₁)gᵢ,  v' = β₂v + ((1 − β₂)gᵢ)gᵢ  (stored as float32),
