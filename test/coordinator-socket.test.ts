@@ -3,7 +3,7 @@
  * test's own: messages both ways, byte for byte and in order; every send queued before close() leaves; monitor events;
  * a bind that fails; frames as shared memory until the main thread holds more of it unreclaimed than its budget, then
  * as ArrayBuffers, and shared again once collections have reclaimed it; a process that exits with the socket open
- * exits with its own code rather than aborting. And Channel, the queue its messages and events come through.
+ * exits with its own code rather than aborting; frames of only finite float32 words marked so. And Channel, the queue its messages and events come through.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -15,6 +15,7 @@ import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { Dealer } from "zeromq";
 import type * as SocketModule from "../src/distributed/coordinator-socket.js";
+import type * as FiniteModule from "../src/platform/finite.js";
 import { Channel } from "../src/platform/channel.js";
 import { ROOT } from "./helpers/runs.js";
 
@@ -104,6 +105,32 @@ describe("CoordinatorSocket", () => {
     expect(failures).toEqual([]);
     // The socket's messages and events end with it.
     expect(await messages.next()).toEqual({ value: undefined, done: true });
+    dealer.close();
+  });
+
+  it("marks the frames whose every float32 word is finite, checked in the thread's copy: the pool's checks then need not read them", async () => {
+    const { CoordinatorSocket } = await load();
+    const { allFinite32, isMarkedFinite32 } = (await import(join(ROOT, "dist/platform/finite.js"))) as typeof FiniteModule;
+    const socket = new CoordinatorSocket({ linger: 0 }, () => {});
+    const port = await freePort();
+    await socket.bind(`tcp://127.0.0.1:${port}`);
+    const messages = socket.messages()[Symbol.asyncIterator]();
+    const dealer = new Dealer({ routingId: "dealer-2", linger: 0 });
+    dealer.connect(`tcp://127.0.0.1:${port}`);
+    // Several blocks of the check and a tail; the same with one NaN, with one −Infinity in the tail; finite values in
+    // a frame whose length is not a whole number of float32.
+    const states = Float32Array.from({ length: 3 * 16384 + 21 }, (_, i) => Math.sin(i) * 1e30);
+    const nan = states.slice();
+    nan[20_000] = Number.NaN;
+    const inf = states.slice();
+    inf[inf.length - 2] = -Infinity;
+    const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    await dealer.send([bytes(states), bytes(nan), bytes(inf), Buffer.concat([bytes(states.subarray(0, 8)), Buffer.of(0)])]);
+    const [, ...got] = await take(messages);
+    expect(got.map((f) => isMarkedFinite32(f.buffer))).toEqual([true, false, false, false]);
+    expect(got.slice(0, 3).map((f) => allFinite32(new Float32Array(f.buffer, f.byteOffset, f.byteLength / 4)))).toEqual([true, false, false]);
+    expect(Buffer.compare(got[1], bytes(nan))).toBe(0);
+    await socket.close();
     dealer.close();
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allFinite32 } from "../src/platform/finite.js";
+import { allFinite32, copyCheckingFinite32, isMarkedFinite32, markFinite32 } from "../src/platform/finite.js";
 
 describe("allFinite32 (the coordinator's check of states and gradients)", () => {
   it("finds one NaN or ±Infinity anywhere: in whole blocks, across their edges, in the last part block and the tail", () => {
@@ -27,5 +27,41 @@ describe("allFinite32 (the coordinator's check of states and gradients)", () => 
     expect(allFinite32(x.subarray(4, 39_990))).toBe(true);
     expect(allFinite32(x.subarray(3, 39_990))).toBe(false);
     expect(allFinite32(x.subarray(4))).toBe(false);
+  });
+
+  it("copyCheckingFinite32 copies every byte and says whether every float32 word is finite, into shared memory or not", () => {
+    for (const n of [0, 3, 16, 16384 * 2 + 5]) {
+      const x = Float32Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1) * 1.5 ** (i % 200));
+      // An unaligned source: a frame's bytes may start anywhere in ZeroMQ's memory.
+      const src = new Uint8Array(4 * n + 1).subarray(1);
+      src.set(new Uint8Array(x.buffer));
+      for (const dst of [new Uint8Array(4 * n), new Uint8Array(new SharedArrayBuffer(4 * n))]) {
+        expect(copyCheckingFinite32(src, dst), `${n}`).toBe(true);
+        expect(Buffer.compare(dst, src)).toBe(0);
+      }
+      if (n === 0) continue;
+      for (const at of [0, n - 1, n >> 1]) {
+        const bad = src.slice();
+        new DataView(bad.buffer).setFloat32(4 * at, at % 2 ? Infinity : Number.NaN, true);
+        const dst = new Uint8Array(4 * n);
+        expect(copyCheckingFinite32(bad, dst), `${n}, at ${at}`).toBe(false);
+        expect(Buffer.compare(dst, bad)).toBe(0);
+      }
+    }
+    // Not a whole number of words: copied, not called finite.
+    const odd = new Uint8Array(9);
+    const dst = new Uint8Array(9).fill(7);
+    expect(copyCheckingFinite32(odd, dst)).toBe(false);
+    expect(Array.from(dst)).toEqual(Array.from(odd));
+  });
+
+  it("a marked buffer is taken as finite without being read; others are read", () => {
+    const x = Float32Array.of(1, Number.NaN, 2, 3);
+    expect(allFinite32(x)).toBe(false);
+    expect(isMarkedFinite32(x.buffer)).toBe(false);
+    markFinite32(x.buffer);
+    expect(isMarkedFinite32(x.buffer)).toBe(true);
+    expect(allFinite32(x.subarray(1))).toBe(true);
+    expect(allFinite32(x.slice())).toBe(false);
   });
 });

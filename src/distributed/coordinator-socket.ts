@@ -10,7 +10,9 @@
  * follow its own allocations. Shared memory goes back only when a collection finds it dead, so the main thread keeps
  * count of what it received and has not yet seen reclaimed (a FinalizationRegistry); above SHARED_BUDGET_BYTES
  * the thread hands frames over as ordinary ArrayBuffers instead, transferred, which V8 counts, until collections have
- * reclaimed enough. That bounds the memory; the results are the same bytes either way.
+ * reclaimed enough. That bounds the memory; the results are the same bytes either way. The copy also checks each
+ * frame's float32 words for NaN and ±Infinity while they are in the cache (platform/finite.ts), so that the pool's
+ * checks of the states and gradients decoded from it need not read them again.
  *
  * Sends take the other way through an inproc PAIR socket (ZeroMQ's context is shared by a process's threads), without
  * a copy: the thread forwards them to the ROUTER in the order they were sent. The CURVE handshake's ZAP handler stays
@@ -25,6 +27,7 @@
 import { Worker } from "node:worker_threads";
 import { Pair, Router } from "zeromq";
 import { Channel } from "../platform/channel.js";
+import { markFinite32 } from "../platform/finite.js";
 
 export type RouterOptions = NonNullable<ConstructorParameters<typeof Router>[0]>;
 
@@ -49,7 +52,7 @@ export interface SocketThreadData {
 export type FromSocketThread =
   | { type: "bound"; endpoint: string }
   | { type: "bind-error"; message: string }
-  | { type: "message"; frames: Uint8Array[] }
+  | { type: "message"; frames: Uint8Array[]; finite: boolean[] }
   | { type: "event"; event: SocketEvent }
   | { type: "send-error"; message: string }
   | { type: "closed" };
@@ -139,7 +142,7 @@ export class CoordinatorSocket {
         else if (m.type === "bind-error") {
           socketsClosed();
           reject(new Error(m.message));
-        } else if (m.type === "message") this.receive(m.frames);
+        } else if (m.type === "message") this.receive(m.frames, m.finite);
         else if (m.type === "event") this.monitor.push(m.event);
         else this.sendFailed(m.message);
       });
@@ -159,8 +162,13 @@ export class CoordinatorSocket {
     });
   }
 
-  /** A message from the thread: its frames' own buffers, of which Buffers are views that cost nothing. */
-  private receive(frames: Uint8Array[]): void {
+  /**
+   * A message from the thread: its frames' own buffers, of which Buffers are views that cost nothing. Those that the
+   * thread's copy found to hold only finite float32 words are marked so: the pool's checks of states and gradients
+   * decoded from them need not read them again.
+   */
+  private receive(frames: Uint8Array[], finite: boolean[]): void {
+    frames.forEach((f, k) => finite[k] && markFinite32(f.buffer));
     for (const f of frames) {
       if (!(f.buffer instanceof SharedArrayBuffer)) continue;
       this.unreclaimed += f.byteLength;

@@ -2,10 +2,11 @@
  * Worker-thread entry of the coordinator's socket (coordinator-socket.ts): binds the ROUTER, forwards what the main
  * thread sends through the PAIR, and posts every received message and monitor event to the main thread, each frame
  * copied into a buffer of its own: shared memory, or, while the main thread holds too much of that unreclaimed, an
- * ArrayBuffer transferred.
+ * ArrayBuffer transferred; with each frame, whether the copy found only finite float32 words in it.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Pair, Router } from "zeromq";
+import { copyCheckingFinite32 } from "../platform/finite.js";
 import type { FromSocketThread, SocketThreadData, ToSocketThread } from "./coordinator-socket.js";
 
 const data = workerData as SocketThreadData;
@@ -45,17 +46,10 @@ async function forwardReceived(): Promise<void> {
     for await (const frames of router) {
       // A copy of each frame in a buffer of its own (the frame's own memory stays on this thread, which frees it), so
       // that each array decoded from it keeps only its own frame alive: shared memory, or an ArrayBuffer transferred.
-      if (shared) {
-        const copies = frames.map((f) => {
-          const c = new Uint8Array(new SharedArrayBuffer(f.byteLength));
-          c.set(f);
-          return c;
-        });
-        post({ type: "message", frames: copies });
-      } else {
-        const copies = frames.map((f) => new Uint8Array(f));
-        post({ type: "message", frames: copies }, copies.map((c) => c.buffer as ArrayBuffer));
-      }
+      // The copy checks its float32 words for NaN and ±Infinity on the way, while they are in the cache.
+      const copies = frames.map((f) => new Uint8Array(shared ? new SharedArrayBuffer(f.byteLength) : new ArrayBuffer(f.byteLength)));
+      const finite = frames.map((f, k) => copyCheckingFinite32(f, copies[k]));
+      post({ type: "message", frames: copies, finite }, shared ? [] : copies.map((c) => c.buffer as ArrayBuffer));
     }
   } catch {
     // The socket closed.

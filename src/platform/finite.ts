@@ -4,22 +4,63 @@
  * checks four values per instruction; it reads only its own memory, so the array goes through it a block at a time,
  * small enough to stay in the core's cache between the copy and the check (about twice as fast as the JavaScript
  * loop, which runs where the kernel cannot, and on the last values of an array).
+ *
+ * Received data is copied once anyway (the coordinator's socket thread copies each frame into a buffer of its own):
+ * copyCheckingFinite32 checks it in that copy, block by block while the block is in the cache, and the receiver marks
+ * the buffers found to hold only finite float32 words (markFinite32); allFinite32 then answers for any float32 view of
+ * them without reading it. Such buffers are received frames, which nothing writes.
  */
 import { wasmModule } from "./wasm.js";
 
 /** Values per block: 64 KiB, a WebAssembly page. */
 const BLOCK = 16384;
 
-const kernel = ((): { check: (p: number, n: number) => number; block: Float32Array } | null => {
+const kernel = ((): { check: (p: number, n: number) => number; block: Float32Array; bytes: Uint8Array } | null => {
   const module = wasmModule(new URL("./kernels/finite.wasm", import.meta.url));
   if (!module) return null;
   const memory = new WebAssembly.Memory({ initial: 1 });
   const check = new WebAssembly.Instance(module, { env: { memory } }).exports.allFinite32 as (p: number, n: number) => number;
-  return { check, block: new Float32Array(memory.buffer, 0, BLOCK) };
+  return { check, block: new Float32Array(memory.buffer, 0, BLOCK), bytes: new Uint8Array(memory.buffer, 0, 4 * BLOCK) };
 })();
+
+/** Buffers that hold only finite float32 words, as received (markFinite32). */
+const finiteBuffers = new WeakSet<ArrayBufferLike>();
+
+/** Marks a buffer that copyCheckingFinite32 found to hold only finite float32 words, and that nothing will write. */
+export function markFinite32(buffer: ArrayBufferLike): void {
+  finiteBuffers.add(buffer);
+}
+
+/** Whether `buffer` was marked as holding only finite float32 words. */
+export function isMarkedFinite32(buffer: ArrayBufferLike): boolean {
+  return finiteBuffers.has(buffer);
+}
+
+/**
+ * Copies `src` into `dst` (as long) and returns whether every 4-byte word of it, from its first byte, is a finite
+ * float32: then so is every value of any float32 view of the copy. False where its length is not a multiple of 4, or
+ * where the kernel cannot run here (a plain copy: the receiver checks what it needs).
+ */
+export function copyCheckingFinite32(src: Uint8Array, dst: Uint8Array): boolean {
+  if (!kernel || src.byteLength % 4 !== 0) {
+    dst.set(src);
+    return false;
+  }
+  let finite = true;
+  for (let start = 0; start < src.byteLength; start += 4 * BLOCK) {
+    const bytes = Math.min(4 * BLOCK, src.byteLength - start);
+    kernel.bytes.set(src.subarray(start, start + bytes));
+    dst.set(kernel.bytes.subarray(0, bytes), start);
+    // Whole vectors of 16 values in the kernel, the last few in the loop.
+    const whole = (bytes / 4) & ~15;
+    finite &&= kernel.check(0, whole) === 1 && allFinite32Loop(kernel.block.subarray(0, bytes / 4), whole);
+  }
+  return finite;
+}
 
 /** Whether every value of `x` is finite (no NaN, no ±Infinity). */
 export function allFinite32(x: Float32Array): boolean {
+  if (finiteBuffers.has(x.buffer)) return true;
   let start = 0;
   if (kernel) {
     // Whole vectors of 16 values, a block at a time; the loop below takes the last few.
