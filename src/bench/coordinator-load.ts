@@ -60,6 +60,8 @@ interface LoadResult {
   /** CPU time of the coordinator process per update: all its threads (ZeroMQ I/O, GC helpers, checkpoint writer), and its main thread alone. */
   cpuMsPerUpdate: number;
   mainMsPerUpdate: number;
+  /** The coordinator's peak resident memory (VmHWM), MiB, as last sampled. */
+  peakRssMiB: number;
 }
 
 /** CPU time a process has used so far, in ms, from its threads' run times (ns resolution): all of them, and the main thread. */
@@ -105,8 +107,11 @@ async function loadRun(params: string, A: number, updates: number, w: LoadWorker
     // The coordinator's CPU time when each metrics.csv row appeared (rows are appended once per update).
     const csvPath = join(dir, "run", "metrics.csv");
     const cpuAtRow: { all: number; main: number }[] = [];
+    let peakRssMiB = 0;
     const sampler = setInterval(() => {
       try {
+        const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${coordinator.pid}/status`, "utf8"));
+        if (hwm) peakRssMiB = Number(hwm[1]) / 1024;
         const rows = readFileSync(csvPath, "utf8").split("\n").filter((l) => l !== "").length - 1;
         while (cpuAtRow.length < rows) cpuAtRow.push(processCpuMs(coordinator.pid!));
       } catch {
@@ -134,7 +139,7 @@ async function loadRun(params: string, A: number, updates: number, w: LoadWorker
     // Sampled up to a millisecond late, so the last rows' may be missing: the span between the first and last sampled.
     const cpu = cpuAtRow.slice(3);
     const perUpdate = (k: "all" | "main") => (cpu.at(-1)![k] - cpu[0][k]) / (cpu.length - 1);
-    return { msPerUpdate: seconds * 1000, updatesPerS: 1 / seconds, cpuMsPerUpdate: perUpdate("all"), mainMsPerUpdate: perUpdate("main") };
+    return { msPerUpdate: seconds * 1000, updatesPerS: 1 / seconds, cpuMsPerUpdate: perUpdate("all"), mainMsPerUpdate: perUpdate("main"), peakRssMiB };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -160,5 +165,5 @@ export async function coordinatorWithGpuWorker(params: string, A: number, update
 }
 
 function describe(r: LoadResult): string {
-  return `${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); coordinator CPU per update ${r.mainMsPerUpdate.toFixed(1)} ms on its main thread (goal ≤ 10 ms), ${r.cpuMsPerUpdate.toFixed(1)} ms in all its threads`;
+  return `${r.msPerUpdate.toFixed(1)} ms per update (${r.updatesPerS.toFixed(1)} updates/s); coordinator CPU per update ${r.mainMsPerUpdate.toFixed(1)} ms on its main thread (goal ≤ 10 ms), ${r.cpuMsPerUpdate.toFixed(1)} ms in all its threads; its peak RSS ${r.peakRssMiB.toFixed(0)} MiB`;
 }

@@ -157,14 +157,21 @@ export class AdamKernel {
   }
 
   /**
-   * Makes the generation the last compute() wrote the current one. Returns its parameters as new arrays (weights sent
-   * to workers are never written again; the next step reads its own copy, so they must not be changed in place) and
-   * its moments as views, valid until the step after the next one writes over them.
+   * Makes the generation the last compute() wrote the current one. Returns its parameters as new arrays, each in
+   * shared memory of its own (weights sent to workers are never written again; the next step reads its own copy, so
+   * they must not be changed in place), and its moments as views, valid until the step after the next one writes over
+   * them.
    */
   commit(): KernelStep {
     this.current = 1 - this.current;
     const now = this.generations[this.current];
-    this.returned = now.w.map((w) => w.view.slice());
+    this.returned = now.w.map((w) => {
+      // Shared memory: V8 counts it less towards starting full collections than an ArrayBuffer's (a new one per update
+      // was one of the coordinator's triggers), and nothing writes weights once made, so threads may share them.
+      const copy = new Float32Array(new SharedArrayBuffer(w.view.byteLength));
+      copy.set(w.view);
+      return copy;
+    });
     return { params: this.returned, m: now.m.map((p) => p.view), v: now.v.map((p) => p.view) };
   }
 
