@@ -141,19 +141,20 @@ function coordinatorWork(config: Config, state: StreamState): void {
   let current: OptimizedParameters = { weights: [connectome.recWeight.slice(), connectome.ffWeight.slice()], logWeights: null, adam: newAdamState([E, F]) };
   const hp = { learningRate: 5e-4, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 1 };
   // As the trainer: reduce in epoch order, then the optimiser's step (clip, Adam into the other generation,
-  // projection onto w ≥ 0) with the SIMD kernel; and with Adam as the JavaScript loop, for comparison.
-  // The kernel as the trainer makes it (split over helper threads, one per other core up to three), and on one thread.
-  const kernel = AdamKernel.create([E, F]);
-  const oneThread = AdamKernel.create([E, F], 0);
-  const helpers = spareCores(3);
+  // projection onto w ≥ 0) with the SIMD kernel; and with Adam as the JavaScript loop, for comparison. Twenty updates
+  // each: a few milliseconds apart, the three vary by more than that from one run of five to the next.
   const timeUpdate = (memory: { kernel: AdamKernel | null }) =>
     seconds(() => {
       const step = optimizerStep(current, averageGradients(grads), hp, ["recurrent", "feedforward"], "weights", memory);
       if (step.applied) current = step.next;
-    }, 5);
+    }, 20);
   const updateJs = timeUpdate({ kernel: null });
+  // The kernel on one thread, then as the trainer makes it: split over helper threads, one per other core up to three
+  // (made after the other timings, so that their start-up does not run beside them).
+  const oneThread = AdamKernel.create([E, F], 0);
   const updateOneThread = timeUpdate({ kernel: oneThread });
-  oneThread?.close();
+  const kernel = AdamKernel.create([E, F]);
+  const helpers = spareCores(3);
   const update = timeUpdate({ kernel });
   // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps
   // with that Σg².

@@ -5,8 +5,9 @@
  * time, so the results are bit-identical (test/adam-kernel.test.ts) and the step, bound by its two divisions and one
  * square root per element, takes about half the time. It is the coordinator's largest piece of work per update
  * (863 k weights at default size), on the critical path between two intervals, so from 65 536 weights on it is also
- * split over helper threads, one per other core up to three (platform/kernel-threads.ts): each steps its range of
- * every part, element by element as one thread would, so the results are the same bit for bit however it is split.
+ * shared with helper threads, one per other core up to three (platform/kernel-threads.ts): the parts are cut into
+ * ranges, which whichever thread is free steps, element by element as one thread would, so the results are the same
+ * bit for bit whoever steps which.
  *
  * The kernel reads and writes only its own memory (shared with its helpers), which holds per part the gradient and two generations of
  * parameters and moments, used in turn: a step reads the current generation and writes the other one, which becomes
@@ -52,6 +53,9 @@ export interface KernelStep {
 
 /** Fewer weights than this are stepped on one thread: a step of them takes less than the helpers' start-up is worth. */
 const THREADED_FROM = 1 << 16;
+
+/** Elements per call of the kernel (a multiple of four): a default-size step is some fifteen calls for the threads to share. */
+const RANGE = 1 << 16;
 
 /** The most pages (64 KiB) a WebAssembly memory holds: 4 GiB. */
 const MAX_PAGES = 65536;
@@ -100,7 +104,7 @@ export class AdamKernel {
     this.padded = sizes.map(padded);
     // Zeros in the padding stay zeros: a zero gradient, weight and moment make a zero step (eps > 0).
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.threads = new KernelThreads(module, memory, "adamLinear", helpers, ADAM_ARGS, sizes.length);
+    this.threads = new KernelThreads(module, memory, "adamLinear", helpers, ADAM_ARGS, this.padded.reduce((calls, n) => calls + Math.ceil(n / RANGE), 0));
     let top = 0;
     const place = <T>(Ctor: new (b: ArrayBuffer, offset: number, length: number) => T, bytesPerElement: number, k: number): Placed<T> => {
       const ptr = top;
@@ -140,19 +144,17 @@ export class AdamKernel {
         from.v[k].view.set(v[k]);
       }
     }
-    // Each part in ranges of whole quads, one per thread; each thread steps its range of every part.
-    const threads = this.threads.helpers + 1;
+    // Each part in ranges of RANGE elements, which whichever thread is free takes.
     const coefficients = [scale, c.b1, c.b2, c.eps, c.stepSize, c.sqrtBc2, project ? 1 : 0];
-    const calls = Array.from({ length: threads }, (_, t) =>
-      this.padded.flatMap((n, k) => {
-        const [a, b] = [t, t + 1].map((u) => 4 * Math.floor(((n / 4) * u) / threads));
-        if (a === b) return [];
+    const calls = this.padded.flatMap((n, k) =>
+      Array.from({ length: Math.ceil(n / RANGE) }, (_, r) => {
+        const a = r * RANGE;
         const floats = [from.w[k].ptr, from.m[k].ptr, from.v[k].ptr, to.w[k].ptr, to.m[k].ptr, to.v[k].ptr].map((ptr) => ptr + 4 * a);
-        return [[b - a, this.grads[k].ptr + 8 * a, ...floats, ...coefficients]];
+        return [Math.min(RANGE, n - a), this.grads[k].ptr + 8 * a, ...floats, ...coefficients];
       }),
     );
     let moved = 0;
-    for (const part of this.threads.run(calls).flat()) moved = part < 0 || moved < 0 ? -1 : moved + part;
+    for (const part of this.threads.run(calls)) moved = part < 0 || moved < 0 ? -1 : moved + part;
     return { moved, params: to.w.map((w) => w.view) };
   }
 

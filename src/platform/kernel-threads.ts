@@ -1,23 +1,55 @@
 /**
- * One exported function of a WebAssembly kernel run on several threads at once, over one shared memory: a call
- * splits its work into ranges (an element-wise kernel gives the same results however it is split), runs the first
- * range's calls on the calling thread and the others on helper threads, and returns when all are done. It is
- * synchronous, like the kernel it splits: the helpers wait on a shared control block (Atomics), not on messages, so a
- * call costs microseconds more than the kernel, and the caller blocks (Atomics.wait) only for the helpers' ranges
- * that are still running when its own is done.
+ * One exported function of a WebAssembly kernel run on several threads at once, over one shared memory: a job is a
+ * list of calls (an element-wise kernel's ranges, which give the same results whichever thread runs them), which
+ * this thread and helper threads take one at a time from a shared counter until none is left. A helper that is slow
+ * to wake, or busy elsewhere, takes fewer or none, so a job never waits on a helper that has not started one of its
+ * calls, and with no helper free it takes as long as on one thread. It is synchronous, like the kernel it runs: the
+ * helpers wait on a shared control block (Atomics), not on messages, so a job costs microseconds more than its calls,
+ * and the caller blocks (Atomics.wait) only for calls still running when none is left to take.
  *
- * Control block (a SharedArrayBuffer): Int32 [0] the job's number (−1: stop), [1] helpers done with it, [2 + h] how
- * many calls helper h has in it; then per helper `maxCalls` × (arguments, result) as float64 (i32 arguments and results
- * are exact in a float64).
+ * Control block (a SharedArrayBuffer): BigInt64 [0] the next call to take, as job number × 2³² + index; Int32 [2] the
+ * job's number (−1: stop), [3] calls done, [4] calls in the job; then per call its arguments and result, as float64
+ * (i32 arguments and results are exact in a float64). A call is taken by compare-and-exchange on the counter only
+ * while it still names the job the taker woke for, so a helper that wakes late takes nothing from the next job.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 
-const JOB = 0;
-const DONE = 1;
+/** Int32 fields of the control block. */
+const JOB = 2;
+const DONE = 3;
+const COUNT = 4;
+const HEADER_BYTES = 24;
 const STOP = -1;
-/** How long the caller waits for helpers before it calls them lost (a helper that died cannot answer). */
+/** How long the caller waits for calls that helpers took (a helper that died cannot finish them). */
 const HELPER_TIMEOUT_MS = 30_000;
+
+/** A kernel's function, the control block's views, and how many arguments a call has. */
+interface Runner {
+  kernel: (...args: number[]) => number;
+  next: BigInt64Array;
+  control: Int32Array;
+  calls: Float64Array;
+  argCount: number;
+}
+
+/**
+ * Takes calls of job `job` until none is left: runs each, stores its result, counts it done. The one loop of this
+ * thread and of the helpers, which run its source text: so it refers to nothing outside itself, and names the fields
+ * by number (DONE = 3, COUNT = 4).
+ */
+function takeCalls(r: Runner, job: number): void {
+  const n = r.argCount + 1;
+  for (;;) {
+    const next = Atomics.load(r.next, 0);
+    const c = Number(next & 0xffffffffn);
+    if (Number(next >> 32n) !== job || c >= Atomics.load(r.control, 4)) return;
+    if (Atomics.compareExchange(r.next, 0, next, next + 1n) !== next) continue;
+    r.calls[c * n + r.argCount] = r.kernel(...r.calls.subarray(c * n, c * n + r.argCount));
+    Atomics.add(r.control, 3, 1);
+    Atomics.notify(r.control, 3);
+  }
+}
 
 /** What each helper thread is started with. */
 interface HelperData {
@@ -25,34 +57,30 @@ interface HelperData {
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
   exportName: string;
-  /** Which helper this is (0-based), and where its calls' arguments and results lie in the control block. */
-  index: number;
   argCount: number;
-  callsOffset: number;
   maxCalls: number;
 }
 
 /**
- * A helper thread's whole program: it waits for a job, runs its calls and counts itself done, until told to stop.
- * It runs as the source text of this function (new Worker(…, { eval: true })), so it refers to nothing outside itself.
+ * A helper thread's whole program: it waits for a job, takes calls until none is left, and waits again, until told
+ * to stop. It runs as source text (new Worker(…, { eval: true })), with takeCalls's, so it too names the fields and
+ * offsets by number (JOB = 2, HEADER_BYTES = 24).
  */
-function helperProgram(d: HelperData): void {
-  const kernel = new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports[d.exportName] as (...args: number[]) => number;
-  const control = new Int32Array(d.control, 0, 2 + d.index + 1);
-  const calls = new Float64Array(d.control, d.callsOffset, d.maxCalls * (d.argCount + 1));
+function helperProgram(d: HelperData, take: typeof takeCalls): void {
+  const r: Runner = {
+    kernel: new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports[d.exportName] as (...args: number[]) => number,
+    next: new BigInt64Array(d.control, 0, 1),
+    control: new Int32Array(d.control, 0, 6),
+    calls: new Float64Array(d.control, 24, d.maxCalls * (d.argCount + 1)),
+    argCount: d.argCount,
+  };
   let seen = 0;
   for (;;) {
     let job;
-    while ((job = Atomics.load(control, 0)) === seen) Atomics.wait(control, 0, seen);
+    while ((job = Atomics.load(r.control, 2)) === seen) Atomics.wait(r.control, 2, seen);
     if (job < 0) return;
     seen = job;
-    const count = control[2 + d.index];
-    for (let c = 0; c < count; c++) {
-      const at = c * (d.argCount + 1);
-      calls[at + d.argCount] = kernel(...calls.subarray(at, at + d.argCount));
-    }
-    Atomics.add(control, 1, 1);
-    Atomics.notify(control, 1);
+    take(r, job);
   }
 }
 
@@ -70,66 +98,64 @@ function stopHelpers(control: Int32Array): void {
 }
 
 export class KernelThreads {
-  private readonly kernel: (...args: number[]) => number;
-  private readonly control: Int32Array;
-  /** Per helper: its calls' arguments and results. */
-  private readonly calls: Float64Array[];
+  private readonly runner: Runner;
   private job = 0;
-  /** Helpers running: none once closed, when every call runs here. */
+  /** Helpers running: none once closed. */
   private running: number;
 
   /**
    * `helpers` threads (0: every call runs here) running `exportName` of `module` over `memory`, which must be
-   * shared; each thread takes at most `maxCalls` calls of `argCount` arguments per job.
+   * shared; a job has at most `maxCalls` calls of `argCount` arguments.
    */
-  constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, exportName: string, readonly helpers: number, private readonly argCount: number, private readonly maxCalls: number) {
-    this.kernel = new WebAssembly.Instance(module, { env: { memory } }).exports[exportName] as (...args: number[]) => number;
-    const headerBytes = Math.ceil(((2 + helpers) * 4) / 8) * 8;
-    const perHelper = maxCalls * (argCount + 1);
-    const control = new SharedArrayBuffer(headerBytes + helpers * perHelper * 8);
-    this.control = new Int32Array(control, 0, 2 + helpers);
-    this.calls = Array.from({ length: helpers }, (_, h) => new Float64Array(control, headerBytes + h * perHelper * 8, perHelper));
+  constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, exportName: string, helpers: number, argCount: number, private readonly maxCalls: number) {
+    const control = new SharedArrayBuffer(HEADER_BYTES + maxCalls * (argCount + 1) * 8);
+    this.runner = {
+      kernel: new WebAssembly.Instance(module, { env: { memory } }).exports[exportName] as (...args: number[]) => number,
+      next: new BigInt64Array(control, 0, 1),
+      control: new Int32Array(control, 0, 6),
+      calls: new Float64Array(control, HEADER_BYTES, maxCalls * (argCount + 1)),
+      argCount,
+    };
+    const source = `(${helperProgram.toString()})(require("node:worker_threads").workerData, ${takeCalls.toString()})`;
     for (let h = 0; h < helpers; h++) {
-      const data: HelperData = { module, memory, control, exportName, index: h, argCount, callsOffset: headerBytes + h * perHelper * 8, maxCalls };
-      const thread = new Worker(`(${helperProgram.toString()})(require("node:worker_threads").workerData)`, { eval: true, workerData: data });
+      const data: HelperData = { module, memory, control, exportName, argCount, maxCalls };
       // Idle helpers wait on the control block; they must not keep the process alive.
-      thread.unref();
+      new Worker(source, { eval: true, workerData: data }).unref();
     }
-    if (helpers > 0) orphans.register(this, this.control, this);
+    if (helpers > 0) orphans.register(this, this.runner.control, this);
     this.running = helpers;
   }
 
-  /**
-   * Runs `calls[t]` (argument lists) on thread t: 0 this one, 1… the helpers (at most `helpers` + 1 lists, each of at
-   * most `maxCalls`); returns each list's results in order.
-   */
-  run(calls: number[][][]): number[][] {
-    if (calls.length > this.helpers + 1 || calls.some((c) => c.length > this.maxCalls)) throw new Error(`kernel threads: ${calls.length} lists of calls for ${this.helpers + 1} threads of ${this.maxCalls} calls`);
-    if (this.running === 0) return calls.map((list) => list.map((args) => this.kernel(...args)));
-    const n = this.argCount + 1;
-    for (let h = 0; h < this.helpers; h++) {
-      const list = calls[h + 1] ?? [];
-      list.forEach((args, c) => this.calls[h].set(args, c * n));
-      this.control[2 + h] = list.length;
+  /** Runs every call (an argument list each, at most `maxCalls`) on whichever thread takes it; returns their results in order. */
+  run(calls: number[][]): number[] {
+    if (calls.length > this.maxCalls) throw new Error(`kernel threads: a job of ${calls.length} calls, at most ${this.maxCalls}`);
+    const { control, next, calls: slots, argCount } = this.runner;
+    const n = argCount + 1;
+    // The counter names the new job first: a helper still in the last one takes nothing more (its calls are all done).
+    // Then the calls; then the helpers are told.
+    const job = ++this.job;
+    Atomics.store(next, 0, BigInt(job) << 32n);
+    calls.forEach((args, c) => slots.set(args, c * n));
+    Atomics.store(control, COUNT, calls.length);
+    Atomics.store(control, DONE, 0);
+    if (this.running > 0) {
+      Atomics.store(control, JOB, job);
+      Atomics.notify(control, JOB);
     }
-    Atomics.store(this.control, DONE, 0);
-    this.job++;
-    Atomics.store(this.control, JOB, this.job);
-    Atomics.notify(this.control, JOB);
-    const own = (calls[0] ?? []).map((args) => this.kernel(...args));
+    takeCalls(this.runner, job);
     const deadline = Date.now() + HELPER_TIMEOUT_MS;
     let done;
-    while ((done = Atomics.load(this.control, DONE)) < this.helpers) {
-      if (Date.now() > deadline) throw new Error(`kernel threads: ${this.helpers - done} of ${this.helpers} helper threads did not finish in ${HELPER_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(this.control, DONE, done, 100);
+    while ((done = Atomics.load(control, DONE)) < calls.length) {
+      if (Date.now() > deadline) throw new Error(`kernel threads: ${calls.length - done} calls that helper threads took did not finish in ${HELPER_TIMEOUT_MS / 1000} s`);
+      Atomics.wait(control, DONE, done, 100);
     }
-    return [own, ...calls.slice(1).map((list, h) => list.map((_, c) => this.calls[h][c * n + this.argCount]))];
+    return calls.map((_, c) => slots[c * n + argCount]);
   }
 
-  /** Ends the helper threads; calls after it run here. */
+  /** Ends the helper threads; jobs after it run on this thread alone. */
   close(): void {
     orphans.unregister(this);
-    if (this.running > 0) stopHelpers(this.control);
+    if (this.running > 0) stopHelpers(this.runner.control);
     this.running = 0;
   }
 }
