@@ -9,12 +9,12 @@
  * ranges, which whichever thread is free steps, element by element as one thread would, so the results are the same
  * bit for bit whoever steps which.
  *
- * The kernel reads and writes only its own memory (shared with its helpers), which holds per part the gradient and two generations of
- * parameters and moments, used in turn: a step reads the current generation and writes the other one, which becomes
- * current only when the caller commits it, so that a step that would make a weight non-finite leaves the current
- * parameters as they were. The moments it returns are views of its memory; the parameters are copies (weights sent to
- * workers are never written again), which must not be changed in place: the next step reads its own copy. Parameters
- * it did not return itself (the first step, or a resumed run's) are copied in first.
+ * The kernel reads and writes only its own memory (shared with its helpers), which holds per part the gradient and
+ * two generations of parameters and moments, used in turn: a step reads the current generation and writes the other
+ * one, which becomes current only when the caller commits it, so that a step that would make a weight non-finite
+ * leaves the current parameters as they were. The moments it returns are views of its memory; the parameters are
+ * copies (weights sent to workers are never written again), which must not be changed in place: the next step reads
+ * its own copy. Parameters it did not return itself (the first step, or a resumed run's) are copied in first.
  */
 import { KernelThreads, spareCores } from "../platform/kernel-threads.js";
 import { alignedBytes, wasmModule } from "../platform/wasm.js";
@@ -51,11 +51,11 @@ export interface KernelStep {
   v: Float32Array[];
 }
 
-/** Fewer weights than this are stepped on one thread: a step of them takes less than the helpers' start-up is worth. */
-const THREADED_FROM = 1 << 16;
-
 /** Elements per call of the kernel (a multiple of four): a default-size step is some fifteen calls for the threads to share. */
 const RANGE = 1 << 16;
+
+/** Fewer weights than one range are stepped on one thread: there is nothing to share, and helpers cost a start-up. */
+const THREADED_FROM = RANGE;
 
 /** The most pages (64 KiB) a WebAssembly memory holds: 4 GiB. */
 const MAX_PAGES = 65536;

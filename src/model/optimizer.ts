@@ -427,9 +427,9 @@ export function optimizerStep(
 
 /**
  * Σg² over all parts (the global norm's square), in four interleaved sums: element i of every part goes to sum i mod 4,
- * the parts in order, and the four are added as (s₀ + s₁) + (s₂ + s₃). Four independent chains of additions instead of
- * one run four times as fast (one long chain waits on every addition's latency), and the order is fixed, so the value
- * is the same bit for bit wherever it is summed: a sum computed elsewhere (the pool's check of a reduce group's sums)
+ * the parts in order, and the four are added as (s₀ + s₁) + (s₂ + s₃). Four independent chains of additions run about
+ * twice as fast as one (which waits on every addition's latency), and the order is fixed, so the value is the same
+ * bit for bit wherever it is summed: a sum computed elsewhere (the pool's check of a reduce group's sums)
  * is the one optimizerStep would compute, and can be handed to it instead.
  */
 export function sumOfSquares(parts: Float64Array[]): number {

@@ -60,7 +60,7 @@ export function copyCheckingFinite32(src: Uint8Array, dst: Uint8Array): boolean 
 
 /** Whether every value of `x` is finite (no NaN, no ±Infinity). */
 export function allFinite32(x: Float32Array): boolean {
-  if (finiteBuffers.has(x.buffer)) return true;
+  if (isMarkedFinite32(x.buffer)) return true;
   let start = 0;
   if (kernel) {
     // Whole vectors of 16 values, a block at a time; the loop below takes the last few.

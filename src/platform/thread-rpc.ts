@@ -124,9 +124,9 @@ export function serveRpc<Init, Req, Res>(handle: (request: Req, init: Init) => R
  * `value` with every typed array that views only part of a larger buffer (such as a kernel's WebAssembly memory)
  * copied alone: a structured clone copies a view's whole buffer, or shares a shared one, which its owner may write
  * over while the thread reads it (the Adam kernel's moments). Plain objects and arrays are copied shallowly where
- * they hold such a view; everything else is kept as it is, whole shared buffers included (received frames, which
- * nothing writes). The new buffers are added to
- * `copies`, for the caller to transfer rather than have them copied once more when posted.
+ * they hold such a view; everything else is kept as it is, whole shared buffers included (received frames and the
+ * weights, which nothing writes). The new buffers are added to `copies`, for the caller to transfer rather than have
+ * them copied once more when posted.
  */
 export function withOwnBuffers<T>(value: T, copies: ArrayBuffer[] = []): T {
   if (ArrayBuffer.isView(value)) {
