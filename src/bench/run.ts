@@ -25,7 +25,6 @@ import { initialTrainingState, readCheckpoint, TrainingState, writeCheckpoint } 
 import { checkpointIdentity } from "../io/identity.js";
 import { AdamKernel } from "../model/adam-kernel.js";
 import { withOwnBuffers } from "../platform/thread-rpc.js";
-import { spareCores } from "../platform/kernel-threads.js";
 import { averageGradients, newAdamState, OptimizedParameters, optimizerStep, sumOfSquares } from "../model/optimizer.js";
 import { MetricsCsv } from "../io/run-dir.js";
 import { benchFigureSet } from "./figures.js";
@@ -154,7 +153,7 @@ function coordinatorWork(config: Config, state: StreamState): void {
   const oneThread = AdamKernel.create([E, F], 0);
   const updateOneThread = timeUpdate({ kernel: oneThread });
   const kernel = AdamKernel.create([E, F]);
-  const helpers = spareCores(3);
+  const helpers = kernel?.helpers ?? 0;
   const update = timeUpdate({ kernel });
   // With a reduce group the worker has reduced: the coordinator checks the sums (Σg², as the pool does) and steps
   // with that Σg².

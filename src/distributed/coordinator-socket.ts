@@ -168,12 +168,12 @@ export class CoordinatorSocket {
    * decoded from them need not read them again.
    */
   private receive(frames: Uint8Array[], finite: boolean[]): void {
-    frames.forEach((f, k) => finite[k] && markFinite32(f.buffer));
-    for (const f of frames) {
-      if (!(f.buffer instanceof SharedArrayBuffer)) continue;
+    frames.forEach((f, k) => {
+      if (finite[k]) markFinite32(f.buffer);
+      if (!(f.buffer instanceof SharedArrayBuffer)) return;
       this.unreclaimed += f.byteLength;
       this.reclaimed.register(f.buffer, f.byteLength);
-    }
+    });
     this.updateShared();
     this.received.push(frames.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength)));
   }

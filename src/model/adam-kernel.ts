@@ -177,6 +177,11 @@ export class AdamKernel {
     return { params: this.returned, m: now.m.map((p) => p.view), v: now.v.map((p) => p.view) };
   }
 
+  /** How many helper threads share its steps with the calling thread. */
+  get helpers(): number {
+    return this.threads.helpers;
+  }
+
   /** Ends the helper threads (a kernel collected without it ends them then). */
   close(): void {
     this.threads.close();

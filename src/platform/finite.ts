@@ -51,9 +51,7 @@ export function copyCheckingFinite32(src: Uint8Array, dst: Uint8Array): boolean 
     const bytes = Math.min(4 * BLOCK, src.byteLength - start);
     kernel.bytes.set(src.subarray(start, start + bytes));
     dst.set(kernel.bytes.subarray(0, bytes), start);
-    // Whole vectors of 16 values in the kernel, the last few in the loop.
-    const whole = (bytes / 4) & ~15;
-    finite &&= kernel.check(0, whole) === 1 && allFinite32Loop(kernel.block.subarray(0, bytes / 4), whole);
+    finite &&= blockFinite(bytes / 4);
   }
   return finite;
 }
@@ -61,32 +59,33 @@ export function copyCheckingFinite32(src: Uint8Array, dst: Uint8Array): boolean 
 /** Whether every value of `x` is finite (no NaN, no ±Infinity). */
 export function allFinite32(x: Float32Array): boolean {
   if (isMarkedFinite32(x.buffer)) return true;
-  let start = 0;
-  if (kernel) {
-    // Whole vectors of 16 values, a block at a time; the loop below takes the last few.
-    const whole = x.length & ~15;
-    for (; start < whole; start += BLOCK) {
-      const n = Math.min(BLOCK, whole - start);
-      kernel.block.set(x.subarray(start, start + n));
-      if (kernel.check(0, n) === 0) return false;
-    }
-    start = whole;
+  if (!kernel) return allFinite32Loop(x);
+  for (let start = 0; start < x.length; start += BLOCK) {
+    const n = Math.min(BLOCK, x.length - start);
+    kernel.block.set(x.subarray(start, start + n));
+    if (!blockFinite(n)) return false;
   }
-  return allFinite32Loop(x, start);
+  return true;
+}
+
+/** Whether the first n values of the kernel's block are finite: whole vectors of 16 in the kernel, the last few in the loop. */
+function blockFinite(n: number): boolean {
+  const whole = n & ~15;
+  return kernel!.check(0, whole) === 1 && allFinite32Loop(kernel!.block.subarray(whole, n));
 }
 
 /**
- * The JavaScript check of x[start…], without a branch per value: v − v is 0 for every finite v and NaN otherwise,
- * and NaN stays in a sum; four sums, so that the additions do not wait on each other.
+ * The JavaScript check, without a branch per value: v − v is 0 for every finite v and NaN otherwise, and NaN stays
+ * in a sum; four sums, so that the additions do not wait on each other.
  */
-function allFinite32Loop(x: Float32Array, start: number): boolean {
+function allFinite32Loop(x: Float32Array): boolean {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
   const n = x.length;
-  const n4 = start + ((n - start) & ~3);
-  for (let i = start; i < n4; i += 4) {
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
     s0 += x[i] - x[i];
     s1 += x[i + 1] - x[i + 1];
     s2 += x[i + 2] - x[i + 2];

@@ -34,6 +34,20 @@ interface Runner {
 }
 
 /**
+ * The control block's views for `kernel`. Like takeCalls, it runs on the helpers as source text, so it names the
+ * header's size by number (HEADER_BYTES = 24).
+ */
+function runnerOver(kernel: Runner["kernel"], control: SharedArrayBuffer, argCount: number, maxCalls: number): Runner {
+  return {
+    kernel,
+    next: new BigInt64Array(control, 0, 1),
+    control: new Int32Array(control, 0, 6),
+    calls: new Float64Array(control, 24, maxCalls * (argCount + 1)),
+    argCount,
+  };
+}
+
+/**
  * Takes calls of job `job` until none is left: runs each, stores its result, counts it done. The one loop of this
  * thread and of the helpers, which run its source text: so it refers to nothing outside itself, and names the fields
  * by number (DONE = 3, COUNT = 4).
@@ -63,17 +77,12 @@ interface HelperData {
 
 /**
  * A helper thread's whole program: it waits for a job, takes calls until none is left, and waits again, until told
- * to stop. It runs as source text (new Worker(…, { eval: true })), with takeCalls's, so it too names the fields and
- * offsets by number (JOB = 2, HEADER_BYTES = 24).
+ * to stop. It runs as source text (new Worker(…, { eval: true })), with runnerOver's and takeCalls's, so it too names
+ * the job's field by number (JOB = 2).
  */
-function helperProgram(d: HelperData, take: typeof takeCalls): void {
-  const r: Runner = {
-    kernel: new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports[d.exportName] as (...args: number[]) => number,
-    next: new BigInt64Array(d.control, 0, 1),
-    control: new Int32Array(d.control, 0, 6),
-    calls: new Float64Array(d.control, 24, d.maxCalls * (d.argCount + 1)),
-    argCount: d.argCount,
-  };
+function helperProgram(d: HelperData, over: typeof runnerOver, take: typeof takeCalls): void {
+  const kernel = new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports[d.exportName] as Runner["kernel"];
+  const r = over(kernel, d.control, d.argCount, d.maxCalls);
   let seen = 0;
   for (;;) {
     let job;
@@ -103,20 +112,20 @@ export class KernelThreads {
   /** Helpers running: none once closed. */
   private running: number;
 
+  /** How many helper threads run beside the calling thread (none once closed). */
+  get helpers(): number {
+    return this.running;
+  }
+
   /**
    * `helpers` threads (0: every call runs here) running `exportName` of `module` over `memory`, which must be
    * shared; a job has at most `maxCalls` calls of `argCount` arguments.
    */
   constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, exportName: string, helpers: number, argCount: number, private readonly maxCalls: number) {
     const control = new SharedArrayBuffer(HEADER_BYTES + maxCalls * (argCount + 1) * 8);
-    this.runner = {
-      kernel: new WebAssembly.Instance(module, { env: { memory } }).exports[exportName] as (...args: number[]) => number,
-      next: new BigInt64Array(control, 0, 1),
-      control: new Int32Array(control, 0, 6),
-      calls: new Float64Array(control, HEADER_BYTES, maxCalls * (argCount + 1)),
-      argCount,
-    };
-    const source = `(${helperProgram.toString()})(require("node:worker_threads").workerData, ${takeCalls.toString()})`;
+    const kernel = new WebAssembly.Instance(module, { env: { memory } }).exports[exportName] as Runner["kernel"];
+    this.runner = runnerOver(kernel, control, argCount, maxCalls);
+    const source = `(${helperProgram.toString()})(require("node:worker_threads").workerData, ${runnerOver.toString()}, ${takeCalls.toString()})`;
     for (let h = 0; h < helpers; h++) {
       const data: HelperData = { module, memory, control, exportName, argCount, maxCalls };
       // Idle helpers wait on the control block; they must not keep the process alive.
